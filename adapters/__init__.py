@@ -1,0 +1,1 @@
+"""Adapters: one module per party, each owning its protocol both ways."""

@@ -1,0 +1,147 @@
+"""Outbound delivery: claim due outbox rows, hand each to its adapter, record the outcome.
+
+This is the one place where outgoing calls are timed, logged and retried, whatever
+the adapter (the nameko ``worker_setup``/``worker_result`` shape): adapters only say
+how a message goes over the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from adapters.base import DeliveryResult, OutgoingMessage
+from store.calllog import CallRecord, write_call
+from store.models import utcnow
+from store.outbox import Claimed, claim, finish
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+log = logging.getLogger("cityhub.delivery")
+
+
+def worker_name(suffix: str = "") -> str:
+    return f"{socket.gethostname()}:{os.getpid()}{':' + suffix if suffix else ''}"
+
+
+class Dispatcher:
+    """One claimer: ``run_once`` claims a batch and delivers it; safe to run many at once."""
+
+    def __init__(self, hub: Hub, worker_id: str) -> None:
+        self.hub = hub
+        self.worker_id = worker_id
+        self.batch = hub.config.delivery.batch
+        self.lease_seconds = hub.config.delivery.lease_seconds
+
+    def run_once(self) -> int:
+        with self.hub.db.session() as s:
+            claimed = claim(
+                s, self.worker_id, self.batch, self.lease_seconds, postgres=self.hub.db.postgres
+            )
+        for row in claimed:
+            self.deliver(row)
+        return len(claimed)
+
+    def deliver(self, row: Claimed) -> str | None:
+        hub = self.hub
+        record = CallRecord(
+            interface=row.interface,
+            direction="out",
+            party=row.partner,
+            started_at=utcnow(),
+            division=row.division,
+            item=row.item,
+            case_id=row.case_id,
+            message_id=row.id,
+        )
+        started = time.perf_counter()
+        message: OutgoingMessage | None = None
+        try:
+            adapter = hub.adapter(row.adapter)
+            message = OutgoingMessage(
+                id=row.id,
+                interface=row.interface,
+                operation=row.operation,
+                partner=hub.partner(row.partner),
+                payload=hub.cipher.open_json(row.payload_enc),
+                attempts=row.attempts,
+                timeout=row.timeout,
+                division=row.division,
+                item=row.item,
+                case_id=row.case_id,
+            )
+            result = adapter.deliver(message)
+        except Exception as exc:  # an adapter bug must not stop the worker
+            log.exception("delivery of message %s raised", row.id)
+            result = DeliveryResult(ok=False, error=f"{type(exc).__name__}: {exc}")
+        record.duration_ms = (time.perf_counter() - started) * 1000
+        record.outcome = "ok" if result.ok else "error"
+        record.code, record.error = result.code, result.error
+        record.request, record.response = result.request, result.response
+        with hub.db.session() as s:
+            status = finish(
+                s,
+                hub.cipher,
+                row,
+                self.worker_id,
+                ok=result.ok,
+                permanent=result.permanent,
+                error=result.error,
+                response=result.response,
+            )
+            write_call(s, hub.cipher, record)
+            if status is not None and message is not None:
+                hub.adapter(row.adapter).after_delivery(s, message, result, status)
+        if status is None:
+            log.warning("message %s: lease lost before the result was recorded", row.id)
+        return status
+
+
+class DeliveryWorkers:
+    """A pool of delivery threads in this process; woken early when a message is enqueued."""
+
+    def __init__(self, hub: Hub, threads: int | None = None) -> None:
+        self.hub = hub
+        self.threads = threads or hub.config.delivery.threads
+        self.poll_interval = hub.config.delivery.poll_interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        for n in range(self.threads):
+            dispatcher = Dispatcher(self.hub, worker_name(f"t{n}"))
+            t = threading.Thread(target=self._loop, args=(dispatcher,), daemon=True,
+                                 name=f"delivery-{n}")
+            t.start()
+            self._threads.append(t)
+
+    def _loop(self, dispatcher: Dispatcher) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = dispatcher.run_once()
+            except Exception:  # the store may be briefly unavailable: wait and go on
+                log.exception("delivery loop error")
+                busy = 0
+            if not busy:
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads.clear()
+
+    @property
+    def alive(self) -> int:
+        return sum(t.is_alive() for t in self._threads)

@@ -1,0 +1,96 @@
+"""Signed JSON over HTTP: the transport of the province and county adapters.
+
+POST ``{partner.base_url}/{operation}`` with the canonical payload, signed as the
+contracts say under the hub's own app id. ``0000`` is success; a ``2xxx``/``4xxx``
+answer means the message itself is wrong and will not get better by retrying
+(permanent); anything else — other codes, HTTP errors, timeouts, refused
+connections — is retried by the outbox policy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+
+from adapters.base import Adapter, DeliveryResult, OutgoingMessage, Partner
+from adapters.signing import signed_headers
+
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+
+
+def is_permanent(code: str | None) -> bool:
+    return bool(code) and code[0] in "24"
+
+
+class JsonClient:
+    """A pooled, thread-safe HTTP client that signs each request for its partner."""
+
+    def __init__(self, app_id: str, pool_size: int = 8) -> None:
+        self.app_id = app_id
+        self.pool = urllib3.PoolManager(maxsize=pool_size, block=False, retries=False)
+
+    def post(
+        self, partner: Partner, operation: str, payload: Any, timeout: float,
+        message_id: int | None = None,
+    ) -> DeliveryResult:
+        url = f"{partner.base_url.rstrip('/')}/{operation.lstrip('/')}"
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if partner.secret is not None:
+            headers.update(
+                signed_headers(self.app_id, partner.secret, "POST", urlsplit(url).path, body,
+                               algorithm=partner.sign_method)
+            )
+        if message_id is not None:
+            headers["X-Message-Id"] = str(message_id)
+        try:
+            resp = self.pool.request(
+                "POST", url, body=body, headers=headers,
+                timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+                preload_content=False,
+            )
+            raw = resp.read(MAX_RESPONSE_BYTES + 1)
+            resp.release_conn()
+        except urllib3.exceptions.HTTPError as exc:
+            return DeliveryResult(ok=False, error=f"{type(exc).__name__}: {exc}", request=payload)
+        if len(raw) > MAX_RESPONSE_BYTES:
+            return DeliveryResult(ok=False, error="response too large", request=payload)
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            return DeliveryResult(
+                ok=False, error=f"HTTP {resp.status}: answer is not JSON", request=payload,
+                response=raw[:2000].decode("utf-8", "replace"),
+            )
+        code = str(answer.get("code")) if isinstance(answer, dict) else None
+        if code == "0000":
+            return DeliveryResult(ok=True, code=code, request=payload, response=answer)
+        message = answer.get("message") if isinstance(answer, dict) else None
+        return DeliveryResult(
+            ok=False, permanent=is_permanent(code), code=code or str(resp.status),
+            error=f"HTTP {resp.status} code {code}: {message}", request=payload, response=answer,
+        )
+
+    def close(self) -> None:
+        self.pool.clear()
+
+
+class HttpJsonAdapter(Adapter):
+    """Generic signed JSON POST to a partner; the operation is the URL's last segment."""
+
+    alias = "http"
+
+    def __init__(self, hub) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(hub)
+        self.client = JsonClient(hub.config.hub_app_id, pool_size=hub.config.delivery.threads + 4)
+
+    def deliver(self, message: OutgoingMessage) -> DeliveryResult:
+        return self.client.post(
+            message.partner, message.operation, message.payload, message.timeout, message.id
+        )
+
+    def close(self) -> None:
+        self.client.close()

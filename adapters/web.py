@@ -1,0 +1,172 @@
+"""The web app: health, the JSON envelope of the contracts, and the inbound call-log hook.
+
+Every inbound endpoint is wrapped by ``inbound(...)``: it times the call, turns
+``ApiError`` into the contract's envelope, turns anything unexpected into ``5000`` with
+a reference id (never a stack trace), and writes the call-log row — one place for all
+adapters.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from sqlalchemy import text
+
+from store.calllog import CallRecord, write_call
+from store.models import utcnow
+from store.outbox import counts_by_status
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+log = logging.getLogger("cityhub.web")
+
+#: HTTP status of each contract code (province.md "Responses").
+HTTP_STATUS = {
+    "0000": 200, "1001": 401, "1002": 401, "1003": 401, "1004": 403,
+    "2001": 400, "2002": 400, "2003": 400, "2004": 400, "3001": 503,
+    "4001": 404, "5000": 500,
+}
+
+
+@dataclass
+class ApiError(Exception):
+    code: str
+    message: str
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+
+def envelope(code: str = "0000", message: str = "ok", data: Any = None,
+             errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message, "data": data or {}}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def json_response(body: dict[str, Any], status: int | None = None) -> Response:
+    resp = jsonify(body)
+    resp.status_code = status or HTTP_STATUS.get(body.get("code", "5000"), 500)
+    return resp
+
+
+def hub_of_app() -> Hub:
+    return current_app.extensions["cityhub"]
+
+
+def call_context() -> CallRecord:
+    """The call-log record of the current inbound request (handlers fill item, case...)."""
+    return g.call_record
+
+
+def inbound(interface: str | Callable[..., str], party: str = "unknown"):  # type: ignore[no-untyped-def]
+    """Decorate a JSON view: log the call, map errors to the contract's envelope.
+
+    ``interface`` may be a function of the view's keyword arguments (e.g. the item).
+    The view returns ``(body_dict, status)`` or a body dict or a Response.
+    """
+
+    def decorate(view):  # type: ignore[no-untyped-def]
+        @functools.wraps(view)
+        def wrapper(**kwargs):  # type: ignore[no-untyped-def]
+            hub = hub_of_app()
+            name = interface(**kwargs) if callable(interface) else interface
+            record = CallRecord(interface=name, direction="in", party=party, started_at=utcnow())
+            g.call_record = record
+            started = time.perf_counter()
+            try:
+                result = view(**kwargs)
+                resp = result if isinstance(result, Response) else json_response(
+                    *(result if isinstance(result, tuple) else (result,)))
+            except ApiError as exc:
+                resp = json_response(envelope(exc.code, exc.message, errors=exc.errors))
+                record.outcome = "rejected"
+                record.error = exc.message
+            except Exception:
+                log.exception("inbound %s failed, ref %s", name, record.ref_id)
+                resp = json_response(envelope(
+                    "5000", f"internal error, reference {record.ref_id}",
+                    data={"ref_id": record.ref_id}))
+                record.outcome = "error"
+                import traceback
+
+                record.error = traceback.format_exc(limit=20)
+            record.duration_ms = (time.perf_counter() - started) * 1000
+            if resp.is_json:
+                answer = resp.get_json(silent=True) or {}
+                record.code = str(answer.get("code")) if isinstance(answer, dict) else None
+                record.response = answer
+            else:
+                record.response = {"status": resp.status_code, "mimetype": resp.mimetype}
+            if record.code and record.code != "0000" and record.outcome == "ok":
+                record.outcome = "rejected"
+            if record.request is None:
+                record.request = _request_for_log()
+            try:
+                with hub.db.session() as s:
+                    write_call(s, hub.cipher, record)
+            except Exception:  # never fail the caller's answer because the log is down
+                log.exception("could not write the call log for ref %s", record.ref_id)
+            resp.headers["X-Ref-Id"] = record.ref_id
+            return resp
+
+        return wrapper
+
+    return decorate
+
+
+def _request_for_log() -> Any:
+    if request.mimetype == "application/json":
+        data = request.get_data(cache=True)
+        return data[: 256 * 1024].decode("utf-8", "replace")
+    return {"mimetype": request.mimetype, "length": request.content_length}
+
+
+def make_app(hub: Hub) -> Flask:
+    app = Flask("cityhub")
+    app.extensions["cityhub"] = hub
+    app.config["MAX_CONTENT_LENGTH"] = hub.config.limits.max_material_bytes + 65536
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    @app.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        store: dict[str, Any] = {"dialect": hub.db.engine.dialect.name}
+        try:
+            with hub.db.session() as s:
+                s.execute(text("SELECT 1"))
+                store["outbox"] = counts_by_status(s)
+            store["ok"] = True
+        except Exception as exc:
+            store.update(ok=False, error=type(exc).__name__)
+        sched = hub.scheduler.state() if hub.scheduler is not None else {"running": False}
+        workers = hub.workers.alive if hub.workers is not None else 0
+        ok = store["ok"]
+        body = {"status": "ok" if ok else "degraded", "city": hub.city.code, "store": store,
+                "scheduler": sched, "delivery_threads": workers}
+        return jsonify(body), 200 if ok else 503
+
+    @app.errorhandler(413)
+    def too_large(_exc):  # type: ignore[no-untyped-def]
+        return json_response(envelope("2001", "request body too large"))
+
+    @app.errorhandler(404)
+    def not_found(_exc):  # type: ignore[no-untyped-def]
+        return json_response(envelope("4001", "no such endpoint"))
+
+    @app.errorhandler(405)
+    def not_allowed(_exc):  # type: ignore[no-untyped-def]
+        return json_response(envelope("4001", "method not allowed for this endpoint"), 405)
+
+    for name in hub.config.inbound:
+        hub.adapter(name).register_inbound(app)
+    return app

@@ -1,0 +1,579 @@
+"""cityhub — the engine and composition root, and the command line.
+
+Loads ``config.yaml``, builds the store, the routing table, the adapters, the web app,
+the delivery workers and the scheduler. ``python hub.py --help`` lists the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.orm import Session
+
+from adapters.base import Adapter, AdapterNotFound, Partner, resolve_adapter
+from mapping.divisions import Divisions
+from mapping.items import ITEMS
+from routes.policy import RetryPolicy, policy_fields
+from routes.table import RouteTableError, RoutingTable, load_table
+from store.crypto import DataCipher, decode_master_key, new_master_key
+from store.db import Database
+from store.models import AuditEntry
+from store.outbox import NewMessage, enqueue
+
+log = logging.getLogger("cityhub")
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG = ROOT / "config.yaml"
+DEFAULT_INBOUND: tuple[str, ...] = ()
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the file and the key."""
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1024 * 1024
+    max_material_bytes: int = 10 * 1024 * 1024
+    max_soap_bytes: int = 512 * 1024
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    threads: int = 4
+    batch: int = 10
+    lease_seconds: float = 120.0
+    poll_interval: float = 0.5
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    enabled: bool = True
+    lease_seconds: float = 30.0
+    housekeeping_hour: int = 3
+    nonce_window_seconds: int = 600
+    call_log_retention_days: int = 730
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    city: str
+    hub_app_id: str
+    database_url: str
+    secrets_file: Path
+    routing_table: Path
+    files_dir: Path
+    host: str
+    port: int
+    limits: Limits
+    delivery: DeliveryConfig
+    scheduler: SchedulerConfig
+    retry_policies: dict[str, RetryPolicy]
+    partners: dict[str, dict[str, Any]]
+    inbound: tuple[str, ...]
+    raw: dict[str, Any]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A free-form section for an adapter's own settings (e.g. ``bank``)."""
+        value = self.raw.get(name) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.path}: {name}: must be a mapping")
+        return value
+
+
+def _typed(cls, raw: Any, where: str):  # type: ignore[no-untyped-def]
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    names = set(cls.__dataclass_fields__)
+    unknown = set(raw) - names
+    if unknown and "extra" not in names:
+        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown setting")
+    known = {k: v for k, v in raw.items() if k in names}
+    if "extra" in names:
+        known["extra"] = {k: v for k, v in raw.items() if k not in names}
+    try:
+        return cls(**known)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config file (``--config``, else ``HUB_CONFIG``, else ./config.yaml)."""
+    path = Path(path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG).resolve()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    base = path.parent
+
+    def rel(value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else (base / p)
+
+    for key in ("city", "routing_table"):
+        if not raw.get(key):
+            raise ConfigError(f"{path}: {key}: required")
+    policies = {"default": RetryPolicy()}
+    for name, fields in (raw.get("retry_policies") or {}).items():
+        try:
+            policies[name] = RetryPolicy().merged(
+                policy_fields(fields or {}, where=f"retry_policies.{name}")
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    partners = raw.get("partners") or {}
+    if not isinstance(partners, dict):
+        raise ConfigError(f"{path}: partners: must map app ids to settings")
+    listen = raw.get("listen") or {}
+    db_url = os.environ.get("HUB_DATABASE_URL") or raw.get("database_url") or "sqlite:///var/cityhub.db"
+    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
+        db_url = "sqlite:///" + str(rel(db_url[len("sqlite:///"):]))
+    city = str(raw["city"])
+    return Config(
+        path=path,
+        city=city,
+        hub_app_id=str(raw.get("hub_app_id") or f"cityhub_{city}"),
+        database_url=db_url,
+        secrets_file=rel(raw.get("secrets_file") or "var/secrets.json"),
+        routing_table=rel(raw["routing_table"]),
+        files_dir=rel(raw.get("files_dir") or "var/files"),
+        host=str(listen.get("host", "127.0.0.1")),
+        port=int(listen.get("port", 8080)),
+        limits=_typed(Limits, raw.get("limits"), f"{path}: limits"),
+        delivery=_typed(DeliveryConfig, raw.get("delivery"), f"{path}: delivery"),
+        scheduler=_typed(SchedulerConfig, raw.get("scheduler"), f"{path}: scheduler"),
+        retry_policies=policies,
+        partners={str(k): dict(v or {}) for k, v in partners.items()},
+        inbound=tuple(raw.get("inbound") or DEFAULT_INBOUND),
+        raw=raw,
+    )
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def env_key(app_id: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in app_id).upper()
+
+
+class Secrets:
+    """Partner secrets and the data key: environment first, then the local secrets file."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._file: dict[str, Any] = {}
+        if config.secrets_file.exists():
+            self._file = json.loads(config.secrets_file.read_text(encoding="utf-8"))
+
+    def data_key(self) -> bytes:
+        text = os.environ.get("HUB_DATA_KEY") or self._file.get("data_key")
+        if not text:
+            raise ConfigError(
+                "no data key: set HUB_DATA_KEY, or run `python hub.py init-secrets` "
+                f"to create {self.config.secrets_file}"
+            )
+        return decode_master_key(text)
+
+    def partner_secret(self, app_id: str) -> bytes | None:
+        text = os.environ.get(f"HUB_SECRET_{env_key(app_id)}") or (
+            self._file.get("partners") or {}
+        ).get(app_id)
+        return text.encode() if text else None
+
+
+def init_secrets(config: Config, extra_app_ids: tuple[str, ...] = ()) -> Path:
+    """Create (or complete) the local secrets file: a data key and a secret per partner."""
+    import secrets as pysecrets
+
+    path = config.secrets_file
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("data_key", new_master_key())
+    partners = data.setdefault("partners", {})
+    for app_id in [*config.partners, *extra_app_ids]:
+        partners.setdefault(app_id, pysecrets.token_urlsafe(32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------- the hub
+
+
+class Hub:
+    """Everything a request, a worker or a job needs, built once from the config."""
+
+    def __init__(self, config: Config, db: Database | None = None) -> None:
+        self.config = config
+        self.secrets = Secrets(config)
+        self.cipher = DataCipher(self.secrets.data_key())
+        self.divisions = Divisions.load()
+        if config.city not in self.divisions.cities:
+            raise ConfigError(f"{config.path}: city: {config.city} is not in the division table")
+        self.city = self.divisions.city(config.city)
+        self.partners = self._load_partners()
+        self.routes: RoutingTable = load_table(
+            config.routing_table,
+            self.divisions,
+            items=ITEMS,
+            adapter_exists=_adapter_exists,
+            partners=self.partners,
+            policies=config.retry_policies,
+            city_code=config.city,
+        )
+        self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
+        self._adapters: dict[str, Adapter] = {}
+        self._adapters_lock = threading.Lock()
+        self.workers = None  # DeliveryWorkers, when this process delivers
+        self.scheduler = None  # HubScheduler, when this process schedules
+
+    def _load_partners(self) -> dict[str, Partner]:
+        partners: dict[str, Partner] = {}
+        for app_id, raw in self.config.partners.items():
+            where = f"{self.config.path}: partners.{app_id}"
+            url = os.environ.get(f"HUB_PARTNER_{env_key(app_id)}_URL") or raw.get("base_url", "")
+            items = raw.get("items")
+            if items is not None and not isinstance(items, list):
+                raise ConfigError(f"{where}.items: must be a list of item codes")
+            division = raw.get("division")
+            if division is not None and not self.city.is_county(str(division)):
+                raise ConfigError(f"{where}.division: {division} is not a county of this city")
+            known = {"base_url", "timeout", "sign_method", "items", "division"}
+            partners[app_id] = Partner(
+                app_id=app_id,
+                base_url=str(url),
+                timeout=float(raw.get("timeout", 10)),
+                sign_method=str(raw.get("sign_method", "HMAC-SHA256")),
+                items=tuple(items) if items is not None else None,
+                division=str(division) if division is not None else None,
+                options={k: v for k, v in raw.items() if k not in known},
+                secret=self.secrets.partner_secret(app_id),
+            )
+        return partners
+
+    # -- lookups
+
+    def partner(self, app_id: str) -> Partner:
+        try:
+            return self.partners[app_id]
+        except KeyError:
+            raise LookupError(f"unknown partner {app_id!r}") from None
+
+    def adapter(self, name: str) -> Adapter:
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            with self._adapters_lock:
+                adapter = self._adapters.get(name)
+                if adapter is None:
+                    adapter = resolve_adapter(name)(self)
+                    self._adapters[name] = adapter
+        return adapter
+
+    # -- transactions and the outbox
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A unit of work; delivery workers in this process are woken after it commits."""
+        with self.db.session() as session:
+            yield session
+        if session.info.get("enqueued") and self.workers is not None:
+            self.workers.wake()
+
+    def enqueue(self, session: Session, message: NewMessage) -> int:
+        row = enqueue(session, self.cipher, message)
+        session.flush()
+        session.info["enqueued"] = True
+        return row.id
+
+    def audit(self, session: Session, actor: str, action: str, target: str = "",
+              detail: Any = None) -> None:
+        session.add(AuditEntry(
+            actor=actor, action=action, target=target,
+            detail=None if detail is None else json.dumps(detail, ensure_ascii=False, default=str),
+        ))
+
+    # -- processes
+
+    def start_workers(self, threads: int | None = None) -> None:
+        from adapters.dispatch import DeliveryWorkers
+
+        self.workers = DeliveryWorkers(self, threads)
+        self.workers.start()
+
+    def start_scheduler(self) -> None:
+        from scheduler import HubScheduler
+
+        self.scheduler = HubScheduler(self)
+        self.scheduler.start()
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.workers is not None:
+            self.workers.stop()
+        for adapter in self._adapters.values():
+            with suppress(Exception):
+                adapter.close()
+        self.db.dispose()
+
+
+def _adapter_exists(name: str) -> bool:
+    try:
+        resolve_adapter(name)
+    except AdapterNotFound:
+        return False
+    return True
+
+
+def build_hub(config_path: str | Path | None = None) -> Hub:
+    return Hub(load_config(config_path))
+
+
+def create_app(hub: Hub | None = None):  # type: ignore[no-untyped-def]
+    """The WSGI app factory (``gunicorn 'hub:create_app()'``)."""
+    from adapters.web import make_app
+
+    return make_app(hub or build_hub())
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is not None:
+        from datetime import UTC
+
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def cmd_init_secrets(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    path = init_secrets(config)
+    print(f"secrets file ready: {path}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    db = Database(config.database_url)
+    db.migrate()
+    db.dispose()
+    print(f"database is at the newest schema: {db.engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    hub = build_hub(args.config)
+    try:
+        route = hub.routes.resolve(args.county, args.item)
+    except LookupError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    finally:
+        hub.db.dispose()
+    print(f"{route.county} {route.county_name} / {route.item}")
+    print(f"  adapter:  {route.adapter}")
+    print(f"  partner:  {route.partner or '-'}")
+    print(f"  mode:     {route.mode}")
+    print(f"  timeout:  {route.timeout:g}s")
+    r = route.retry
+    print(f"  retry:    {r.max_attempts} attempts, backoff {r.min_backoff:g}s..{r.max_backoff:g}s")
+    print("  why:      " + "; ".join(route.why) + f" (table {hub.routes.source})")
+    return 0
+
+
+def cmd_resubmit(args: argparse.Namespace) -> int:
+    from store.outbox import MessageFilter, find, resubmit
+
+    hub = build_hub(args.config)
+    statuses = tuple(args.status or ["dead"])
+    flt = MessageFilter(
+        ids=tuple(args.id or ()), item=args.item, division=args.county,
+        interface=args.interface, partner=args.partner, statuses=statuses,
+        since=_parse_time(args.since), until=_parse_time(args.until),
+    )
+    if not (args.id or args.filter):
+        print("error: give --id N (repeatable) or --filter with criteria", file=sys.stderr)
+        return 2
+    try:
+        with hub.transaction() as s:
+            if args.dry_run:
+                rows = find(s, flt)
+                for m in rows:
+                    print(f"{m.id}\t{m.status}\t{m.interface}\t{m.partner}\t{m.division or '-'}"
+                          f"\t{m.attempts}\t{(m.last_error or '')[:80]}")
+                print(f"{len(rows)} message(s) would be resubmitted")
+                return 0
+            ids = resubmit(s, flt, actor=args.actor)
+            hub.audit(s, args.actor, "resubmit", target=",".join(map(str, ids)),
+                      detail={"filter": vars(args) | {"func": None}})
+        print(f"resubmitted {len(ids)} message(s): {', '.join(map(str, ids)) or '-'}")
+        return 0
+    finally:
+        hub.close()
+
+
+def _serve_until_signal(stop: threading.Event) -> None:
+    def handler(signum, _frame):  # type: ignore[no-untyped-def]
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from waitress.server import create_server
+
+    hub = build_hub(args.config)
+    app = create_app(hub)
+    host, port = args.host or hub.config.host, args.port or hub.config.port
+    if not args.no_workers:
+        hub.start_workers(args.threads)
+    if hub.config.scheduler.enabled and not args.no_scheduler:
+        hub.start_scheduler()
+    server = create_server(app, host=host, port=port, threads=args.http_threads,
+                           max_request_body_size=hub.config.limits.max_material_bytes + 65536)
+    stop = threading.Event()
+    _serve_until_signal(stop)
+    thread = threading.Thread(target=server.run, daemon=True, name="http")
+    thread.start()
+    log.info("cityhub %s serving on http://%s:%s", hub.city.name, host, port)
+    print(f"cityhub serving {hub.city.name} ({hub.city.code}) on http://{host}:{port}", flush=True)
+    stop.wait()
+    server.close()
+    hub.close()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    hub = build_hub(args.config)
+    hub.start_workers(args.threads)
+    if args.scheduler and hub.config.scheduler.enabled:
+        hub.start_scheduler()
+    stop = threading.Event()
+    _serve_until_signal(stop)
+    print(f"cityhub worker: {hub.workers.threads} delivery thread(s)", flush=True)
+    stop.wait()
+    hub.close()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    hub = build_hub(args.config)
+    hub.db.dispose()
+    print(f"configuration ok: {hub.city.name} ({hub.city.code}), "
+          f"{len(hub.routes.counties())} counties routed from {hub.routes.source}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hub.py", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="config file (default: $HUB_CONFIG or ./config.yaml)")
+    p.add_argument("--log-level", default=os.environ.get("HUB_LOG_LEVEL", "INFO"))
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init-secrets", help="create the local secrets file (once)").set_defaults(
+        func=cmd_init_secrets)
+    for name in ("migrate", "init-db"):
+        sub.add_parser(name, help="create or upgrade the database schema").set_defaults(
+            func=cmd_migrate)
+    sub.add_parser("check", help="load and validate config and routing table").set_defaults(
+        func=cmd_check)
+
+    s = sub.add_parser("serve", help="serve the web app with delivery workers and scheduler")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--threads", type=int, help="delivery threads")
+    s.add_argument("--http-threads", type=int, default=16)
+    s.add_argument("--no-workers", action="store_true")
+    s.add_argument("--no-scheduler", action="store_true")
+    s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="deliver outbox messages (no web app)")
+    w.add_argument("--threads", type=int)
+    w.add_argument("--scheduler", action="store_true", help="also run the scheduler")
+    w.set_defaults(func=cmd_worker)
+
+    r = sub.add_parser("route", help="dry run: where would a message go, and why")
+    r.add_argument("--county", required=True)
+    r.add_argument("--item", required=True)
+    r.set_defaults(func=cmd_route)
+
+    rs = sub.add_parser("resubmit", help="put parked messages back in the queue")
+    rs.add_argument("--id", type=int, action="append", help="message id (repeatable)")
+    rs.add_argument("--filter", action="store_true", help="select by the criteria below")
+    rs.add_argument("--item")
+    rs.add_argument("--county")
+    rs.add_argument("--interface")
+    rs.add_argument("--partner")
+    rs.add_argument("--status", action="append", choices=["dead", "done"],
+                    help="statuses to take (default dead; done resends delivered messages)")
+    rs.add_argument("--since", help="created at or after (ISO 8601)")
+    rs.add_argument("--until", help="created before (ISO 8601)")
+    rs.add_argument("--dry-run", action="store_true", help="list, send nothing")
+    rs.add_argument("--actor", default=os.environ.get("HUB_ACTOR") or getpass.getuser())
+    rs.set_defaults(func=cmd_resubmit)
+
+    for extra in _extra_commands():
+        extra(sub)
+    return p
+
+
+def _extra_commands():  # type: ignore[no-untyped-def]
+    """Commands contributed by adapters and admin (``add_commands(subparsers)``)."""
+    import importlib
+
+    for module_name in ("adapters.sim.demo", "admin.cli"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        yield module.add_commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, RouteTableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

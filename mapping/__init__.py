@@ -1,0 +1,1 @@
+"""Canonical message, code tables, field maps and validators."""

@@ -1,0 +1,1 @@
+"""Routing: which adapter, partner and mode serve a (county division code, item) pair."""

@@ -1,0 +1,196 @@
+"""Routing tables: YAML keyed on county division codes, validated whole at start-up.
+
+A table names its city, defaults, and for every county of that city its adapter,
+partner and mode, with per-item overrides::
+
+    city: "511700"
+    defaults: {adapter: county_smart, mode: auto, timeout: 10, retry: default}
+    counties:
+      "511702":                       # 通川区
+        partner: county_511702
+        items:
+          property_info_query: {timeout: 5}
+      "511725":                       # 渠县
+        adapter: manual_excel
+        mode: manual
+
+``retry`` is the name of a policy in config.yaml, or a mapping of its fields. Any
+mistake stops start-up with one message naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mapping.divisions import City, Divisions
+from routes.policy import RetryPolicy, policy_fields
+
+MODES = ("auto", "manual")
+#: Routed items that are not business items of the catalogue (bank events, by division).
+EXTRA_ITEMS = ("fund_supervision",)
+_ROUTE_KEYS = {"adapter", "partner", "mode", "timeout", "retry"}
+
+
+class RouteTableError(ValueError):
+    """A routing table is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Route:
+    county: str
+    county_name: str
+    item: str
+    adapter: str
+    partner: str | None
+    mode: str
+    timeout: float
+    retry: RetryPolicy
+    why: tuple[str, ...] = field(default=())
+
+    @property
+    def manual(self) -> bool:
+        return self.mode == "manual"
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    source: str
+    city: City
+    routes: dict[tuple[str, str], Route]
+
+    def resolve(self, county: str, item: str) -> Route:
+        try:
+            return self.routes[(county, item)]
+        except KeyError:
+            if not any(c == county for c, _ in self.routes):
+                raise LookupError(
+                    f"county {county!r} is not a county of {self.city.name} ({self.city.code})"
+                ) from None
+            raise LookupError(f"item {item!r} is not routed") from None
+
+    def counties(self) -> list[str]:
+        return sorted({c for c, _ in self.routes})
+
+
+def load_table(
+    path: str | Path,
+    divisions: Divisions,
+    items: Iterable[str],
+    adapter_exists: Callable[[str], bool],
+    partners: Iterable[str],
+    policies: dict[str, RetryPolicy],
+    city_code: str | None = None,
+) -> RoutingTable:
+    """Load and validate a table; raise RouteTableError naming ``file: key`` at fault."""
+    path = Path(path)
+    src = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RouteTableError(f"{src}: cannot read the routing table: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise RouteTableError(f"{src}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RouteTableError(f"{src}: the table must be a mapping")
+
+    def fail(key: str, why: str) -> RouteTableError:
+        return RouteTableError(f"{src}: {key}: {why}")
+
+    code = str(raw.get("city", ""))
+    if code not in divisions.cities:
+        raise fail("city", f"{code!r} is not a city in the division table")
+    if city_code and code != city_code:
+        raise fail("city", f"{code} is not the hub's city {city_code}")
+    city = divisions.city(code)
+    known_items = set(items) | set(EXTRA_ITEMS)
+    partner_ids = set(partners)
+
+    def settings(block: Any, key: str) -> dict[str, Any]:
+        if block is None:
+            return {}
+        if not isinstance(block, dict):
+            raise fail(key, "must be a mapping")
+        unknown = set(block) - _ROUTE_KEYS - {"items"}
+        if unknown:
+            raise fail(f"{key}.{sorted(unknown)[0]}", "unknown setting")
+        return {k: v for k, v in block.items() if k != "items"}
+
+    def retry_of(value: Any, key: str, base: RetryPolicy) -> RetryPolicy:
+        if isinstance(value, str):
+            if value not in policies:
+                raise fail(f"{key}.retry", f"unknown retry policy {value!r}")
+            return policies[value]
+        if isinstance(value, dict):
+            try:
+                return base.merged(policy_fields(value, where=f"{key}.retry"))
+            except ValueError as exc:
+                raise fail(key, str(exc)) from exc
+        raise fail(f"{key}.retry", "must be a policy name or a mapping")
+
+    defaults = settings(raw.get("defaults"), "defaults")
+    counties = raw.get("counties")
+    if not isinstance(counties, dict) or not counties:
+        raise fail("counties", "must map each county's division code to its route")
+
+    routes: dict[tuple[str, str], Route] = {}
+    for county_key, block in counties.items():
+        county = str(county_key)
+        key = f"counties.{county}"
+        if not county.isdigit() or len(county) != 6:
+            raise fail(key, "not a six-digit division code")
+        if not city.is_county(county):
+            owner = divisions.city_of_county(county)
+            where = f"a county of {owner.name} ({owner.code})" if owner else "an unknown code"
+            raise fail(key, f"{where}, not of {city.name} ({city.code})")
+        county_settings = {**defaults, **settings(block, key)}
+        overrides = (block or {}).get("items") or {}
+        if not isinstance(overrides, dict):
+            raise fail(f"{key}.items", "must map item codes to settings")
+        for item in overrides:
+            if item not in known_items:
+                raise fail(f"{key}.items.{item}", "unknown item")
+        for item in sorted(known_items):
+            item_key = f"{key}.items.{item}" if item in overrides else key
+            merged = {**county_settings, **settings(overrides.get(item), item_key)}
+            routes[(county, item)] = _route(
+                merged, county, city.county_name(county), item, item_key,
+                fail, adapter_exists, partner_ids, policies, retry_of,
+            )
+    missing = sorted(set(city.counties) - {c for c, _ in routes})
+    if missing:
+        raise fail("counties", f"no route for {', '.join(missing)} "
+                               f"({', '.join(city.county_name(c) for c in missing)})")
+    return RoutingTable(source=src, city=city, routes=routes)
+
+
+def _route(merged, county, county_name, item, key, fail, adapter_exists, partner_ids,  # type: ignore[no-untyped-def]
+           policies, retry_of) -> Route:
+    adapter = merged.get("adapter")
+    if not adapter:
+        raise fail(key, "no adapter")
+    if not adapter_exists(adapter):
+        raise fail(f"{key}.adapter", f"unknown adapter {adapter!r}")
+    mode = merged.get("mode", "auto")
+    if mode not in MODES:
+        raise fail(f"{key}.mode", f"must be one of {', '.join(MODES)}")
+    partner = merged.get("partner")
+    if mode == "auto" and not partner:
+        raise fail(key, "an auto route needs a partner")
+    if partner and partner not in partner_ids:
+        raise fail(f"{key}.partner", f"unknown partner {partner!r} (not in config partners)")
+    timeout = merged.get("timeout", 10)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise fail(f"{key}.timeout", "must be a positive number of seconds")
+    retry = retry_of(merged.get("retry", "default"), key, policies["default"])
+    why = (
+        f"county {county} {county_name} → adapter {adapter}"
+        + (f", partner {partner}" if partner else "")
+        + f", mode {mode}",
+        f"settings from {key}",
+    )
+    return Route(county, county_name, item, adapter, partner, mode, float(timeout), retry, why)

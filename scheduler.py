@@ -1,0 +1,179 @@
+"""Periodic jobs (APScheduler, in one process at a time).
+
+Retry timing is NOT kept here: it lives in the outbox rows (``next_attempt_at``), so
+any number of worker processes share it through the database. APScheduler only runs
+periodic jobs, with its default in-memory job store, in the one process that holds
+the ``scheduler`` lease row — a lease works the same on SQLite and PostgreSQL, and a
+process that dies simply stops renewing it.
+
+Adapters contribute their own jobs with ``periodic_jobs()`` (e.g. the bank's daily
+reconciliation instruction).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import IntegrityError
+
+from store.models import CallLogEntry, Lease, Nonce, OutboxMessage, utcnow
+from store.outbox import IN_FLIGHT, PENDING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hub import Hub
+
+log = logging.getLogger("cityhub.scheduler")
+LEASE_NAME = "scheduler"
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job an adapter wants run: APScheduler trigger name and its arguments."""
+
+    id: str
+    func: Callable[[], Any]
+    trigger: str  # "interval" or "cron"
+    args: dict[str, Any]
+
+
+def acquire_lease(hub: Hub, holder: str, seconds: float, now: datetime | None = None) -> bool:
+    """Take or renew the named lease; True while this holder has it."""
+    now = now or utcnow()
+    until = now + timedelta(seconds=seconds)
+    with hub.db.session() as s:
+        taken = s.execute(
+            update(Lease)
+            .where(Lease.name == LEASE_NAME, (Lease.holder == holder) | (Lease.until < now))
+            .values(holder=holder, until=until)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if taken:
+        return True
+    try:
+        with hub.db.session() as s:
+            s.execute(insert(Lease).values(name=LEASE_NAME, holder=holder, until=until))
+        return True
+    except IntegrityError:
+        return False
+
+
+def release_lease(hub: Hub, holder: str) -> None:
+    with hub.db.session() as s:
+        s.execute(delete(Lease).where(Lease.name == LEASE_NAME, Lease.holder == holder))
+
+
+def recover_expired_leases(hub: Hub) -> int:
+    """Put rows whose worker died back to pending (workers would claim them anyway;
+    this keeps the admin page's counts honest)."""
+    now = utcnow()
+    with hub.db.session() as s:
+        n = s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == IN_FLIGHT, OutboxMessage.lease_until < now)
+            .values(status=PENDING, claimed_by=None, lease_until=None, next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if n:
+        log.warning("recovered %d message(s) from expired leases", n)
+        if hub.workers is not None:
+            hub.workers.wake()
+    return n
+
+
+def housekeeping(hub: Hub) -> dict[str, int]:
+    """Forget nonces past the replay window and call-log rows past retention."""
+    cfg = hub.config.scheduler
+    now = utcnow()
+    with hub.db.session() as s:
+        nonces = s.execute(
+            delete(Nonce).where(Nonce.seen_at < now - timedelta(seconds=cfg.nonce_window_seconds))
+        ).rowcount
+        calls = s.execute(
+            delete(CallLogEntry).where(
+                CallLogEntry.started_at < now - timedelta(days=cfg.call_log_retention_days)
+            )
+        ).rowcount
+    return {"nonces": nonces, "call_log": calls}
+
+
+class HubScheduler:
+    """Runs the hub's periodic jobs while this process holds the scheduler lease."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.cfg = hub.config.scheduler
+        self.leader = False
+        self._lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(timezone="Asia/Shanghai",
+                                             job_defaults={"coalesce": True, "max_instances": 1})
+
+    def jobs(self) -> list[PeriodicJob]:
+        hub = self.hub
+        jobs = [
+            PeriodicJob("recover-leases", lambda: recover_expired_leases(hub), "interval",
+                        {"seconds": 30}),
+            PeriodicJob("housekeeping", lambda: housekeeping(hub), "cron",
+                        {"hour": self.cfg.housekeeping_hour, "minute": 17}),
+        ]
+        for name in hub.config.inbound:
+            jobs.extend(getattr(hub.adapter(name), "periodic_jobs", lambda: [])())
+        return jobs
+
+    def _guarded(self, job: PeriodicJob) -> Callable[[], None]:
+        def run() -> None:
+            if not self.leader:
+                return
+            try:
+                job.func()
+            except Exception:
+                log.exception("job %s failed", job.id)
+
+        return run
+
+    def renew(self) -> None:
+        with self._lock:
+            was = self.leader
+            try:
+                self.leader = acquire_lease(self.hub, self.holder, self.cfg.lease_seconds)
+            except Exception:
+                log.exception("could not renew the scheduler lease")
+                self.leader = False
+            if self.leader != was:
+                log.info("scheduler lease %s", "taken" if self.leader else "lost")
+
+    def start(self) -> None:
+        self.renew()
+        self.scheduler.add_job(self.renew, "interval", seconds=max(1.0, self.cfg.lease_seconds / 3),
+                               id="lease")
+        for job in self.jobs():
+            self.scheduler.add_job(self._guarded(job), job.trigger, id=job.id, **job.args)
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.leader:
+            try:
+                release_lease(self.hub, self.holder)
+            except Exception:
+                log.exception("could not release the scheduler lease")
+            self.leader = False
+
+    def state(self) -> dict[str, Any]:
+        jobs = []
+        if self.scheduler.running:
+            for job in self.scheduler.get_jobs():
+                nxt = job.next_run_time
+                jobs.append({"id": job.id, "next_run": nxt.isoformat() if nxt else None})
+        return {"running": self.scheduler.running, "leader": self.leader, "jobs": jobs}

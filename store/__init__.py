@@ -1,0 +1,1 @@
+"""Persistence: models, sessions, encryption at rest, the outbox and the call log."""

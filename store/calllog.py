@@ -1,0 +1,77 @@
+"""Writing call-log rows: one function, called by the hooks around every adapter."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from store.crypto import DataCipher
+from store.models import CallLogEntry
+
+MAX_LOGGED_BODY = 256 * 1024
+
+
+def new_ref_id() -> str:
+    """A short random reference an operator can quote to find a call (and its error)."""
+    return secrets.token_hex(8)
+
+
+@dataclass
+class CallRecord:
+    """One call in or out, filled in while it runs and written when it ends."""
+
+    interface: str
+    direction: str  # "in" or "out"
+    party: str
+    started_at: datetime
+    division: str | None = None
+    item: str | None = None
+    case_id: int | None = None
+    message_id: int | None = None
+    duration_ms: float = 0.0
+    outcome: str = "ok"  # ok | error | rejected
+    code: str | None = None
+    error: str | None = None
+    request: Any = None
+    response: Any = None
+    ref_id: str = field(default_factory=new_ref_id)
+
+
+def _loggable(body: Any) -> Any:
+    """Bodies as JSON-safe values, cut to a bounded size (a 10 MB upload is not logged whole)."""
+    if body is None:
+        return None
+    if isinstance(body, bytes | bytearray):
+        text = bytes(body[:MAX_LOGGED_BODY]).decode("utf-8", errors="replace")
+        return {"truncated": len(body) > MAX_LOGGED_BODY, "text": text, "bytes": len(body)}
+    if isinstance(body, str) and len(body) > MAX_LOGGED_BODY:
+        return {"truncated": True, "text": body[:MAX_LOGGED_BODY], "bytes": len(body)}
+    return body
+
+
+def write_call(session: Session, cipher: DataCipher, record: CallRecord) -> CallLogEntry:
+    """Add the call-log row to ``session`` (the caller's transaction); bodies are sealed."""
+    request, response = _loggable(record.request), _loggable(record.response)
+    row = CallLogEntry(
+        ref_id=record.ref_id,
+        interface=record.interface,
+        direction=record.direction,
+        party=record.party,
+        division=record.division,
+        item=record.item,
+        case_id=record.case_id,
+        message_id=record.message_id,
+        started_at=record.started_at,
+        duration_ms=record.duration_ms,
+        outcome=record.outcome,
+        code=record.code,
+        error=(record.error or None) and record.error[:4000],
+        request_enc=None if request is None else cipher.seal_json(request),
+        response_enc=None if response is None else cipher.seal_json(response),
+    )
+    session.add(row)
+    return row

@@ -1,0 +1,222 @@
+"""SQLAlchemy models: one schema for SQLite and PostgreSQL.
+
+All timestamps are naive UTC (`utcnow()`); columns named ``*_enc`` hold values sealed by
+`store.crypto.DataCipher` because they may carry personal data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Integer primary keys that are BIGINT on PostgreSQL and INTEGER (rowid) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Case(Base):
+    """A case from the province (or opened by a county); a sub-case has a parent and one county."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("item", "apply_no", "county_code", name="uq_cases_item_apply_county"),
+        Index("ix_cases_created_item_county", "created_at", "item", "county_code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_no: Mapped[str] = mapped_column(String(40), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    item: Mapped[str] = mapped_column(String(64))
+    apply_no: Mapped[str] = mapped_column(String(64))
+    city_code: Mapped[str] = mapped_column(String(6))
+    # "" on a parent case so the unique constraint also holds there (NULLs never collide).
+    county_code: Mapped[str] = mapped_column(String(6), default="")
+    source: Mapped[str] = mapped_column(String(16), default="province")
+    stage: Mapped[str] = mapped_column(String(32), index=True)
+    route_adapter: Mapped[str | None] = mapped_column(String(32))
+    route_mode: Mapped[str | None] = mapped_column(String(8))
+    applicant_id_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    answer_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class StageEvent(Base):
+    """One recorded stage of a (sub-)case, in the order it was recorded."""
+
+    __tablename__ = "stage_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    operator: Mapped[str | None] = mapped_column(String(64))
+    opinion: Mapped[str | None] = mapped_column(Text)
+    filing_no: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    result_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OutboxMessage(Base):
+    """One outgoing call, written before it is made (store-and-forward).
+
+    status: ``pending`` (due at next_attempt_at), ``in_flight`` (claimed until
+    lease_until), ``done`` or ``dead`` (parked with its reason in last_error).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    interface: Mapped[str] = mapped_column(String(64), index=True)
+    adapter: Mapped[str] = mapped_column(String(32))
+    partner: Mapped[str] = mapped_column(String(64), index=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    division: Mapped[str | None] = mapped_column(String(6))
+    item: Mapped[str | None] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    min_backoff: Mapped[float] = mapped_column(Float)
+    max_backoff: Mapped[float] = mapped_column(Float)
+    timeout: Mapped[float] = mapped_column(Float)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resubmitted_by: Mapped[str | None] = mapped_column(String(64))
+    resubmitted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resubmit_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CallLogEntry(Base):
+    """Every call in and out: the source of statistics and of resubmission."""
+
+    __tablename__ = "call_log"
+    __table_args__ = (
+        Index("ix_call_log_started", "started_at"),
+        Index("ix_call_log_interface_started", "interface", "started_at"),
+        Index("ix_call_log_item_started", "item", "started_at"),
+        Index("ix_call_log_division_started", "division", "started_at"),
+        Index("ix_call_log_outcome_started", "outcome", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ref_id: Mapped[str] = mapped_column(String(32), unique=True)
+    interface: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(3))
+    party: Mapped[str] = mapped_column(String(64))
+    division: Mapped[str | None] = mapped_column(String(6))
+    item: Mapped[str | None] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    message_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(12))
+    code: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    request_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Nonce(Base):
+    """Nonces seen per app id, kept for the replay window."""
+
+    __tablename__ = "nonces"
+
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class StoredFile(Base):
+    """An uploaded material (PDF/JPEG/PNG), sealed; identified by a random file id."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    file_id: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    apply_no: Mapped[str | None] = mapped_column(String(64), index=True)
+    county_code: Mapped[str | None] = mapped_column(String(6))
+    uploaded_by: Mapped[str | None] = mapped_column(String(64))
+    data_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InterfaceSwitch(Base):
+    """An operator's switch: kind ``interface`` or ``partner``; disabled holds messages."""
+
+    __tablename__ = "interface_switches"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Lease(Base):
+    """A named lease held by one process at a time (e.g. the scheduler)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    until: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """Who did what, when: every operator action."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,274 @@
+"""The outbox: every outgoing call is a row first (after procrastinate's job table).
+
+A worker claims due rows in ONE short statement — ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, a write transaction on SQLite (which has one writer at a time) — marking
+them ``in_flight`` with a lease. The call is made outside any lock; the result is
+recorded by ``finish``, fenced on the claimer so a worker whose lease ran out cannot
+overwrite the row another worker has since claimed. A row whose lease expired (its
+worker died) is simply due again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from routes.policy import RetryPolicy
+from store.crypto import DataCipher
+from store.models import InterfaceSwitch, OutboxMessage, utcnow
+
+PENDING, IN_FLIGHT, DONE, DEAD = "pending", "in_flight", "done", "dead"
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """What a producer hands the outbox (in the same transaction as its cause)."""
+
+    interface: str
+    adapter: str
+    partner: str
+    operation: str
+    payload: dict[str, Any]
+    policy: RetryPolicy
+    timeout: float
+    division: str | None = None
+    item: str | None = None
+    case_id: int | None = None
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    interface: str
+    adapter: str
+    partner: str
+    operation: str
+    division: str | None
+    item: str | None
+    case_id: int | None
+    payload_enc: bytes
+    attempts: int
+    max_attempts: int
+    min_backoff: float
+    max_backoff: float
+    timeout: float
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.min_backoff, self.max_backoff)
+
+
+def enqueue(session: Session, cipher: DataCipher, msg: NewMessage) -> OutboxMessage:
+    now = utcnow()
+    row = OutboxMessage(
+        interface=msg.interface,
+        adapter=msg.adapter,
+        partner=msg.partner,
+        operation=msg.operation,
+        division=msg.division,
+        item=msg.item,
+        case_id=msg.case_id,
+        payload_enc=cipher.seal_json(msg.payload),
+        status=PENDING,
+        attempts=0,
+        max_attempts=msg.policy.max_attempts,
+        min_backoff=msg.policy.min_backoff,
+        max_backoff=msg.policy.max_backoff,
+        timeout=msg.timeout,
+        next_attempt_at=now + timedelta(seconds=msg.delay),
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def _disabled(kind: str):  # type: ignore[no-untyped-def]
+    return select(InterfaceSwitch.name).where(
+        InterfaceSwitch.kind == kind, InterfaceSwitch.enabled.is_(False)
+    )
+
+
+def held_condition():  # type: ignore[no-untyped-def]
+    """True for rows whose interface or partner an operator has disabled."""
+    return or_(
+        OutboxMessage.interface.in_(_disabled("interface")),
+        OutboxMessage.partner.in_(_disabled("partner")),
+    )
+
+
+def claim(
+    session: Session,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    postgres: bool,
+    now: datetime | None = None,
+) -> list[Claimed]:
+    """Claim up to ``limit`` due rows for ``worker_id``; commit right after (short lock)."""
+    now = now or utcnow()
+    due = (
+        select(OutboxMessage.id)
+        .where(
+            or_(
+                and_(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now),
+                and_(OutboxMessage.status == IN_FLIGHT, OutboxMessage.lease_until < now),
+            )
+        )
+        .where(~held_condition())
+        .order_by(OutboxMessage.next_attempt_at)
+        .limit(limit)
+    )
+    if postgres:
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .values(
+            status=IN_FLIGHT,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            claimed_by=worker_id,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .returning(
+            OutboxMessage.id,
+            OutboxMessage.interface,
+            OutboxMessage.adapter,
+            OutboxMessage.partner,
+            OutboxMessage.operation,
+            OutboxMessage.division,
+            OutboxMessage.item,
+            OutboxMessage.case_id,
+            OutboxMessage.payload_enc,
+            OutboxMessage.attempts,
+            OutboxMessage.max_attempts,
+            OutboxMessage.min_backoff,
+            OutboxMessage.max_backoff,
+            OutboxMessage.timeout,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [Claimed(*row) for row in session.execute(stmt).all()]
+
+
+def finish(
+    session: Session,
+    cipher: DataCipher,
+    claimed: Claimed,
+    worker_id: str,
+    ok: bool,
+    permanent: bool = False,
+    error: str | None = None,
+    response: Any = None,
+    now: datetime | None = None,
+) -> str | None:
+    """Record one attempt's outcome; returns the new status, or None if the lease was lost."""
+    now = now or utcnow()
+    values: dict[str, Any] = {"lease_until": None, "claimed_by": None}
+    if response is not None:
+        values["response_enc"] = cipher.seal_json(response)
+    if ok:
+        values.update(status=DONE, delivered_at=now, last_error=None)
+    elif permanent or claimed.policy.exhausted(claimed.attempts):
+        reason = "permanent" if permanent else f"gave up after {claimed.attempts} attempts"
+        values.update(status=DEAD, last_error=f"{reason}: {error or 'failed'}"[:4000])
+    else:
+        delay = claimed.policy.backoff(claimed.attempts)
+        values.update(
+            status=PENDING,
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_error=(error or "failed")[:4000],
+        )
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == claimed.id,
+            OutboxMessage.claimed_by == worker_id,
+            OutboxMessage.status == IN_FLIGHT,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return values["status"] if result.rowcount == 1 else None
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """Which messages to resubmit (or list): all fields optional and combined with AND."""
+
+    ids: tuple[int, ...] = ()
+    item: str | None = None
+    division: str | None = None
+    interface: str | None = None
+    partner: str | None = None
+    statuses: tuple[str, ...] = (DEAD,)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self):  # type: ignore[no-untyped-def]
+        conds = [OutboxMessage.status.in_(self.statuses)]
+        if self.ids:
+            conds.append(OutboxMessage.id.in_(self.ids))
+        if self.item:
+            conds.append(OutboxMessage.item == self.item)
+        if self.division:
+            conds.append(OutboxMessage.division == self.division)
+        if self.interface:
+            conds.append(OutboxMessage.interface == self.interface)
+        if self.partner:
+            conds.append(OutboxMessage.partner == self.partner)
+        if self.since:
+            conds.append(OutboxMessage.created_at >= self.since)
+        if self.until:
+            conds.append(OutboxMessage.created_at < self.until)
+        return and_(*conds)
+
+
+def find(session: Session, flt: MessageFilter, limit: int = 1000) -> list[OutboxMessage]:
+    stmt = select(OutboxMessage).where(flt.where()).order_by(OutboxMessage.id).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def resubmit(session: Session, flt: MessageFilter, actor: str) -> list[int]:
+    """Put matching parked messages back in the queue, with a fresh attempt budget.
+
+    One UPDATE guarded by the status filter: a second click, or two overlapping bulk
+    runs, find the rows already ``pending`` and move nothing twice.
+    """
+    now = utcnow()
+    stmt = (
+        update(OutboxMessage)
+        .where(flt.where())
+        .where(OutboxMessage.status.not_in((PENDING, IN_FLIGHT)))
+        .values(
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            lease_until=None,
+            claimed_by=None,
+            resubmitted_by=actor,
+            resubmitted_at=now,
+            resubmit_count=OutboxMessage.resubmit_count + 1,
+        )
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.scalars(stmt).all())
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    ).all()
+    counts = {status: n for status, n in rows}
+    held = session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.status == PENDING, held_condition())
+    )
+    counts["held"] = held or 0
+    return counts
