@@ -130,7 +130,7 @@ def load_config(path: str | Path | None = None) -> Config:
 
     def rel(value: str) -> Path:
         p = Path(value)
-        return p if p.is_absolute() else (base / p)
+        return p if p.is_absolute() else (base / p).resolve()
 
     for key in ("city", "routing_table"):
         if not raw.get(key):
@@ -437,7 +437,7 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
                 return 0
             ids = resubmit(s, flt, actor=args.actor)
             hub.audit(s, args.actor, "resubmit", target=",".join(map(str, ids)),
-                      detail={"filter": vars(args) | {"func": None}})
+                      detail={k: v for k, v in vars(args).items() if k != "func"})
         print(f"resubmitted {len(ids)} message(s): {', '.join(map(str, ids)) or '-'}")
         return 0
     finally:

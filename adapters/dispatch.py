@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from adapters.base import DeliveryResult, OutgoingMessage
 from store.calllog import CallRecord, write_call
 from store.models import utcnow
-from store.outbox import Claimed, claim, finish
+from store.outbox import Claimed, claim, claim_one, finish
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -46,6 +46,15 @@ class Dispatcher:
         for row in claimed:
             self.deliver(row)
         return len(claimed)
+
+    def deliver_now(self, message_id: int) -> str | None:
+        """Deliver one message at once (a sync query), if no worker has claimed it.
+
+        Returns its new status, or None when it was not claimable (held, or taken).
+        """
+        with self.hub.db.session() as s:
+            row = claim_one(s, message_id, self.worker_id, self.lease_seconds)
+        return self.deliver(row) if row is not None else None
 
     def deliver(self, row: Claimed) -> str | None:
         hub = self.hub

@@ -70,7 +70,7 @@ class Database:
         """Bring the schema to the newest Alembic revision."""
         from alembic import command
 
-        command.upgrade(alembic_config(self.url), "head")
+        command.upgrade(alembic_config(self.url), "heads")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -63,6 +63,24 @@ class Claimed:
         return RetryPolicy(self.max_attempts, self.min_backoff, self.max_backoff)
 
 
+_CLAIMED_COLUMNS = (
+    OutboxMessage.id,
+    OutboxMessage.interface,
+    OutboxMessage.adapter,
+    OutboxMessage.partner,
+    OutboxMessage.operation,
+    OutboxMessage.division,
+    OutboxMessage.item,
+    OutboxMessage.case_id,
+    OutboxMessage.payload_enc,
+    OutboxMessage.attempts,
+    OutboxMessage.max_attempts,
+    OutboxMessage.min_backoff,
+    OutboxMessage.max_backoff,
+    OutboxMessage.timeout,
+)
+
+
 def enqueue(session: Session, cipher: DataCipher, msg: NewMessage) -> OutboxMessage:
     now = utcnow()
     row = OutboxMessage(
@@ -101,6 +119,32 @@ def held_condition():  # type: ignore[no-untyped-def]
     )
 
 
+def _claim_stmt(where, worker_id: str, lease_seconds: float, now: datetime):  # type: ignore[no-untyped-def]
+    return (
+        update(OutboxMessage)
+        .where(where)
+        .values(
+            status=IN_FLIGHT,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            claimed_by=worker_id,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .returning(*_CLAIMED_COLUMNS)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim_one(session: Session, message_id: int, worker_id: str, lease_seconds: float,
+              now: datetime | None = None) -> Claimed | None:
+    """Claim one given message if it is pending and not held (e.g. a sync query that the
+    intake wants delivered at once); None if a worker has it already."""
+    now = now or utcnow()
+    where = and_(OutboxMessage.id == message_id, OutboxMessage.status == PENDING,
+                 ~held_condition())
+    row = session.execute(_claim_stmt(where, worker_id, lease_seconds, now)).first()
+    return Claimed(*row) if row else None
+
+
 def claim(
     session: Session,
     worker_id: str,
@@ -125,33 +169,7 @@ def claim(
     )
     if postgres:
         due = due.with_for_update(skip_locked=True)
-    stmt = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
-        .values(
-            status=IN_FLIGHT,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            claimed_by=worker_id,
-            attempts=OutboxMessage.attempts + 1,
-        )
-        .returning(
-            OutboxMessage.id,
-            OutboxMessage.interface,
-            OutboxMessage.adapter,
-            OutboxMessage.partner,
-            OutboxMessage.operation,
-            OutboxMessage.division,
-            OutboxMessage.item,
-            OutboxMessage.case_id,
-            OutboxMessage.payload_enc,
-            OutboxMessage.attempts,
-            OutboxMessage.max_attempts,
-            OutboxMessage.min_backoff,
-            OutboxMessage.max_backoff,
-            OutboxMessage.timeout,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    stmt = _claim_stmt(OutboxMessage.id.in_(due.scalar_subquery()), worker_id, lease_seconds, now)
     return [Claimed(*row) for row in session.execute(stmt).all()]
 
 

@@ -1,9 +1,19 @@
 """Alembic environment: runs against the URL the hub passes in, with the hub's models."""
 
+import importlib
+
 from alembic import context
 from sqlalchemy import create_engine, pool
 
 from store.models import Base
+
+# Models of optional parts register on the same metadata when their module exists.
+for _name in ("store.fund_models", "store.admin_models"):
+    try:
+        importlib.import_module(_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != _name:
+            raise
 
 config = context.config
 target_metadata = Base.metadata
