@@ -554,7 +554,7 @@ def _extra_commands():  # type: ignore[no-untyped-def]
     """Commands contributed by adapters and admin (``add_commands(subparsers)``)."""
     import importlib
 
-    for module_name in ("adapters.sim.demo", "admin.cli"):
+    for module_name in ("adapters.sim.demo", "adapters.fund.cli", "admin.cli"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

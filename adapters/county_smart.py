@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from adapters.http import HttpJsonAdapter
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 class CountySmartAdapter(HttpJsonAdapter):
     """Delivers each sub-case to ``POST {county_base}/{item}`` (contracts/county.md)."""
 
     alias = "county_smart"
+
+    def register_inbound(self, app: Flask) -> None:
+        from adapters.county_callbacks import register
+
+        register(app, self.hub)
