@@ -558,7 +558,7 @@ def _extra_commands():  # type: ignore[no-untyped-def]
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            if not (exc.name and module_name.startswith(exc.name)):
                 raise
             continue
         yield module.add_commands
