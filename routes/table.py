@@ -110,16 +110,6 @@ def load_table(
     known_items = set(items) | set(EXTRA_ITEMS)
     partner_ids = set(partners)
 
-    def settings(block: Any, key: str) -> dict[str, Any]:
-        if block is None:
-            return {}
-        if not isinstance(block, dict):
-            raise fail(key, "must be a mapping")
-        unknown = set(block) - _ROUTE_KEYS - {"items"}
-        if unknown:
-            raise fail(f"{key}.{sorted(unknown)[0]}", "unknown setting")
-        return {k: v for k, v in block.items() if k != "items"}
-
     def retry_of(value: Any, key: str, base: RetryPolicy) -> RetryPolicy:
         if isinstance(value, str):
             if value not in policies:
@@ -131,6 +121,30 @@ def load_table(
             except ValueError as exc:
                 raise fail(key, str(exc)) from exc
         raise fail(f"{key}.retry", "must be a policy name or a mapping")
+
+    def settings(block: Any, key: str) -> dict[str, Any]:
+        """A block's own settings, each value checked where it is written."""
+        if block is None:
+            return {}
+        if not isinstance(block, dict):
+            raise fail(key, "must be a mapping")
+        unknown = set(block) - _ROUTE_KEYS - {"items"}
+        if unknown:
+            raise fail(f"{key}.{sorted(unknown)[0]}", "unknown setting")
+        own = {k: v for k, v in block.items() if k != "items"}
+        if "adapter" in own and not adapter_exists(own["adapter"]):
+            raise fail(f"{key}.adapter", f"unknown adapter {own['adapter']!r}")
+        if "mode" in own and own["mode"] not in MODES:
+            raise fail(f"{key}.mode", f"must be one of {', '.join(MODES)}")
+        if own.get("partner") is not None and own["partner"] not in partner_ids:
+            raise fail(f"{key}.partner",
+                       f"unknown partner {own['partner']!r} (not in config partners)")
+        if "timeout" in own and (not isinstance(own["timeout"], int | float)
+                                 or isinstance(own["timeout"], bool) or own["timeout"] <= 0):
+            raise fail(f"{key}.timeout", "must be a positive number of seconds")
+        if "retry" in own:
+            own["retry"] = retry_of(own["retry"], key, policies["default"])
+        return own
 
     defaults = settings(raw.get("defaults"), "defaults")
     counties = raw.get("counties")
@@ -157,10 +171,8 @@ def load_table(
         for item in sorted(known_items):
             item_key = f"{key}.items.{item}" if item in overrides else key
             merged = {**county_settings, **settings(overrides.get(item), item_key)}
-            routes[(county, item)] = _route(
-                merged, county, city.county_name(county), item, item_key,
-                fail, adapter_exists, partner_ids, policies, retry_of,
-            )
+            routes[(county, item)] = _route(merged, county, city.county_name(county), item,
+                                            item_key, fail, policies["default"])
     missing = sorted(set(city.counties) - {c for c, _ in routes})
     if missing:
         raise fail("counties", f"no route for {', '.join(missing)} "
@@ -168,29 +180,20 @@ def load_table(
     return RoutingTable(source=src, city=city, routes=routes)
 
 
-def _route(merged, county, county_name, item, key, fail, adapter_exists, partner_ids,  # type: ignore[no-untyped-def]
-           policies, retry_of) -> Route:
+def _route(merged: dict[str, Any], county: str, county_name: str, item: str, key: str,
+           fail: Callable[[str, str], RouteTableError], default_retry: RetryPolicy) -> Route:
     adapter = merged.get("adapter")
     if not adapter:
         raise fail(key, "no adapter")
-    if not adapter_exists(adapter):
-        raise fail(f"{key}.adapter", f"unknown adapter {adapter!r}")
     mode = merged.get("mode", "auto")
-    if mode not in MODES:
-        raise fail(f"{key}.mode", f"must be one of {', '.join(MODES)}")
     partner = merged.get("partner")
     if mode == "auto" and not partner:
         raise fail(key, "an auto route needs a partner")
-    if partner and partner not in partner_ids:
-        raise fail(f"{key}.partner", f"unknown partner {partner!r} (not in config partners)")
-    timeout = merged.get("timeout", 10)
-    if not isinstance(timeout, int | float) or timeout <= 0:
-        raise fail(f"{key}.timeout", "must be a positive number of seconds")
-    retry = retry_of(merged.get("retry", "default"), key, policies["default"])
     why = (
         f"county {county} {county_name} → adapter {adapter}"
         + (f", partner {partner}" if partner else "")
         + f", mode {mode}",
         f"settings from {key}",
     )
-    return Route(county, county_name, item, adapter, partner, mode, float(timeout), retry, why)
+    return Route(county, county_name, item, adapter, partner, mode,
+                 float(merged.get("timeout", 10)), merged.get("retry", default_retry), why)
