@@ -12,12 +12,13 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adapters.base import DeliveryResult, OutgoingMessage
-from store.calllog import CallRecord, write_call
+from store.calllog import CallRecord, write_calls
 from store.models import utcnow
-from store.outbox import Claimed, claim, claim_one, finish
+from store.outbox import Claimed, Outcome, claim, claim_one, finish_many
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -39,12 +40,18 @@ class Dispatcher:
         self.lease_seconds = hub.config.delivery.lease_seconds
 
     def run_once(self) -> int:
+        """Claim a batch, deliver each, then record all outcomes in one transaction.
+
+        One commit per batch instead of per message: a worker that dies between the
+        calls and the commit loses no message — the lease runs out and the batch is
+        delivered again (at least once; peers get ``X-Message-Id`` to spot repeats).
+        """
         with self.hub.db.session() as s:
             claimed = claim(
                 s, self.worker_id, self.batch, self.lease_seconds, postgres=self.hub.db.postgres
             )
-        for row in claimed:
-            self.deliver(row)
+        if claimed:
+            self._record([self._attempt(row) for row in claimed])
         return len(claimed)
 
     def deliver_now(self, message_id: int) -> str | None:
@@ -54,9 +61,11 @@ class Dispatcher:
         """
         with self.hub.db.session() as s:
             row = claim_one(s, message_id, self.worker_id, self.lease_seconds)
-        return self.deliver(row) if row is not None else None
+        if row is None:
+            return None
+        return self._record([self._attempt(row)])[0]
 
-    def deliver(self, row: Claimed) -> str | None:
+    def _attempt(self, row: Claimed) -> _Attempt:
         hub = self.hub
         record = CallRecord(
             interface=row.interface,
@@ -91,24 +100,34 @@ class Dispatcher:
         record.duration_ms = (time.perf_counter() - started) * 1000
         record.outcome = "ok" if result.ok else "error"
         record.code, record.error = result.code, result.error
-        record.request, record.response = result.request, result.response
-        with hub.db.session() as s:
-            status = finish(
-                s,
-                hub.cipher,
-                row,
-                self.worker_id,
-                ok=result.ok,
-                permanent=result.permanent,
-                error=result.error,
-                response=result.response,
-            )
-            write_call(s, hub.cipher, record)
-            if status is not None and message is not None:
-                hub.adapter(row.adapter).after_delivery(s, message, result, status)
-        if status is None:
-            log.warning("message %s: lease lost before the result was recorded", row.id)
-        return status
+        record.response = result.response
+        if message is not None and result.request is message.payload:
+            record.request_sealed = row.payload_enc  # sent as stored: no need to seal it again
+        else:
+            record.request = result.request
+        return _Attempt(row, message, result, record)
+
+    def _record(self, attempts: list[_Attempt]) -> list[str | None]:
+        hub = self.hub
+        outcomes = [Outcome(a.row, a.result.ok, a.result.permanent, a.result.error)
+                    for a in attempts]
+        with hub.transaction() as s:
+            statuses = finish_many(s, self.worker_id, outcomes, postgres=hub.db.postgres)
+            for a, status in zip(attempts, statuses, strict=True):
+                if status is None:
+                    log.warning("message %s: lease lost before the result was recorded", a.row.id)
+                elif a.message is not None:
+                    hub.adapter(a.row.adapter).after_delivery(s, a.message, a.result, status)
+            write_calls(s, hub.cipher, [a.record for a in attempts])
+        return statuses
+
+
+@dataclass
+class _Attempt:
+    row: Claimed
+    message: OutgoingMessage | None
+    result: DeliveryResult
+    record: CallRecord
 
 
 class DeliveryWorkers:

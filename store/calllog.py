@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from store.crypto import DataCipher
@@ -39,6 +40,8 @@ class CallRecord:
     request: Any = None
     response: Any = None
     ref_id: str = field(default_factory=new_ref_id)
+    #: The request already sealed (e.g. an outbox payload sent as stored).
+    request_sealed: bytes | None = None
 
 
 def _loggable(body: Any) -> Any:
@@ -53,25 +56,35 @@ def _loggable(body: Any) -> Any:
     return body
 
 
-def write_call(session: Session, cipher: DataCipher, record: CallRecord) -> CallLogEntry:
-    """Add the call-log row to ``session`` (the caller's transaction); bodies are sealed."""
+def call_row(cipher: DataCipher, record: CallRecord) -> dict[str, Any]:
+    """The call-log row for ``record`` as column values; bodies sealed."""
     request, response = _loggable(record.request), _loggable(record.response)
-    row = CallLogEntry(
-        ref_id=record.ref_id,
-        interface=record.interface,
-        direction=record.direction,
-        party=record.party,
-        division=record.division,
-        item=record.item,
-        case_id=record.case_id,
-        message_id=record.message_id,
-        started_at=record.started_at,
-        duration_ms=record.duration_ms,
-        outcome=record.outcome,
-        code=record.code,
-        error=(record.error or None) and record.error[:4000],
-        request_enc=None if request is None else cipher.seal_json(request),
-        response_enc=None if response is None else cipher.seal_json(response),
-    )
-    session.add(row)
-    return row
+    return {
+        "ref_id": record.ref_id,
+        "interface": record.interface,
+        "direction": record.direction,
+        "party": record.party,
+        "division": record.division,
+        "item": record.item,
+        "case_id": record.case_id,
+        "message_id": record.message_id,
+        "started_at": record.started_at,
+        "duration_ms": record.duration_ms,
+        "outcome": record.outcome,
+        "code": record.code,
+        "error": (record.error or None) and record.error[:4000],
+        "request_enc": record.request_sealed if request is None else cipher.seal_json(request),
+        "response_enc": None if response is None else cipher.seal_json(response),
+    }
+
+
+def write_calls(session: Session, cipher: DataCipher, records: list[CallRecord]) -> None:
+    """Insert call-log rows in the caller's transaction, as one multi-row statement."""
+    if records:
+        session.connection().execute(
+            insert(CallLogEntry.__table__), [call_row(cipher, r) for r in records]
+        )
+
+
+def write_call(session: Session, cipher: DataCipher, record: CallRecord) -> None:
+    write_calls(session, cipher, [record])

@@ -50,12 +50,13 @@ def _new_case(session: Session, **fields: Any) -> Case:
 
 def open_case(
     session: Session, hub: Hub, canonical: CanonicalCase, answer: dict[str, Any] | None = None,
-    source: str = "province", stage: str = "received",
+    source: str = "province", stage: str = "received", deliver: bool = True,
 ) -> OpenedCase:
     """Store a case and one sub-case per county, each routed on its own.
 
     An auto route gets its delivery message queued in this transaction; a manual one
     waits in the operators' queue (its sub-case's ``route_mode`` is ``manual``).
+    ``deliver=False`` queues nothing: a case the county opened itself (申请并受理).
     """
     payload = canonical.to_dict()
     id_hash = hub.cipher.id_hash(canonical.applicant.id_no or canonical.applicant.uscc)
@@ -75,7 +76,7 @@ def open_case(
             payload_enc=hub.cipher.seal_json(payload),
         )
         subs.append((sub, route))
-        if not route.manual and hub.adapter(route.adapter).delivers:
+        if deliver and not route.manual and hub.adapter(route.adapter).delivers:
             queue_county_delivery(session, hub, canonical, sub, route)
     return OpenedCase(parent, subs)
 

@@ -14,7 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.orm import Session
 
 from routes.policy import RetryPolicy
@@ -173,45 +187,86 @@ def claim(
     return [Claimed(*row) for row in session.execute(stmt).all()]
 
 
-def finish(
-    session: Session,
-    cipher: DataCipher,
-    claimed: Claimed,
-    worker_id: str,
-    ok: bool,
-    permanent: bool = False,
-    error: str | None = None,
-    response: Any = None,
-    now: datetime | None = None,
-) -> str | None:
-    """Record one attempt's outcome; returns the new status, or None if the lease was lost."""
-    now = now or utcnow()
-    values: dict[str, Any] = {"lease_until": None, "claimed_by": None}
-    if response is not None:
-        values["response_enc"] = cipher.seal_json(response)
-    if ok:
-        values.update(status=DONE, delivered_at=now, last_error=None)
-    elif permanent or claimed.policy.exhausted(claimed.attempts):
-        reason = "permanent" if permanent else f"gave up after {claimed.attempts} attempts"
-        values.update(status=DEAD, last_error=f"{reason}: {error or 'failed'}"[:4000])
+_T = OutboxMessage.__table__
+# Built once: finishing is on the hot path, and building a statement costs more than running it.
+_FINISH = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"), _T.c.claimed_by == bindparam("b_worker"),
+           _T.c.status == IN_FLIGHT)
+    .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next"),
+            delivered_at=bindparam("b_delivered"), last_error=bindparam("b_error"),
+            lease_until=None, claimed_by=None)
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result, as ``finish_many`` records it."""
+
+    claimed: Claimed
+    ok: bool
+    permanent: bool = False
+    error: str | None = None
+
+
+def _finish_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    claimed, error = outcome.claimed, outcome.error
+    params: dict[str, Any] = {"b_id": claimed.id, "b_next": now, "b_delivered": None,
+                              "b_error": None}
+    if outcome.ok:
+        params.update(b_status=DONE, b_delivered=now)
+    elif outcome.permanent or claimed.policy.exhausted(claimed.attempts):
+        reason = "permanent" if outcome.permanent else f"gave up after {claimed.attempts} attempts"
+        params.update(b_status=DEAD, b_error=f"{reason}: {error or 'failed'}"[:4000])
     else:
         delay = claimed.policy.backoff(claimed.attempts)
-        values.update(
-            status=PENDING,
-            next_attempt_at=now + timedelta(seconds=delay),
-            last_error=(error or "failed")[:4000],
+        params.update(b_status=PENDING, b_next=now + timedelta(seconds=delay),
+                      b_error=(error or "failed")[:4000])
+    return params
+
+
+def finish_many(session: Session, worker_id: str, outcomes: list[Outcome], postgres: bool,
+                now: datetime | None = None) -> list[str | None]:
+    """Record attempts' outcomes; for each, its new status, or None if the lease was lost.
+
+    Fenced on the claimer: a worker whose lease ran out cannot overwrite a row another
+    worker claimed since. On PostgreSQL all rows go in one ``UPDATE … FROM (VALUES …)``
+    (one round trip per batch); SQLite is in-process, so one prepared UPDATE per row.
+    The peer's answer is kept in the call log, with the request, not here.
+    """
+    now = now or utcnow()
+    params = [_finish_params(o, now) for o in outcomes]
+    conn = session.connection()
+    if postgres:
+        data = values(
+            column("vid", BigInteger), column("vstatus", String), column("vnext", DateTime),
+            column("vdelivered", DateTime), column("verror", Text), name="v",
+        ).data([(p["b_id"], p["b_status"], p["b_next"], p["b_delivered"], p["b_error"])
+                for p in params])
+        stmt = (
+            update(_T)
+            .where(_T.c.id == data.c.vid, _T.c.claimed_by == worker_id,
+                   _T.c.status == IN_FLIGHT)
+            .values(status=data.c.vstatus, next_attempt_at=data.c.vnext,
+                    # a column of NULLs in VALUES is typed text: say what it is
+                    delivered_at=cast(data.c.vdelivered, DateTime), last_error=data.c.verror,
+                    lease_until=None, claimed_by=None)
+            .returning(_T.c.id)
         )
-    result = session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.id == claimed.id,
-            OutboxMessage.claimed_by == worker_id,
-            OutboxMessage.status == IN_FLIGHT,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return values["status"] if result.rowcount == 1 else None
+        kept = set(conn.execute(stmt).scalars())
+    else:
+        kept = {p["b_id"] for p in params
+                if conn.execute(_FINISH, {**p, "b_worker": worker_id}).rowcount == 1}
+    return [p["b_status"] if p["b_id"] in kept else None for p in params]
+
+
+def finish(session: Session, claimed: Claimed, worker_id: str, ok: bool,
+           permanent: bool = False, error: str | None = None,
+           now: datetime | None = None) -> str | None:
+    """Record one attempt's outcome (see ``finish_many``)."""
+    [status] = finish_many(session, worker_id, [Outcome(claimed, ok, permanent, error)],
+                           postgres=False, now=now)
+    return status
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,10 @@ class PeerState:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One buffered write per answer, no Nagle: otherwise keep-alive calls stall on
+    # delayed ACKs (~40 ms each) and the peer, not the hub, is what gets measured.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     server: LoopbackServer
 
     def log_message(self, *args: Any) -> None:  # quiet

@@ -168,7 +168,6 @@ def upgrade() -> None:
     sa.Column('lease_until', sa.DateTime(), nullable=True),
     sa.Column('claimed_by', sa.String(length=64), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('response_enc', sa.LargeBinary(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('delivered_at', sa.DateTime(), nullable=True),
     sa.Column('resubmitted_by', sa.String(length=64), nullable=True),

@@ -1,0 +1,119 @@
+"""Outbox delivery throughput against a fast loopback peer, next to the same HTTP calls
+made directly (same client, same number of threads) in the same run.
+
+    python bench/delivery.py [--messages 3000] [--threads 4] [--postgres URL]
+
+Prints messages/s for each store, the direct rate, and hub/direct. Target: >= 0.5.
+PostgreSQL is measured when --postgres or HUB_TEST_DATABASE_URL is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+
+from _common import reset_store, start_peer, temp_config
+from sqlalchemy import func, select
+
+from adapters.http import JsonClient
+from hub import Hub, load_config
+from routes.policy import RetryPolicy
+from store.models import OutboxMessage
+from store.outbox import NewMessage
+
+POLICY = RetryPolicy(max_attempts=5, min_backoff=1, max_backoff=5)
+
+
+def payload(i: int) -> dict:
+    return {"apply_no": f"510000-20261125-{i:06d}", "item": "rental_filing",
+            "applicant": {"name": "张三", "id_no": "11010519491231002X"}, "data": {"n": i}}
+
+
+def direct_rate(hub: Hub, n: int, threads: int) -> float:
+    client = JsonClient(hub.config.hub_app_id, pool_size=threads)
+    partner = hub.partner("peer")
+    counter = iter(range(n))
+    lock = threading.Lock()
+    failures = []
+
+    def run() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            result = client.post(partner, "msg", payload(i), 5, message_id=i)
+            if not result.ok:
+                failures.append(result.error)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - started
+    client.close()
+    assert not failures, failures[:3]
+    return n / elapsed
+
+
+def hub_rate(hub: Hub, n: int, threads: int) -> float:
+    with hub.transaction() as s:
+        for i in range(n):
+            hub.enqueue(s, NewMessage(interface="bench.post", adapter="http", partner="peer",
+                                      operation="msg", payload=payload(i), policy=POLICY,
+                                      timeout=5))
+    started = time.perf_counter()
+    hub.start_workers(threads)
+    done_query = select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.status == "done")
+    while True:
+        with hub.db.engine.connect() as conn:
+            done = conn.execute(done_query).scalar() or 0
+        if done >= n:
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    hub.workers.stop()
+    hub.workers = None
+    return n / elapsed
+
+
+def measure(store: str, url: str | None, peer_url: str, n: int, threads: int, batch: int) -> None:
+    config, db_url = temp_config(url, partners={"peer": {"base_url": peer_url}}, inbound=[],
+                                 delivery={"threads": threads, "batch": batch,
+                                           "poll_interval": 0.05})
+    reset_store(db_url)
+    hub = Hub(load_config(config))
+    direct_rate(hub, min(300, n), threads)  # warm-up: connections, caches
+    direct = direct_rate(hub, n, threads)
+    through_hub = hub_rate(hub, n, threads)
+    hub.close()
+    print(f"{store:10s} direct {direct:8.0f} msg/s   hub {through_hub:8.0f} msg/s   "
+          f"ratio {through_hub / direct:5.2f}   (target >= 0.50)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--messages", type=int, default=3000)
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--batch", type=int, default=10, help="rows claimed per statement")
+    p.add_argument("--postgres", default=os.environ.get("HUB_TEST_DATABASE_URL"))
+    args = p.parse_args()
+    peer, peer_url = start_peer()
+    try:
+        print(f"outbox delivery: {args.messages} messages, {args.threads} threads, "
+              f"batch {args.batch}, "
+              f"loopback peer {peer_url}")
+        measure("sqlite", None, peer_url, args.messages, args.threads, args.batch)
+        if args.postgres:
+            measure("postgresql", args.postgres, peer_url, args.messages, args.threads, args.batch)
+    finally:
+        peer.terminate()
+
+
+if __name__ == "__main__":
+    main()
