@@ -53,8 +53,8 @@ def test_serve_reports_health_and_delivers(make_config, store_url, peer, tmp_pat
                                             partner="peer0", operation="msg", payload={"a": 1},
                                             policy=PATIENT, timeout=5))
         wait_until(lambda: str(mid) in peer.state.ids(), what="delivery by the served hub")
-        _, body = get_json(f"http://127.0.0.1:{port}/healthz")
-        assert body["store"]["outbox"].get("done") == 1
+        wait_until(lambda: get_json(f"http://127.0.0.1:{port}/healthz")[1]["store"]["outbox"]
+                   .get("done") == 1, what="/healthz to count the delivered message")
         # a second process does not take the scheduler while the first holds the lease
         other = Hub(load_config(config))
         other.start_scheduler()
