@@ -243,7 +243,7 @@ class Hub:
             config.routing_table,
             self.divisions,
             items=ITEMS,
-            adapter_exists=_adapter_exists,
+            adapter_problem=adapter_problem,
             partners=self.partners,
             policies=config.retry_policies,
             city_code=config.city,
@@ -344,12 +344,13 @@ class Hub:
         self.db.dispose()
 
 
-def _adapter_exists(name: str) -> bool:
+def adapter_problem(name: str) -> str | None:
+    """Why an adapter name cannot be used (unknown, or its module fails to load), or None."""
     try:
         resolve_adapter(name)
-    except AdapterNotFound:
-        return False
-    return True
+    except AdapterNotFound as exc:
+        return str(exc)
+    return None
 
 
 def build_hub(config_path: str | Path | None = None) -> Hub:

@@ -81,7 +81,7 @@ def load_table(
     path: str | Path,
     divisions: Divisions,
     items: Iterable[str],
-    adapter_exists: Callable[[str], bool],
+    adapter_problem: Callable[[str], str | None],
     partners: Iterable[str],
     policies: dict[str, RetryPolicy],
     city_code: str | None = None,
@@ -132,8 +132,8 @@ def load_table(
         if unknown:
             raise fail(f"{key}.{sorted(unknown)[0]}", "unknown setting")
         own = {k: v for k, v in block.items() if k != "items"}
-        if "adapter" in own and not adapter_exists(own["adapter"]):
-            raise fail(f"{key}.adapter", f"unknown adapter {own['adapter']!r}")
+        if "adapter" in own and (problem := adapter_problem(own["adapter"])):
+            raise fail(f"{key}.adapter", problem)
         if "mode" in own and own["mode"] not in MODES:
             raise fail(f"{key}.mode", f"must be one of {', '.join(MODES)}")
         if own.get("partner") is not None and own["partner"] not in partner_ids:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub import _adapter_exists
+from hub import adapter_problem
 from mapping.divisions import Divisions
 from mapping.items import ITEMS
 from routes.policy import RetryPolicy
@@ -23,7 +23,7 @@ JIANGMEN = ROOT / "routes" / "tables" / "jiangmen.yaml"
 
 
 def load(path: Path, partners=None, city=None):
-    return load_table(path, DIVISIONS, ITEMS, _adapter_exists,
+    return load_table(path, DIVISIONS, ITEMS, adapter_problem,
                       partners or default_partners(), POLICIES, city_code=city)
 
 
