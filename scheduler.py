@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from hub import Hub
 
 log = logging.getLogger("cityhub.scheduler")
+
+
+def utcnow_aware() -> datetime:
+    return datetime.now(UTC)
 LEASE_NAME = "scheduler"
 
 
@@ -90,6 +94,14 @@ def recover_expired_leases(hub: Hub) -> int:
     return n
 
 
+def refresh_statistics(hub: Hub) -> int:
+    """Roll the call log up into the daily table the dashboard reads (past days only)."""
+    from admin.stats import refresh_pending
+
+    with hub.db.session() as s:
+        return len(refresh_pending(s))
+
+
 def housekeeping(hub: Hub) -> dict[str, int]:
     """Forget nonces past the replay window and call-log rows past retention."""
     cfg = hub.config.scheduler
@@ -125,6 +137,9 @@ class HubScheduler:
                         {"seconds": 30}),
             PeriodicJob("housekeeping", lambda: housekeeping(hub), "cron",
                         {"hour": self.cfg.housekeeping_hour, "minute": 17}),
+            # shortly after midnight, and once at start-up
+            PeriodicJob("statistics", lambda: refresh_statistics(hub), "cron",
+                        {"hour": 0, "minute": 10, "next_run_time": utcnow_aware()}),
         ]
         for name in hub.config.inbound:
             jobs.extend(getattr(hub.adapter(name), "periodic_jobs", lambda: [])())

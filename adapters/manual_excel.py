@@ -1,8 +1,63 @@
-"""Manual fallback for counties without an API: cases wait for operators (Excel)."""
+"""Manual fallback for counties without an API: cases wait for operators (Excel).
+
+A manual route makes no call: its sub-cases (``route_mode == "manual"``, stage not
+final) form the operators' work queue. Operators export it to a workbook (with the
+materials as JPG in a zip), do the work in the county's own system, then either import
+the workbook with its stage columns filled in or mark a case on the admin page
+(``mark_stage``). Both apply stages exactly as a county's callback would
+(``adapters.county_stages`` → ``store.cases.record_stage``).
+"""
 
 from __future__ import annotations
 
+import io
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from openpyxl import Workbook, load_workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
 from adapters.base import Adapter
+from adapters.county_stages import StageReport, apply_stage, check_stage, find_sub_case
+from adapters.materials import MaterialError, to_jpegs
+from mapping.excel import (
+    OPERATOR_STAGES,
+    CellError,
+    case_row,
+    columns_for,
+    header_map,
+    item_of_sheet,
+    operator_values,
+    result_of,
+    sheet_title,
+    stage_of,
+    text_of,
+    time_of,
+)
+from mapping.items import FINAL_STAGES, ITEMS
+from store import files
+from store.cases import StageOutcome
+from store.models import Case, StageEvent
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+SOURCE = "manual"
+#: Rows below the cases that still get the stage list, for rows an operator adds.
+SPARE_ROWS = 200
+_HEADER_FONT = Font(bold=True)
+_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_OPERATOR_FILL = PatternFill("solid", fgColor="FFF2CC")
+_WRAP = Alignment(wrap_text=True, vertical="top")
 
 
 class ManualExcelAdapter(Adapter):
@@ -10,3 +65,307 @@ class ManualExcelAdapter(Adapter):
 
     alias = "manual_excel"
     delivers = False
+
+
+class StageRefused(ValueError):
+    """A mark is invalid (``errors`` lists ``(field, reason)``)."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {r}" for f, r in errors))
+        self.errors = errors
+
+
+# --------------------------------------------------------------------------- work queue
+
+
+def work_queue(county: str | None = None, item: str | None = None,
+               divisions: Iterable[str] | None = None) -> Select[tuple[Case]]:
+    """Open manual sub-cases, oldest first (by item, then case id)."""
+    stmt = select(Case).where(
+        Case.parent_id.is_not(None), Case.route_mode == "manual",
+        Case.stage.not_in(tuple(FINAL_STAGES)))
+    if county is not None:
+        stmt = stmt.where(Case.county_code == county)
+    if item is not None:
+        stmt = stmt.where(Case.item == item)
+    if divisions is not None:
+        stmt = stmt.where(Case.county_code.in_(list(divisions)))
+    return stmt.order_by(Case.item, Case.id)
+
+
+# --------------------------------------------------------------------------- mark one case
+
+
+def mark_stage(hub: Hub, case_no: str, stage: str, operator: str, opinion: str | None = None,
+               filing_no: str | None = None, result: Any = None,
+               at: datetime | None = None) -> StageOutcome:
+    """An operator marks one case's stage (the admin page checks who may).
+
+    Raises ``LookupError`` for an unknown case and ``StageRefused`` for an invalid mark;
+    a stage that cannot follow (or a repeat) comes back as an outcome with ``recorded``
+    False and its ``reason``, as for a callback.
+    """
+    report = StageReport(stage=stage, at=at, operator=operator, opinion=opinion or None,
+                         filing_no=filing_no or None, result=result)
+    with hub.transaction() as s:
+        case = find_sub_case(s, case_no)
+        if case is None:
+            raise LookupError(f"unknown case {case_no!r}")
+        errors = check_stage(case.item, report)
+        if errors:
+            raise StageRefused(errors)
+        outcome = apply_stage(s, hub, case, report, source=SOURCE)
+        if outcome.recorded:
+            hub.audit(s, operator, "mark-stage", target=case.case_no,
+                      detail={"stage": stage, "filing_no": filing_no})
+    return outcome
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _material_names(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m["file_id"], m.get("name") or m["file_id"])
+            for m in payload.get("materials") or [] if isinstance(m, dict) and m.get("file_id")]
+
+
+def _add_materials(session: Session, hub: Hub, archive: zipfile.ZipFile, case_no: str,
+                   materials: list[tuple[str, str]]) -> list[str]:
+    """Write a case's materials as JPG into the zip; return the paths (or why not)."""
+    paths: list[str] = []
+    for n, (file_id, name) in enumerate(materials, start=1):
+        stem = PurePosixPath(name.replace("\\", "/")).stem or file_id
+        loaded = files.load(session, hub.cipher, file_id)
+        if loaded is None:
+            paths.append(f"{name}: 未上传 (not uploaded)")
+            continue
+        try:
+            pages = to_jpegs(loaded[1])
+        except MaterialError as exc:
+            paths.append(f"{name}: 无法转换 ({exc})")
+            continue
+        for p, jpeg in enumerate(pages, start=1):
+            suffix = f"-p{p}" if len(pages) > 1 else ""
+            path = f"{case_no}/{n:02d}-{stem}{suffix}.jpg"
+            archive.writestr(path, jpeg)
+            paths.append(path)
+    return paths
+
+
+class _SheetWriter:
+    """One write-only sheet per item: styled header, frozen, widths, stage validation."""
+
+    def __init__(self, wb: Workbook, item_code: str) -> None:
+        self.item = ITEMS[item_code]
+        self.ws = wb.create_sheet(sheet_title(self.item))
+        self.columns = columns_for(self.item)
+        self.rows = 0
+        self.ws.freeze_panes = "B2"
+        for i, col in enumerate(self.columns, start=1):
+            self.ws.column_dimensions[get_column_letter(i)].width = col.width
+        header = []
+        for col in self.columns:
+            cell = WriteOnlyCell(self.ws, value=col.label)
+            cell.font = _HEADER_FONT
+            cell.fill = _OPERATOR_FILL if col.operator else _HEADER_FILL
+            header.append(cell)
+        self.ws.append(header)
+        self._materials_col = next(i for i, c in enumerate(self.columns) if c.key == "materials")
+
+    def append(self, row: list[Any]) -> None:
+        if row[self._materials_col]:
+            cell = WriteOnlyCell(self.ws, value=row[self._materials_col])
+            cell.alignment = _WRAP
+            row[self._materials_col] = cell
+        self.ws.append(row)
+        self.rows += 1
+
+    def close(self) -> None:
+        keys = [c.key for c in self.columns]
+        letter = get_column_letter(keys.index("new_stage") + 1)
+        last = self.rows + 1 + SPARE_ROWS  # rows an operator adds (a further stage)
+        dv = DataValidation(type="list", formula1='"' + ",".join(OPERATOR_STAGES) + '"',
+                            allow_blank=True, showErrorMessage=True,
+                            errorTitle="新环节", error="请选择: " + "、".join(OPERATOR_STAGES))
+        dv.add(f"{letter}2:{letter}{last}")
+        self.ws.data_validations.append(dv)
+
+
+def _open_cases(session: Session, stmt: Select[tuple[Case]]) -> Iterator[Case]:
+    yield from session.scalars(stmt.execution_options(yield_per=500))
+
+
+def export_workbook(hub: Hub, county: str | None = None, item: str | None = None,
+                    show_personal_data: bool = False, divisions: Iterable[str] | None = None,
+                    with_materials: bool = True) -> tuple[bytes, bytes]:
+    """The open manual cases (of a county, an item, a set of divisions) as a workbook.
+
+    Returns ``(xlsx_bytes, zip_bytes)``: one sheet per item, one row per case; the zip
+    holds each case's materials as JPG under ``<case_no>/``. ID numbers and phones are
+    masked unless ``show_personal_data`` (the caller decides who may see them).
+    """
+    if item is not None and item not in ITEMS:
+        raise LookupError(f"unknown item {item!r}")
+    wb = Workbook(write_only=True)
+    zip_buf = io.BytesIO()
+    sheet: _SheetWriter | None = None
+    with zipfile.ZipFile(zip_buf, "w", zipfile.ZIP_STORED) as archive, \
+            hub.db.session() as s:
+        for case in _open_cases(s, work_queue(county, item, divisions)):
+            if sheet is None or sheet.item.code != case.item:
+                if sheet is not None:
+                    sheet.close()
+                sheet = _SheetWriter(wb, case.item)
+            payload = hub.cipher.open_json(case.payload_enc)
+            materials = _material_names(payload)
+            paths = (_add_materials(s, hub, archive, case.case_no, materials) if with_materials
+                     else [name for _, name in materials])
+            sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
+                                  payload, paths, show_personal_data))
+    if sheet is None:  # nothing open: still a valid workbook with the layout
+        sheet = _SheetWriter(wb, item or next(iter(ITEMS)))
+    sheet.close()
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue(), zip_buf.getvalue()
+
+
+# --------------------------------------------------------------------------- import
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows applied, repeats skipped, or the errors (then nothing)."""
+
+    applied: int = 0
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)
+    errors: list[tuple[str, int, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class _Row:
+    sheet: str
+    row: int
+    case_no: str | None
+    item: str
+    report: StageReport
+
+
+class _Abort(Exception):
+    pass
+
+
+def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
+        report.errors.append(("", 0, f"not an Excel workbook: {type(exc).__name__}"))
+        return []
+    rows: list[_Row] = []
+    try:
+        for ws in wb.worksheets:
+            item = item_of_sheet(ws.title)
+            lines = ws.iter_rows(values_only=True)
+            header = header_map(next(lines, ()) or ())
+            if item is None or "case_no" not in header or "new_stage" not in header:
+                report.errors.append((ws.title, 1, "not a sheet of an exported workbook "
+                                                   "(unknown sheet name or header row)"))
+                continue
+            for number, line in enumerate(lines, start=2):
+                cells = operator_values(header, line)
+                parsed = _parse_row(ws.title, number, item.code, cells, operator, report)
+                if parsed is not None:
+                    rows.append(parsed)
+    finally:
+        wb.close()
+    return rows
+
+
+def _parse_row(sheet: str, number: int, item: str, cells: dict[str, Any], operator: str,
+               report: ImportReport) -> _Row | None:
+    try:
+        stage = stage_of(cells["new_stage"])
+        if stage is None:
+            return None  # not worked on yet
+        at = time_of(cells["at"])
+        result = result_of(cells["result"])
+    except CellError as exc:
+        report.errors.append((sheet, number, str(exc)))
+        return None
+    case_no = text_of(cells["case_no"])
+    stage_report = StageReport(
+        stage=stage, at=at, operator=text_of(cells["operator"]) or operator,
+        opinion=text_of(cells["opinion"]), filing_no=text_of(cells["filing_no"]), result=result)
+    problems = check_stage(item, stage_report)
+    if not case_no:
+        problems.insert(0, ("案件编号", "required"))
+    if problems:
+        report.errors.append((sheet, number, "; ".join(f"{f}: {r}" for f, r in problems)))
+        return None
+    return _Row(sheet, number, case_no, item, stage_report)
+
+
+def _cases_by_no(session: Session, numbers: set[str]) -> dict[str, Case]:
+    """The sub-cases named in a workbook, loaded in a few statements."""
+    found: dict[str, Case] = {}
+    ordered = sorted(numbers)
+    for i in range(0, len(ordered), 500):
+        for case in session.scalars(select(Case).where(
+                Case.case_no.in_(ordered[i:i + 500]), Case.county_code != "")):
+            found[case.case_no] = case
+    return found
+
+
+def _recorded_before(session: Session, case: Case, stage: str) -> bool:
+    """Whether the (now final) case already has this stage: a workbook imported again."""
+    return session.scalar(select(StageEvent.id).where(
+        StageEvent.case_id == case.id, StageEvent.stage == stage).limit(1)) is not None
+
+
+def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
+    """Apply the stages filled into an exported workbook — all rows, or none.
+
+    Rows whose 新环节 is blank are left alone. A row may repeat a case number to add a
+    further stage (applied in row order). Any bad row (unreadable cell, unknown case,
+    a stage that cannot follow, a missing filing number…) is reported as
+    ``(sheet, row, reason)`` and then no row of the workbook is applied. A stage the case
+    already has — a repeat of its last event, or any stage it went through before it
+    closed (a workbook imported twice) — is skipped, as a callback's duplicate is.
+    """
+    report = ImportReport()
+    rows = _read_rows(data, operator, report)
+    if report.errors:
+        return report
+    try:
+        with hub.transaction() as s:
+            applied = 0
+            cases = _cases_by_no(s, {row.case_no for row in rows if row.case_no})
+            for row in rows:
+                case = cases.get(row.case_no or "")
+                if case is None:
+                    report.errors.append((row.sheet, row.row, f"unknown case {row.case_no}"))
+                    continue
+                if case.item != row.item:
+                    report.errors.append((row.sheet, row.row,
+                                          f"case {row.case_no} is a {case.item} case"))
+                    continue
+                outcome = apply_stage(s, hub, case, row.report, source=SOURCE)
+                if outcome.recorded:
+                    applied += 1
+                elif outcome.duplicate and (outcome.event is not None
+                                            or _recorded_before(s, case, row.report.stage)):
+                    report.skipped.append((row.sheet, row.row, "already recorded"))
+                else:
+                    report.errors.append((row.sheet, row.row, outcome.reason))
+            if report.errors:
+                raise _Abort
+            hub.audit(s, operator, "import-manual", detail={
+                "applied": applied, "skipped": len(report.skipped)})
+            report.applied = applied
+    except _Abort:
+        report.applied = 0
+    return report

@@ -169,4 +169,8 @@ def make_app(hub: Hub) -> Flask:
 
     for name in hub.config.inbound:
         hub.adapter(name).register_inbound(app)
+
+    import admin
+
+    admin.register(app, hub)
     return app

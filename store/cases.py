@@ -128,11 +128,12 @@ def record_stage(
     ``approved`` may repeat when it is a new event (another time or operator).
     """
     at = at or utcnow()
-    last = last_event(session, case)
-    if last is not None and last.stage == stage and (
-        stage != "approved" or (last.at == at and last.operator == operator)
-    ):
-        return StageOutcome(False, True, last, "already recorded")
+    if stage == case.stage:  # only then can it be a repeat of the last event
+        last = last_event(session, case)
+        if last is not None and last.stage == stage and (
+            stage != "approved" or (last.at == at and last.operator == operator)
+        ):
+            return StageOutcome(False, True, last, "already recorded")
     previous = case.stage if case.stage not in ("received",) else None
     if not can_follow(previous, stage):
         final = case.stage in ("completed", "rejected", "validation_failed")
@@ -147,7 +148,7 @@ def record_stage(
     case.stage = stage
     case.updated_at = utcnow()
     if push:
-        hub.enqueue(session, province_message(hub, case, "status", {
+        hub.enqueue(session, flush=False, message=province_message(hub, case, "status", {
             "apply_no": case.apply_no, "item": case.item, "county_code": case.county_code or None,
             "case_no": case.case_no, "stage": stage, "at": _iso(at), "operator": operator,
             "opinion": opinion, "filing_no": filing_no,

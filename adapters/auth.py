@@ -1,0 +1,93 @@
+"""Inbound authentication, shared by every signed endpoint (province, county callbacks).
+
+``authenticate`` runs before anything of the request is interpreted: the signature
+(1001), the clock window (1002), the nonce (1003), then what this app id may call
+(1004), then the operator's switch for the interface (3001). The body is read once,
+bounded, by ``read_body`` (2001 if it is too large), because the signature covers it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from flask import Request, request
+from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from adapters.base import Partner
+from adapters.signing import DEFAULT_WINDOW, SignatureError, check_signature
+from adapters.web import ApiError, call_context
+from store.models import InterfaceSwitch
+from store.nonces import remember
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hub import Hub
+
+BAD_SIGNATURE, REPLAYED, NOT_ALLOWED = "1001", "1003", "1004"
+BAD_BODY, DISABLED = "2001", "3001"
+
+
+def read_body(limit: int, req: Request | None = None) -> bytes:
+    """The raw body, at most ``limit`` bytes (2001 beyond, without reading the rest)."""
+    req = req or request
+    if req.content_length is not None and req.content_length > limit:
+        raise ApiError(BAD_BODY, f"request body larger than {limit} bytes")
+    req.max_content_length = limit  # also bounds a chunked body without Content-Length
+    try:
+        return req.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise ApiError(BAD_BODY, f"request body larger than {limit} bytes") from None
+
+
+def interface_disabled(session: Session, name: str) -> bool:
+    return session.scalar(select(InterfaceSwitch.name).where(
+        InterfaceSwitch.kind == "interface", InterfaceSwitch.name == name,
+        InterfaceSwitch.enabled.is_(False))) is not None
+
+
+def authenticate(
+    hub: Hub, body: bytes, *, allow: Callable[[Partner], bool] | None = None,
+    item: str | None = None, interface: str | None = None, req: Request | None = None,
+) -> Partner:
+    """The partner that signed this request, or ``ApiError`` with the contract's code.
+
+    ``allow`` says which partners may use the endpoint at all (else 1004); ``item`` is
+    checked against the partner's ``items`` allow-list; ``interface`` against the
+    operator's switches (``interface_switches``, kind ``interface``).
+    """
+    req = req or request
+
+    def secret_for(app_id: str) -> bytes | None:
+        partner = hub.partners.get(app_id)
+        return partner.secret if partner is not None else None
+
+    def algorithm_for(app_id: str) -> str | None:
+        partner = hub.partners.get(app_id)
+        return partner.sign_method if partner is not None else None
+
+    try:
+        app_id, nonce = check_signature(
+            req.headers, req.method, (req.root_path or "") + req.path, body, secret_for,
+            now=time.time(), window=DEFAULT_WINDOW, algorithm_for=algorithm_for,
+        )
+    except SignatureError as exc:
+        raise ApiError(exc.code, exc.message) from None
+    partner = hub.partners[app_id]
+    call_context().party = app_id
+    if allow is not None and not allow(partner):
+        raise ApiError(NOT_ALLOWED, f"app {app_id} may not call this endpoint")
+    if item is not None and partner.items is not None and item not in partner.items:
+        raise ApiError(NOT_ALLOWED, f"app {app_id} may not call item {item}")
+    window = hub.config.scheduler.nonce_window_seconds
+    with hub.db.session() as s:
+        fresh = remember(s, app_id, nonce, window)
+        disabled = fresh and interface is not None and interface_disabled(s, interface)
+    if not fresh:
+        raise ApiError(REPLAYED, "nonce already used")
+    if disabled:
+        raise ApiError(DISABLED, f"interface {interface} is disabled by an operator")
+    return partner

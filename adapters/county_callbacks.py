@@ -1,0 +1,302 @@
+"""County → hub callbacks (contracts/county.md): stage events, 申请并受理, the 好差评 link.
+
+Each call is signed with the county's own app id, which may speak only for its own
+division code (else 1004). Stages go through ``adapters.county_stages`` — the same path
+as operators' marks and Excel imports — so they move forward only and are pushed to the
+province through the outbox in the transaction that records them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from adapters.auth import authenticate, read_body
+from adapters.base import Partner
+from adapters.county_stages import (
+    StageReport,
+    apply_stage,
+    check_stage,
+    find_sub_case,
+    parse_at,
+)
+from adapters.http import JsonClient
+from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
+from mapping.canonical import Applicant, CanonicalCase
+from mapping.items import ITEMS, Item
+from mapping.province_in import ID_TYPES, ValidationFailure, parse_application
+from mapping.validators import apply_no_ok, resident_id_ok
+from store.calllog import CallRecord, write_call
+from store.cases import PROVINCE, open_case, record_stage
+from store.models import Case, utcnow
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+PREFIX = "/api/county/v1"
+PARTY = "county"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _authenticate(hub: Hub, interface: str) -> tuple[Partner, dict[str, Any]]:
+    """The calling county (signature, clock, nonce, switch: ``adapters.auth``) and its body.
+
+    Only an app configured with its own division (a county) may call these endpoints.
+    """
+    raw = read_body(hub.config.limits.max_body_bytes)
+    partner = authenticate(hub, raw, allow=lambda p: p.division is not None,
+                           interface=interface)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError("2001", "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError("2001", "the body is not a JSON object")
+    return partner, body
+
+
+def _field_error(errors: list[tuple[str, str]]) -> ApiError:
+    return ApiError("2002", f"{len(errors)} field(s) missing or invalid",
+                    [{"field": f, "reason": r} for f, r in errors])
+
+
+def _item(code: Any) -> Item:
+    item = ITEMS.get(code) if isinstance(code, str) else None
+    if item is None:
+        raise ApiError("4001", f"unknown item {code!r}")
+    return item
+
+
+def _speaks_for(partner: Partner, county_code: Any, item: str | None = None) -> None:
+    """A county's app may speak only for its own county (and its configured items)."""
+    if partner.division is None or county_code != partner.division:
+        raise ApiError("1004", f"app {partner.app_id} may not speak for county {county_code!r}")
+    if item is not None and partner.items is not None and item not in partner.items:
+        raise ApiError("1004", f"app {partner.app_id} may not call item {item}")
+
+
+def _own_case(session, partner: Partner, case_no: Any) -> Case:  # type: ignore[no-untyped-def]
+    case = find_sub_case(session, case_no)
+    if case is None:
+        raise _field_error([("case_no", "unknown case")])
+    if case.county_code != partner.division:
+        raise ApiError("1004", f"case {case_no} is not a case of county {partner.division}")
+    return case
+
+
+def _context(case: Case | None = None, item: str | None = None,
+             division: str | None = None) -> None:
+    record = call_context()
+    if case is not None:
+        record.case_id, record.item, record.division = case.id, case.item, case.county_code
+    if item:
+        record.item = item
+    if division:
+        record.division = division
+
+
+def _text_or_none(body: dict[str, Any], name: str) -> Any:
+    value = body.get(name)
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+# --------------------------------------------------------------------------- events
+
+
+def handle_event(hub: Hub) -> dict[str, Any]:
+    partner, body = _authenticate(hub, "county.events")
+    item = _item(body.get("item"))
+    _context(item=item.code, division=body.get("county_code"))
+    _speaks_for(partner, body.get("county_code"), item.code)
+    errors: list[tuple[str, str]] = []
+    at = None
+    if _text_or_none(body, "at") is not None:
+        try:
+            at = parse_at(body["at"])
+        except ValueError as exc:
+            errors.append(("at", str(exc)))
+    report = StageReport(
+        stage=body.get("stage"), at=at, operator=_text_or_none(body, "operator"),
+        opinion=_text_or_none(body, "opinion"), filing_no=_text_or_none(body, "filing_no"),
+        result=body.get("result"),
+    )
+    errors += check_stage(item.code, report)
+    if errors:
+        raise _field_error(errors)
+    with hub.transaction() as s:
+        case = _own_case(s, partner, body.get("case_no"))
+        _context(case)
+        if case.item != item.code:
+            raise _field_error([("item", f"case {case.case_no} is a {case.item} case")])
+        outcome = apply_stage(s, hub, case, report, source="county")
+        data = {"case_no": case.case_no, "stage": case.stage, "recorded": outcome.recorded,
+                "duplicate": outcome.duplicate}
+    if not outcome.recorded:
+        data["reason"] = outcome.reason
+        return envelope(message="already recorded, nothing changed" if outcome.duplicate
+                        else f"out of order, nothing changed: {outcome.reason}", data=data)
+    return envelope(message="recorded", data=data)
+
+
+# --------------------------------------------------------------------------- apply-and-accept
+
+
+def _applicant(raw: Any) -> tuple[Applicant | None, list[tuple[str, str]]]:
+    """The applicant of a county-opened status-only case (the province's rules apply)."""
+    if not isinstance(raw, dict):
+        return None, [("applicant", "required, an object")]
+    errors: list[tuple[str, str]] = []
+    name, id_type, id_no = raw.get("name"), raw.get("id_type"), raw.get("id_no")
+    id_type = str(id_type) if isinstance(id_type, int | str) else None
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        errors.append(("applicant.name", "required"))
+    if id_type not in ID_TYPES:
+        errors.append(("applicant.id_type", f"must be one of {', '.join(ID_TYPES)}"))
+    if not isinstance(id_no, str) or not id_no.strip() or len(id_no) > 64:
+        errors.append(("applicant.id_no", "required"))
+    elif id_type == "1" and not resident_id_ok(id_no):
+        errors.append(("applicant.id_no", "not a valid resident ID"))
+    if errors:
+        return None, errors
+    return Applicant(name=name, id_type=id_type, id_no=id_no,  # type: ignore[arg-type]
+                     uscc=raw.get("uscc") or None, phone=raw.get("phone") or None), []
+
+
+def _county_case(hub: Hub, item: Item, body: dict[str, Any]) -> CanonicalCase:
+    county_case_no = body.get("county_case_no")
+    at = body.get("at")
+    if item.from_province:
+        envelope_ = {
+            "apply_no": county_case_no, "city_code": hub.city.code,
+            "county_codes": [body.get("county_code")], "applicant": body.get("applicant"),
+            "submitted_at": at, "data": body.get("data") or {}, "materials": [],
+        }
+        try:
+            return parse_application(item, envelope_, hub.city)
+        except ValidationFailure as exc:
+            rename = {"apply_no": "county_case_no", "submitted_at": "at"}
+            raise _field_error([(rename.get(e.field, e.field), e.reason)
+                                for e in exc.errors]) from None
+    errors: list[tuple[str, str]] = []
+    if not apply_no_ok(county_case_no):
+        errors.append(("county_case_no", "must be 1-64 characters of A-Z, a-z, 0-9, _ and -"))
+    applicant, more = _applicant(body.get("applicant"))
+    errors += more
+    data = body.get("data") or {}
+    if not isinstance(data, dict):
+        errors.append(("data", "must be an object"))
+    try:
+        submitted = parse_at(at)
+    except ValueError as exc:
+        errors.append(("at", str(exc)))
+    if errors:
+        raise _field_error(errors)
+    assert applicant is not None
+    return CanonicalCase(item=item.code, apply_no=county_case_no, city_code=hub.city.code,
+                         county_codes=[body["county_code"]], applicant=applicant,
+                         submitted_at=submitted, data=data)
+
+
+def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
+    partner, body = _authenticate(hub, "county.apply-and-accept")
+    item = _item(body.get("item"))
+    _context(item=item.code, division=body.get("county_code"))
+    _speaks_for(partner, body.get("county_code"), item.code)
+    canonical = _county_case(hub, item, body)
+    operator = _text_or_none(body, "operator")
+    if operator is not None and (not isinstance(operator, str) or len(operator) > 64):
+        raise _field_error([("operator", "must be a string of at most 64 characters")])
+    at = parse_at(body["at"])
+    with hub.transaction() as s:
+        existing = s.scalars(select(Case).where(
+            Case.item == item.code, Case.apply_no == canonical.apply_no,
+            Case.county_code == partner.division)).first()
+        if existing is not None:
+            if existing.source != PARTY:
+                raise _field_error([("county_case_no", "a case from the province has this number")])
+            _context(existing)
+            return envelope(message="already recorded, nothing changed", data={
+                "case_no": existing.case_no, "duplicate": True})
+        opened = open_case(s, hub, canonical, source=PARTY, deliver=False)
+        sub, _route = opened.subs[0]
+        _context(sub)
+        record_stage(s, hub, sub, "apply_and_accept", at=at, operator=operator, source=PARTY)
+        data = {"case_no": sub.case_no, "parent_case_no": opened.parent.case_no,
+                "duplicate": False}
+    return envelope(message="case opened and accepted", data=data)
+
+
+# --------------------------------------------------------------------------- review link
+
+
+def ask_province_review_link(hub: Hub, case: Case) -> tuple[str | None, str | None]:
+    """Ask the province (好差评) for a case's review link, synchronously; log the call.
+
+    Returns ``(url, None)`` or ``(None, reason)``.
+    """
+    province = hub.partner(PROVINCE)
+    payload = {"apply_no": case.apply_no, "item": case.item, "county_code": case.county_code}
+    record = CallRecord(interface="province.review-link", direction="out", party=PROVINCE,
+                        started_at=utcnow(), division=case.county_code, item=case.item,
+                        case_id=case.id)
+    client = JsonClient(hub.config.hub_app_id, pool_size=1)
+    started = time.perf_counter()
+    try:
+        result = client.post(province, "review-link", payload, province.timeout)
+    finally:
+        client.close()
+    record.duration_ms = (time.perf_counter() - started) * 1000
+    record.request, record.response = result.request, result.response
+    record.code, record.error = result.code, result.error
+    url = None
+    if result.ok:
+        data = (result.response or {}).get("data") or {}
+        url = data.get("url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url:
+            url, record.error = None, "the province's answer has no url"
+    record.outcome = "ok" if url else "error"
+    with hub.db.session() as s:
+        write_call(s, hub.cipher, record)
+    return url, None if url else (record.error or "no answer")
+
+
+def handle_review_link(hub: Hub) -> dict[str, Any]:
+    partner, body = _authenticate(hub, "county.review-link")
+    with hub.transaction() as s:
+        case = _own_case(s, partner, body.get("case_no"))
+        _context(case)
+        if case.stage != "completed":
+            raise _field_error([("case_no", f"a review link exists only after completed; "
+                                            f"the case is {case.stage}")])
+    url, reason = ask_province_review_link(hub, case)
+    if url is None:
+        raise ApiError("3001", f"the province's review service did not answer: {reason}")
+    return envelope(data={"case_no": case.case_no, "url": url})
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def register(app: Flask, hub: Hub) -> None:
+    """Add the county callback endpoints to the web app."""
+
+    @app.post(f"{PREFIX}/events")
+    @inbound("county.events", party=PARTY)
+    def county_events():  # type: ignore[no-untyped-def]
+        return handle_event(hub_of_app())
+
+    @app.post(f"{PREFIX}/apply-and-accept")
+    @inbound("county.apply-and-accept", party=PARTY)
+    def county_apply_and_accept():  # type: ignore[no-untyped-def]
+        return handle_apply_and_accept(hub_of_app())
+
+    @app.post(f"{PREFIX}/review-link")
+    @inbound("county.review-link", party=PARTY)
+    def county_review_link():  # type: ignore[no-untyped-def]
+        return handle_review_link(hub_of_app())

@@ -1,0 +1,110 @@
+"""The operator admin page: ``register(app, hub)`` adds the ``/admin`` blueprint."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from flask import Flask, g, redirect, request, session, url_for
+from werkzeug.exceptions import HTTPException
+
+from admin import auth
+from admin.perms import FUNCTIONS, Forbidden
+from admin.settings import get_setting
+from admin.web import bp, hub, names, render, to_local
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+_OPEN_ENDPOINTS = {"admin.login", "admin.static"}
+
+
+def register(app: Flask, hub_: Hub) -> None:
+    """Configure the session cookie and add the admin blueprint to ``app`` (once)."""
+    if "admin" in app.blueprints:
+        return
+    app.secret_key = auth.secret_key(hub_)
+    admin_cfg = hub_.config.section("admin")
+    app.config.update(
+        SESSION_COOKIE_NAME="cityhub_admin",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=bool(admin_cfg.get("secure_cookie", False)),
+        SESSION_COOKIE_PATH="/admin",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+    )
+    from admin import (  # noqa: F401  (each module adds its views to ``bp``)
+        views_audit,
+        views_auth,
+        views_cases,
+        views_dashboard,
+        views_interfaces,
+        views_manual,
+        views_messages,
+        views_people,
+        views_settings,
+    )
+
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def _before() -> object | None:
+    """Load the principal, expire idle sessions, check CSRF on every form."""
+    g.principal = None
+    with hub().db.session() as s:
+        principal = auth.current_principal(s)
+        idle = int(get_setting(s, "session_idle_minutes")) * 60
+    now = time.time()
+    if principal is not None:
+        if now - float(session.get("seen", now)) > idle:
+            session.clear()
+            principal = None
+        else:
+            session["seen"] = now
+    g.principal = principal
+    auth.check_csrf()
+    if principal is None and request.endpoint not in _OPEN_ENDPOINTS:
+        return redirect(url_for("admin.login", next=request.full_path))
+    return None
+
+
+@bp.after_request
+def _headers(resp):  # type: ignore[no-untyped-def]
+    resp.headers.setdefault("Cache-Control", "no-store")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+    return resp
+
+
+@bp.context_processor
+def _context() -> dict[str, object]:
+    return {"me": g.get("principal"), "csrf_token": auth.csrf_token, "names": names(),
+            "FUNCTIONS": FUNCTIONS, "city": hub().city}
+
+
+@bp.app_template_filter("local")
+def _local(value):  # type: ignore[no-untyped-def]
+    return to_local(value)
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden):  # type: ignore[no-untyped-def]
+    return render("error.html", code=403, message="没有权限执行此操作"), 403
+
+
+def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    messages = {404: "没有找到，或不在您的数据权限范围内", 400: exc.description,
+                413: "上传的文件太大"}
+    return render("error.html", code=exc.code,
+                  message=messages.get(exc.code or 0, exc.name)), exc.code
+
+
+# By code, so they win over the app's JSON handlers for the same codes (API envelope).
+for _code in (400, 403, 404, 405, 413):
+    bp.register_error_handler(_code, _http_error)
+bp.register_error_handler(HTTPException, _http_error)

@@ -1,0 +1,149 @@
+"""A case's whole journey in time order: the province's call, the split into
+sub-cases, each delivery attempt with request and response, stages, pushes, materials."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from admin.masking import mask_if
+from admin.perms import Principal
+from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, StoredFile
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+
+@dataclass
+class Step:
+    at: datetime
+    kind: str  # call_in | case | sub_case | message | attempt | stage | material
+    title: str
+    case_no: str = ""
+    status: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    body: list[tuple[str, str]] = field(default_factory=list)  # (label, pretty JSON)
+    message_id: int | None = None
+
+
+@dataclass
+class Journey:
+    case: Case
+    parent: Case
+    subs: list[Case]
+    payload: Any
+    steps: list[Step]
+    messages: list[OutboxMessage]
+
+
+def visible_case(s: Session, principal: Principal, case_no: str) -> Case | None:
+    """The case if it exists and the principal may see it (a parent: one of its subs)."""
+    case = s.scalars(select(Case).where(Case.case_no == case_no)).first()
+    if case is None:
+        return None
+    if case.parent_id is not None or case.county_code:
+        return case if principal.sees(case.county_code) else None
+    if principal.divisions is None:
+        return case
+    sub = s.scalars(select(Case.id).where(Case.parent_id == case.id,
+                                          principal.scope(Case.county_code)).limit(1)).first()
+    return case if sub is not None else None
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+
+
+def _open(hub: Hub, sealed: bytes | None, reveal: bool) -> str:
+    if sealed is None:
+        return ""
+    try:
+        value = hub.cipher.open_json(sealed)
+    except Exception:  # a body sealed under a retired key
+        return "（无法解密）"
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    return _pretty(mask_if(value, reveal))
+
+
+def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) -> Journey:
+    parent = s.get(Case, case.parent_id) if case.parent_id else case
+    assert parent is not None
+    subs = [c for c in s.scalars(select(Case).where(Case.parent_id == parent.id)
+                                 .order_by(Case.id)) if principal.sees(c.county_code)]
+    if case.parent_id is not None:
+        subs = [case]
+    ids = [parent.id, *[c.id for c in subs]]
+    by_id = {parent.id: parent, **{c.id: c for c in subs}}
+    steps: list[Step] = []
+    payload = mask_if(hub.cipher.open_json(parent.payload_enc), reveal)
+
+    messages = list(s.scalars(select(OutboxMessage).where(OutboxMessage.case_id.in_(ids))
+                              .order_by(OutboxMessage.id)))
+    if principal.divisions is not None:
+        messages = [m for m in messages if principal.sees(m.division)]
+    msg_ids = [m.id for m in messages]
+    calls = list(s.scalars(select(CallLogEntry).where(or_(
+        CallLogEntry.case_id.in_(ids),
+        CallLogEntry.message_id.in_(msg_ids) if msg_ids else CallLogEntry.id < 0,
+    )).order_by(CallLogEntry.started_at, CallLogEntry.id)))
+    calls = [c for c in calls if c.direction == "out" or principal.sees(c.division)
+             or c.case_id == parent.id]
+
+    for c in calls:
+        if c.direction == "in":
+            steps.append(Step(c.started_at, "call_in", f"接收调用 {c.interface}（{c.party}）",
+                              status=c.outcome, detail={"code": c.code, "ref": c.ref_id,
+                                                        "ms": round(c.duration_ms)},
+                              body=[("请求", _open(hub, c.request_enc, reveal)),
+                                    ("应答", _open(hub, c.response_enc, reveal))]))
+    steps.append(Step(parent.created_at, "case", "收件（主办件）", parent.case_no,
+                      status=parent.stage, detail={"apply_no": parent.apply_no}))
+    for sub in subs:
+        steps.append(Step(sub.created_at, "sub_case", f"拆分子办件 → {sub.county_code}",
+                          sub.case_no, status=sub.stage,
+                          detail={"adapter": sub.route_adapter, "mode": sub.route_mode}))
+    for m in messages:
+        owner = by_id.get(m.case_id or 0)
+        steps.append(Step(m.created_at, "message", f"待发报文 #{m.id} {m.interface} → {m.partner}",
+                          owner.case_no if owner else "", status=m.status, message_id=m.id,
+                          detail={"attempts": m.attempts, "last_error": m.last_error,
+                                  "resubmitted_by": m.resubmitted_by,
+                                  "resubmitted_at": m.resubmitted_at}))
+    for c in calls:
+        if c.direction == "out":
+            steps.append(Step(c.started_at, "attempt",
+                              f"发送 #{c.message_id} {c.interface} → {c.party}",
+                              status=c.outcome, message_id=c.message_id,
+                              detail={"code": c.code, "error": c.error, "ref": c.ref_id,
+                                      "ms": round(c.duration_ms)},
+                              body=[("请求", _open(hub, c.request_enc, reveal)),
+                                    ("应答", _open(hub, c.response_enc, reveal))]))
+    for ev in s.scalars(select(StageEvent).where(StageEvent.case_id.in_(ids))
+                        .order_by(StageEvent.id)):
+        owner = by_id[ev.case_id]
+        steps.append(Step(ev.recorded_at, "stage", f"环节：{ev.stage}", owner.case_no,
+                          status=ev.stage, detail={
+                              "at": ev.at, "operator": mask_if(ev.operator, True),
+                              "opinion": ev.opinion, "filing_no": ev.filing_no,
+                              "source": ev.source}))
+    files = list(s.scalars(select(StoredFile).where(StoredFile.apply_no == parent.apply_no)))
+    for f in files:
+        if principal.sees(f.county_code) or f.county_code is None:
+            steps.append(Step(f.created_at, "material", f"材料：{f.name}",
+                              detail={"file_id": f.file_id, "type": f.content_type,
+                                      "size": f.size}))
+    steps.sort(key=lambda st: st.at)
+    return Journey(case, parent, subs, payload, steps, messages)

@@ -1,0 +1,90 @@
+"""Units, users and roles: the store operations behind the people pages and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from admin.auth import check_password_policy, hash_password
+from admin.perms import FUNCTIONS
+from store.admin_models import (
+    AdminRole,
+    AdminRoleFunction,
+    AdminUser,
+    AdminUserDivision,
+    AdminUserRole,
+)
+
+ADMIN_ROLE = "系统管理员"
+
+
+class PeopleError(ValueError):
+    pass
+
+
+def set_role_functions(s: Session, role: AdminRole, functions: Iterable[str]) -> None:
+    wanted = set(functions)
+    unknown = wanted - set(FUNCTIONS)
+    if unknown:
+        raise PeopleError(f"未知权限项 {sorted(unknown)[0]}")
+    s.execute(delete(AdminRoleFunction).where(AdminRoleFunction.role_id == role.id))
+    s.add_all(AdminRoleFunction(role_id=role.id, function=f) for f in sorted(wanted))
+
+
+def role_functions(s: Session, role_id: int) -> set[str]:
+    return set(s.scalars(select(AdminRoleFunction.function)
+                         .where(AdminRoleFunction.role_id == role_id)))
+
+
+def ensure_admin_role(s: Session) -> AdminRole:
+    role = s.scalars(select(AdminRole).where(AdminRole.name == ADMIN_ROLE)).first()
+    if role is None:
+        role = AdminRole(name=ADMIN_ROLE, description="全部功能")
+        s.add(role)
+        s.flush()
+    set_role_functions(s, role, FUNCTIONS)
+    return role
+
+
+def set_user_access(s: Session, user: AdminUser, role_ids: Iterable[int],
+                    divisions: Iterable[str], counties: Iterable[str]) -> None:
+    divisions = set(divisions)
+    unknown = divisions - set(counties)
+    if unknown:
+        raise PeopleError(f"{sorted(unknown)[0]} 不是本市区县")
+    s.execute(delete(AdminUserRole).where(AdminUserRole.user_id == user.id))
+    s.execute(delete(AdminUserDivision).where(AdminUserDivision.user_id == user.id))
+    s.add_all(AdminUserRole(user_id=user.id, role_id=r) for r in sorted(set(role_ids)))
+    s.add_all(AdminUserDivision(user_id=user.id, division=d) for d in sorted(divisions))
+
+
+def create_user(s: Session, username: str, display_name: str, password: str,
+                all_divisions: bool = False, unit_id: int | None = None,
+                province_user_id: str | None = None) -> AdminUser:
+    username = username.strip()
+    if not username or len(username) > 64 or not username.replace("_", "").replace(
+            ".", "").replace("-", "").isalnum():
+        raise PeopleError("用户名只能包含字母、数字、下划线、点和横线（最多 64 个字符）")
+    if s.scalars(select(AdminUser.id).where(AdminUser.username == username)).first():
+        raise PeopleError(f"用户名 {username} 已存在")
+    reason = check_password_policy(password)
+    if reason:
+        raise PeopleError(reason)
+    user = AdminUser(username=username, display_name=display_name.strip() or username,
+                     password_hash=hash_password(password), all_divisions=all_divisions,
+                     unit_id=unit_id, province_user_id=province_user_id or None,
+                     active=True, failed_logins=0, session_epoch=0)
+    s.add(user)
+    s.flush()
+    return user
+
+
+def set_password(user: AdminUser, password: str) -> None:
+    reason = check_password_policy(password)
+    if reason:
+        raise PeopleError(reason)
+    user.password_hash = hash_password(password)
+    user.session_epoch += 1
+    user.failed_logins, user.locked_until = 0, None

@@ -1,0 +1,137 @@
+"""Interfaces: call counts and last error, enable/disable switches (held messages),
+the loaded routing table with a "where would this go" form, and the call log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import abort, flash, redirect, request, url_for
+from sqlalchemy import and_, func, select
+
+from admin import stats
+from admin.auth import requires
+from admin.journey import _open
+from admin.web import CALL_OUTCOMES, audit, bp, hub, me, page_args, parse_dt, render
+from store.models import CallLogEntry, InterfaceSwitch, OutboxMessage, utcnow
+from store.outbox import held_condition
+
+
+@bp.get("/interfaces")
+@requires("view")
+def interfaces():  # type: ignore[no-untyped-def]
+    h = hub()
+    until = utcnow()
+    since = until - timedelta(days=7)
+    c = CallLogEntry
+    with h.transaction() as s:
+        stat_rows, _ = stats.interface_stats(s, me(), since, until)
+        last_ids = dict(s.execute(
+            select(c.interface, func.max(c.id))
+            .where(c.outcome != "ok", c.started_at >= until - timedelta(days=30),
+                   me().scope(c.division))
+            .group_by(c.interface)).all())
+        last_errors = {r.interface: r for r in s.scalars(
+            select(c).where(c.id.in_(list(last_ids.values()) or [-1])))}
+        switches = {(w.kind, w.name): w for w in s.scalars(select(InterfaceSwitch))}
+        held = dict(s.execute(
+            select(OutboxMessage.interface, func.count())
+            .where(OutboxMessage.status == "pending", held_condition(),
+                   me().scope(OutboxMessage.division))
+            .group_by(OutboxMessage.interface)).all())
+        known = set(s.scalars(select(OutboxMessage.interface).distinct()))
+    by_name = {st.interface: st for st in stat_rows}
+    names_ = sorted(known | set(by_name) | {w[1] for w in switches if w[0] == "interface"})
+    routes = sorted(h.routes.routes.values(), key=lambda r: (r.county, r.item))
+    if me().divisions is not None:
+        routes = [r for r in routes if me().sees(r.county)]
+    return render("interfaces.html", names_=names_, stats=by_name, last_errors=last_errors,
+                  switches=switches, held=held, partners=sorted(h.partners), routes=routes,
+                  source=h.routes.source, route=None, route_error=None)
+
+
+@bp.post("/interfaces/switch")
+@requires("manage_interfaces")
+def interface_switch():  # type: ignore[no-untyped-def]
+    kind = request.form.get("kind", "")
+    name = request.form.get("name", "").strip()
+    enabled = request.form.get("enabled") == "1"
+    reason = request.form.get("reason", "").strip()[:500] or None
+    if kind not in ("interface", "partner") or not name or len(name) > 64:
+        abort(400, description="参数不正确")
+    if kind == "partner" and name not in hub().partners:
+        abort(400, description="未知的对接方")
+    with hub().transaction() as s:
+        row = s.get(InterfaceSwitch, (kind, name))
+        if row is None:
+            row = InterfaceSwitch(kind=kind, name=name)
+            s.add(row)
+        row.enabled, row.reason, row.changed_by, row.changed_at = (
+            enabled, reason, me().username, utcnow())
+        audit(s, "enable_interface" if enabled else "disable_interface", f"{kind}:{name}",
+              {"reason": reason})
+    if enabled and hub().workers is not None:
+        hub().workers.wake()
+    flash(f"{'已启用' if enabled else '已停用'} {name}", "ok")
+    return redirect(url_for("admin.interfaces"))
+
+
+@bp.get("/interfaces/route")
+@requires("view")
+def where_would_it_go():  # type: ignore[no-untyped-def]
+    county, item = request.args.get("county", ""), request.args.get("item", "")
+    route, error = None, None
+    try:
+        route = hub().routes.resolve(county, item)
+    except LookupError as exc:
+        error = str(exc.args[0])
+    return render("route.html", route=route, error=error, county=county, item=item,
+                  source=hub().routes.source)
+
+
+@bp.get("/calls")
+@requires("view")
+def calls():  # type: ignore[no-untyped-def]
+    keys = ("interface", "outcome", "direction", "division", "case_id", "message_id",
+            "since", "until")
+    args = {k: request.args.get(k, "").strip() for k in keys}
+    page, per = page_args()
+    c = CallLogEntry
+    conds = [me().scope(c.division)]
+    for key in ("interface", "outcome", "direction", "division"):
+        if args[key]:
+            conds.append(getattr(c, key) == args[key])
+    for key in ("case_id", "message_id"):
+        if args[key].isdigit():
+            conds.append(getattr(c, key) == int(args[key]))
+    since = parse_dt(args["since"]) or (utcnow() - timedelta(days=7))
+    conds.append(c.started_at >= since)
+    if until := parse_dt(args["until"], end=True):
+        conds.append(c.started_at < until)
+    with hub().transaction() as s:
+        rows = list(s.scalars(select(c).where(and_(*conds)).order_by(c.started_at.desc())
+                              .offset((page - 1) * per).limit(per + 1)))
+    return render("calls.html", rows=rows[:per], more=len(rows) > per, args=args, page=page,
+                  outcomes=CALL_OUTCOMES)
+
+
+def _call_or_404(s, call_id: int) -> CallLogEntry:  # type: ignore[no-untyped-def]
+    row = s.get(CallLogEntry, call_id)
+    if row is None or not me().sees(row.division) and me().divisions is not None:
+        abort(404)
+    return row
+
+
+@bp.route("/calls/<int:call_id>", methods=["GET", "POST"])
+@requires("view")
+def call_detail(call_id: int):  # type: ignore[no-untyped-def]
+    reveal = request.method == "POST"
+    if reveal:
+        me().require("view_personal_data")
+    with hub().transaction() as s:
+        row = _call_or_404(s, call_id)
+        request_text = _open(hub(), row.request_enc, reveal)
+        response_text = _open(hub(), row.response_enc, reveal)
+        if reveal:
+            audit(s, "view_personal_data", f"call:{row.ref_id}", {"call_id": call_id})
+    return render("call.html", row=row, request_text=request_text,
+                  response_text=response_text, reveal=reveal)

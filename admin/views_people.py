@@ -1,0 +1,179 @@
+"""Units, users, roles and their permissions (functions by role, data by division)."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from sqlalchemy import select
+
+from admin.auth import requires
+from admin.people import (
+    PeopleError,
+    create_user,
+    role_functions,
+    set_password,
+    set_role_functions,
+    set_user_access,
+)
+from admin.web import audit, bp, hub, me, render
+from store.admin_models import (
+    AdminRole,
+    AdminUnit,
+    AdminUser,
+    AdminUserDivision,
+    AdminUserRole,
+)
+
+
+@bp.get("/users")
+@requires("manage_users")
+def users():  # type: ignore[no-untyped-def]
+    with hub().transaction() as s:
+        rows = list(s.scalars(select(AdminUser).order_by(AdminUser.username)))
+        roles = list(s.scalars(select(AdminRole).order_by(AdminRole.name)))
+        units = list(s.scalars(select(AdminUnit).order_by(AdminUnit.name)))
+        user_roles: dict[int, set[int]] = {}
+        for ur in s.scalars(select(AdminUserRole)):
+            user_roles.setdefault(ur.user_id, set()).add(ur.role_id)
+        user_divs: dict[int, set[str]] = {}
+        for ud in s.scalars(select(AdminUserDivision)):
+            user_divs.setdefault(ud.user_id, set()).add(ud.division)
+        functions = {r.id: role_functions(s, r.id) for r in roles}
+    return render("users.html", rows=rows, roles=roles, units=units, user_roles=user_roles,
+                  user_divs=user_divs, role_fns=functions, counties=hub().city.counties)
+
+
+def _user_form(s, user: AdminUser) -> dict:  # type: ignore[no-untyped-def]
+    f = request.form
+    unit = f.get("unit_id", "")
+    user.unit_id = int(unit) if unit.isdigit() else None
+    user.display_name = (f.get("display_name") or user.username).strip()[:64]
+    user.province_user_id = (f.get("province_user_id") or "").strip()[:64] or None
+    user.all_divisions = f.get("all_divisions") == "1"
+    roles = [int(x) for x in f.getlist("role") if x.isdigit()]
+    divisions = f.getlist("division")
+    set_user_access(s, user, roles, divisions, hub().city.counties)
+    return {"roles": roles, "divisions": divisions, "all_divisions": user.all_divisions,
+            "unit_id": user.unit_id, "province_user_id": user.province_user_id}
+
+
+@bp.post("/users/new")
+@requires("manage_users")
+def user_new():  # type: ignore[no-untyped-def]
+    f = request.form
+    try:
+        with hub().transaction() as s:
+            user = create_user(s, f.get("username", ""), f.get("display_name", ""),
+                               f.get("password", ""))
+            detail = _user_form(s, user)
+            audit(s, "create_user", user.username, detail)
+        flash(f"已创建用户 {user.username}", "ok")
+    except PeopleError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>")
+@requires("manage_users")
+def user_edit(user_id: int):  # type: ignore[no-untyped-def]
+    f = request.form
+    action = f.get("action", "save")
+    try:
+        with hub().transaction() as s:
+            user = s.get(AdminUser, user_id)
+            if user is None:
+                abort(404)
+            if action == "save":
+                detail = _user_form(s, user)
+            elif action == "password":
+                set_password(user, f.get("password", ""))
+                detail = {"password": "reset"}
+            elif action == "unlock":
+                user.failed_logins, user.locked_until = 0, None
+                detail = {}
+            elif action in ("disable", "enable"):
+                if user.id == me().user_id:
+                    raise PeopleError("不能停用自己的账户")
+                user.active = action == "enable"
+                user.session_epoch += 1
+                detail = {}
+            elif action == "delete":
+                if user.id == me().user_id:
+                    raise PeopleError("不能删除自己的账户")
+                s.delete(user)
+                detail = {}
+            else:
+                abort(400)
+            audit(s, f"user_{action}", user.username, detail)
+        flash("已保存", "ok")
+    except PeopleError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/roles")
+@requires("manage_users")
+def role_save():  # type: ignore[no-untyped-def]
+    f = request.form
+    role_id = f.get("role_id", "")
+    try:
+        with hub().transaction() as s:
+            if f.get("action") == "delete" and role_id.isdigit():
+                role = s.get(AdminRole, int(role_id))
+                if role is None:
+                    abort(404)
+                s.delete(role)
+                audit(s, "delete_role", role.name)
+            else:
+                name = f.get("name", "").strip()
+                if not name or len(name) > 64:
+                    raise PeopleError("请填写角色名称（最多 64 个字符）")
+                role = s.get(AdminRole, int(role_id)) if role_id.isdigit() else None
+                if role is None:
+                    if s.scalars(select(AdminRole).where(AdminRole.name == name)).first():
+                        raise PeopleError(f"角色 {name} 已存在")
+                    role = AdminRole(name=name)
+                    s.add(role)
+                    s.flush()
+                role.name, role.description = name, f.get("description") or None
+                set_role_functions(s, role, f.getlist("function"))
+                audit(s, "save_role", name, {"functions": f.getlist("function")})
+        flash("已保存角色", "ok")
+    except PeopleError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.users") + "#roles")
+
+
+@bp.post("/units")
+@requires("manage_users")
+def unit_save():  # type: ignore[no-untyped-def]
+    f = request.form
+    unit_id = f.get("unit_id", "")
+    try:
+        with hub().transaction() as s:
+            if f.get("action") == "delete" and unit_id.isdigit():
+                unit = s.get(AdminUnit, int(unit_id))
+                if unit is None:
+                    abort(404)
+                if s.scalars(select(AdminUser.id).where(AdminUser.unit_id == unit.id)).first():
+                    raise PeopleError("该单位下还有用户，不能删除")
+                s.delete(unit)
+                audit(s, "delete_unit", unit.name)
+            else:
+                name = f.get("name", "").strip()
+                division = f.get("division") or None
+                if not name or len(name) > 100:
+                    raise PeopleError("请填写单位名称")
+                if division and division not in hub().city.counties:
+                    raise PeopleError("区县代码不正确")
+                unit = s.get(AdminUnit, int(unit_id)) if unit_id.isdigit() else None
+                if unit is None:
+                    unit = AdminUnit(name=name)
+                    s.add(unit)
+                unit.name, unit.division = name, division
+                unit.province_unit_id = (f.get("province_unit_id") or "").strip()[:64] or None
+                audit(s, "save_unit", name, {"province_unit_id": unit.province_unit_id,
+                                             "division": division})
+        flash("已保存单位", "ok")
+    except PeopleError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("admin.users") + "#units")

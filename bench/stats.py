@@ -1,0 +1,150 @@
+"""Benchmark the admin dashboard on a year of data.
+
+Fills the store with call-log rows (default one million) spread over the past year,
+plus sub-cases and outbox messages, rolls the call log up by day (as the nightly job
+does), and prints how long the dashboard's queries take for the whole year — city-wide
+and for one county. Target: under 500 ms on PostgreSQL, under 2 s on SQLite.
+
+    python bench/stats.py sqlite:////tmp/bench.db
+    python bench/stats.py postgresql+psycopg://user:pw@host/db --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, insert, select  # noqa: E402
+
+from admin import stats  # noqa: E402
+from admin.perms import FUNCTIONS, Principal  # noqa: E402
+from store.db import Database  # noqa: E402
+from store.models import CallLogEntry, Case, OutboxMessage, utcnow  # noqa: E402
+
+COUNTIES = ["511702", "511703", "511722", "511723", "511724", "511725", "511781"]
+ITEMS = ["property_info_query", "survey_review", "presale_contract_verify",
+         "presale_contract_cancel", "filed_property_query", "rental_filing",
+         "presale_contract_filing", "resale_contract_filing", "presale_scope_query",
+         "presale_permit_application"]
+STAGES = ["received", "accepted", "approved", "completed", "rejected"]
+BATCH = 20000
+
+
+def fill_calls(db: Database, n: int, now: datetime, rng: random.Random) -> None:
+    interfaces = [f"county.{i}" for i in ITEMS] + [f"province.{op}" for op in (
+        "status", "results", "review-link")] + [f"province.in.{i}" for i in ITEMS]
+    rows = []
+    for i in range(n):
+        iface = rng.choice(interfaces)
+        rows.append({
+            "ref_id": f"bench{i:012d}", "interface": iface,
+            "direction": "in" if ".in." in iface else "out", "party": "bench",
+            "division": rng.choice(COUNTIES), "item": rng.choice(ITEMS),
+            "case_id": None, "message_id": None,
+            "started_at": now - timedelta(seconds=rng.randrange(0, 365 * 86400)),
+            "duration_ms": rng.lognormvariate(4.5, 1.0),
+            "outcome": rng.choices(["ok", "error", "rejected"], [90, 7, 3])[0],
+            "code": None, "error": None, "request_enc": None, "response_enc": None,
+        })
+        if len(rows) == BATCH:
+            _flush(db, CallLogEntry, rows)
+    _flush(db, CallLogEntry, rows)
+
+
+def fill_cases(db: Database, n: int, now: datetime, rng: random.Random) -> None:
+    with db.session() as s:
+        start = (s.scalar(select(func.max(Case.id))) or 0) + 1
+    cases, messages = [], []
+    for i in range(start, start + n):
+        at = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
+        county = rng.choice(COUNTIES)
+        cases.append({"id": i, "case_no": f"B{i:012d}", "parent_id": None,
+                      "item": rng.choice(ITEMS), "apply_no": f"bench-{i}",
+                      "city_code": "511700", "county_code": county, "source": "province",
+                      "stage": rng.choice(STAGES), "route_adapter": "county_smart",
+                      "route_mode": "auto", "applicant_id_hash": None, "payload_enc": b"x",
+                      "answer_enc": None, "created_at": at, "updated_at": at})
+        messages.append({"interface": "county.rental_filing", "adapter": "county_smart",
+                         "partner": f"county_{county}", "operation": "rental_filing",
+                         "division": county, "item": "rental_filing", "case_id": i,
+                         "payload_enc": b"x",
+                         "status": rng.choices(["done", "dead", "pending"], [95, 3, 2])[0],
+                         "attempts": 1, "max_attempts": 5, "min_backoff": 1.0,
+                         "max_backoff": 10.0, "timeout": 5.0, "next_attempt_at": at,
+                         "created_at": at, "resubmit_count": 0})
+        if len(cases) == BATCH:
+            _flush(db, Case, cases)
+            _flush(db, OutboxMessage, messages)
+    _flush(db, Case, cases)
+    _flush(db, OutboxMessage, messages)
+
+
+def _flush(db: Database, model, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    if rows:
+        with db.session() as s:
+            s.execute(insert(model), rows)
+        rows.clear()
+
+
+def timed(fn, runs: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    times, result = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("url", help="store URL (SQLAlchemy), e.g. sqlite:////tmp/bench.db")
+    p.add_argument("--rows", type=int, default=1_000_000, help="call-log rows")
+    p.add_argument("--cases", type=int, default=100_000, help="sub-cases (one message each)")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--no-fill", action="store_true", help="reuse what is in the store")
+    args = p.parse_args()
+
+    db = Database(args.url)
+    db.migrate()
+    now = utcnow()
+    rng = random.Random(2026)
+    if not args.no_fill:
+        t = time.perf_counter()
+        fill_calls(db, args.rows, now, rng)
+        fill_cases(db, args.cases, now, rng)
+        print(f"filled {args.rows} call-log rows and {args.cases} cases in "
+              f"{time.perf_counter() - t:.1f} s")
+    with db.session() as s:
+        total = s.scalar(select(func.count()).select_from(CallLogEntry))
+    t = time.perf_counter()
+    with db.session() as s:
+        days = stats.refresh_pending(s, today=now.date())
+    print(f"rollup refresh (nightly job): {len(days)} day(s) in "
+          f"{time.perf_counter() - t:.1f} s")
+
+    city = Principal(0, "bench", "bench", frozenset(FUNCTIONS), None)
+    county = Principal(0, "bench", "bench", frozenset(FUNCTIONS), frozenset({"511702"}))
+    since, until = now - timedelta(days=365), now + timedelta(seconds=1)
+    print(f"store: {db.engine.dialect.name}, {total} call-log rows; range {since:%Y-%m-%d} "
+          f"to {until:%Y-%m-%d} (median of {args.runs} runs)")
+    for label, who in (("city-wide", city), ("one county", county)):
+        def run(who: Principal = who):  # type: ignore[no-untyped-def]
+            with db.session() as s:
+                return stats.dashboard(s, who, since, until)
+        ms, dash = timed(run, args.runs)
+        calls = sum(st.calls for st in dash.interfaces)  # type: ignore[attr-defined]
+        parts = ", ".join(f"{k} {v:.0f} ms" for k, v in dash.timings.items())  # type: ignore[attr-defined]
+        print(f"dashboard, one year, {label}: {ms:.0f} ms ({parts}); {calls} calls counted")
+    db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

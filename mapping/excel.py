@@ -1,0 +1,227 @@
+"""The manual-Excel workbook as a party format: its columns, labels and cell values.
+
+One sheet per item (titled with the item's Chinese name), one header row, one row per
+open case. The first columns describe the case for the operator; the last six are the
+operator's to fill in (new stage, time, operator, opinion, filing number, result).
+Everything that turns canonical values into cells and cells back into values is here,
+so the adapter (``adapters.manual_excel``) only moves rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from mapping.items import ITEMS, STAGES, Item
+from mapping.province_in import ID_TYPES
+
+#: Times in the workbook are Beijing time (no daylight saving), as operators read them.
+LOCAL_TZ = timezone(timedelta(hours=8), "CST")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+#: Stages an operator may enter: Chinese label → stage code (the list of the validation).
+OPERATOR_STAGES: dict[str, str] = {
+    "受理": "accepted", "审批": "approved", "办结": "completed", "不予受理": "rejected",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: float
+    operator: bool = False  # filled in by the operator
+
+
+CASE_COLUMNS: tuple[Column, ...] = (
+    Column("case_no", "案件编号", 24),
+    Column("item", "事项代码", 22),
+    Column("county", "区县", 14),
+    Column("apply_no", "申请编号", 26),
+    Column("applicant_name", "申请人", 14),
+    Column("applicant_id_type", "证件种类", 12),
+    Column("applicant_id_no", "证件号码", 22),
+    Column("applicant_phone", "联系电话", 15),
+    Column("received_at", "收件时间", 20),
+    Column("stage", "当前环节", 10),
+    Column("materials", "材料(JPG, 见压缩包)", 40),
+)
+OPERATOR_COLUMNS: tuple[Column, ...] = (
+    Column("new_stage", "新环节", 10, True),
+    Column("at", "办理时间", 20, True),
+    Column("operator", "经办人", 12, True),
+    Column("opinion", "意见", 30, True),
+    Column("filing_no", "备案号", 20, True),
+    Column("result", "结果", 30, True),
+)
+
+#: Chinese labels of the items' ``data`` fields (the code is used for any not listed).
+FIELD_LABELS: dict[str, str] = {
+    "enterprise_name": "测绘单位", "project_name": "项目名称", "contract_no": "合同编号",
+    "buyer_name": "买受人", "buyer_id_no": "买受人证件号", "seller_name": "出卖人",
+    "seller_id_no": "出卖人证件号", "cert_no": "不动产权证号", "lessee_name": "承租人",
+    "lessee_id_no": "承租人证件号", "lessor_name": "出租人", "lessor_id_no": "出租人证件号",
+    "house_id": "房屋编号", "address": "坐落", "co_owners": "共有人", "co_ownership": "共有方式",
+    "unit_code": "不动产单元代码", "price": "成交价(元)", "fund_supervision": "资金监管",
+    "supervision_bank": "监管银行", "developer_name": "开发企业",
+    "developer_uscc": "统一社会信用代码",
+    "presale_scope": "预售范围", "house_ids": "房屋编号清单",
+}
+
+
+def sheet_title(item: Item) -> str:
+    """A sheet per item, titled with its Chinese name (Excel allows 31 characters)."""
+    return item.name_zh[:31]
+
+
+def item_of_sheet(title: str) -> Item | None:
+    return next((i for i in ITEMS.values() if sheet_title(i) == title), None)
+
+
+def columns_for(item: Item) -> tuple[Column, ...]:
+    fields = tuple(Column(f"data.{f.name}", FIELD_LABELS.get(f.name, f.name), 18)
+                   for f in item.fields)
+    return CASE_COLUMNS + fields + OPERATOR_COLUMNS
+
+
+def mask(value: str | None, keep_start: int = 6, keep_end: int = 4) -> str | None:
+    """``110105********002X``: enough for an operator to match papers, not to copy an ID."""
+    if not value:
+        return value
+    if len(value) <= keep_start + keep_end:
+        return "*" * len(value)
+    return value[:keep_start] + "*" * (len(value) - keep_start - keep_end) + value[-keep_end:]
+
+
+def local_time(at: datetime | str | None) -> str | None:
+    """A stored (naive UTC) or ISO time as Beijing time text."""
+    if at is None:
+        return None
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(LOCAL_TZ).strftime(TIME_FORMAT)
+
+
+def _co_owner(owner: dict[str, Any], show_personal_data: bool) -> str:
+    id_no = str(owner.get("id_no") or "")
+    share = f" {owner['share']}%" if owner.get("share") is not None else ""
+    return f"{owner.get('name', '')} {id_no if show_personal_data else mask(id_no)}{share}"
+
+
+def _field_cell(item: Item, name: str, value: Any, show_personal_data: bool) -> Any:
+    spec = item.field(name)
+    if value is None:
+        return None
+    if spec is not None and spec.kind == "id_no":
+        return value if show_personal_data else mask(str(value))
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        if spec is not None and spec.kind == "co_owners":
+            return "；".join(_co_owner(o, show_personal_data) for o in value if isinstance(o, dict))
+        return "、".join(str(v) for v in value)
+    if name == "co_ownership":
+        from mapping.items import CO_OWNERSHIP
+
+        return CO_OWNERSHIP.get(str(value), str(value))
+    return str(value)
+
+
+def case_row(item: Item, case_no: str, county: str, stage: str, payload: dict[str, Any],
+             materials: list[str], show_personal_data: bool) -> list[Any]:
+    """The cells of one open case, in ``columns_for(item)`` order (operator cells blank)."""
+    applicant = payload.get("applicant") or {}
+    id_no = applicant.get("id_no")
+    phone = applicant.get("phone")
+    data = payload.get("data") or {}
+    row: list[Any] = [
+        case_no, item.code, county, payload.get("apply_no"), applicant.get("name"),
+        ID_TYPES.get(str(applicant.get("id_type")), applicant.get("id_type")),
+        id_no if show_personal_data else mask(id_no),
+        phone if show_personal_data else mask(phone, 3, 4),
+        local_time(payload.get("submitted_at")), STAGES.get(stage, stage),
+        "\n".join(materials) or None,
+    ]
+    row += [_field_cell(item, f.name, data.get(f.name), show_personal_data) for f in item.fields]
+    row += [None] * len(OPERATOR_COLUMNS)
+    return row
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+class CellError(ValueError):
+    """A cell an operator filled in cannot be read; the message says why."""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def stage_of(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    if text in OPERATOR_STAGES:
+        return OPERATOR_STAGES[text]
+    if text in OPERATOR_STAGES.values():
+        return text
+    raise CellError(f"新环节 {text!r} is not one of {', '.join(OPERATOR_STAGES)}")
+
+
+def time_of(value: Any) -> datetime | None:
+    """办理时间: an Excel date-time or text; Beijing time unless it has an offset → naive UTC."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime):
+        at = value
+    else:
+        text = str(value).strip().replace("/", "-")
+        try:
+            at = datetime.fromisoformat(text)
+        except ValueError:
+            raise CellError(f"办理时间 {text!r} is not a time like 2026-11-22 10:00:00") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=LOCAL_TZ)
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
+def result_of(value: Any) -> dict[str, Any] | None:
+    """结果: a JSON object as text, or plain text kept as the result's summary."""
+    text = _text(value)
+    if text is None:
+        return None
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise CellError("结果 starts with { but is not a JSON object") from None
+        if isinstance(parsed, dict):
+            return parsed
+    return {"summaries": [text]}
+
+
+def operator_values(header: dict[str, int], row: tuple[Any, ...]) -> dict[str, Any]:
+    """The raw cells of the operator columns and the case number, by key."""
+    def cell(key: str) -> Any:
+        i = header.get(key)
+        return row[i] if i is not None and i < len(row) else None
+
+    return {key: cell(key) for key in ("case_no", "item", *(c.key for c in OPERATOR_COLUMNS))}
+
+
+def header_map(cells: tuple[Any, ...]) -> dict[str, int]:
+    """Column index of each known label in a header row."""
+    by_label = {c.label: c.key for c in (*CASE_COLUMNS, *OPERATOR_COLUMNS)}
+    return {by_label[str(v).strip()]: i for i, v in enumerate(cells)
+            if v is not None and str(v).strip() in by_label}
+
+
+text_of = _text

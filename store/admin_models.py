@@ -1,0 +1,187 @@
+"""Models of the operator admin page: units, users, roles, permissions, settings,
+and the daily call-log rollup behind the dashboard.
+
+Registered on ``store.models.Base``; the schema is ``migrations/versions/0003_admin.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from store.models import Base, BigId, utcnow
+
+
+class AdminUnit(Base):
+    """A unit (单位), linked to the province platform's unit id."""
+
+    __tablename__ = "admin_units"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    province_unit_id: Mapped[str | None] = mapped_column(String(64))
+    division: Mapped[str | None] = mapped_column(String(6))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminRole(Base):
+    """A role (角色); its functions are rows of ``admin_role_functions``."""
+
+    __tablename__ = "admin_roles"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class AdminRoleFunction(Base):
+    """One function (权限项) a role grants, e.g. ``resubmit``."""
+
+    __tablename__ = "admin_role_functions"
+
+    role_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_roles.id", ondelete="CASCADE"), primary_key=True)
+    function: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class AdminUser(Base):
+    """An operator. ``all_divisions`` or rows of ``admin_user_divisions`` say what data
+    they may see; ``session_epoch`` changes on sign-out so old cookies stop working."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("admin_units.id"), index=True)
+    province_user_id: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    all_divisions: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminUserRole(Base):
+    __tablename__ = "admin_user_roles"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), primary_key=True)
+    role_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_roles.id", ondelete="CASCADE"), primary_key=True)
+
+
+class AdminUserDivision(Base):
+    """A data permission: the user sees this county's cases, messages and statistics."""
+
+    __tablename__ = "admin_user_divisions"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), primary_key=True)
+    division: Mapped[str] = mapped_column(String(6), primary_key=True)
+
+
+class AdminLoginFailure(Base):
+    """A failed sign-in (also for unknown user names), for the audit and the lock-out."""
+
+    __tablename__ = "admin_login_failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class AdminSetting(Base):
+    """A system parameter (系统参数): JSON value, validated by ``admin.settings``."""
+
+    __tablename__ = "admin_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminItemMapping(Base):
+    """A business item's code and name in one county's own system (事项对应)."""
+
+    __tablename__ = "admin_item_mappings"
+    __table_args__ = (UniqueConstraint("item", "county_code"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    item: Mapped[str] = mapped_column(String(64))
+    county_code: Mapped[str] = mapped_column(String(6))
+    county_item_code: Mapped[str] = mapped_column(String(64))
+    county_item_name: Mapped[str | None] = mapped_column(String(100))
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminDivisionName(Base):
+    """An operator's display name or retirement of a division (区划设置); the routing
+    table still decides where messages go."""
+
+    __tablename__ = "admin_division_names"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CallDaily(Base):
+    """Call-log rollup: one row per day, interface, division and outcome, with a
+    histogram of durations (``h0``..``h11``, bounds in ``admin.stats.BUCKET_BOUNDS``).
+    Built by ``admin.stats.refresh_rollup`` for whole past days."""
+
+    __tablename__ = "admin_call_daily"
+    __table_args__ = (Index("ix_admin_call_daily_day", "day", "interface", "division"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+    interface: Mapped[str] = mapped_column(String(64))
+    division: Mapped[str | None] = mapped_column(String(6))
+    outcome: Mapped[str] = mapped_column(String(12))
+    calls: Mapped[int] = mapped_column(Integer)
+    total_ms: Mapped[float] = mapped_column(Float)
+    max_ms: Mapped[float] = mapped_column(Float)
+    h0: Mapped[int] = mapped_column(Integer, default=0)
+    h1: Mapped[int] = mapped_column(Integer, default=0)
+    h2: Mapped[int] = mapped_column(Integer, default=0)
+    h3: Mapped[int] = mapped_column(Integer, default=0)
+    h4: Mapped[int] = mapped_column(Integer, default=0)
+    h5: Mapped[int] = mapped_column(Integer, default=0)
+    h6: Mapped[int] = mapped_column(Integer, default=0)
+    h7: Mapped[int] = mapped_column(Integer, default=0)
+    h8: Mapped[int] = mapped_column(Integer, default=0)
+    h9: Mapped[int] = mapped_column(Integer, default=0)
+    h10: Mapped[int] = mapped_column(Integer, default=0)
+    h11: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CallDailyDone(Base):
+    """Which days ``admin_call_daily`` holds completely."""
+
+    __tablename__ = "admin_call_daily_done"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    refreshed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

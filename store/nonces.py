@@ -1,0 +1,49 @@
+"""Signing nonces seen per app id: a replayed nonce within the window is refused (1003).
+
+One statement per request: ``INSERT ... ON CONFLICT DO NOTHING`` on the ``nonces``
+primary key (app id, nonce). A conflict means the nonce was seen before; it is only a
+replay if that sighting is still inside the window (housekeeping deletes old rows once
+a day, so a stale row is refreshed rather than counted).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import Nonce, utcnow
+
+
+def _insert_new(session: Session, app_id: str, nonce: str, now: datetime) -> bool:
+    values = {"app_id": app_id, "nonce": nonce, "seen_at": now}
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        mod = sqlite if dialect == "sqlite" else postgresql
+        stmt = mod.insert(Nonce).values(**values).on_conflict_do_nothing()
+        return session.execute(stmt).rowcount == 1
+    try:  # any other store: a unique violation means it was there
+        with session.begin_nested():
+            session.add(Nonce(**values))
+        return True
+    except IntegrityError:
+        return False
+
+
+def remember(session: Session, app_id: str, nonce: str, window_seconds: int,
+             now: datetime | None = None) -> bool:
+    """Record ``nonce`` for ``app_id``; False if it was already seen within the window."""
+    now = now or utcnow()
+    if _insert_new(session, app_id, nonce, now):
+        return True
+    refreshed = session.execute(
+        update(Nonce)
+        .where(Nonce.app_id == app_id, Nonce.nonce == nonce,
+               Nonce.seen_at < now - timedelta(seconds=window_seconds))
+        .values(seen_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return refreshed == 1

@@ -1,0 +1,99 @@
+"""Sign-in, CSRF refusal, lock-out, sign-out and create-admin, over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from sqlalchemy import select
+
+from store.admin_models import AdminUser
+from store.models import AuditEntry
+from tests.support import hub_command, write_config
+from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
+    ALL_FUNCTIONS,
+    PASSWORD,
+    Client,
+    add_operator,
+    client,
+    county_peer,
+    served,
+)
+
+
+def test_sign_in_cookie_flags_and_sign_out(served, client):  # noqa: F811
+    add_operator(served.hub, "alice", ALL_FUNCTIONS)
+    assert "登录" in client.get("/admin/").text  # redirected to the sign-in page
+    resp = client.login("alice")
+    assert resp.status_code == 200 and "首页统计" in resp.text
+    cookie = next(h for k, h in resp.history[0].headers.items() if k == "Set-Cookie")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    old_cookie = client.http.cookies.get("cityhub_admin")
+    client.post("/admin/logout")
+    assert "id=\"login-submit\"" in client.get("/admin/").text
+    # the cookie from before sign-out no longer works
+    replay = Client(served.url)
+    replay.http.cookies.set("cityhub_admin", old_cookie)
+    resp = replay.get("/admin/", follow=False)
+    assert resp.status_code == 302 and "/admin/login" in resp.headers["Location"]
+
+
+def test_wrong_password_and_csrf_refused(served, client):  # noqa: F811
+    add_operator(served.hub, "bob", ALL_FUNCTIONS)
+    assert client.login("bob", "wrong-password-1").status_code == 401
+    client.get("/admin/login")
+    resp = client.post("/admin/login", {"username": "bob", "password": PASSWORD}, csrf=False)
+    assert resp.status_code == 400 and "CSRF" in resp.text
+    assert client.login("bob").status_code == 200
+    # a signed-in form without (or with a wrong) token is refused and changes nothing
+    for token in (None, "forged"):
+        data = {"key": "lockout_threshold", "lockout_threshold": "9"}
+        if token:
+            data["csrf_token"] = token
+        resp = client.post("/admin/settings/params", data, csrf=False)
+        assert resp.status_code == 400
+    assert 'value="5"' in client.get("/admin/settings").text
+    resp = client.post("/admin/settings/params", {"lockout_threshold": "9"})
+    assert resp.status_code == 200 and 'value="9"' in resp.text
+
+
+def test_lock_out_after_repeated_failures(served, client):  # noqa: F811
+    add_operator(served.hub, "carol", ALL_FUNCTIONS)
+    for _ in range(4):
+        assert client.login("carol", "not-the-password-1").status_code == 401
+    resp = client.login("carol", "not-the-password-1")
+    assert "已被锁定" in resp.text
+    # the right password is refused while locked
+    resp = client.login("carol")
+    assert resp.status_code == 401 and "锁定" in resp.text
+    with served.hub.transaction() as s:
+        user = s.scalars(select(AdminUser).where(AdminUser.username == "carol")).one()
+        assert user.locked_until is not None
+        failures = s.scalars(select(AuditEntry).where(AuditEntry.action == "login_failed")).all()
+        assert len(failures) == 6
+    # an administrator unlocks the account
+    add_operator(served.hub, "root", ALL_FUNCTIONS)
+    admin_client = Client(served.url)
+    admin_client.login("root")
+    admin_client.get("/admin/users")
+    with served.hub.transaction() as s:
+        uid = s.scalars(select(AdminUser.id).where(AdminUser.username == "carol")).one()
+    admin_client.post(f"/admin/users/{uid}", {"action": "unlock"})
+    assert client.login("carol").status_code == 200
+
+
+def test_create_admin_reads_password_from_env_or_stdin(sqlite_url, tmp_path):
+    config = write_config(tmp_path / "cfg", sqlite_url, inbound=[])
+    env = {k: v for k, v in os.environ.items() if k != "HUB_ADMIN_PASSWORD"}
+    cmd = hub_command(config, "create-admin", "--username", "root")
+    empty = subprocess.run(cmd, input="", capture_output=True, text=True, env=env, timeout=60)
+    assert empty.returncode == 2 and "no password" in empty.stderr
+    weak = subprocess.run(cmd, input="short\n", capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert weak.returncode == 2
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                        env={**env, "HUB_ADMIN_PASSWORD": PASSWORD})
+    assert ok.returncode == 0, ok.stderr
+    again = subprocess.run(cmd, input=PASSWORD + "\n", capture_output=True, text=True,
+                           env=env, timeout=60)
+    assert again.returncode == 2 and "已存在" in again.stderr

@@ -1,0 +1,216 @@
+"""The manual-Excel fallback: export the work queue, fill it in as an operator would,
+import it — stages recorded and queued for the province; one bad row applies nothing."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime
+
+import openpyxl
+import pytest
+from PIL import Image
+
+from adapters.manual_excel import (
+    SPARE_ROWS,
+    StageRefused,
+    export_workbook,
+    import_workbook,
+    mark_stage,
+    work_queue,
+)
+from mapping.canonical import Material
+from mapping.excel import OPERATOR_STAGES
+from store import files
+from tests.county_support import ID_NO, case_of, new_case, province_messages, stages_of
+
+MANUAL = "511725"  # 渠县: no API
+
+
+@pytest.fixture
+def hub(make_hub, store_url):
+    return make_hub(store_url, inbound=["county_smart"])
+
+
+def image_bytes(fmt: str, color=(10, 120, 200), size=(60, 40)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, fmt)
+    return out.getvalue()
+
+
+def pdf_two_pages() -> bytes:
+    out = io.BytesIO()
+    first = Image.new("RGB", (200, 280), (255, 255, 255))
+    first.save(out, "PDF", save_all=True, append_images=[Image.new("RGB", (200, 280), (0, 0, 0))])
+    return out.getvalue()
+
+
+def upload(hub, data: bytes, name: str) -> Material:
+    with hub.transaction() as s:
+        info = files.save(s, hub.cipher, data, name, max_bytes=10 << 20, apply_no="A-0001",
+                          county_code=MANUAL)
+    return Material(info.file_id, name)
+
+
+def sheet_rows(xlsx: bytes, title: str):
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    ws = wb[title]
+    header = [c.value for c in ws[1]]
+    return wb, ws, header
+
+
+def fill(ws, header, row: int, **values) -> None:
+    labels = {"new_stage": "新环节", "at": "办理时间", "operator": "经办人", "opinion": "意见",
+              "filing_no": "备案号", "result": "结果"}
+    for key, value in values.items():
+        ws.cell(row=row, column=header.index(labels[key]) + 1).value = value
+
+
+def save(wb) -> bytes:
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_export_layout_masking_and_materials(hub):
+    pdf = upload(hub, pdf_two_pages(), "购房合同.pdf")
+    png = upload(hub, image_bytes("PNG"), "身份证明.png")
+    case_no = new_case(hub, "rental_filing", MANUAL, materials=[pdf, png])
+    new_case(hub, "rental_filing", "511702", apply_no="A-AUTO")  # auto: not in the queue
+
+    xlsx, archive = export_workbook(hub, MANUAL, "rental_filing")
+    wb, ws, header = sheet_rows(xlsx, "房屋租赁备案")
+    assert ws.max_row == 2 and ws.freeze_panes == "B2"
+    row = {h: c.value for h, c in zip(header, ws[2], strict=True)}
+    assert row["案件编号"] == case_no and row["区县"] == MANUAL and row["申请人"] == "张三"
+    assert row["证件号码"] == "110105********002X" and ID_NO not in str(list(ws.values))
+    assert row["联系电话"] == "138****8000" and row["收件时间"] == "2026-11-22 10:00:00"
+    assert row["当前环节"] == "申请" and row["承租人证件号"] == "110105********002X"
+    assert ws.column_dimensions["A"].width == 24
+    [dv] = ws.data_validations.dataValidation
+    letter = openpyxl.utils.get_column_letter(header.index("新环节") + 1)
+    assert str(dv.sqref) == f"{letter}2:{letter}{2 + SPARE_ROWS}"
+    assert dv.formula1 == '"' + ",".join(OPERATOR_STAGES) + '"'
+
+    names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
+    assert names == [f"{case_no}/01-购房合同-p1.jpg", f"{case_no}/01-购房合同-p2.jpg",
+                     f"{case_no}/02-身份证明.jpg"]
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        for name in names:
+            with Image.open(io.BytesIO(z.read(name))) as img:
+                assert img.format == "JPEG"
+    assert row["材料(JPG, 见压缩包)"].split("\n") == names
+
+    clear, _ = export_workbook(hub, MANUAL, show_personal_data=True, with_materials=False)
+    _, ws2, header2 = sheet_rows(clear, "房屋租赁备案")
+    assert ws2.cell(row=2, column=header2.index("证件号码") + 1).value == ID_NO
+
+
+def test_round_trip_applies_stages_and_queues_province(hub):
+    rental = new_case(hub, "rental_filing", MANUAL, apply_no="A-1")
+    survey = new_case(hub, "survey_review", MANUAL, apply_no="A-2",
+                      data={"enterprise_name": "达州测绘", "project_name": "凤凰城"})
+    untouched = new_case(hub, "survey_review", MANUAL, apply_no="A-3",
+                         data={"enterprise_name": "达州测绘", "project_name": "西外"})
+    verify = new_case(hub, "presale_contract_verify", MANUAL, apply_no="A-4")
+
+    xlsx, _ = export_workbook(hub, MANUAL)
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    assert wb.sheetnames == ["商品房预售合同备案核验", "房屋租赁备案", "房屋产权面积测绘成果审核"]
+    ws = wb["房屋租赁备案"]
+    header = [c.value for c in ws[1]]
+    fill(ws, header, 2, new_stage="受理", operator="赵", at=datetime(2026, 11, 23, 9, 0))
+    # a further stage for the same case: the operator copies the row below
+    ws.append([c.value for c in ws[2]])
+    fill(ws, header, 3, new_stage="办结", operator="赵", at="2026-11-24 09:00:00",
+         filing_no="ZL-511725-0001", opinion="准予备案")
+    ws = wb["房屋产权面积测绘成果审核"]
+    header = [c.value for c in ws[1]]
+    fill(ws, header, 2, new_stage="不予受理", opinion="材料不全")
+    ws = wb["商品房预售合同备案核验"]
+    header = [c.value for c in ws[1]]
+    fill(ws, header, 2, new_stage="受理")
+    ws.append([c.value for c in ws[2]])
+    fill(ws, header, 3, new_stage="办结", result='{"filed": true}')
+
+    report = import_workbook(hub, save(wb), operator="admin01")
+    assert report.errors == [] and report.applied == 5
+
+    assert stages_of(hub, rental) == ["accepted", "completed"]
+    assert stages_of(hub, survey) == ["rejected"] and stages_of(hub, untouched) == []
+    assert case_of(hub, rental).stage == "completed"
+    pushed = province_messages(hub, case_no=rental)
+    assert [(p["stage"], p["at"], p["operator"], p["filing_no"]) for p in pushed] == [
+        ("accepted", "2026-11-23T01:00:00+00:00", "赵", None),
+        ("completed", "2026-11-24T01:00:00+00:00", "赵", "ZL-511725-0001"),
+    ]
+    [rejected] = province_messages(hub, case_no=survey)
+    assert rejected["operator"] == "admin01" and rejected["opinion"] == "材料不全"
+    [result] = province_messages(hub, "results")
+    assert result["case_no"] == verify and result["data"] == {"filed": True}
+
+    # the same workbook again changes nothing: the repeats are skipped
+    before = len(province_messages(hub))
+    again = import_workbook(hub, save(wb), operator="admin01")
+    assert again.errors == [] and again.applied == 0 and len(again.skipped) == 5
+    assert len(province_messages(hub)) == before
+    # and the closed cases left the work queue
+    with hub.transaction() as s:
+        assert [c.case_no for c in s.scalars(work_queue(MANUAL))] == [untouched]
+
+
+def test_one_bad_row_applies_nothing_and_names_it(hub):
+    good = new_case(hub, "rental_filing", MANUAL, apply_no="B-1")
+    other = new_case(hub, "rental_filing", MANUAL, apply_no="B-2")
+    xlsx, _ = export_workbook(hub, MANUAL, "rental_filing")
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    ws = wb["房屋租赁备案"]
+    header = [c.value for c in ws[1]]
+    rows = {ws.cell(row=r, column=1).value: r for r in (2, 3)}
+    fill(ws, header, rows[good], new_stage="受理")
+    fill(ws, header, rows[other], new_stage="受理")
+    ws.append([c.value for c in ws[rows[other]]])
+    fill(ws, header, 4, new_stage="办结")  # no filing number
+    report = import_workbook(hub, save(wb), operator="admin01")
+    assert report.applied == 0
+    assert report.errors == [
+        ("房屋租赁备案", 4, "filing_no: required on completed for a filing item")]
+    assert stages_of(hub, good) == [] and stages_of(hub, other) == []
+    assert province_messages(hub) == []
+
+    # unknown case and a stage that cannot follow: both named, still nothing applied
+    fill(ws, header, 4, new_stage="审批", filing_no=None)
+    ws.cell(row=4, column=1, value=other)
+    ws.append([c.value for c in ws[2]])
+    ws.cell(row=5, column=1, value="511725209901019999")
+    fill(ws, header, rows[other], new_stage=None)  # so 审批 comes before any 受理
+    report = import_workbook(hub, save(wb), operator="admin01")
+    assert report.applied == 0
+    assert report.errors == [("房屋租赁备案", 4, "stage approved cannot follow received"),
+                             ("房屋租赁备案", 5, "unknown case 511725209901019999")]
+    assert stages_of(hub, good) == [] and province_messages(hub) == []
+
+    bad_cell = openpyxl.load_workbook(io.BytesIO(xlsx))
+    ws = bad_cell["房屋租赁备案"]
+    fill(ws, header, 2, new_stage="办完了")
+    report = import_workbook(hub, save(bad_cell), operator="admin01")
+    assert report.applied == 0 and report.errors[0][:2] == ("房屋租赁备案", 2)
+    assert "办完了" in report.errors[0][2]
+    assert import_workbook(hub, b"not a workbook", "admin01").errors[0][2].startswith("not an")
+
+
+def test_mark_stage_as_a_callback_would(hub):
+    case_no = new_case(hub, "maintenance_fund_deposit", MANUAL, apply_no="WX-1", data={})
+    assert mark_stage(hub, case_no, "accepted", "admin01").recorded
+    with pytest.raises(StageRefused) as refused:
+        mark_stage(hub, case_no, "finished", "admin01")
+    assert refused.value.errors[0][0] == "stage"
+    early = mark_stage(hub, case_no, "accepted", "admin01")
+    assert not early.recorded and early.duplicate
+    assert mark_stage(hub, case_no, "completed", "admin01", opinion="已交存").recorded
+    late = mark_stage(hub, case_no, "approved", "admin01")
+    assert not late.recorded and "completed" in late.reason
+    with pytest.raises(LookupError):
+        mark_stage(hub, "nope", "accepted", "admin01")
+    assert [p["stage"] for p in province_messages(hub)] == ["accepted", "completed"]
+    assert stages_of(hub, case_no) == ["accepted", "completed"]
