@@ -77,7 +77,7 @@ def write_config(
         "delivery": {"threads": 4, "batch": 10, "lease_seconds": 30, "poll_interval": 0.1},
         "scheduler": {"enabled": True, "lease_seconds": 5},
         "partners": all_partners,
-        "inbound": ["province", "county_smart", "manual_excel"],
+        "inbound": ["province", "county_smart", "manual_excel", "bank_soap", "pos"],
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -1,0 +1,300 @@
+"""What each operation of the hub's fund service does (contract 3.1, 3.3).
+
+Order of work for every call: the token (1001 books nothing), then the fields
+(2002 changes nothing), then one transaction that records the event once per
+(bank_code, serial_no), books or holds it, alerts, routes, and commits before the
+answer is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.fund.auth import Caller, Tokens
+from adapters.fund.ledger import (
+    Answer,
+    SoapCall,
+    account_view,
+    alert,
+    hold,
+    insert_booked,
+    new_event,
+    record_once,
+    route,
+)
+from adapters.fund.reconcile import FIGURES, compare
+from adapters.fund.settings import BankSettings
+from mapping.fund import (
+    ABNORMAL,
+    BAD_TOKEN,
+    INTERNAL,
+    INVALID,
+    MOVEMENTS,
+    NOT_ON_SALE,
+    OK,
+    PAY_METHODS,
+    RESULT_OF,
+    RESULT_OK,
+    UNKNOWN_ACCOUNT,
+    FieldError,
+    amount_in,
+    fen_to_yuan,
+    local_date,
+    occurred_utc,
+)
+from store.fund_models import FundHouse, FundInstruction, SupervisedAccount
+from store.models import utcnow
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+log = logging.getLogger("cityhub.fund")
+#: What booking needs of an account (a plain row: cheaper than loading the entity).
+ACCOUNT_COLUMNS = (SupervisedAccount.account_no, SupervisedAccount.bank_code,
+                   SupervisedAccount.developer_name, SupervisedAccount.project_name,
+                   SupervisedAccount.permit_no, SupervisedAccount.division)
+POS_OPERATIONS = frozenset({"PosPaymentVerify", "PosPayment"})
+PERSONAL = ("payer_name", "payer_account", "payee_name", "payee_account", "buyer_name",
+            "card_no_masked", "remark", "authority", "document_no", "terminal_id", "pay_method")
+
+
+class AccountCache:
+    """Known supervised accounts for a few seconds (hits only: a new account is seen at
+    once; an operator's edit within ``ttl``)."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._rows: dict[str, tuple[Any, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, s: Session, account_no: str) -> Any:
+        now = time.monotonic()
+        hit = self._rows.get(account_no)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        row = s.execute(select(*ACCOUNT_COLUMNS).where(
+            SupervisedAccount.account_no == account_no)).first()
+        if row is not None:
+            with self._lock:
+                if len(self._rows) > 50000:
+                    self._rows.clear()
+                self._rows[account_no] = (row, now + self.ttl)
+        return row
+
+
+class FundDesk:
+    def __init__(self, hub: Hub, settings: BankSettings) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.tokens = Tokens(settings.token_ttl_seconds)
+        self.accounts = AccountCache()
+        self._handlers: dict[str, Callable[[SoapCall, Caller, dict[str, Any]], Answer]] = {
+            **{op: self._movement for op in MOVEMENTS if op != "PosPayment"},
+            "PosPayment": self._pos_payment,
+            "PosPaymentVerify": self._pos_verify,
+            "ReconciliationResult": self._result,
+            "CancelSupervisionResult": self._result,
+            "TransferResult": self._result,
+            "AccountSetupResult": self._result,
+        }
+
+    # ------------------------------------------------------------------ entry points
+
+    def authenticate(self, call: SoapCall, bank_code: str, username: str,
+                     password: str) -> Answer:
+        call.party = bank_code or "unknown"
+        with self.hub.transaction() as s:
+            issued = self.tokens.issue(s, bank_code, username, password)
+        if issued is None:
+            return Answer(BAD_TOKEN, "wrong bank code, user name or password")
+        token, expires = issued
+        return Answer(OK, "ok", {"token": token, "expires_at": _aware(expires)})
+
+    def handle(self, call: SoapCall, operation: str, fields: dict[str, Any]) -> Answer:
+        token = fields.pop("token", None) or call.header_token
+        caller = self.tokens.check(self.hub.db.session, token)
+        if caller is None:
+            return Answer(BAD_TOKEN, "bad or expired token")
+        call.party = caller.bank_code
+        if caller.kind == "pos" and operation not in POS_OPERATIONS:
+            return Answer(BAD_TOKEN, f"a POS login may not call {operation}")
+        try:
+            return self._handlers[operation](call, caller, fields)
+        except FieldError as exc:
+            return Answer(INVALID, f"invalid field {exc}")
+        except Exception:
+            log.exception("fund operation %s failed", operation)
+            return Answer(INTERNAL, "internal error")
+
+    # ------------------------------------------------------------------ movements
+
+    def _movement(self, call: SoapCall, caller: Caller, f: dict[str, Any]) -> Answer:
+        op = call.operation
+        in_fen = self.settings.in_fen(caller.bank_code)
+        fen = amount_in(f["amount"], "amount", in_fen)
+        when = occurred_utc(f["occurred_at"])
+        if op == "DepositNotice" and f.get("pay_method") and f["pay_method"] not in PAY_METHODS:
+            raise FieldError("pay_method", f"not in code table 4.3 ({', '.join(PAY_METHODS)})")
+        f = {**f, "amount": fen_to_yuan(fen), "occurred_at": when.isoformat() + "Z"}
+
+        def work(s: Session) -> Answer:
+            account = self.accounts.get(s, f["account_no"])
+            if account is None:
+                answer = Answer(UNKNOWN_ACCOUNT, "unknown account_no; kept for an operator")
+                hold(s, self.hub, caller.bank_code, op, f, answer, "unknown account",
+                     f["account_no"], fen, when)
+                return answer
+            return self._book(s, call, caller, op, f, account, fen, when)
+
+        return record_once(self.hub, call, caller.bank_code, f["serial_no"], work)
+
+    def _book(self, s: Session, call: SoapCall, caller: Caller, op: str, f: dict[str, Any],
+              account: Any, fen: int, when: Any) -> Answer:
+        kind, direction = MOVEMENTS[op]
+        house = f.get("house_code") or None
+        unlinked = op == "DepositNotice" and not house
+        answer = Answer(OK, "booked, unlinked: no house_code" if unlinked else "booked")
+        event_id = insert_booked(s, self.hub, caller.bank_code, op, f, answer,
+                                 account_view(account), kind, direction, fen, when,
+                                 local_date(when), house, unlinked,
+                                 {k: f.get(k) for k in PERSONAL})
+        call.division = account.division
+        if unlinked:
+            alert(s, "fund_unlinked", "info", f"deposit {f['serial_no']} has no house code",
+                  {"account_no": account.account_no, "amount": str(fen_to_yuan(fen))},
+                  division=account.division, ref=f"fund_event:{event_id}")
+        if op in ABNORMAL:
+            alert(s, f"fund_{kind}", "critical",
+                  f"{op}: account {account.account_no} ({account.project_name or '-'}), "
+                  f"{fen_to_yuan(fen)} yuan",
+                  {"authority": f.get("authority"), "document_no": f.get("document_no"),
+                   "occurred_at": f["occurred_at"], "bank_code": caller.bank_code},
+                  division=account.division, ref=f"fund_event:{event_id}")
+        return answer
+
+    # ------------------------------------------------------------------ POS
+
+    def _on_sale(self, s: Session, house_code: str) -> SupervisedAccount | None:
+        house = s.get(FundHouse, house_code)
+        if house is None or house.status != "on_sale":
+            return None
+        account = s.scalar(select(SupervisedAccount).where(
+            SupervisedAccount.account_no == house.account_no))
+        return account if account is not None and account.status == "active" else None
+
+    def _pos_verify(self, call: SoapCall, caller: Caller, f: dict[str, Any]) -> Answer:
+        amount_in(f["amount"], "amount", self.settings.in_fen(caller.bank_code))
+        with self.hub.db.session() as s:
+            account = self._on_sale(s, f["house_code"])
+        if account is None:
+            return Answer(NOT_ON_SALE, "the house is not on sale under a supervised account")
+        call.division = account.division
+        return Answer(OK, "ok", {"account_no": account.account_no,
+                                 "project_name": account.project_name})
+
+    def _pos_payment(self, call: SoapCall, caller: Caller, f: dict[str, Any]) -> Answer:
+        fen = amount_in(f["amount"], "amount", self.settings.in_fen(caller.bank_code))
+        when = occurred_utc(f["occurred_at"])
+        f = {**f, "amount": fen_to_yuan(fen), "occurred_at": when.isoformat() + "Z",
+             "pay_method": "03"}
+
+        def work(s: Session) -> Answer:
+            account = self._on_sale(s, f["house_code"])
+            if account is None:
+                answer = Answer(NOT_ON_SALE, "the house is not on sale under a supervised "
+                                             "account; kept for an operator")
+                hold(s, self.hub, caller.bank_code, "PosPayment", f, answer,
+                     f"house {f['house_code']} not on sale", None, fen, when)
+                return answer
+            f["account_no"] = account.account_no
+            return self._book(s, call, caller, "PosPayment", f, account, fen, when)
+
+        return record_once(self.hub, call, caller.bank_code, f["serial_no"], work)
+
+    # ------------------------------------------------------------------ results
+
+    def _result(self, call: SoapCall, caller: Caller, f: dict[str, Any]) -> Answer:
+        op = call.operation
+        in_fen = self.settings.in_fen(caller.bank_code)
+        bank: dict[str, int] = {}
+        if op == "ReconciliationResult":
+            for name in FIGURES:
+                bank[name] = amount_in(f[name], name, in_fen, allow_zero=True, signed=True)
+            f = {**f, **{k: fen_to_yuan(v) for k, v in bank.items()}}
+        if op == "TransferResult":
+            f = {**f, "amount": fen_to_yuan(amount_in(f["amount"], "amount", in_fen)),
+                 "occurred_at": occurred_utc(f["occurred_at"]).isoformat() + "Z"}
+        ok = str(f.get("result") or "").strip() in RESULT_OK
+
+        def work(s: Session) -> Answer:
+            ins = s.scalar(select(FundInstruction).where(
+                FundInstruction.instruction_no == f["instruction_no"]))
+            if ins is None or ins.type_code != RESULT_OF[op] or ins.bank_code != caller.bank_code:
+                raise FieldError("instruction_no", "no such instruction of this bank")
+            if ins.account_no and f.get("account_no") and f["account_no"] != ins.account_no:
+                raise FieldError("account_no", f"instruction {ins.instruction_no} is for "
+                                               f"another account")
+            answer = Answer(OK, "ok")
+            account = None
+            if op == "AccountSetupResult" and ok:
+                if not f.get("account_no"):
+                    raise FieldError("account_no", "required when the setup succeeded")
+                account = self._set_up(s, ins, f)
+            elif f.get("account_no") or ins.account_no:
+                account = s.scalar(select(SupervisedAccount).where(
+                    SupervisedAccount.account_no == (f.get("account_no") or ins.account_no)))
+            if op == "ReconciliationResult":
+                day = f["date"] if isinstance(f["date"], date) else date.fromisoformat(f["date"])
+                if ins.for_date and day != ins.for_date:
+                    raise FieldError("date", f"instruction is for {ins.for_date}")
+                compare(s, ins.account_no or f["account_no"], day, ins.instruction_no, bank,
+                        division=ins.division)
+            if op == "CancelSupervisionResult" and ok and account is not None:
+                account.status = "cancelled"
+                account.updated_by = f"bank:{caller.bank_code}"
+            ins.status, ins.answered_at = "answered", utcnow()
+            ins.result = "ok" if op == "ReconciliationResult" else str(f.get("result"))[:16]
+            ins.result_msg = f.get("message")
+            event = new_event(s, self.hub, caller.bank_code, op, f, "done", answer,
+                              account_no=account.account_no if account else f.get("account_no"),
+                              instruction_no=ins.instruction_no, division=ins.division)
+            view = account_view(account) if account is not None else {"division": ins.division}
+            call.division = view.get("division")
+            route(s, self.hub, event, view, f)
+            return answer
+
+        return record_once(self.hub, call, caller.bank_code, f["serial_no"], work)
+
+    def _set_up(self, s: Session, ins: FundInstruction, f: dict[str, Any]) -> SupervisedAccount:
+        asked = self.hub.cipher.open_json(ins.payload_enc)
+        account = s.scalar(select(SupervisedAccount).where(
+            SupervisedAccount.account_no == f["account_no"]))
+        if account is None:
+            account = SupervisedAccount(account_no=f["account_no"], bank_code=ins.bank_code,
+                                        division=ins.division or "")
+            s.add(account)
+        account.account_name = f.get("account_name") or account.account_name
+        account.branch_name = f.get("branch_name") or asked.get("branch_name")
+        account.developer_name = asked.get("developer_name")
+        account.developer_uscc = asked.get("developer_uscc")
+        account.project_name = asked.get("project_name")
+        account.permit_no = asked.get("permit_no")
+        account.status = "active"
+        account.updated_by = f"bank:{ins.bank_code}"
+        ins.account_no = account.account_no
+        s.flush()
+        return account
+
+
+def _aware(value: Any) -> Any:
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC)

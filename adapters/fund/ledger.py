@@ -1,0 +1,219 @@
+"""The ledger side of an event: idempotent recording, booking a movement, holding what
+cannot be booked, alerting operators, and routing the event by the account's division."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mapping.fund import RESULT_CODE, canonical_event, fen_to_yuan
+from store.fund_models import FundEvent, LedgerEntry
+from store.models import Alert
+from store.outbox import NewMessage
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+log = logging.getLogger("cityhub.fund")
+ITEM = "fund_supervision"
+
+
+@dataclass
+class Answer:
+    code: str
+    msg: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SoapCall:
+    """What the SOAP wrapper logs about one call; the desk fills it while it works."""
+
+    operation: str = ""
+    party: str = "unknown"
+    division: str | None = None
+    header_token: str | None = None
+    code: str | None = None
+    msg: str | None = None
+    #: The SOAP call's own transaction (business rows and the call log commit together).
+    session: Session | None = None
+
+
+def account_view(account: Any) -> dict[str, Any]:
+    """An account (entity or row) as the canonical event carries it."""
+    return {
+        "account_no": account.account_no, "bank_code": account.bank_code,
+        "developer_name": account.developer_name, "project_name": account.project_name,
+        "permit_no": account.permit_no, "division": account.division,
+    }
+
+
+def record_once(hub: Hub, call: SoapCall, bank_code: str, serial_no: str,
+                work: Callable[[Session], Answer]) -> Answer:
+    """Run ``work`` once per (bank_code, serial_no); a repeat answers as the first time.
+
+    ``work`` adds the FundEvent (and whatever else) in the same transaction, which
+    commits before the answer leaves; a concurrent twin loses on the unique key and
+    answers what the winner stored.
+    """
+
+    def prior(s: Session) -> Answer | None:
+        row = s.execute(select(FundEvent.answer_code, FundEvent.answer_msg, FundEvent.division)
+                        .where(FundEvent.bank_code == bank_code,
+                               FundEvent.serial_no == serial_no)).first()
+        if row is None:
+            return None
+        call.division = row.division
+        return Answer(row.answer_code, row.answer_msg)
+
+    outer = call.session
+    if outer is not None:
+        # The SOAP call's own transaction, which holds nothing else yet: new serials are
+        # the common case, so work first and let the unique key catch a repeat (its
+        # writes are rolled back and the first answer is returned).
+        try:
+            return work(outer)
+        except IntegrityError:
+            outer.rollback()
+            answer = prior(outer)
+            if answer is None:
+                raise
+            return answer
+        except Exception:
+            outer.rollback()  # a refusal (2002) or a failure books nothing
+            raise
+    try:
+        with hub.transaction() as s:
+            answer = prior(s)
+            if answer is not None:
+                return answer
+            return work(s)
+    except IntegrityError:
+        with hub.db.session() as s:
+            answer = prior(s)
+        if answer is None:
+            raise
+        return answer
+
+
+def new_event(s: Session, hub: Hub, bank_code: str, operation: str, fields: dict[str, Any],
+              status: str, answer: Answer, account_no: str | None = None,
+              amount_fen: int | None = None, occurred_at: Any = None,
+              instruction_no: str | None = None, division: str | None = None,
+              reason: str | None = None) -> FundEvent:
+    event = FundEvent(
+        bank_code=bank_code, serial_no=fields["serial_no"], operation=operation,
+        result_type=RESULT_CODE[operation], account_no=account_no,
+        instruction_no=instruction_no, amount_fen=amount_fen, occurred_at=occurred_at,
+        status=status, reason=reason, answer_code=answer.code, answer_msg=answer.msg[:200],
+        division=division, payload_enc=hub.cipher.seal_json(_jsonable(fields)),
+    )
+    s.add(event)
+    s.flush()
+    return event
+
+
+def hold(s: Session, hub: Hub, bank_code: str, operation: str, fields: dict[str, Any],
+         answer: Answer, reason: str, account_no: str | None, amount_fen: int | None,
+         occurred_at: Any) -> FundEvent:
+    """Keep an event that cannot be booked for an operator (nothing is dropped)."""
+    event = new_event(s, hub, bank_code, operation, fields, "held", answer,
+                      account_no=account_no, amount_fen=amount_fen, occurred_at=occurred_at,
+                      reason=reason)
+    alert(s, "fund_held", "warning", f"{operation} held: {reason}",
+          {"bank_code": bank_code, "serial_no": fields["serial_no"], "account_no": account_no,
+           "amount": None if amount_fen is None else str(fen_to_yuan(amount_fen))},
+          ref=f"fund_event:{event.id}")
+    return event
+
+
+def alert(s: Session, kind: str, severity: str, title: str, detail: Any,
+          division: str | None = None, ref: str | None = None) -> None:
+    s.add(Alert(kind=kind, severity=severity, title=title[:200],
+                detail=json.dumps(detail, ensure_ascii=False, default=str),
+                division=division, ref=ref))
+
+
+def route_to(s: Session, hub: Hub, operation: str, bank_code: str, account: dict[str, Any],
+             fields: dict[str, Any]) -> tuple[str, int | None]:
+    """Send an event where the routing table says for its division (item fund_supervision):
+    a smart county gets an outbox message; a manual county's operators see it queued.
+    Returns (mode, outbox message id)."""
+    division = account.get("division")
+    if not division:
+        return "manual", None
+    try:
+        r = hub.routes.resolve(division, ITEM)
+    except LookupError as exc:
+        log.warning("fund event %s/%s: %s; left for operators", bank_code,
+                    fields.get("serial_no"), exc)
+        return "manual", None
+    if r.manual or not r.partner:
+        return r.mode, None
+    payload = canonical_event(operation, bank_code, fields, account)
+    return r.mode, hub.enqueue(s, NewMessage(
+        interface=f"fund.{operation}", adapter=r.adapter, partner=r.partner,
+        operation=ITEM, payload=payload, policy=r.retry, timeout=r.timeout,
+        division=division, item=ITEM))
+
+
+def route(s: Session, hub: Hub, event: FundEvent, account: dict[str, Any],
+          fields: dict[str, Any]) -> None:
+    """``route_to`` for an event row already added."""
+    event.division = account.get("division")
+    event.route_mode, event.message_id = route_to(s, hub, event.operation, event.bank_code,
+                                                  account, fields)
+
+
+def insert_booked(s: Session, hub: Hub, bank_code: str, operation: str,
+                  fields: dict[str, Any], answer: Answer, account: dict[str, Any], kind: str,
+                  direction: str, amount_fen: int, occurred_at: Any, book_date: date,
+                  house_code: str | None, unlinked: bool, personal: dict[str, Any]) -> int:
+    """Route, then insert the event and its ledger row (Core inserts: the hot path)."""
+    mode, message_id = route_to(s, hub, operation, bank_code, account, fields)
+    event_id = s.execute(insert(FundEvent.__table__), dict(
+        bank_code=bank_code, serial_no=fields["serial_no"], operation=operation,
+        result_type=RESULT_CODE[operation], account_no=account["account_no"],
+        instruction_no=fields.get("instruction_no"), amount_fen=amount_fen,
+        occurred_at=occurred_at, status="booked", answer_code=answer.code,
+        answer_msg=answer.msg[:200], division=account.get("division"), route_mode=mode,
+        message_id=message_id, payload_enc=hub.cipher.seal_json(_jsonable(fields)),
+    )).inserted_primary_key[0]
+    s.execute(insert(LedgerEntry.__table__), dict(
+        event_id=event_id, account_no=account["account_no"], bank_code=bank_code,
+        serial_no=fields["serial_no"], kind=kind, direction=direction, amount_fen=amount_fen,
+        occurred_at=occurred_at, book_date=book_date, house_code=house_code or None,
+        unlinked=unlinked, instruction_no=fields.get("instruction_no"),
+        detail_enc=hub.cipher.seal_json(_jsonable({k: v for k, v in personal.items() if v})),
+    ))
+    return int(event_id)
+
+
+def balance_fen(s: Session, account_no: str, before: date | None = None,
+                on: date | None = None) -> tuple[int, int]:
+    """(total in, total out) of an account: before a day, or on a day."""
+    q = select(LedgerEntry.direction, func.coalesce(func.sum(LedgerEntry.amount_fen), 0)).where(
+        LedgerEntry.account_no == account_no, LedgerEntry.direction.in_(("in", "out")))
+    if before is not None:
+        q = q.where(LedgerEntry.book_date < before)
+    if on is not None:
+        q = q.where(LedgerEntry.book_date == on)
+    sums = dict(s.execute(q.group_by(LedgerEntry.direction)).all())
+    return int(sums.get("in", 0)), int(sums.get("out", 0))
+
+
+def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in fields.items():
+        if k == "token":
+            continue
+        out[k] = v if v is None or isinstance(v, str | int | bool) else str(v)
+    return out

@@ -1,0 +1,237 @@
+"""The SOAP endpoint ``/soap/fund``: hardened XML in front of spyne, and the call log.
+
+Every POST is checked here before spyne sees it: a size limit
+(``limits.max_soap_bytes``), no DOCTYPE (so no entities, no "billion laughs", no XXE),
+a parser with entities, DTDs and network off, a SOAP 1.1 envelope naming one known
+operation, and validation of that operation's element against the service's own XML
+Schema. Refusals are SOAP faults (malformed, 2001) or the operation's answer with
+``2002`` (a field breaks the schema); spyne is then handed the parsed tree, never the
+raw bytes. One call-log row is written per call, with passwords and tokens masked.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Request, Response, request
+from lxml import etree
+from spyne.server.wsgi import WsgiApplication
+from sqlalchemy.orm import Session
+
+from adapters.fund.desk import FundDesk
+from adapters.fund.ledger import ITEM, SoapCall
+from adapters.fund.service import NS, OPERATIONS, build_application
+from mapping.fund import INVALID, MALFORMED
+from store.calllog import CallRecord, write_call
+from store.models import utcnow
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+log = logging.getLogger("cityhub.fund.soap")
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+PATH = "/soap/fund"
+_DOCTYPE = re.compile(rb"<!\s*DOCTYPE|<!\s*ENTITY", re.IGNORECASE)
+_SECRET = re.compile(
+    rb"(<(?:[\w.-]+:)?(?:password|token|AuthToken|Password|Nonce)\b[^>]*>)[^<]*",
+)
+
+
+def hardened_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           dtd_validation=False, huge_tree=False, remove_pis=True,
+                           collect_ids=False)
+
+
+class Refused(Exception):
+    def __init__(self, code: str, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+def fault_response(code: str, message: str, status: int = 500) -> Response:
+    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
+    fault = etree.SubElement(etree.SubElement(env, f"{{{SOAP_ENV}}}Body"), f"{{{SOAP_ENV}}}Fault")
+    etree.SubElement(fault, "faultcode").text = "soap:Client" if code < "5" else "soap:Server"
+    etree.SubElement(fault, "faultstring").text = f"{code} {message}"
+    etree.SubElement(etree.SubElement(fault, "detail"), f"{{{NS}}}result_code",
+                     nsmap={"tns": NS}).text = code
+    body = etree.tostring(env, xml_declaration=True, encoding="utf-8")
+    return Response(body, status=status, content_type="text/xml; charset=utf-8")
+
+
+def answer_response(operation: str, code: str, message: str) -> Response:
+    """The operation's own answer (``{op}Response/{op}Result``) with a result code."""
+    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "tns": NS})
+    body = etree.SubElement(env, f"{{{SOAP_ENV}}}Body")
+    wrap = etree.SubElement(body, f"{{{NS}}}{operation}Response")
+    result = etree.SubElement(wrap, f"{{{NS}}}{operation}Result")
+    etree.SubElement(result, f"{{{NS}}}result_code").text = code
+    etree.SubElement(result, f"{{{NS}}}result_msg").text = message
+    data = etree.tostring(env, xml_declaration=True, encoding="utf-8")
+    return Response(data, status=200, content_type="text/xml; charset=utf-8")
+
+
+class FundSoapEndpoint:
+    """The WSGI-facing half of the fund service (one per hub)."""
+
+    def __init__(self, hub: Hub, desk: FundDesk) -> None:
+        self.hub = hub
+        self.desk = desk
+        self.limit = hub.config.limits.max_soap_bytes
+        self.application = build_application()
+        self.wsgi = WsgiApplication(self.application, max_content_length=self.limit)
+        schema = self.application.interface.docs.xml_schema
+        schema.build_validation_schema()
+        self.schema: etree.XMLSchema = schema.validation_schema
+        self.operations = {f"{{{NS}}}{op}": op for op in OPERATIONS}
+        # SQLite has one writer: queue this endpoint's transactions on a lock rather than
+        # in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        self._writer: threading.Lock | None = None if hub.db.postgres else threading.Lock()
+
+    def mount(self, app: Flask) -> None:
+        app.add_url_rule(PATH, "fund_soap", self.view, methods=["GET", "POST"])
+
+    def view(self) -> Response:
+        if request.method == "GET":
+            if request.query_string.split(b"=")[0].lower() != b"wsdl":
+                return fault_response(MALFORMED, "POST a SOAP 1.1 envelope, or GET ?wsdl", 405)
+            return Response.from_app(self.wsgi, request.environ)
+        return self.handle(request)
+
+    # ---------------------------------------------------------------- one call
+
+    def handle(self, req: Request) -> Response:
+        """One call in ONE transaction: what it books and its call-log row commit together,
+        before the answer leaves; if that commit fails the caller gets 5000, not 0000."""
+        call = SoapCall()
+        record = CallRecord(interface="soap.fund", direction="in", party="unknown",
+                            started_at=utcnow(), item=ITEM)
+        started = time.perf_counter()
+        raw = b""
+        session = Session(self.hub.db.engine, expire_on_commit=False)
+        call.session = session
+        locked = False
+        try:
+            try:
+                raw = self._read(req)
+                doc, element, header_token = self._check(raw)
+                call.operation = self.operations[element.tag]
+                call.header_token = header_token
+                record.interface = f"soap.fund.{call.operation}"
+                if not self.schema.validate(element):
+                    err = self.schema.error_log.last_error
+                    call.code = INVALID
+                    call.msg = f"invalid field: {err.message if err else 'schema'}"[:500]
+                    resp = answer_response(call.operation, INVALID, call.msg)
+                else:
+                    if self._writer is not None:
+                        locked = self._writer.acquire(timeout=60)
+                    resp = self._spyne(req, doc, call)
+            except Refused as exc:
+                call.code, call.msg = exc.code, exc.message
+                resp = fault_response(exc.code, exc.message, exc.status)
+            except Exception:
+                log.exception("fund SOAP call failed, ref %s", record.ref_id)
+                call.code = "5000"
+                resp = fault_response("5000", f"internal error, reference {record.ref_id}")
+            if call.code in (None, "5000"):
+                session.rollback()  # book nothing of a call that failed half way
+            self._fill(record, call, started, raw, resp)
+            try:
+                write_call(session, self.hub.cipher, record)
+                session.commit()
+            except Exception:
+                log.exception("commit of fund SOAP call failed, ref %s", record.ref_id)
+                session.rollback()
+                call.code = "5000"
+                resp = fault_response("5000", f"internal error, reference {record.ref_id}")
+                self._fill(record, call, started, raw, resp)
+                self._log_alone(record)
+        finally:
+            session.close()
+            if locked:
+                self._writer.release()  # type: ignore[union-attr]
+        if session.info.get("enqueued") and self.hub.workers is not None:
+            self.hub.workers.wake()
+        resp.headers["X-Ref-Id"] = record.ref_id
+        return resp
+
+    @staticmethod
+    def _fill(record: CallRecord, call: SoapCall, started: float, raw: bytes,
+              resp: Response) -> None:
+        record.duration_ms = (time.perf_counter() - started) * 1000
+        record.party, record.division, record.code = call.party, call.division, call.code
+        record.outcome = ("ok" if call.code == "0000" else
+                          "error" if call.code in (None, "5000") else "rejected")
+        record.error = None if record.outcome == "ok" else call.msg
+        record.request = _mask(raw)
+        record.response = _mask(resp.get_data())
+
+    def _log_alone(self, record: CallRecord) -> None:
+        try:
+            with self.hub.db.session() as s:
+                write_call(s, self.hub.cipher, record)
+        except Exception:  # the answer stands even when the log is down
+            log.exception("could not write the call log for ref %s", record.ref_id)
+
+    def _read(self, req: Request) -> bytes:
+        length = req.content_length
+        if length is not None and length > self.limit:
+            raise Refused(MALFORMED, f"request larger than {self.limit} bytes", 413)
+        data = req.stream.read(self.limit + 1)
+        if len(data) > self.limit:
+            raise Refused(MALFORMED, f"request larger than {self.limit} bytes", 413)
+        if not data:
+            raise Refused(MALFORMED, "empty request")
+        return data
+
+    def _check(self, raw: bytes) -> tuple[Any, Any, str | None]:
+        if _DOCTYPE.search(raw) or b"<\x00!\x00" in raw:
+            raise Refused(MALFORMED, "DOCTYPE and entity declarations are not accepted")
+        try:
+            root, ids = etree.XMLID(raw, hardened_parser())
+        except etree.XMLSyntaxError as exc:
+            raise Refused(MALFORMED, f"not well-formed XML: {exc}") from None
+        tree = root.getroottree()
+        if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+            raise Refused(MALFORMED, "DOCTYPE and entity declarations are not accepted")
+        if root.tag != f"{{{SOAP_ENV}}}Envelope":
+            raise Refused(MALFORMED, "not a SOAP 1.1 envelope")
+        body = root.find(f"{{{SOAP_ENV}}}Body")
+        parts = [] if body is None else [c for c in body if isinstance(c.tag, str)]
+        if len(parts) != 1:
+            raise Refused(MALFORMED, "the SOAP body must hold exactly one operation")
+        element = parts[0]
+        if element.tag not in self.operations:
+            raise Refused(MALFORMED, f"unknown operation {etree.QName(element).localname!r} "
+                                     f"(namespace must be {NS})")
+        token = None
+        header = root.find(f"{{{SOAP_ENV}}}Header")
+        if header is not None:
+            for el in header.iter():
+                if isinstance(el.tag, str) and etree.QName(el).localname == "AuthToken":
+                    token = "".join(el.itertext()).strip() or None
+                    break
+        return (root, ids), element, token
+
+    def _spyne(self, req: Request, doc: Any, call: SoapCall) -> Response:
+        environ = dict(req.environ)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        environ["CONTENT_LENGTH"] = "0"
+        environ["cityhub.soap_doc"] = doc
+        environ["cityhub.call"] = call
+        environ["cityhub.desk"] = self.desk
+        resp = Response.from_app(self.wsgi, environ, buffered=True)
+        if call.code is None:
+            call.code = "0000" if resp.status_code == 200 else "5000"
+        return resp
+
+
+def _mask(body: bytes) -> bytes:
+    return _SECRET.sub(rb"\1***", body)

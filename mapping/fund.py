@@ -1,0 +1,180 @@
+"""Presale-fund supervision at the edge: code tables 4.1–4.3, yuan ↔ fen per bank,
+timestamps, working days, and the canonical event a county's system receives."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+#: 4.1 instruction types.
+INSTRUCTION_TYPES: dict[str, str] = {
+    "01": "ReconciliationInstruction",
+    "02": "CancelSupervisionInstruction",
+    "03": "TransferInstruction",
+    "04": "AccountSetupInstruction",
+}
+INSTRUCTION_CODE = {op: code for code, op in INSTRUCTION_TYPES.items()}
+
+#: 4.2 result types: the operations the hub serves.
+RESULT_TYPES: dict[str, str] = {
+    "11": "DepositNotice",
+    "12": "WithdrawalNotice",
+    "13": "ReconciliationResult",
+    "14": "CancelSupervisionResult",
+    "15": "TransferResult",
+    "16": "AccountSetupResult",
+    "17": "PosPaymentVerify",
+    "18": "PosPayment",
+    "19": "AccountFrozenNotice",
+    "20": "AccountUnfrozenNotice",
+    "21": "JudicialDeductionNotice",
+}
+RESULT_CODE = {op: code for code, op in RESULT_TYPES.items()}
+
+#: Which instruction each result operation answers.
+RESULT_OF: dict[str, str] = {
+    "ReconciliationResult": "01",
+    "CancelSupervisionResult": "02",
+    "TransferResult": "03",
+    "AccountSetupResult": "04",
+}
+
+#: 4.3 payment methods (缴款方式).
+PAY_METHODS: dict[str, str] = {"01": "网银转账", "02": "柜台", "03": "POS", "09": "其他"}
+
+#: Ledger kind and balance direction of each booking operation.
+MOVEMENTS: dict[str, tuple[str, str]] = {
+    "DepositNotice": ("deposit", "in"),
+    "WithdrawalNotice": ("withdrawal", "out"),
+    "PosPayment": ("pos_payment", "in"),
+    "AccountFrozenNotice": ("frozen", "none"),
+    "AccountUnfrozenNotice": ("unfrozen", "none"),
+    "JudicialDeductionNotice": ("judicial_deduction", "out"),
+}
+ABNORMAL = ("AccountFrozenNotice", "AccountUnfrozenNotice", "JudicialDeductionNotice")
+
+#: A bank's ``result`` field in result operations: success values.
+RESULT_OK = frozenset({"00", "0", "0000", "success", "SUCCESS"})
+
+#: Result codes of the contract.
+OK, BAD_TOKEN, MALFORMED, INVALID, UNKNOWN_ACCOUNT, NOT_ON_SALE, INTERNAL = (
+    "0000", "1001", "2001", "2002", "3001", "3002", "5000")
+
+CENT = Decimal("0.01")
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class FieldError(ValueError):
+    """A field is invalid (answered 2002); ``field`` names it."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field}: {why}")
+        self.field = field
+
+
+# --------------------------------------------------------------------------- money
+
+
+def to_fen(yuan: Decimal) -> int:
+    fen = yuan * 100
+    if fen != fen.to_integral_value():
+        raise ValueError(f"{yuan} has more than two decimal places")
+    return int(fen)
+
+
+def fen_to_yuan(fen: int) -> Decimal:
+    return (Decimal(fen) / 100).quantize(CENT)
+
+
+def amount_in(value: Any, field: str, in_fen: bool, allow_zero: bool = False,
+              signed: bool = False) -> int:
+    """A bank's amount as integer fen; yuan must have at most two places, fen none."""
+    if value is None:
+        raise FieldError(field, "required")
+    try:
+        dec = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise FieldError(field, "not a decimal number") from None
+    if not dec.is_finite():
+        raise FieldError(field, "not a decimal number")
+    if isinstance(value, float):
+        raise FieldError(field, "floats are not accepted")
+    if in_fen:
+        if dec != dec.to_integral_value():
+            raise FieldError(field, "this bank counts in fen: must be a whole number")
+        fen = int(dec)
+    else:
+        if dec != dec.quantize(CENT):
+            raise FieldError(field, "at most two decimal places")
+        fen = int(dec * 100)
+    if fen < 0 and not signed:
+        raise FieldError(field, "must not be negative")
+    if fen == 0 and not allow_zero:
+        raise FieldError(field, "must be more than zero")
+    return fen
+
+
+def amount_out(fen: int, in_fen: bool) -> Decimal:
+    """Integer fen as the bank wants it: whole fen, or yuan with two places."""
+    return Decimal(fen) if in_fen else fen_to_yuan(fen)
+
+
+# --------------------------------------------------------------------------- time
+
+
+def occurred_utc(value: Any, field: str = "occurred_at") -> datetime:
+    """ISO 8601 with an offset (required) → naive UTC."""
+    if value is None:
+        raise FieldError(field, "required")
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise FieldError(field, "not an ISO 8601 date-time") from None
+    if not isinstance(value, datetime):
+        raise FieldError(field, "not a date-time")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise FieldError(field, "needs a UTC offset (e.g. +08:00)")
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def local_date(utc_naive: datetime, tz: ZoneInfo = LOCAL_TZ) -> date:
+    return utc_naive.replace(tzinfo=UTC).astimezone(tz).date()
+
+
+def add_working_days(start: datetime, days: int, holidays: frozenset[date] = frozenset(),
+                     tz: ZoneInfo = LOCAL_TZ) -> datetime:
+    """``start`` (naive UTC) plus ``days`` working days (Mon–Fri, minus holidays)."""
+    local = start.replace(tzinfo=UTC).astimezone(tz)
+    left = days
+    while left > 0:
+        local += timedelta(days=1)
+        if local.weekday() < 5 and local.date() not in holidays:
+            left -= 1
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------- canonical
+
+
+def canonical_event(operation: str, bank_code: str, fields: dict[str, Any],
+                    account: dict[str, Any] | None) -> dict[str, Any]:
+    """The canonical fund event a county's supervision system (or an operator) gets."""
+    body = {k: _plain(v) for k, v in fields.items() if k != "token" and v is not None}
+    return {
+        "event": operation,
+        "result_type": RESULT_CODE[operation],
+        "bank_code": bank_code,
+        "account": account or {},
+        "fields": body,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value.quantize(CENT))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value

@@ -1,0 +1,61 @@
+"""Operator commands of fund supervision, run as the real ``hub.py`` process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from sqlalchemy import select
+
+from adapters.fund.auth import verify_password
+from hub import Hub, load_config
+from store.fund_models import FundHouse, FundInstruction, FundLogin, SupervisedAccount
+from tests.support import ROOT, hub_command
+
+BANK_PARTNERS = {"bank_icbc_dazhou": {"base_url": "http://127.0.0.1:9/", "bank_code": "ICBC"}}
+
+
+def run(config, *args, stdin=None, env=None):
+    return subprocess.run(hub_command(config, *args), cwd=ROOT, input=stdin, text=True,
+                          capture_output=True, timeout=60,
+                          env={**os.environ, "HUB_ACTOR": "op-wang", **(env or {})})
+
+
+def test_logins_accounts_houses_and_instructions_from_the_command_line(make_config, sqlite_url):
+    config = make_config(sqlite_url, inbound=["bank_soap", "pos"], partners=BANK_PARTNERS)
+    r = run(config, "bank-account", "add", "--bank-code", "ICBC", "--username", "front",
+            env={"HUB_BANK_PASSWORD": "a-long-bank-password"})
+    assert r.returncode == 0, r.stderr
+    r = run(config, "bank-account", "add", "--bank-code", "ICBC", "--username", "pos1", "--pos",
+            stdin="another-long-password\n")
+    assert r.returncode == 0, r.stderr
+    assert run(config, "bank-account", "add", "--bank-code", "ICBC", "--username", "x",
+               stdin="short\n").returncode == 2
+    r = run(config, "fund-account", "add", "--account-no", "6217000000000777", "--bank-code",
+            "ICBC", "--division", "511702", "--project-name", "滨河花园")
+    assert r.returncode == 0, r.stderr
+    assert run(config, "fund-account", "add", "--account-no", "6217000000000777",
+               "--permit-no", "达预2026001").returncode == 0  # an operator's edit
+    assert run(config, "fund-account", "add", "--account-no", "X", "--bank-code", "ICBC",
+               "--division", "440703").returncode == 2  # not a county of Dazhou
+    assert run(config, "fund-house", "add", "--house-code", "H-1", "--account-no",
+               "6217000000000777").returncode == 0
+    r = run(config, "fund-instruction", "cancel", "--account-no", "6217000000000777",
+            "--reason", "竣工")
+    assert r.returncode == 0 and "CancelSupervisionInstruction" in r.stdout, r.stderr
+    listing = run(config, "fund-account", "list").stdout
+    assert "6217000000000777\tICBC\t511702\tactive\t滨河花园\t0.00" in listing
+    hub = Hub(load_config(config))
+    try:
+        with hub.db.session() as s:
+            logins = {x.username: x for x in s.scalars(select(FundLogin))}
+            assert logins["front"].kind == "bank" and logins["pos1"].kind == "pos"
+            assert "a-long-bank-password" not in logins["front"].password_hash
+            assert verify_password("a-long-bank-password", logins["front"].password_hash)
+            acc = s.scalar(select(SupervisedAccount))
+            assert (acc.permit_no, acc.updated_by) == ("达预2026001", "op-wang")
+            assert s.get(FundHouse, "H-1").account_no == acc.account_no
+            ins = s.scalar(select(FundInstruction))
+            assert (ins.type_code, ins.division, ins.created_by) == ("02", "511702", "op-wang")
+    finally:
+        hub.close()
