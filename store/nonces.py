@@ -23,8 +23,10 @@ def _insert_new(session: Session, app_id: str, nonce: str, now: datetime) -> boo
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         mod = sqlite if dialect == "sqlite" else postgresql
-        stmt = mod.insert(Nonce).values(**values).on_conflict_do_nothing()
-        return session.execute(stmt).rowcount == 1
+        stmt = (mod.insert(Nonce.__table__).values(**values).on_conflict_do_nothing()
+                .returning(Nonce.__table__.c.nonce))
+        # RETURNING, not rowcount: an ORM-level insert reports no rowcount on PostgreSQL
+        return session.connection().execute(stmt).first() is not None
     try:  # any other store: a unique violation means it was there
         with session.begin_nested():
             session.add(Nonce(**values))
