@@ -306,15 +306,11 @@ class Hub:
         if session.info.get("enqueued") and self.workers is not None:
             self.workers.wake()
 
-    def enqueue(self, session: Session, message: NewMessage, flush: bool = True) -> int | None:
-        """Queue ``message`` in the caller's transaction; its id (None without ``flush``,
-        which saves a round trip per message when the caller does not need it)."""
-        row = enqueue(session, self.cipher, message)
+    def enqueue(self, session: Session, message: NewMessage, want_id: bool = True) -> int | None:
+        """Queue ``message`` in the caller's transaction; its id when ``want_id`` (asking
+        for none saves a RETURNING when the caller does not need it)."""
         session.info["enqueued"] = True
-        if not flush:
-            return None
-        session.flush()
-        return row.id
+        return enqueue(session, self.cipher, message, want_id=want_id)
 
     def audit(self, session: Session, actor: str, action: str, target: str = "",
               detail: Any = None) -> None:

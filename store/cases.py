@@ -148,7 +148,7 @@ def record_stage(
     case.stage = stage
     case.updated_at = utcnow()
     if push:
-        hub.enqueue(session, flush=False, message=province_message(hub, case, "status", {
+        hub.enqueue(session, want_id=False, message=province_message(hub, case, "status", {
             "apply_no": case.apply_no, "item": case.item, "county_code": case.county_code or None,
             "case_no": case.case_no, "stage": stage, "at": _iso(at), "operator": operator,
             "opinion": opinion, "filing_no": filing_no,

@@ -24,6 +24,7 @@ from sqlalchemy import (
     cast,
     column,
     func,
+    insert,
     or_,
     select,
     update,
@@ -95,9 +96,13 @@ _CLAIMED_COLUMNS = (
 )
 
 
-def enqueue(session: Session, cipher: DataCipher, msg: NewMessage) -> OutboxMessage:
+def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
+            want_id: bool = True) -> int | None:
+    """Insert the message in the caller's transaction (one Core statement, no ORM flush);
+    its id when ``want_id``."""
     now = utcnow()
-    row = OutboxMessage(
+    table = OutboxMessage.__table__
+    stmt = insert(table).values(
         interface=msg.interface,
         adapter=msg.adapter,
         partner=msg.partner,
@@ -114,9 +119,13 @@ def enqueue(session: Session, cipher: DataCipher, msg: NewMessage) -> OutboxMess
         timeout=msg.timeout,
         next_attempt_at=now + timedelta(seconds=msg.delay),
         created_at=now,
+        resubmit_count=0,
     )
-    session.add(row)
-    return row
+    conn = session.connection()
+    if want_id:
+        return conn.execute(stmt.returning(table.c.id)).scalar_one()
+    conn.execute(stmt)
+    return None
 
 
 def _disabled(kind: str):  # type: ignore[no-untyped-def]
