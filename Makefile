@@ -1,4 +1,5 @@
-# cityhub — `make run` serves the hub on its embedded default (SQLite, config.yaml);
+# cityhub — `make run` serves the hub on its embedded default (SQLite, config.yaml) with
+# simulated province, county and bank peers around it; `make serve` runs the hub alone;
 # `make test` runs the whole suite. Each creates and fills its own virtualenv.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -6,7 +7,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run demo test lint bench clean
+.PHONY: run serve test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,11 @@ $(VENV)/.test-deps: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps
+	$(BIN)/python hub.py init-secrets
+	$(BIN)/python hub.py migrate
+	$(BIN)/python hub.py demo --host $(HOST) --port $(PORT)
+
+serve: $(VENV)/.run-deps
 	$(BIN)/python hub.py init-secrets
 	$(BIN)/python hub.py migrate
 	$(BIN)/python hub.py serve --host $(HOST) --port $(PORT)

@@ -453,17 +453,19 @@ def _serve_until_signal(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def run_server(hub: Hub, host: str, port: int, *, workers: bool = True, scheduler: bool = True,
+               delivery_threads: int | None = None, http_threads: int = 16,
+               on_ready: Any = None) -> int:
+    """Serve the web app (waitress) with delivery workers and the scheduler until SIGTERM
+    or SIGINT; ``on_ready(stop_event)`` runs once the server listens."""
     from waitress.server import create_server
 
-    hub = build_hub(args.config)
     app = create_app(hub)
-    host, port = args.host or hub.config.host, args.port or hub.config.port
-    if not args.no_workers:
-        hub.start_workers(args.threads)
-    if hub.config.scheduler.enabled and not args.no_scheduler:
+    if workers:
+        hub.start_workers(delivery_threads)
+    if scheduler and hub.config.scheduler.enabled:
         hub.start_scheduler()
-    server = create_server(app, host=host, port=port, threads=args.http_threads,
+    server = create_server(app, host=host, port=port, threads=http_threads,
                            max_request_body_size=hub.config.limits.max_material_bytes + 65536)
     stop = threading.Event()
     _serve_until_signal(stop)
@@ -471,10 +473,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     thread.start()
     log.info("cityhub %s serving on http://%s:%s", hub.city.name, host, port)
     print(f"cityhub serving {hub.city.name} ({hub.city.code}) on http://{host}:{port}", flush=True)
+    if on_ready is not None:
+        on_ready(stop)
     stop.wait()
     server.close()
     hub.close()
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    hub = build_hub(args.config)
+    return run_server(hub, args.host or hub.config.host, args.port or hub.config.port,
+                      workers=not args.no_workers, scheduler=not args.no_scheduler,
+                      delivery_threads=args.threads, http_threads=args.http_threads)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -570,6 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("apscheduler", "alembic", "werkzeug", "spyne"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args)
     except (ConfigError, RouteTableError) as exc:

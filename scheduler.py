@@ -170,9 +170,10 @@ class HubScheduler:
     def start(self) -> None:
         self.renew()
         self.scheduler.add_job(self.renew, "interval", seconds=max(1.0, self.cfg.lease_seconds / 3),
-                               id="lease")
+                               id="lease", name="lease")
         for job in self.jobs():
-            self.scheduler.add_job(self._guarded(job), job.trigger, id=job.id, **job.args)
+            self.scheduler.add_job(self._guarded(job), job.trigger, id=job.id, name=job.id,
+                                   **job.args)
         self.scheduler.start()
 
     def stop(self) -> None:

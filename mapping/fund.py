@@ -165,6 +165,7 @@ def canonical_event(operation: str, bank_code: str, fields: dict[str, Any],
     body = {k: _plain(v) for k, v in fields.items() if k != "token" and v is not None}
     return {
         "event": operation,
+        "county_code": (account or {}).get("division"),
         "result_type": RESULT_CODE[operation],
         "bank_code": bank_code,
         "account": account or {},

@@ -205,6 +205,8 @@ class CountySim:
             self.received.append(Received(county, item, app_id, body))
         if item in SYNC_ITEMS:
             return sync_answer(item, body.get("data") or {})
+        if item == "fund_supervision":  # a bank's event for the county's supervision desk
+            return {"event": body.get("event")}
         worker = threading.Thread(target=self._work, args=(county, item, body), daemon=True)
         with self.lock:
             self._workers.append(worker)

@@ -1,0 +1,187 @@
+"""``hub.py demo``: the hub with simulated peers around it, so a newcomer sees it work.
+
+In one process it starts the simulated provincial platform, the simulated county
+smart platforms and the simulated bank — each only where the config points its
+partner at this machine (127.0.0.1), on the port the config names — then the hub
+itself (web app, delivery workers, scheduler). Every ``--every`` seconds the province
+sends a sample application, in turn to a smart county (通川区 511702: delivered,
+then 受理/审批/办结 come back by callback) and to a manual one (渠县 511725: it waits
+in the operators' queue). The bank, once its supervised account is set up through
+the hub, sends deposits, withdrawals and now and then a freeze.
+
+Nothing here is used in production: ``hub.py serve`` runs the hub alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import random
+import secrets
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+log = logging.getLogger("cityhub.demo")
+CST = timezone(timedelta(hours=8))
+LOOPBACK = ("127.0.0.1", "localhost")
+SMART_COUNTY, MANUAL_COUNTY = "511702", "511725"
+BANK_USER = "demo-bank-front"
+
+
+def _local_port(url: str) -> int | None:
+    parts = urlsplit(url)
+    return parts.port if parts.hostname in LOOPBACK and parts.port else None
+
+
+def sample_application(n: int, county: str) -> dict[str, Any]:
+    """A valid rental filing (房屋租赁备案) as the province would send it."""
+    now = datetime.now(CST)
+    return {
+        "apply_no": f"510000-{now:%Y%m%d}-D{now:%H%M%S}{n:03d}",
+        "city_code": "511700",
+        "county_codes": [county],
+        "applicant": {"name": "张三", "id_type": "1", "id_no": "11010519491231002X",
+                      "uscc": None, "phone": "13800138000"},
+        "submitted_at": now.isoformat(timespec="seconds"),
+        "data": {"lessee_name": "李四", "lessee_id_no": "11010519491231002X",
+                 "lessor_name": "王五", "lessor_id_no": "110105198001011238",
+                 "house_id": f"H-{n:04d}", "address": "达州市示范路1号"},
+        "materials": [],
+    }
+
+
+def _demo_password(hub: Hub) -> str:
+    """The simulated bank's login, generated once into the local secrets file."""
+    path = hub.config.secrets_file
+    data = json.loads(path.read_text(encoding="utf-8"))
+    demo = data.setdefault("demo", {})
+    if "bank_password" not in demo:
+        demo["bank_password"] = secrets.token_urlsafe(18)
+        path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return demo["bank_password"]
+
+
+class Demo:
+    def __init__(self, hub: Hub, hub_url: str, every: float) -> None:
+        self.hub, self.hub_url, self.every = hub, hub_url, every
+        self.peers: list[Any] = []
+        self.bank: Any = None
+
+    def start_peers(self) -> None:
+        hub = self.hub
+        province = hub.partners.get("province")
+        if province and (port := _local_port(province.base_url)) and province.secret:
+            from adapters.sim.province import ProvinceSim
+
+            self.peers.append(ProvinceSim(province.secret, hub.config.hub_app_id,
+                                          port=port).start())
+            print(f"  simulated province       {province.base_url}", flush=True)
+        counties = {p.division: p for p in hub.partners.values()
+                    if p.division and p.secret and _local_port(p.base_url)}
+        ports = {_local_port(p.base_url) for p in counties.values()}
+        if len(ports) == 1:
+            from adapters.sim.county import CountySim, SimConfig
+
+            config = SimConfig(hub_url=self.hub_url, city=hub.city.code, delays=(3, 5, 5),
+                               secrets={code: p.secret for code, p in counties.items()})
+            self.peers.append(CountySim(config, port=ports.pop()).start())
+            print(f"  simulated county platforms {', '.join(sorted(counties))} "
+                  f"(smart; the others are manual)", flush=True)
+        banks = [p for p in hub.partners.values()
+                 if p.options.get("bank_code") and _local_port(p.base_url)]
+        if banks and "bank_soap" in hub.config.inbound:
+            self._start_bank(banks[0])
+
+    def _start_bank(self, partner: Any) -> None:
+        from adapters.fund.auth import add_login
+        from adapters.sim.bank import SimBank
+
+        password = _demo_password(self.hub)
+        code = partner.options["bank_code"]
+        with self.hub.transaction() as s:
+            add_login(s, code, BANK_USER, password)
+        self.bank = SimBank(self.hub_url, code, BANK_USER, password,
+                            amounts_in_fen=bool(partner.options.get("amounts_in_fen")),
+                            port=_local_port(partner.base_url) or 0).start()
+        print(f"  simulated bank {code:11s}  {self.bank.url}?wsdl", flush=True)
+
+    def setup_account(self) -> None:
+        """Ask the bank (through the hub's outbox) to open a supervised account."""
+        from adapters.bank_soap import fund_desk
+        from adapters.fund.instructions import issue
+
+        if self.bank is None:
+            return
+        desk = fund_desk(self.hub)
+        with self.hub.transaction() as s:
+            issue(self.hub, s, desk.settings, "04", self.bank.bank_code, {
+                "developer_name": "达州示范置业有限公司", "developer_uscc": "91511700MA62XXXX0X",
+                "project_name": "示范花园", "permit_no": "达市房预售证第2026001号",
+                "branch_name": "达州分行"}, division=SMART_COUNTY, actor="demo")
+
+    def traffic(self, stop: threading.Event) -> None:
+        from adapters.sim.province import ProvinceClient
+
+        province = self.hub.partners.get("province")
+        if province is None or province.secret is None:
+            return
+        client = ProvinceClient(self.hub_url, province.secret)
+        rng = random.Random()
+        for n in itertools.count(1):
+            county = SMART_COUNTY if n % 2 else MANUAL_COUNTY
+            try:
+                answer = client.submit("rental_filing", sample_application(n, county))
+                log.info("province → hub rental_filing for %s: %s %s", county, answer.status,
+                         (answer.body or {}).get("code"))
+                if self.bank is not None and self.bank.state.book:
+                    self.bank.tick(rng)
+            except Exception:
+                log.exception("demo traffic failed")
+            if stop.wait(self.every):
+                return
+
+    def stop(self) -> None:
+        for peer in self.peers:
+            peer.stop()
+        if self.bank is not None:
+            self.bank.stop()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub import build_hub, run_server
+
+    hub = build_hub(args.config)
+    host, port = args.host or hub.config.host, args.port or hub.config.port
+    demo = Demo(hub, f"http://{host}:{port}", args.every)
+    print("cityhub demo: the hub with simulated peers (hub.py serve runs the hub alone)",
+          flush=True)
+    demo.start_peers()
+
+    def on_ready(stop: threading.Event) -> None:
+        demo.setup_account()
+        if args.every > 0:
+            threading.Thread(target=demo.traffic, args=(stop,), daemon=True,
+                             name="demo-traffic").start()
+        print(f"  admin page: http://{host}:{port}/admin/  (first: python hub.py "
+              "create-admin --username NAME)", flush=True)
+
+    try:
+        return run_server(hub, host, port, on_ready=on_ready)
+    finally:
+        demo.stop()
+
+
+def add_commands(sub: Any) -> None:
+    d = sub.add_parser("demo", help="serve the hub with simulated province, county and bank")
+    d.add_argument("--host")
+    d.add_argument("--port", type=int)
+    d.add_argument("--every", type=float, default=20.0,
+                   help="seconds between sample applications (0: none)")
+    d.set_defaults(func=cmd_demo)
