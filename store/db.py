@@ -140,7 +140,7 @@ class Database:
         """Bring the schema to the newest Alembic revision."""
         from alembic import command
 
-        command.upgrade(alembic_config(self.url), "heads")
+        command.upgrade(alembic_config(self.url), "head")
 
     def dispose(self) -> None:
         self.engine.dispose()

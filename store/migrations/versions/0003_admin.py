@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = ("admin",)
 depends_on = None
 
