@@ -57,7 +57,7 @@ class Limits:
 @dataclass(frozen=True)
 class DeliveryConfig:
     threads: int = 4
-    batch: int = 10
+    batch: int = 20
     lease_seconds: float = 120.0
     poll_interval: float = 0.5
 
