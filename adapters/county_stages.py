@@ -5,20 +5,29 @@ operator's mark on the admin page, or a row of an imported Excel workbook.
 ``apply_stage`` records it through ``store.cases.record_stage`` — which enforces
 forward-only stages and queues the ``/status`` push — and, for an item whose answer is a
 result (async result, or a sync query answered later), also queues ``/results``.
+
+For many stages at once (an imported workbook) ``plan_stages`` decides every report
+against the stored state — the same rules as ``record_stage``, without writing — and
+``write_stages`` then records the planned ones with a few bulk statements: the same
+``StageEvent`` rows, case stages and outbox messages as ``apply_stage`` one by one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from mapping.items import FINAL_STAGES, ITEMS, ItemKind, can_follow
+from mapping.items import ITEMS, ItemKind, can_follow
 from mapping.validators import parse_iso_datetime
-from store.cases import StageOutcome, find_case, last_event, province_message, record_stage
-from store.models import Case
+from store.cases import StageOutcome, find_case, province_message, record_stage
+from store.models import Case, OutboxMessage, StageEvent, utcnow
+from store.outbox import PENDING, NewMessage
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -79,22 +88,6 @@ def check_stage(item: str, report: StageReport) -> list[tuple[str, str]]:
     return errors
 
 
-def would_apply(session: Session, case: Case, report: StageReport) -> str | None:
-    """Why ``report`` would not be recorded on ``case`` (None when it would be).
-
-    A dry run of ``record_stage``'s rule, for validating a whole workbook first.
-    """
-    last = last_event(session, case)
-    if last is not None and last.stage == report.stage and report.stage != "approved":
-        return "duplicate"
-    previous = case.stage if case.stage != "received" else None
-    if not can_follow(previous, report.stage):
-        if case.stage in FINAL_STAGES:
-            return f"the case is already {case.stage}"
-        return f"stage {report.stage} cannot follow {case.stage}"
-    return None
-
-
 def apply_stage(session: Session, hub: Hub, case: Case, report: StageReport,
                 source: str) -> StageOutcome:
     """Record ``report`` on the sub-case and queue its pushes to the province."""
@@ -116,3 +109,158 @@ def find_sub_case(session: Session, case_no: Any) -> Case | None:
         return None
     case = find_case(session, case_no)
     return case if case is not None and case.county_code else None
+
+
+# --------------------------------------------------------------------------- many at once
+
+#: Stages after which nothing follows (as ``record_stage`` reports a duplicate).
+_CLOSED = ("completed", "rejected", "validation_failed")
+_BATCH = 500
+
+
+@dataclass
+class _Known:
+    """What the store holds about a case, updated as a batch is planned."""
+
+    stage: str
+    last: tuple[str, datetime, str | None] | None = None  # last event: stage, at, operator
+    stages: set[str] = field(default_factory=set)  # every stage it has an event for
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """The decision on one report: recorded, or why not.
+
+    ``duplicate`` as in ``StageOutcome``; ``seen_before`` when the case already has an
+    event of this stage (stored, or planned earlier in the batch) — a report sent again.
+    """
+
+    case: Case
+    report: StageReport
+    at: datetime
+    recorded: bool
+    duplicate: bool = False
+    reason: str = ""
+    seen_before: bool = False
+
+
+def _known_states(session: Session, cases: Iterable[Case]) -> dict[int, _Known]:
+    """Each case's stage, last event and recorded stages, loaded in a few statements."""
+    known = {case.id: _Known(case.stage) for case in cases}
+    ids = sorted(known)
+    for i in range(0, len(ids), _BATCH):
+        rows = session.execute(
+            select(StageEvent.case_id, StageEvent.stage, StageEvent.at, StageEvent.operator)
+            .where(StageEvent.case_id.in_(ids[i:i + _BATCH])).order_by(StageEvent.id))
+        for case_id, stage, at, operator in rows:
+            state = known[case_id]
+            state.last = (stage, at, operator)
+            state.stages.add(stage)
+    return known
+
+
+def plan_stages(session: Session, reports: Sequence[tuple[Case, StageReport]]
+                ) -> list[PlannedStage]:
+    """Decide each ``(case, report)`` in order, as ``record_stage`` would — without writing.
+
+    A case may appear more than once (a further stage): each report is decided against
+    the state the earlier ones leave. The rules are ``record_stage``'s: a repeat of the
+    last event (``approved``: same time and operator) is a duplicate; otherwise the stage
+    must be able to follow (``can_follow``); after a final stage it is a duplicate.
+    """
+    known = _known_states(session, {id(c): c for c, _ in reports}.values())
+    planned: list[PlannedStage] = []
+    for case, report in reports:
+        state = known[case.id]
+        stage, at = report.stage, report.at or utcnow()
+        seen = stage in state.stages
+        last = state.last
+        if stage == state.stage and last is not None and last[0] == stage and (
+                stage != "approved" or (last[1] == at and last[2] == report.operator)):
+            planned.append(PlannedStage(case, report, at, False, True, "already recorded",
+                                        seen))
+            continue
+        previous = state.stage if state.stage != "received" else None
+        if not can_follow(previous, stage):
+            planned.append(PlannedStage(case, report, at, False, state.stage in _CLOSED,
+                                        f"stage {stage} cannot follow {state.stage}", seen))
+            continue
+        state.stage, state.last = stage, (stage, at, report.operator)
+        state.stages.add(stage)
+        planned.append(PlannedStage(case, report, at, True, seen_before=seen))
+    return planned
+
+
+def _status_payload(case: Case, stage: str, at: datetime, report: StageReport) -> dict[str, Any]:
+    """The ``/status`` body ``record_stage`` queues (``at`` naive UTC → ISO with offset)."""
+    return {"apply_no": case.apply_no, "item": case.item,
+            "county_code": case.county_code or None, "case_no": case.case_no,
+            "stage": stage, "at": at.isoformat(timespec="seconds") + "+00:00",
+            "operator": report.operator, "opinion": report.opinion,
+            "filing_no": report.filing_no}
+
+
+def _enqueue_many(session: Session, hub: Hub, messages: Sequence[NewMessage]) -> None:
+    """``hub.enqueue(..., want_id=False)`` for many messages: one executemany INSERT.
+
+    The same row as ``store.outbox.enqueue`` writes (a test compares them).
+    """
+    if not messages:
+        return
+    now = utcnow()
+    rows = [{
+        "interface": m.interface, "adapter": m.adapter, "partner": m.partner,
+        "operation": m.operation, "division": m.division, "item": m.item,
+        "case_id": m.case_id, "payload_enc": hub.cipher.seal_json(m.payload),
+        "status": PENDING, "attempts": 0, "max_attempts": m.policy.max_attempts,
+        "min_backoff": m.policy.min_backoff, "max_backoff": m.policy.max_backoff,
+        "timeout": m.timeout, "next_attempt_at": now + timedelta(seconds=m.delay),
+        "created_at": now, "resubmit_count": 0,
+    } for m in messages]
+    session.info["enqueued"] = True  # as hub.enqueue: wake the workers after the commit
+    session.connection().execute(insert(OutboxMessage.__table__), rows)
+
+
+def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
+                 source: str) -> int:
+    """Record the planned stages in the caller's transaction; the number recorded.
+
+    What ``apply_stage`` does one report at a time, in bulk: a ``StageEvent`` per stage
+    (in order), each case's stage and ``updated_at``, and the ``/status`` (and, with a
+    result, ``/results``) pushes to the province in the outbox.
+    """
+    from adapters.intake import results_payload  # the one /results format
+
+    recorded = [p for p in planned if p.recorded]
+    if not recorded:
+        return 0
+    now = utcnow()
+    events: list[dict[str, Any]] = []
+    messages: list[NewMessage] = []
+    final: dict[int, tuple[Case, str]] = {}
+    for p in recorded:
+        case, report = p.case, p.report
+        events.append({
+            "case_id": case.id, "stage": report.stage, "at": p.at, "operator": report.operator,
+            "opinion": report.opinion, "filing_no": report.filing_no, "source": source,
+            "result_enc": None if report.result is None else hub.cipher.seal_json(report.result),
+            "recorded_at": now,
+        })
+        final[case.id] = (case, report.stage)
+        messages.append(province_message(hub, case, "status",
+                                         _status_payload(case, report.stage, p.at, report)))
+        if report.stage == "completed" and report.result is not None:
+            messages.append(province_message(hub, case, "results",
+                                             results_payload(case, report.result)))
+    conn = session.connection()
+    conn.execute(insert(StageEvent.__table__), events)
+    table = Case.__table__
+    conn.execute(
+        update(table).where(table.c.id == bindparam("_id"))
+        .values(stage=bindparam("_stage"), updated_at=bindparam("_updated")),
+        [{"_id": cid, "_stage": stage, "_updated": now} for cid, (_, stage) in final.items()])
+    for case, stage in final.values():  # the loaded objects as stored, nothing to flush
+        set_committed_value(case, "stage", stage)
+        set_committed_value(case, "updated_at", now)
+    _enqueue_many(session, hub, messages)
+    return len(recorded)

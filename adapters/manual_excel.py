@@ -4,8 +4,10 @@ A manual route makes no call: its sub-cases (``route_mode == "manual"``, stage n
 final) form the operators' work queue. Operators export it to a workbook (with the
 materials as JPG in a zip), do the work in the county's own system, then either import
 the workbook with its stage columns filled in or mark a case on the admin page
-(``mark_stage``). Both apply stages exactly as a county's callback would
-(``adapters.county_stages`` → ``store.cases.record_stage``).
+(``mark_stage``). Both apply stages exactly as a county's callback would: a mark through
+``adapters.county_stages.apply_stage`` → ``store.cases.record_stage``; an import decides
+every row first (``plan_stages``, the same rules) and then writes them all in bulk
+(``write_stages``) in one transaction — or, if any row is bad, nothing.
 """
 
 from __future__ import annotations
@@ -24,10 +26,17 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from adapters.base import Adapter
-from adapters.county_stages import StageReport, apply_stage, check_stage, find_sub_case
+from adapters.county_stages import (
+    StageReport,
+    apply_stage,
+    check_stage,
+    find_sub_case,
+    plan_stages,
+    write_stages,
+)
 from adapters.materials import MaterialError, to_jpegs
 from mapping.excel import (
     OPERATOR_STAGES,
@@ -46,7 +55,7 @@ from mapping.excel import (
 from mapping.items import FINAL_STAGES, ITEMS
 from store import files
 from store.cases import StageOutcome
-from store.models import Case, StageEvent
+from store.models import Case
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -255,10 +264,6 @@ class _Row:
     report: StageReport
 
 
-class _Abort(Exception):
-    pass
-
-
 def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
@@ -310,20 +315,16 @@ def _parse_row(sheet: str, number: int, item: str, cells: dict[str, Any], operat
 
 
 def _cases_by_no(session: Session, numbers: set[str]) -> dict[str, Case]:
-    """The sub-cases named in a workbook, loaded in a few statements."""
+    """The sub-cases named in a workbook, loaded in a few statements (without their
+    sealed payloads, which applying a stage does not read)."""
     found: dict[str, Case] = {}
     ordered = sorted(numbers)
     for i in range(0, len(ordered), 500):
-        for case in session.scalars(select(Case).where(
+        for case in session.scalars(select(Case).options(
+                defer(Case.payload_enc), defer(Case.answer_enc)).where(
                 Case.case_no.in_(ordered[i:i + 500]), Case.county_code != "")):
             found[case.case_no] = case
     return found
-
-
-def _recorded_before(session: Session, case: Case, stage: str) -> bool:
-    """Whether the (now final) case already has this stage: a workbook imported again."""
-    return session.scalar(select(StageEvent.id).where(
-        StageEvent.case_id == case.id, StageEvent.stage == stage).limit(1)) is not None
 
 
 def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
@@ -340,32 +341,34 @@ def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
     rows = _read_rows(data, operator, report)
     if report.errors:
         return report
-    try:
-        with hub.transaction() as s:
-            applied = 0
-            cases = _cases_by_no(s, {row.case_no for row in rows if row.case_no})
-            for row in rows:
-                case = cases.get(row.case_no or "")
-                if case is None:
-                    report.errors.append((row.sheet, row.row, f"unknown case {row.case_no}"))
-                    continue
-                if case.item != row.item:
-                    report.errors.append((row.sheet, row.row,
-                                          f"case {row.case_no} is a {case.item} case"))
-                    continue
-                outcome = apply_stage(s, hub, case, row.report, source=SOURCE)
-                if outcome.recorded:
-                    applied += 1
-                elif outcome.duplicate and (outcome.event is not None
-                                            or _recorded_before(s, case, row.report.stage)):
-                    report.skipped.append((row.sheet, row.row, "already recorded"))
-                else:
-                    report.errors.append((row.sheet, row.row, outcome.reason))
-            if report.errors:
-                raise _Abort
-            hub.audit(s, operator, "import-manual", detail={
-                "applied": applied, "skipped": len(report.skipped)})
-            report.applied = applied
-    except _Abort:
-        report.applied = 0
+    with hub.transaction() as s:
+        cases = _cases_by_no(s, {row.case_no for row in rows if row.case_no})
+        errors: list[tuple[int, str]] = []  # (position in rows, reason)
+        known: list[int] = []
+        for n, row in enumerate(rows):
+            case = cases.get(row.case_no or "")
+            if case is None:
+                errors.append((n, f"unknown case {row.case_no}"))
+            elif case.item != row.item:
+                errors.append((n, f"case {row.case_no} is a {case.item} case"))
+            else:
+                known.append(n)
+        # every row is decided first (as a callback would be); nothing is written unless
+        # all of them may be applied
+        planned = plan_stages(s, [(cases[rows[n].case_no or ""], rows[n].report)
+                                  for n in known])
+        for n, plan in zip(known, planned, strict=True):
+            if plan.recorded:
+                continue
+            if plan.duplicate and plan.seen_before:  # a repeat, or a workbook imported again
+                report.skipped.append((rows[n].sheet, rows[n].row, "already recorded"))
+            else:
+                errors.append((n, plan.reason))
+        if errors:
+            report.errors = [(rows[n].sheet, rows[n].row, reason) for n, reason in sorted(errors)]
+            return report
+        applied = write_stages(s, hub, planned, source=SOURCE)
+        hub.audit(s, operator, "import-manual", detail={
+            "applied": applied, "skipped": len(report.skipped)})
+        report.applied = applied
     return report

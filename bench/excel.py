@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -126,7 +127,8 @@ def main() -> int:
               f"({report.applied} stages recorded and queued)", flush=True)
         hub.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"process peak RSS {rss:.0f} MB")
+    print(f"process peak RSS {rss:.0f} MB   (load average {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs)")
     ok = max(t_exp, t_imp) < 10 and max(m_exp, m_imp) < 300 * 2**20 and rss < 300
     print(f"target (each < 10 s and < 300 MB): {'met' if ok else 'NOT met'}")
     print(f"per case: export {t_exp / args.cases * 1e3:.2f} ms, "

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from adapters.manual_excel import (
+    SOURCE,
     SPARE_ROWS,
     StageRefused,
     export_workbook,
@@ -22,6 +23,7 @@ from adapters.manual_excel import (
 from mapping.canonical import Material
 from mapping.excel import OPERATOR_STAGES
 from store import files
+from store.models import Case
 from tests.county_support import ID_NO, case_of, new_case, province_messages, stages_of
 
 MANUAL = "511725"  # 渠县: no API
@@ -214,3 +216,79 @@ def test_mark_stage_as_a_callback_would(hub):
         mark_stage(hub, "nope", "accepted", "admin01")
     assert [p["stage"] for p in province_messages(hub)] == ["accepted", "completed"]
     assert stages_of(hub, case_no) == ["accepted", "completed"]
+
+
+def test_bulk_stages_match_callbacks_one_by_one(hub):
+    """plan_stages + write_stages (an import) decide and write exactly what apply_stage
+    (a county callback) does report by report: outcomes, events, case stages, outbox rows."""
+    from sqlalchemy import select
+
+    from adapters.county_stages import StageReport, apply_stage, plan_stages, write_stages
+    from store.models import OutboxMessage, StageEvent
+
+    t = [datetime(2026, 11, 23, h, 0) for h in range(1, 9)]
+    script = [  # (case, report): repeats, approved twice, closed cases, stages out of order
+        (0, StageReport("accepted", t[0], "赵")),
+        (0, StageReport("accepted", t[1], "钱")),  # a repeat of the last event
+        (0, StageReport("approved", t[1], "赵", opinion="同意")),
+        (0, StageReport("approved", t[1], "赵", opinion="同意")),  # same time and operator
+        (0, StageReport("approved", t[2], "孙")),  # another approval: a new event
+        (0, StageReport("completed", t[3], "赵", filing_no="ZL-1")),
+        (0, StageReport("accepted", t[4], "赵")),  # closed, seen before
+        (0, StageReport("rejected", t[4], "赵")),  # closed, never seen
+        (1, StageReport("approved", t[0], "李")),  # cannot follow received
+        (1, StageReport("rejected", t[1], "李", opinion="材料不全")),
+        (2, StageReport("accepted", t[0], None)),
+        (2, StageReport("completed", t[1], "周", result={"filed": True})),
+        (3, StageReport("completed", t[5], "吴", result={"n": 1})),  # already accepted
+    ]
+    items = ["rental_filing", "rental_filing", "presale_contract_verify",
+             "presale_contract_verify"]
+
+    def open_set(prefix):
+        numbers = [new_case(hub, item, MANUAL, apply_no=f"{prefix}-{i}")
+                   for i, item in enumerate(items)]
+        with hub.transaction() as s:  # case 3 was accepted by an earlier callback
+            apply_stage(s, hub, s.scalars(select(Case).where(Case.case_no == numbers[3])).one(),
+                        StageReport("accepted", t[0], "吴"), source=SOURCE)
+        return numbers
+
+    def rows_of(numbers):
+        with hub.transaction() as s:
+            cases = {c.id: c for c in s.scalars(select(Case).where(Case.case_no.in_(numbers)))}
+            index = {cid: numbers.index(c.case_no) for cid, c in cases.items()}
+            def result(e):
+                return None if e.result_enc is None else hub.cipher.open_json(e.result_enc)
+
+            events = [(index[e.case_id], e.stage, e.at, e.operator, e.opinion, e.filing_no,
+                       e.source, result(e))
+                      for e in s.scalars(select(StageEvent).where(StageEvent.case_id.in_(cases))
+                                         .order_by(StageEvent.id))]
+            stages = [cases[cid].stage for cid in sorted(cases, key=index.get)]
+            outbox = []
+            for m in s.scalars(select(OutboxMessage).where(OutboxMessage.case_id.in_(cases))
+                               .order_by(OutboxMessage.id)):
+                payload = hub.cipher.open_json(m.payload_enc)
+                payload.update(case_no=index[m.case_id], apply_no=None)
+                outbox.append((index[m.case_id], m.interface, m.adapter, m.partner, m.operation,
+                               m.division, m.item, m.status, m.attempts, m.max_attempts,
+                               m.min_backoff, m.max_backoff, m.timeout, m.resubmit_count,
+                               m.next_attempt_at == m.created_at, payload))
+            return events, stages, outbox
+
+    one_by_one, bulk = open_set("S"), open_set("B")
+    outcomes = []
+    for i, report in script:
+        with hub.transaction() as s:
+            case = s.scalars(select(Case).where(Case.case_no == one_by_one[i])).one()
+            o = apply_stage(s, hub, case, report, source=SOURCE)
+            outcomes.append((o.recorded, o.duplicate, o.reason))
+    with hub.transaction() as s:
+        cases = {c.case_no: c for c in s.scalars(select(Case).where(Case.case_no.in_(bulk)))}
+        planned = plan_stages(s, [(cases[bulk[i]], report) for i, report in script])
+        assert write_stages(s, hub, planned, source=SOURCE) == sum(o[0] for o in outcomes)
+    assert [(p.recorded, p.duplicate, p.reason) for p in planned] == outcomes
+    assert [p.seen_before for p in planned if not p.recorded] == [
+        True, True, True, False, False]
+    assert rows_of(bulk) == rows_of(one_by_one)
+    assert rows_of(bulk)[1] == ["completed", "rejected", "completed", "completed"]
