@@ -1,22 +1,30 @@
 """Deposit notices per second through the hub's real SOAP server, next to a bare spyne
 service echoing the same message on the same kind of server, in the same run.
 
-    python bench/soap.py [--seconds 5] [--clients 4]
+    python bench/soap.py [--seconds 6] [--rounds 3] [--clients 4]
+                         [--server werkzeug|waitress] [--postgres URL]
 
 The hub path is the whole thing: hardened parse, schema validation, token check,
-idempotency, ledger row, routing (an outbox message), call log, commit — on SQLite.
-The baseline is spyne alone (same operation signature, no validation, no store).
+idempotency, ledger row, routing (an outbox message), call log, commit — on SQLite,
+and on PostgreSQL too with ``--postgres`` (default: $HUB_TEST_DATABASE_URL; its public
+schema is dropped and rebuilt). The baseline is spyne alone (same operation signature,
+no validation, no store). Both run on the same kind of threaded server in this
+process; the measured time is split into ``--rounds`` alternating slices (baseline,
+hub, baseline, ...) so a change of load on the machine hits both sides alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
+import os
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import urllib3
 
@@ -58,16 +66,16 @@ def bare_spyne_app() -> WsgiApplication:
                                        out_protocol=Soap11()))
 
 
-def hub_app(workdir: Path):  # type: ignore[no-untyped-def]
+def hub_app(workdir: Path, url: str | None = None):  # type: ignore[no-untyped-def]
     from adapters.fund.auth import add_login
     from adapters.web import make_app
+    from bench._common import reset_store
     from hub import Hub, load_config
-    from store.db import Database
     from store.fund_models import SupervisedAccount
     from tests.support import write_config
 
-    url = f"sqlite:///{workdir / 'bench.db'}"
-    Database(url).migrate()
+    url = url or f"sqlite:///{workdir / 'bench.db'}"
+    reset_store(url)
     config = write_config(workdir, url, inbound=["bank_soap", "pos"],
                           partners={"bank_icbc": {"base_url": "http://127.0.0.1:9",
                                                   "bank_code": "ICBC"}},
@@ -78,6 +86,36 @@ def hub_app(workdir: Path):  # type: ignore[no-untyped-def]
         s.add(SupervisedAccount(account_no=ACCOUNT, bank_code="ICBC", division="511702",
                                 project_name="滨河花园"))
     return hub, make_app(hub)
+
+
+class WaitressThread:
+    """A WSGI app on waitress (the server ``hub.py serve`` runs) on 127.0.0.1, in a thread."""
+
+    def __init__(self, app: Any, threads: int) -> None:
+        from waitress.server import create_server
+
+        self.server = create_server(app, host="127.0.0.1", port=0, threads=threads,
+                                    ident=None)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError):  # its sockets closed under the loop by stop()
+            self.server.run()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.effective_port}"
+
+    def start(self) -> WaitressThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.close()
+
+
+def serve(app: Any, kind: str, threads: int) -> Any:
+    return WaitressThread(app, threads).start() if kind == "waitress" else ServerThread(app).start()
 
 
 def token_for(url: str) -> str:
@@ -121,35 +159,70 @@ def run(url: str, token: str, seconds: float, clients: int, prefix: str) -> tupl
     return done[0] / (time.monotonic() - started), errors[0]
 
 
+def measure(hub_url: str, bare_url: str, token: str, args: argparse.Namespace,
+            tag: str) -> tuple[float, float, int, int]:
+    """(baseline/s, hub/s, baseline errors, hub errors) over alternating slices."""
+    run(bare_url, token, 0.5, args.clients, f"warm-b{tag}")  # warm up both
+    run(hub_url, token, 0.5, args.clients, f"warm-h{tag}")
+    slice_ = args.seconds / args.rounds
+    base = mine = 0.0
+    base_err = mine_err = 0
+    for r in range(args.rounds):
+        rate, err = run(bare_url, token, slice_, args.clients, f"b{tag}{r}-")
+        base, base_err = base + rate / args.rounds, base_err + err
+        rate, err = run(hub_url, token, slice_, args.clients, f"h{tag}{r}-")
+        mine, mine_err = mine + rate / args.rounds, mine_err + err
+    return base, mine, base_err, mine_err
+
+
+def report(store: str, base: float, mine: float, base_err: int, mine_err: int) -> None:
+    ratio = mine / base if base else 0.0
+    print(f"[{store}]")
+    print(f"  bare spyne echo      : {base:8.1f} deposit notices/s ({base_err} errors)")
+    print(f"  hub /soap/fund       : {mine:8.1f} deposit notices/s ({mine_err} errors, "
+          "booked, routed, logged, committed)")
+    print(f"  ratio hub / baseline : {ratio:8.1%}  (target >= 50%)")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--seconds", type=float, default=6.0, help="measured time per side")
+    p.add_argument("--rounds", type=int, default=3, help="alternating slices per side")
     p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--server", choices=("werkzeug", "waitress"), default="werkzeug",
+                   help="the threaded WSGI server both sides run on")
+    p.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    p.add_argument("--postgres", default=os.environ.get("HUB_TEST_DATABASE_URL"),
+                   metavar="URL", help="also measure the hub on this PostgreSQL database "
+                   "(dropped and rebuilt; default $HUB_TEST_DATABASE_URL)")
+    p.add_argument("--no-postgres", dest="postgres", action="store_const", const=None)
     args = p.parse_args()
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp:
-        hub, app = hub_app(Path(tmp))
-        bare = ServerThread(bare_spyne_app()).start()
-        ours = ServerThread(app).start()
-        try:
-            hub_url = ours.url + "/soap/fund"
-            token = token_for(hub_url)
-            run(bare.url, token, 0.5, args.clients, "warm-b")  # warm up both
-            run(hub_url, token, 0.5, args.clients, "warm-h")
-            base, base_err = run(bare.url, token, args.seconds, args.clients, "b")
-            mine, mine_err = run(hub_url, token, args.seconds, args.clients, "h")
-        finally:
-            ours.stop()
-            bare.stop()
-            hub.close()
-    ratio = mine / base if base else 0.0
-    print(f"bare spyne echo      : {base:8.1f} deposit notices/s ({base_err} errors)")
-    print(f"hub /soap/fund       : {mine:8.1f} deposit notices/s ({mine_err} errors, "
-          "booked, routed, logged, committed)")
-    print(f"ratio hub / baseline : {ratio:8.1%}  (target >= 50%)")
-    return 0 if mine_err == 0 and base_err == 0 else 1
+    logging.getLogger("waitress").setLevel(logging.ERROR)
+    stores = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+    print(f"{args.server} server, {args.clients} keep-alive client threads, "
+          f"{args.seconds:g} s per side in {args.rounds} alternating slices")
+    failed = False
+    bare = serve(bare_spyne_app(), args.server, args.threads)
+    try:
+        for name, url in stores:
+            with tempfile.TemporaryDirectory() as tmp:
+                hub, app = hub_app(Path(tmp), url)
+                ours = serve(app, args.server, args.threads)
+                try:
+                    hub_url = ours.url + "/soap/fund"
+                    token = token_for(hub_url)
+                    result = measure(hub_url, bare.url, token, args, name[0])
+                finally:
+                    ours.stop()
+                    hub.close()
+            report(name, *result)
+            failed = failed or bool(result[2] or result[3])
+    finally:
+        bare.stop()
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

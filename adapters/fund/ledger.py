@@ -173,13 +173,19 @@ def route(s: Session, hub: Hub, event: FundEvent, account: dict[str, Any],
                                                   account, fields)
 
 
+#: Built once: a statement executed with a parameter dict is compiled once and cached.
+_INSERT_EVENT = insert(FundEvent.__table__)
+_INSERT_LEDGER = insert(LedgerEntry.__table__)
+
+
 def insert_booked(s: Session, hub: Hub, bank_code: str, operation: str,
                   fields: dict[str, Any], answer: Answer, account: dict[str, Any], kind: str,
                   direction: str, amount_fen: int, occurred_at: Any, book_date: date,
                   house_code: str | None, unlinked: bool, personal: dict[str, Any]) -> int:
     """Route, then insert the event and its ledger row (Core inserts: the hot path)."""
     mode, message_id = route_to(s, hub, operation, bank_code, account, fields)
-    event_id = s.execute(insert(FundEvent.__table__), dict(
+    conn = s.connection()
+    event_id = conn.execute(_INSERT_EVENT, dict(
         bank_code=bank_code, serial_no=fields["serial_no"], operation=operation,
         result_type=RESULT_CODE[operation], account_no=account["account_no"],
         instruction_no=fields.get("instruction_no"), amount_fen=amount_fen,
@@ -187,7 +193,7 @@ def insert_booked(s: Session, hub: Hub, bank_code: str, operation: str,
         answer_msg=answer.msg[:200], division=account.get("division"), route_mode=mode,
         message_id=message_id, payload_enc=hub.cipher.seal_json(_jsonable(fields)),
     )).inserted_primary_key[0]
-    s.execute(insert(LedgerEntry.__table__), dict(
+    conn.execute(_INSERT_LEDGER, dict(
         event_id=event_id, account_no=account["account_no"], bank_code=bank_code,
         serial_no=fields["serial_no"], kind=kind, direction=direction, amount_fen=amount_fen,
         occurred_at=occurred_at, book_date=book_date, house_code=house_code or None,

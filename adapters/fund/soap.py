@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -90,12 +89,22 @@ class FundSoapEndpoint:
         schema.build_validation_schema()
         self.schema: etree.XMLSchema = schema.validation_schema
         self.operations = {f"{{{NS}}}{op}": op for op in OPERATIONS}
-        # SQLite has one writer: queue this endpoint's transactions on a lock rather than
-        # in SQLite's busy handler, which sleeps in steps of up to 100 ms.
-        self._writer: threading.Lock | None = None if hub.db.postgres else threading.Lock()
+        # SQLite writers queue in store.db (a flock taken at BEGIN, released at COMMIT);
+        # no lock of our own around the whole call, so parsing and answering overlap.
 
     def mount(self, app: Flask) -> None:
+        """``GET ?wsdl`` and the URL rule through Flask; a POST to ``PATH`` is taken
+        before Flask's routing (no app-wide hooks apply to it; the call is its own
+        error handler), which spares a second request object and context per call."""
         app.add_url_rule(PATH, "fund_soap", self.view, methods=["GET", "POST"])
+        inner = app.wsgi_app
+
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "POST":
+                return self.handle(Request(environ))(environ, start_response)
+            return inner(environ, start_response)
+
+        app.wsgi_app = wsgi_app  # type: ignore[method-assign]
 
     def view(self) -> Response:
         if request.method == "GET":
@@ -116,7 +125,6 @@ class FundSoapEndpoint:
         raw = b""
         session = Session(self.hub.db.engine, expire_on_commit=False)
         call.session = session
-        locked = False
         try:
             try:
                 raw = self._read(req)
@@ -130,8 +138,6 @@ class FundSoapEndpoint:
                     call.msg = f"invalid field: {err.message if err else 'schema'}"[:500]
                     resp = answer_response(call.operation, INVALID, call.msg)
                 else:
-                    if self._writer is not None:
-                        locked = self._writer.acquire(timeout=60)
                     resp = self._spyne(req, doc, call)
             except Refused as exc:
                 call.code, call.msg = exc.code, exc.message
@@ -155,8 +161,6 @@ class FundSoapEndpoint:
                 self._log_alone(record)
         finally:
             session.close()
-            if locked:
-                self._writer.release()  # type: ignore[union-attr]
         if session.info.get("enqueued") and self.hub.workers is not None:
             self.hub.workers.wake()
         resp.headers["X-Ref-Id"] = record.ref_id
@@ -221,13 +225,27 @@ class FundSoapEndpoint:
         return (root, ids), element, token
 
     def _spyne(self, req: Request, doc: Any, call: SoapCall) -> Response:
-        environ = dict(req.environ)
+        """spyne's own WSGI handling, called directly (no second request object)."""
+        environ = req.environ.copy()
         environ["wsgi.input"] = io.BytesIO(b"")
         environ["CONTENT_LENGTH"] = "0"
         environ["cityhub.soap_doc"] = doc
         environ["cityhub.call"] = call
         environ["cityhub.desk"] = self.desk
-        resp = Response.from_app(self.wsgi, environ, buffered=True)
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> None:
+            started[:] = [status, headers]
+
+        out = self.wsgi.handle_rpc(environ, start_response)
+        try:
+            body = b"".join(out)
+        finally:
+            close = getattr(out, "close", None)
+            if close is not None:
+                close()
+        resp = Response(body, status=started[0], headers=started[1])
         if call.code is None:
             call.code = "0000" if resp.status_code == 200 else "5000"
         return resp
