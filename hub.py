@@ -7,6 +7,7 @@ the delivery workers and the scheduler. ``python hub.py --help`` lists the comma
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import json
 import logging
@@ -469,6 +470,7 @@ def run_server(hub: Hub, host: str, port: int, *, workers: bool = True, schedule
                            max_request_body_size=hub.config.limits.max_material_bytes + 65536)
     stop = threading.Event()
     _serve_until_signal(stop)
+    gc.freeze()  # the start-up's objects (modules, WSDL, tables) stay out of every GC pass
     thread = threading.Thread(target=server.run, daemon=True, name="http")
     thread.start()
     log.info("cityhub %s serving on http://%s:%s", hub.city.name, host, port)
@@ -495,6 +497,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         hub.start_scheduler()
     stop = threading.Event()
     _serve_until_signal(stop)
+    gc.freeze()
     print(f"cityhub worker: {hub.workers.threads} delivery thread(s)", flush=True)
     stop.wait()
     hub.close()

@@ -31,7 +31,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         memory = not parsed.database or parsed.database == ":memory:"
         _tune_sqlite(engine, None if memory else f"{parsed.database}.writer-lock")
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout on the hot path): connections are recycled
+    # before servers or proxies drop them, and a failed one is discarded by the pool.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 class _WriterQueue:

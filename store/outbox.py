@@ -96,35 +96,39 @@ _CLAIMED_COLUMNS = (
 )
 
 
+_INSERT = insert(OutboxMessage.__table__)
+_INSERT_ID = _INSERT.returning(OutboxMessage.__table__.c.id)
+
+
 def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
             want_id: bool = True) -> int | None:
-    """Insert the message in the caller's transaction (one Core statement, no ORM flush);
-    its id when ``want_id``."""
+    """Insert the message in the caller's transaction: one prepared Core statement (no
+    ORM flush, no statement built per call — every producer's hot path); its id when
+    ``want_id``."""
     now = utcnow()
-    table = OutboxMessage.__table__
-    stmt = insert(table).values(
-        interface=msg.interface,
-        adapter=msg.adapter,
-        partner=msg.partner,
-        operation=msg.operation,
-        division=msg.division,
-        item=msg.item,
-        case_id=msg.case_id,
-        payload_enc=cipher.seal_json(msg.payload),
-        status=PENDING,
-        attempts=0,
-        max_attempts=msg.policy.max_attempts,
-        min_backoff=msg.policy.min_backoff,
-        max_backoff=msg.policy.max_backoff,
-        timeout=msg.timeout,
-        next_attempt_at=now + timedelta(seconds=msg.delay),
-        created_at=now,
-        resubmit_count=0,
-    )
+    params = {
+        "interface": msg.interface,
+        "adapter": msg.adapter,
+        "partner": msg.partner,
+        "operation": msg.operation,
+        "division": msg.division,
+        "item": msg.item,
+        "case_id": msg.case_id,
+        "payload_enc": cipher.seal_json(msg.payload),
+        "status": PENDING,
+        "attempts": 0,
+        "max_attempts": msg.policy.max_attempts,
+        "min_backoff": msg.policy.min_backoff,
+        "max_backoff": msg.policy.max_backoff,
+        "timeout": msg.timeout,
+        "next_attempt_at": now + timedelta(seconds=msg.delay),
+        "created_at": now,
+        "resubmit_count": 0,
+    }
     conn = session.connection()
     if want_id:
-        return conn.execute(stmt.returning(table.c.id)).scalar_one()
-    conn.execute(stmt)
+        return conn.execute(_INSERT_ID, params).scalar_one()
+    conn.execute(_INSERT, params)
     return None
 
 
