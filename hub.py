@@ -33,7 +33,7 @@ from routes.table import RouteTableError, RoutingTable, load_table
 from store.crypto import DataCipher, decode_master_key, new_master_key
 from store.db import Database
 from store.models import AuditEntry
-from store.outbox import NewMessage, enqueue
+from store.outbox import NewMessage, enqueue, enqueue_many
 
 log = logging.getLogger("cityhub")
 ROOT = Path(__file__).resolve().parent
@@ -312,6 +312,12 @@ class Hub:
         for none saves a RETURNING when the caller does not need it)."""
         session.info["enqueued"] = True
         return enqueue(session, self.cipher, message, want_id=want_id)
+
+    def enqueue_many(self, session: Session, messages: list[NewMessage]) -> None:
+        """Queue many messages in the caller's transaction (bulk paths, e.g. Excel import)."""
+        if messages:
+            session.info["enqueued"] = True
+            enqueue_many(session, self.cipher, messages)
 
     def audit(self, session: Session, actor: str, action: str, target: str = "",
               detail: Any = None) -> None:

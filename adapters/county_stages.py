@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -26,8 +26,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from mapping.items import ITEMS, ItemKind, can_follow
 from mapping.validators import parse_iso_datetime
 from store.cases import StageOutcome, find_case, province_message, record_stage
-from store.models import Case, OutboxMessage, StageEvent, utcnow
-from store.outbox import PENDING, NewMessage
+from store.models import Case, StageEvent, utcnow
+from store.outbox import NewMessage
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -200,27 +200,6 @@ def _status_payload(case: Case, stage: str, at: datetime, report: StageReport) -
             "filing_no": report.filing_no}
 
 
-def _enqueue_many(session: Session, hub: Hub, messages: Sequence[NewMessage]) -> None:
-    """``hub.enqueue(..., want_id=False)`` for many messages: one executemany INSERT.
-
-    The same row as ``store.outbox.enqueue`` writes (a test compares them).
-    """
-    if not messages:
-        return
-    now = utcnow()
-    rows = [{
-        "interface": m.interface, "adapter": m.adapter, "partner": m.partner,
-        "operation": m.operation, "division": m.division, "item": m.item,
-        "case_id": m.case_id, "payload_enc": hub.cipher.seal_json(m.payload),
-        "status": PENDING, "attempts": 0, "max_attempts": m.policy.max_attempts,
-        "min_backoff": m.policy.min_backoff, "max_backoff": m.policy.max_backoff,
-        "timeout": m.timeout, "next_attempt_at": now + timedelta(seconds=m.delay),
-        "created_at": now, "resubmit_count": 0,
-    } for m in messages]
-    session.info["enqueued"] = True  # as hub.enqueue: wake the workers after the commit
-    session.connection().execute(insert(OutboxMessage.__table__), rows)
-
-
 def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
                  source: str) -> int:
     """Record the planned stages in the caller's transaction; the number recorded.
@@ -262,5 +241,5 @@ def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
     for case, stage in final.values():  # the loaded objects as stored, nothing to flush
         set_committed_value(case, "stage", stage)
         set_committed_value(case, "updated_at", now)
-    _enqueue_many(session, hub, messages)
+    hub.enqueue_many(session, messages)
     return len(recorded)

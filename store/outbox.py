@@ -100,13 +100,8 @@ _INSERT = insert(OutboxMessage.__table__)
 _INSERT_ID = _INSERT.returning(OutboxMessage.__table__.c.id)
 
 
-def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
-            want_id: bool = True) -> int | None:
-    """Insert the message in the caller's transaction: one prepared Core statement (no
-    ORM flush, no statement built per call — every producer's hot path); its id when
-    ``want_id``."""
-    now = utcnow()
-    params = {
+def _row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str, Any]:
+    return {
         "interface": msg.interface,
         "adapter": msg.adapter,
         "partner": msg.partner,
@@ -125,11 +120,25 @@ def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
         "created_at": now,
         "resubmit_count": 0,
     }
+
+
+def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
+            want_id: bool = True) -> int | None:
+    """Insert the message in the caller's transaction: one prepared Core statement (no
+    ORM flush, no statement built per call — every producer's hot path); its id when
+    ``want_id``."""
     conn = session.connection()
     if want_id:
-        return conn.execute(_INSERT_ID, params).scalar_one()
-    conn.execute(_INSERT, params)
+        return conn.execute(_INSERT_ID, _row(cipher, msg, utcnow())).scalar_one()
+    conn.execute(_INSERT, _row(cipher, msg, utcnow()))
     return None
+
+
+def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -> None:
+    """Insert many messages in the caller's transaction (one executemany), in order."""
+    if msgs:
+        now = utcnow()
+        session.connection().execute(_INSERT, [_row(cipher, m, now) for m in msgs])
 
 
 def _disabled(kind: str):  # type: ignore[no-untyped-def]
