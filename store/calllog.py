@@ -78,12 +78,13 @@ def call_row(cipher: DataCipher, record: CallRecord) -> dict[str, Any]:
     }
 
 
+_INSERT = insert(CallLogEntry.__table__)  # built once: this is on every call's path
+
+
 def write_calls(session: Session, cipher: DataCipher, records: list[CallRecord]) -> None:
     """Insert call-log rows in the caller's transaction, as one multi-row statement."""
     if records:
-        session.connection().execute(
-            insert(CallLogEntry.__table__), [call_row(cipher, r) for r in records]
-        )
+        session.connection().execute(_INSERT, [call_row(cipher, r) for r in records])
 
 
 def write_call(session: Session, cipher: DataCipher, record: CallRecord) -> None:
