@@ -203,12 +203,14 @@ def interface_stats(session: Session, principal: Principal, since: datetime,
         for r in rows:
             add(r[0], r[1], int(r[2]), float(r[3] or 0), float(r[4] or 0),
                 [int(x or 0) for x in r[5:]])
+        # group by the outcome itself: PostgreSQL will not match two ``outcome = $n``
+        # expressions (their parameters differ) between SELECT and GROUP BY
         for day, outcome, calls in session.execute(
-                select(d.day, d.outcome == "ok", func.sum(d.calls))
+                select(d.day, d.outcome, func.sum(d.calls))
                 .where(in_days, principal.scope(d.division))
-                .group_by(d.day, d.outcome == "ok")).all():
+                .group_by(d.day, d.outcome)).all():
             slot = per_day.setdefault(str(day), [0, 0])
-            slot[0 if outcome else 1] += int(calls)
+            slot[0 if outcome == "ok" else 1] += int(calls)
     c = CallLogEntry
     intervals = _raw_intervals(since, until, days)
     if intervals:
@@ -222,12 +224,12 @@ def interface_stats(session: Session, principal: Principal, since: datetime,
             add(r[0], r[1], int(r[2]), float(r[3] or 0), float(r[4] or 0),
                 [int(x or 0) for x in r[5:]])
         day_col = func.date(c.started_at)
-        for day, ok, calls in session.execute(
-                select(day_col, c.outcome == "ok", func.count())
+        for day, outcome, calls in session.execute(
+                select(day_col, c.outcome, func.count())
                 .where(in_raw, principal.scope(c.division))
-                .group_by(day_col, c.outcome == "ok")).all():
+                .group_by(day_col, c.outcome)).all():
             slot = per_day.setdefault(str(day)[:10], [0, 0])
-            slot[0 if ok else 1] += int(calls)
+            slot[0 if outcome == "ok" else 1] += int(calls)
     series = [(k, v[0], v[1]) for k, v in sorted(per_day.items())]
     return sorted(stats.values(), key=lambda s: s.interface), series
 

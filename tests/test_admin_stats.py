@@ -34,8 +34,8 @@ def _as_tuples(items):
              round(st.max_ms, 3), st.hist) for st in items]
 
 
-def test_rollup_and_raw_agree(make_hub, sqlite_url):
-    hub = make_hub(sqlite_url, inbound=[])
+def test_rollup_and_raw_agree(make_hub, store_url):
+    hub = make_hub(store_url, inbound=[])
     now = datetime(2026, 11, 20, 15, 30)
     rows = _fill(hub, now)
     since, until = now - timedelta(days=7, hours=5), now + timedelta(minutes=1)
