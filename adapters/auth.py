@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flask import Request, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from adapters.base import Partner
@@ -43,10 +44,13 @@ def read_body(limit: int, req: Request | None = None) -> bytes:
         raise ApiError(BAD_BODY, f"request body larger than {limit} bytes") from None
 
 
+_DISABLED = select(InterfaceSwitch.name).where(  # built once, run with the name
+    InterfaceSwitch.kind == "interface", InterfaceSwitch.name == bindparam("name"),
+    InterfaceSwitch.enabled.is_(False))
+
+
 def interface_disabled(session: Session, name: str) -> bool:
-    return session.scalar(select(InterfaceSwitch.name).where(
-        InterfaceSwitch.kind == "interface", InterfaceSwitch.name == name,
-        InterfaceSwitch.enabled.is_(False))) is not None
+    return session.connection().execute(_DISABLED, {"name": name}).first() is not None
 
 
 def authenticate(
@@ -59,6 +63,62 @@ def authenticate(
     checked against the partner's ``items`` allow-list; ``interface`` against the
     operator's switches (``interface_switches``, kind ``interface``).
     """
+    partner, pending = authenticate_deferred(hub, body, allow=allow, item=item,
+                                             interface=interface, req=req)
+    pending.settle()
+    return partner
+
+
+@dataclass
+class PendingNonce:
+    """A signed request's nonce, checked but not yet recorded.
+
+    A hot path records it inside its own write transaction (``claim``), so the nonce
+    commits with the business rows; ``settle`` records it in a transaction of its own
+    (what ``authenticate`` does at once) unless a claiming transaction has committed.
+    Either way the order of the answers is the same: replay (1003), then the switch
+    (3001), then anything about the body.
+    """
+
+    hub: Hub
+    app_id: str
+    nonce: str
+    interface: str | None
+    committed: bool = False
+
+    def claim(self, session: Session) -> None:
+        """Record the nonce in ``session``'s transaction: 1003 if replayed, 3001 if the
+        interface is switched off (the caller's transaction then rolls back, and
+        ``settle`` records the nonce by itself as ``authenticate`` would have)."""
+        window = self.hub.config.scheduler.nonce_window_seconds
+        if not remember(session, self.app_id, self.nonce, window):
+            raise ApiError(REPLAYED, "nonce already used")
+        if self.interface is not None and interface_disabled(session, self.interface):
+            raise ApiError(DISABLED, f"interface {self.interface} is disabled by an operator")
+
+    def settle(self) -> None:
+        """Record the nonce now unless a claiming transaction committed it."""
+        if self.committed:
+            return
+        hub = self.hub
+        window = hub.config.scheduler.nonce_window_seconds
+        with hub.db.session() as s:
+            fresh = remember(s, self.app_id, self.nonce, window)
+            disabled = fresh and self.interface is not None and interface_disabled(
+                s, self.interface)
+        self.committed = True
+        if not fresh:
+            raise ApiError(REPLAYED, "nonce already used")
+        if disabled:
+            raise ApiError(DISABLED, f"interface {self.interface} is disabled by an operator")
+
+
+def authenticate_deferred(
+    hub: Hub, body: bytes, *, allow: Callable[[Partner], bool] | None = None,
+    item: str | None = None, interface: str | None = None, req: Request | None = None,
+) -> tuple[Partner, PendingNonce]:
+    """``authenticate`` up to the nonce: the signature, the clock and the allow-lists are
+    checked; the nonce and the switch are left to ``PendingNonce.claim``/``settle``."""
     req = req or request
 
     def secret_for(app_id: str) -> bytes | None:
@@ -82,12 +142,4 @@ def authenticate(
         raise ApiError(NOT_ALLOWED, f"app {app_id} may not call this endpoint")
     if item is not None and partner.items is not None and item not in partner.items:
         raise ApiError(NOT_ALLOWED, f"app {app_id} may not call item {item}")
-    window = hub.config.scheduler.nonce_window_seconds
-    with hub.db.session() as s:
-        fresh = remember(s, app_id, nonce, window)
-        disabled = fresh and interface is not None and interface_disabled(s, interface)
-    if not fresh:
-        raise ApiError(REPLAYED, "nonce already used")
-    if disabled:
-        raise ApiError(DISABLED, f"interface {interface} is disabled by an operator")
-    return partner
+    return partner, PendingNonce(hub, app_id, nonce, interface)

@@ -28,12 +28,12 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters.dispatch import Dispatcher, worker_name
-from adapters.web import ApiError, call_context, envelope
+from adapters.web import ApiError, call_context, envelope, log_in_transaction, unlog_in_transaction
 from mapping.canonical import CanonicalCase, FieldError
 from mapping.items import Item, ItemKind
 from mapping.province_in import FIELD_INVALID, ValidationFailure, parse_application
@@ -43,6 +43,7 @@ from store.cases import case_no_for, open_case, province_message, queue_county_d
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
 
 if TYPE_CHECKING:
+    from adapters.auth import PendingNonce
     from hub import Hub
 
 BAD_BODY = "2001"
@@ -57,6 +58,10 @@ INLINE_GRACE = 10.0
 INLINE_DELIVERY: ContextVar[bool] = ContextVar("inline_delivery", default=False)
 
 T = TypeVar("T")
+
+_FIND_PARENT = select(Case.__table__.c.id).where(
+    Case.__table__.c.item == bindparam("item"), Case.__table__.c.apply_no == bindparam("apply_no"),
+    Case.__table__.c.county_code == "")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -127,37 +132,55 @@ class Intake:
 
     # -- entry point
 
-    def submit(self, item: Item, doc: dict[str, Any]) -> dict[str, Any]:
-        """Handle one request for ``item``; returns the envelope to answer with."""
+    def submit(self, item: Item, doc: dict[str, Any],
+               nonce: PendingNonce | None = None) -> dict[str, Any]:
+        """Handle one request for ``item``; returns the envelope to answer with.
+
+        ``nonce`` (from ``authenticate_deferred``) is recorded inside the transaction
+        that stores the request, which also writes the call-log row of an accepted one:
+        one commit per accepted application. Where no transaction commits, the caller
+        settles the nonce (``PendingNonce.settle``).
+        """
         record = call_context()
         record.item = item.code
         try:
             canonical = parse_application(item, doc, self.hub.city)
             record.division = canonical.county_codes[0] if canonical.county_codes else None
             if item.kind is ItemKind.SYNC_QUERY:
-                return self._sync(canonical)
-            return self._unique_retry(lambda s: self._accept(s, canonical))
+                return self._sync(canonical, nonce)
+            return self._unique_retry(lambda s: self._accept(s, canonical), nonce)
         except ValidationFailure as failure:
-            return self._record_failure(item, doc, failure)
+            return self._record_failure(item, doc, failure, nonce)
 
     # -- helpers
 
-    def _unique_retry(self, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in a transaction; a concurrent duplicate's unique violation retries
-        it once more, when the winner's row is visible and its answer is returned."""
+    def _unique_retry(self, work: Callable[[Session], T], nonce: PendingNonce | None = None
+                      ) -> T:
+        """Run ``work`` in a transaction (that first records ``nonce``); a concurrent
+        duplicate's unique violation retries it once more, when the winner's row is
+        visible and its answer is returned."""
         for attempt in range(3):
             try:
                 with self.hub.transaction() as s:
-                    return work(s)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
+                    if nonce is not None:
+                        nonce.claim(s)
+                    result = work(s)
+            except BaseException as exc:
+                unlog_in_transaction()  # a call-log row written in it was rolled back too
+                if isinstance(exc, IntegrityError) and attempt < 2:
+                    continue
+                raise
+            if nonce is not None:
+                nonce.committed = True
+            return result
         raise AssertionError("unreachable")
 
     @staticmethod
     def _find(s: Session, item: str, apply_no: str) -> Case | None:
-        return s.scalars(select(Case).where(
-            Case.item == item, Case.apply_no == apply_no, Case.county_code == "")).first()
+        # A Core lookup first (built once): most requests are new and find nothing.
+        found = s.connection().execute(_FIND_PARENT, {"item": item, "apply_no": apply_no}
+                                       ).scalar()
+        return None if found is None else s.get(Case, found)
 
     def _stored(self, parent: Case) -> dict[str, Any]:
         call_context().case_id = parent.id
@@ -181,14 +204,17 @@ class Intake:
         if errors:
             raise ValidationFailure(FIELD_INVALID, f"{len(errors)} material(s) invalid", errors)
 
-    def _open(self, s: Session, canonical: CanonicalCase) -> tuple[Case, list[Case]] | None:
-        """Open (or take over a failed record for) the case; None if it exists already."""
+    def _open(self, s: Session, canonical: CanonicalCase,
+              answer_for: Callable[[Case, list[Case]], dict[str, Any]] | None = None,
+              ) -> tuple[Case, list[Case]] | None:
+        """Open (or take over a failed record for) the case; None if it exists already.
+        ``answer_for`` makes the answer stored on a new parent (see ``open_case``)."""
         parent = self._find(s, canonical.item, canonical.apply_no)
         if parent is not None and parent.stage != VALIDATION_FAILED:
             return None
         self._check_materials(s, canonical)
         if parent is None:
-            opened = open_case(s, self.hub, canonical)
+            opened = open_case(s, self.hub, canonical, answer_for=answer_for)
             return opened.parent, [sub for sub, _ in opened.subs]
         return parent, self._reopen(s, parent, canonical)
 
@@ -222,18 +248,31 @@ class Intake:
     # -- applications and async queries
 
     def _accept(self, s: Session, canonical: CanonicalCase) -> dict[str, Any]:
-        opened = self._open(s, canonical)
+        made: list[dict[str, Any]] = []
+
+        def answer_for(parent: Case, subs: list[Case]) -> dict[str, Any]:
+            made.append(accepted_answer(self.hub, parent, subs))
+            return made[-1]
+
+        opened = self._open(s, canonical, answer_for)
         if opened is None:
-            return self._stored(self._find(s, canonical.item, canonical.apply_no))  # type: ignore[arg-type]
-        parent, subs = opened
-        answer = accepted_answer(self.hub, parent, subs)
-        parent.answer_enc = self.hub.cipher.seal_json(answer)
-        call_context().case_id = parent.id
+            answer = self._stored(self._find(s, canonical.item, canonical.apply_no))  # type: ignore[arg-type]
+        else:
+            parent, subs = opened
+            if made:  # a new case: its answer is stored with it
+                answer = made[-1]
+            else:  # a failed record taken over
+                answer = accepted_answer(self.hub, parent, subs)
+                parent.answer_enc = self.hub.cipher.seal_json(answer)
+            call_context().case_id = parent.id
+        if answer.get("code") == "0000":  # the call log commits with the case
+            log_in_transaction(s, answer)
         return answer
 
     # -- sync queries
 
-    def _sync(self, canonical: CanonicalCase) -> dict[str, Any]:
+    def _sync(self, canonical: CanonicalCase, nonce: PendingNonce | None = None
+              ) -> dict[str, Any]:
         hub = self.hub
 
         def open_sync(s: Session) -> tuple[dict[str, Any], int | None, list[tuple[Case, int]]]:
@@ -256,7 +295,7 @@ class Intake:
                           .execution_options(synchronize_session=False))
             return answer, parent.id, [(c, message_of.get(c.id, 0)) for c in subs]
 
-        answer, parent_id, subs = self._unique_retry(open_sync)
+        answer, parent_id, subs = self._unique_retry(open_sync, nonce)
         if parent_id is None:
             return answer
         results: list[tuple[Case, Any]] = []
@@ -308,8 +347,8 @@ class Intake:
 
     # -- validation failures
 
-    def _record_failure(self, item: Item, doc: dict[str, Any],
-                        failure: ValidationFailure) -> dict[str, Any]:
+    def _record_failure(self, item: Item, doc: dict[str, Any], failure: ValidationFailure,
+                        nonce: PendingNonce | None = None) -> dict[str, Any]:
         hub = self.hub
         answer = envelope(failure.code, failure.message,
                           errors=[e.to_dict() for e in failure.errors])
@@ -348,7 +387,7 @@ class Intake:
             call_context().case_id = parent.id
             return answer
 
-        return self._unique_retry(work)
+        return self._unique_retry(work, nonce)
 
 
 def results_payload(case: Case, data: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, jsonify, request
 
-from adapters.auth import authenticate, read_body
+from adapters.auth import authenticate, authenticate_deferred, read_body
 from adapters.base import DeliveryResult, OutgoingMessage, Partner
 from adapters.http import HttpJsonAdapter
 from adapters.intake import Intake, parse_json
@@ -111,11 +111,20 @@ class ProvinceAdapter(HttpJsonAdapter):
         def submit(item: str):  # type: ignore[no-untyped-def]
             body = read_body(limits.max_body_bytes)
             known = PROVINCE_ITEMS.get(item)
-            authenticate(hub, body, allow=is_province, item=item if known else None,
-                         interface=_interface(item) if known else None)
-            if known is None:
-                raise ApiError("4001", f"unknown item {item[:64]!r}")
-            return intake.submit(known, parse_json(body))
+            _, nonce = authenticate_deferred(
+                hub, body, allow=is_province, item=item if known else None,
+                interface=_interface(item) if known else None)
+            # The nonce commits with the case (one transaction); where none commits, it is
+            # recorded on its own first, so a replay is still 1003 before anything else.
+            try:
+                if known is None:
+                    raise ApiError("4001", f"unknown item {item[:64]!r}")
+                answer = intake.submit(known, parse_json(body), nonce)
+            except Exception:
+                nonce.settle()
+                raise
+            nonce.settle()
+            return answer
 
 
 # ---------------------------------------------------------------------- materials

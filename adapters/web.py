@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -84,6 +84,12 @@ def log_in_transaction(session: Session, answer: dict[str, Any]) -> None:
         record.request = _request_for_log()
     write_call(session, hub.cipher, record)
     g.call_logged = True
+
+
+def unlog_in_transaction() -> None:
+    """The transaction ``log_in_transaction`` wrote in rolled back: the decorator logs."""
+    if has_request_context() and "call_record" in g:
+        g.call_logged = False
 
 
 def inbound(interface: str | Callable[..., str], party: str = "unknown"):  # type: ignore[no-untyped-def]

@@ -1,13 +1,18 @@
 """Accepted applications per second through the real WSGI server, against a baseline.
 
-Starts gunicorn (2 gthread workers; BENCH_WORKER=sync, BENCH_THREADS=N to vary) twice
-in the same run: once on the hub
-(``hub:create_app()``, a temporary config and SQLite store), once on a bare Flask
-endpoint that only parses the same JSON. The same client (threads, keep-alive, requests
-signed before the clock starts) sends each server the same number of distinct
-``rental_filing`` applications. Prints both rates and their ratio (target >= 0.40).
+Starts gunicorn (2 gthread workers; BENCH_WORKER=sync, BENCH_THREADS=N to vary, the
+same for both servers) twice per store: once on the hub (``hub:create_app()``, a
+temporary config and store), once on a bare Flask endpoint that only parses the same
+JSON. The same client (threads, keep-alive, requests signed before the clock starts)
+sends each server the same number of distinct ``rental_filing`` applications, in
+``--rounds`` alternating rounds (bare, hub, bare, hub...) so a change in the machine's
+load hits both alike. Prints every round, the median rates and their ratio
+(target >= 0.40), for SQLite and, with ``--postgres URL`` (default: the environment's
+HUB_TEST_DATABASE_URL), for PostgreSQL: a scratch database is created on that server
+for the run and dropped after it.
 
-    /tmp/v/bin/python bench/intake.py [--requests 2000] [--clients 16]
+    /tmp/v/bin/python bench/intake.py [--requests 2000] [--clients 16] [--rounds 3]
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test | --postgres ""]
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import argparse
 import json
 import os
 import queue
+import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +42,15 @@ from flask import Flask, jsonify, request
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
 from adapters.signing import signed_headers  # noqa: E402
 from store.crypto import new_master_key  # noqa: E402
 from store.db import Database  # noqa: E402
 
 SECRET = "bench-province-secret-0123456789"
+THREADS = "4"
 PATH = "/api/province/v1/rental_filing"
 
 # ---------------------------------------------------------------------- the baseline app
@@ -60,8 +73,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(directory: Path) -> Path:
-    url = f"sqlite:///{directory / 'hub.db'}"
+def write_config(directory: Path, url: str | None = None) -> Path:
+    url = url or f"sqlite:///{directory / 'hub.db'}"
     db = Database(url)
     db.migrate()
     db.dispose()
@@ -89,7 +102,7 @@ def start_gunicorn(app: str, port: int, env: dict[str, str], log: Any
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     proc = subprocess.Popen(
         [gunicorn, "-w", "2", "-k", os.environ.get("BENCH_WORKER", "gthread"),
-         "--threads", os.environ.get("BENCH_THREADS", "4"), "-b", f"127.0.0.1:{port}",
+         "--threads", os.environ.get("BENCH_THREADS", THREADS), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", app],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
@@ -173,37 +186,99 @@ def drive(port: int, requests: list[tuple[bytes, dict[str, str]]], clients: int
     return time.perf_counter() - started, codes.get("0000", 0), codes
 
 
-def measure(name: str, app: str, env: dict[str, str], count: int, clients: int) -> float:
-    port = free_port()
-    log = open(Path(env["HUB_CONFIG"]).parent / f"{name.replace(' ', '_')}.log", "ab")  # noqa: SIM115
-    proc = start_gunicorn(app, port, env, log)
+@contextmanager
+def scratch_postgres(url: str) -> Iterator[str]:
+    """A fresh database on the server of ``url`` for this run, dropped afterwards."""
+    server = make_url(url)
+    name = f"cityhub_bench_intake_{secrets.token_hex(4)}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
-        run = name.replace(" ", "_")
-        drive(port, prepared(f"{run}-warm", 50), clients)
-        seconds, ok, codes = drive(port, prepared(run, count), clients)
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
-        stop(proc)
-        log.close()
-    if ok != count:
-        raise SystemExit(f"{name}: only {ok} of {count} accepted: {codes}")
-    rate = count / seconds
-    print(f"{name:>10}: {count} requests in {seconds:6.2f} s = {rate:8.1f} accepted/s")
-    return rate
+        admin.dispose()
+
+
+class Server:
+    """One gunicorn under test, kept running across the rounds."""
+
+    def __init__(self, name: str, app: str, env: dict[str, str], clients: int) -> None:
+        self.name, self.clients, self.rates = name, clients, []
+        self.port = free_port()
+        self.log = open(Path(env["HUB_CONFIG"]).parent / f"{name.replace(' ', '_')}.log", "ab")  # noqa: SIM115
+        self.proc = start_gunicorn(app, self.port, env, self.log)
+        self.run = f"{name.replace(' ', '_')}-{secrets.token_hex(3)}"
+        self.round = 0
+        drive(self.port, prepared(f"{self.run}-warm", 50), clients)
+
+    def measure(self, count: int) -> float:
+        self.round += 1
+        requests = prepared(f"{self.run}-{self.round}", count)
+        seconds, ok, codes = drive(self.port, requests, self.clients)
+        if ok != count:
+            raise SystemExit(f"{self.name}: only {ok} of {count} accepted: {codes}")
+        rate = count / seconds
+        self.rates.append(rate)
+        print(f"{self.name:>10}: {count} requests in {seconds:6.2f} s = {rate:8.1f} accepted/s",
+              flush=True)
+        return rate
+
+    def close(self) -> None:
+        stop(self.proc)
+        self.log.close()
+
+
+def bench_store(label: str, directory: Path, url: str | None, args: argparse.Namespace
+                ) -> float:
+    config = write_config(directory, url)
+    env = {"HUB_CONFIG": str(config), "HUB_LOG_LEVEL": "WARNING"}
+    print(f"-- {label}: gunicorn, 2 {os.environ.get('BENCH_WORKER', 'gthread')} workers x "
+          f"{os.environ.get('BENCH_THREADS', THREADS)} threads; {args.clients} keep-alive "
+          f"client threads; {args.rounds} round(s); load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    servers: list[Server] = []
+    try:
+        servers.append(Server("bare flask", "bench.intake:bare_app", env, args.clients))
+        servers.append(Server("hub intake", "hub:create_app()", env, args.clients))
+        for _ in range(args.rounds):
+            for server in servers:
+                server.measure(args.requests)
+    finally:
+        for server in servers:
+            server.close()
+    bare, hub = (statistics.median(s.rates) for s in servers)
+    ratio = hub / bare
+    print(f"{label:>10}: median bare {bare:.1f}/s, hub {hub:.1f}/s; ratio {ratio:.2f} of the "
+          f"bare endpoint (target >= 0.40); load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    return ratio
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--postgres", default=os.environ.get("HUB_TEST_DATABASE_URL", ""),
+                   help="a PostgreSQL URL (its server gets a scratch database); '' for none")
     args = p.parse_args()
+    results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="cityhub-bench-") as tmp:
-        config = write_config(Path(tmp))
-        env = {"HUB_CONFIG": str(config), "HUB_LOG_LEVEL": "WARNING"}
-        print(f"gunicorn, 2 gthread workers; {args.clients} keep-alive client threads; "
-              f"SQLite store in {tmp}")
-        bare = measure("bare flask", "bench.intake:bare_app", env, args.requests, args.clients)
-        hub = measure("hub intake", "hub:create_app()", env, args.requests, args.clients)
-    print(f"     ratio: {hub / bare:.2f} of the bare endpoint (target >= 0.40)")
+        sqlite_dir = Path(tmp) / "sqlite"
+        sqlite_dir.mkdir()
+        results["SQLite"] = bench_store("SQLite", sqlite_dir, None, args)
+        if args.postgres:
+            pg_dir = Path(tmp) / "postgres"
+            pg_dir.mkdir()
+            with scratch_postgres(args.postgres) as url:
+                results["PostgreSQL"] = bench_store("PostgreSQL", pg_dir, url, args)
+    print("     ratio: " + ", ".join(f"{k} {v:.2f}" for k, v in results.items())
+          + " of the bare endpoint (target >= 0.40)")
 
 
 if __name__ == "__main__":

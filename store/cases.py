@@ -7,12 +7,13 @@ case, its sub-cases and the messages they cause are committed together or not at
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from mapping.canonical import CanonicalCase
 from mapping.items import can_follow
@@ -48,47 +49,105 @@ def _new_case(session: Session, **fields: Any) -> Case:
     return case
 
 
+_CASE_COLUMNS = tuple(c.key for c in Case.__table__.columns)
+_MAX_ID = select(func.max(Case.__table__.c.id))
+_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence('cases', 'id')) "
+                 "FROM generate_series(1, :n)")
+_INSERT = insert(Case.__table__)
+
+
+def _next_case_ids(session: Session, count: int) -> list[int] | None:
+    """``count`` fresh ids for new cases, so their numbers are known before the INSERT;
+    None where the store has no cheap way to reserve them (the ORM path is used).
+
+    PostgreSQL: the table's own sequence. SQLite: every transaction of the hub starts
+    with ``BEGIN IMMEDIATE`` (store.db), so this writer holds the database's one write
+    lock and ``max(id) + 1 ...`` are exactly the rowids SQLite would have assigned.
+    """
+    conn = session.connection()
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        rows = conn.execute(_NEXT_IDS, {"n": count}).scalars().all()
+        return sorted(int(r) for r in rows)
+    if dialect == "sqlite" and conn.in_transaction():
+        top = conn.execute(_MAX_ID).scalar() or 0
+        return list(range(top + 1, top + 1 + count))
+    return None
+
+
+def _insert_cases(session: Session, cases: list[Case]) -> None:
+    """INSERT the (transient, fully filled) cases in one Core statement and attach them to
+    the session as if loaded, so later attribute changes are flushed as UPDATEs."""
+    session.connection().execute(
+        _INSERT, [{k: getattr(c, k) for k in _CASE_COLUMNS} for c in cases])
+    for case in cases:
+        make_transient_to_detached(case)
+        session.add(case)
+
+
 def open_case(
     session: Session, hub: Hub, canonical: CanonicalCase, answer: dict[str, Any] | None = None,
     source: str = "province", stage: str = "received", deliver: bool = True,
+    answer_for: Callable[[Case, list[Case]], dict[str, Any]] | None = None,
 ) -> OpenedCase:
     """Store a case and one sub-case per county, each routed on its own.
 
     An auto route gets its delivery message queued in this transaction; a manual one
     waits in the operators' queue (its sub-case's ``route_mode`` is ``manual``).
     ``deliver=False`` queues nothing: a case the county opened itself (申请并受理).
+    ``answer_for(parent, subs)``, if given, makes the answer stored on the parent from
+    the numbered cases, before anything is written (instead of ``answer``).
+
+    The cases are written with one Core INSERT where the ids can be reserved first
+    (SQLite, PostgreSQL); the returned ``Case`` objects are in the session as usual.
     """
-    payload = canonical.to_dict()
+    payload_enc = hub.cipher.seal_json(canonical.to_dict())  # sealed once, stored on each
     id_hash = hub.cipher.id_hash(canonical.applicant.id_no or canonical.applicant.uscc)
-    parent = _new_case(
-        session, item=canonical.item, apply_no=canonical.apply_no,
-        city_code=canonical.city_code, county_code="", source=source, stage=stage,
-        applicant_id_hash=id_hash, payload_enc=hub.cipher.seal_json(payload),
-        answer_enc=None if answer is None else hub.cipher.seal_json(answer),
-    )
-    subs: list[tuple[Case, Route]] = []
-    for county in canonical.county_codes:
-        route = hub.routes.resolve(county, canonical.item)
-        sub = _new_case(
-            session, parent_id=parent.id, item=canonical.item, apply_no=canonical.apply_no,
-            city_code=canonical.city_code, county_code=county, source=source, stage=stage,
-            route_adapter=route.adapter, route_mode=route.mode, applicant_id_hash=id_hash,
-            payload_enc=hub.cipher.seal_json(payload),
-        )
-        subs.append((sub, route))
+    routes = [(county, hub.routes.resolve(county, canonical.item))
+              for county in canonical.county_codes]
+    common = {"item": canonical.item, "apply_no": canonical.apply_no,
+              "city_code": canonical.city_code, "source": source, "stage": stage,
+              "applicant_id_hash": id_hash, "payload_enc": payload_enc}
+    ids = _next_case_ids(session, 1 + len(routes))
+    if ids is None:  # another store: the ORM, one flush per case
+        parent = _new_case(session, county_code="", **common, answer_enc=None if answer is None
+                           else hub.cipher.seal_json(answer))
+        subs = [(_new_case(session, parent_id=parent.id, county_code=county,
+                           route_adapter=route.adapter, route_mode=route.mode, **common), route)
+                for county, route in routes]
+        if answer_for is not None:
+            parent.answer_enc = hub.cipher.seal_json(answer_for(parent, [c for c, _ in subs]))
+    else:
+        now = utcnow()
+        parent = Case(id=ids[0], case_no=case_no_for(canonical.city_code, ids[0], now),
+                      parent_id=None, county_code="", route_adapter=None, route_mode=None,
+                      answer_enc=None, created_at=now, updated_at=now, **common)
+        subs = [(Case(id=i, case_no=case_no_for(county, i, now), parent_id=parent.id,
+                      county_code=county, route_adapter=route.adapter, route_mode=route.mode,
+                      answer_enc=None, created_at=now, updated_at=now, **common), route)
+                for i, (county, route) in zip(ids[1:], routes, strict=True)]
+        made = answer_for(parent, [c for c, _ in subs]) if answer_for is not None else answer
+        parent.answer_enc = None if made is None else hub.cipher.seal_json(made)
+        _insert_cases(session, [parent, *(c for c, _ in subs)])
+    for sub, route in subs:
         if deliver and not route.manual and hub.adapter(route.adapter).delivers:
-            queue_county_delivery(session, hub, canonical, sub, route)
+            hub.enqueue(session, county_delivery(canonical, sub, route), want_id=False)
     return OpenedCase(parent, subs)
 
 
-def queue_county_delivery(session: Session, hub: Hub, canonical: CanonicalCase, sub: Case,
-                          route: Route) -> int:
-    return hub.enqueue(session, NewMessage(
+def county_delivery(canonical: CanonicalCase, sub: Case, route: Route) -> NewMessage:
+    """The message that delivers a sub-case to its county."""
+    return NewMessage(
         interface=f"county.{canonical.item}", adapter=route.adapter, partner=route.partner or "",
         operation=canonical.item, payload=canonical.for_county(sub.county_code, sub.case_no),
         policy=route.retry, timeout=route.timeout, division=sub.county_code,
         item=canonical.item, case_id=sub.id,
-    ))
+    )
+
+
+def queue_county_delivery(session: Session, hub: Hub, canonical: CanonicalCase, sub: Case,
+                          route: Route) -> int:
+    return hub.enqueue(session, county_delivery(canonical, sub, route))  # type: ignore[return-value]
 
 
 def province_message(hub: Hub, case: Case, operation: str, payload: dict[str, Any]) -> NewMessage:

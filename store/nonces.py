@@ -17,16 +17,21 @@ from sqlalchemy.orm import Session
 
 from store.models import Nonce, utcnow
 
+_TABLE = Nonce.__table__
+#: Built once: the statement is the same on every request, only its parameters change.
+_INSERT_NEW = {
+    name: mod.insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.nonce)
+    for name, mod in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+
 
 def _insert_new(session: Session, app_id: str, nonce: str, now: datetime) -> bool:
     values = {"app_id": app_id, "nonce": nonce, "seen_at": now}
-    dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        mod = sqlite if dialect == "sqlite" else postgresql
-        stmt = (mod.insert(Nonce.__table__).values(**values).on_conflict_do_nothing()
-                .returning(Nonce.__table__.c.nonce))
+    conn = session.connection()
+    stmt = _INSERT_NEW.get(conn.dialect.name)
+    if stmt is not None:
         # RETURNING, not rowcount: an ORM-level insert reports no rowcount on PostgreSQL
-        return session.connection().execute(stmt).first() is not None
+        return conn.execute(stmt, values).first() is not None
     try:  # any other store: a unique violation means it was there
         with session.begin_nested():
             session.add(Nonce(**values))
