@@ -49,6 +49,7 @@ def mount_fund_service(hub: Hub, app: Flask) -> None:
 
 class BankSoapAdapter(Adapter):
     alias = "bank_soap"
+    alerts_when_dead = True  # a parked instruction raises fund_instruction_failed
 
     def __init__(self, hub: Hub) -> None:
         super().__init__(hub)

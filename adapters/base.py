@@ -107,6 +107,9 @@ class Adapter:
     alias: ClassVar[str] = ""
     #: True when deliver() makes a network call (False for the manual queue).
     delivers: ClassVar[bool] = True
+    #: True when after_delivery raises its own, more specific alert for a parked
+    #: message; otherwise the dispatcher raises a generic ``dead_message`` alert.
+    alerts_when_dead: ClassVar[bool] = False
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub

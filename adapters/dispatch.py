@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from adapters.base import DeliveryResult, OutgoingMessage
 from store.calllog import CallRecord, write_calls
-from store.models import utcnow
-from store.outbox import Claimed, Outcome, claim, claim_one, finish_many
+from store.models import Alert, utcnow
+from store.outbox import DEAD, Claimed, Outcome, claim, claim_one, finish_many
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -116,8 +116,13 @@ class Dispatcher:
             for a, status in zip(attempts, statuses, strict=True):
                 if status is None:
                     log.warning("message %s: lease lost before the result was recorded", a.row.id)
-                elif a.message is not None:
-                    hub.adapter(a.row.adapter).after_delivery(s, a.message, a.result, status)
+                    continue
+                # no message: the adapter itself could not be loaded for this row
+                adapter = hub.adapter(a.row.adapter) if a.message is not None else None
+                if status == DEAD and not (adapter and adapter.alerts_when_dead):
+                    s.add(dead_alert(a.row, a.result))
+                if adapter is not None:
+                    adapter.after_delivery(s, a.message, a.result, status)
             write_calls(s, hub.cipher, [a.record for a in attempts])
         return statuses
 
@@ -128,6 +133,15 @@ class _Attempt:
     message: OutgoingMessage | None
     result: DeliveryResult
     record: CallRecord
+
+
+def dead_alert(row: Claimed, result: DeliveryResult) -> Alert:
+    """An operator must see a parked message until acknowledged (and resubmit it)."""
+    return Alert(
+        kind="dead_message", severity="warning",
+        title=f"消息 {row.id} 投递失败已停止重试: {row.interface} → {row.partner}"[:200],
+        detail=(result.error or "")[:2000], division=row.division, ref=f"message:{row.id}",
+    )
 
 
 class DeliveryWorkers:

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from adapters.dispatch import Dispatcher
 from routes.policy import RetryPolicy
-from store.models import CallLogEntry, InterfaceSwitch, OutboxMessage, utcnow
+from store.models import Alert, CallLogEntry, InterfaceSwitch, OutboxMessage, utcnow
 from store.outbox import MessageFilter, NewMessage, counts_by_status, resubmit
 from tests.support import wait_until
 
@@ -93,6 +93,12 @@ def test_exhausted_and_permanent_failures_are_parked(make_hub, store_url, peer):
     drain(hub)
     row = status_of(hub, rejected)
     assert row.status == "dead" and row.attempts == 1 and row.last_error.startswith("permanent")
+    with hub.transaction() as s:  # each parked message raises an alert for the operators
+        alerts = s.scalars(select(Alert).order_by(Alert.id)).all()
+    assert [(a.kind, a.ref, a.division) for a in alerts] == [
+        ("dead_message", f"message:{retried}", "511702"),
+        ("dead_message", f"message:{rejected}", "511702")]
+    assert "2002" in alerts[1].detail
 
 
 def test_parked_message_does_not_block_others(make_hub, store_url, peer):
