@@ -179,3 +179,22 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+#: Chinese names of the operations (contract sections 3.2 and 3.3), for operators.
+OPERATION_NAMES = {
+    "DepositNotice": "预售资金入账通知", "WithdrawalNotice": "预售资金出账通知",
+    "ReconciliationResult": "预售资金对账结果", "CancelSupervisionResult": "取消监管结果",
+    "TransferResult": "预售资金使用划拨结果", "AccountSetupResult": "监管账户设立结果",
+    "PosPaymentVerify": "POS机缴费验证", "PosPayment": "POS机缴费",
+    "AccountFrozenNotice": "监管账户冻结通知", "AccountUnfrozenNotice": "监管账户解冻通知",
+    "JudicialDeductionNotice": "监管账户司法扣划通知",
+    "ReconciliationInstruction": "预售资金对账指令", "CancelSupervisionInstruction": "取消监管指令",
+    "TransferInstruction": "预售资金使用划拨指令",
+    "AccountSetupInstruction": "预售资金监管账户设立指令",
+}
+
+
+def operation_name(operation: str) -> str:
+    return OPERATION_NAMES.get(operation, operation)
+

@@ -49,6 +49,7 @@ from mapping.fund import (
     fen_to_yuan,
     local_date,
     occurred_utc,
+    operation_name,
 )
 from store.fund_models import FundHouse, FundInstruction, SupervisedAccount
 from store.models import utcnow
@@ -168,13 +169,13 @@ class FundDesk:
                                  {k: f.get(k) for k in PERSONAL})
         call.division = account.division
         if unlinked:
-            alert(s, "fund_unlinked", "info", f"deposit {f['serial_no']} has no house code",
+            alert(s, "fund_unlinked", "info", f"入账 {f['serial_no']} 未注明房屋编码（未关联）",
                   {"account_no": account.account_no, "amount": str(fen_to_yuan(fen))},
                   division=account.division, ref=f"fund_event:{event_id}")
         if op in ABNORMAL:
             alert(s, f"fund_{kind}", "critical",
-                  f"{op}: account {account.account_no} ({account.project_name or '-'}), "
-                  f"{fen_to_yuan(fen)} yuan",
+                  f"{operation_name(op)}：监管账户 {account.account_no}"
+                  f"（{account.project_name or '-'}）{fen_to_yuan(fen)} 元",
                   {"authority": f.get("authority"), "document_no": f.get("document_no"),
                    "occurred_at": f["occurred_at"], "bank_code": caller.bank_code},
                   division=account.division, ref=f"fund_event:{event_id}")

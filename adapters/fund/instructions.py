@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from adapters.fund.ledger import ITEM, alert
 from adapters.fund.settings import BankSettings
-from mapping.fund import INSTRUCTION_TYPES, LOCAL_TZ, add_working_days, fen_to_yuan, to_fen
+from mapping.fund import (
+    INSTRUCTION_TYPES,
+    LOCAL_TZ,
+    add_working_days,
+    fen_to_yuan,
+    operation_name,
+    to_fen,
+)
 from store.fund_models import FundInstruction, SupervisedAccount
 from store.models import utcnow
 from store.outbox import NewMessage
@@ -100,7 +107,7 @@ def on_delivered(s: Session, message_id: int, status: str, error: str | None) ->
         if row is not None and row.status in ("queued", "sent"):
             row.status = "failed"
             alert(s, "fund_instruction_failed", "warning",
-                  f"{row.operation} {row.instruction_no} could not be delivered",
+                  f"{operation_name(row.operation)} {row.instruction_no} 发送失败",
                   {"error": error, "partner": row.partner}, division=row.division,
                   ref=f"fund_instruction:{row.instruction_no}")
 
@@ -117,8 +124,8 @@ def mark_overdue(hub: Hub, now: datetime | None = None) -> list[str]:
             row.overdue = True
             flagged.append(row.instruction_no)
             alert(s, "fund_overdue", "warning",
-                  f"{row.operation} {row.instruction_no} has no result since "
-                  f"{row.created_at:%Y-%m-%d}",
+                  f"{operation_name(row.operation)} {row.instruction_no} 已超期："
+                  f"{row.created_at:%Y-%m-%d} 发出，至今未收到结果",
                   {"bank_code": row.bank_code, "account_no": row.account_no,
                    "deadline_at": row.deadline_at.isoformat()},
                   division=row.division, ref=f"fund_instruction:{row.instruction_no}")

@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mapping.fund import RESULT_CODE, canonical_event, fen_to_yuan
+from mapping.fund import RESULT_CODE, canonical_event, fen_to_yuan, operation_name
 from store.fund_models import FundEvent, LedgerEntry
 from store.models import Alert
 from store.outbox import NewMessage
@@ -128,7 +128,7 @@ def hold(s: Session, hub: Hub, bank_code: str, operation: str, fields: dict[str,
     event = new_event(s, hub, bank_code, operation, fields, "held", answer,
                       account_no=account_no, amount_fen=amount_fen, occurred_at=occurred_at,
                       reason=reason)
-    alert(s, "fund_held", "warning", f"{operation} held: {reason}",
+    alert(s, "fund_held", "warning", f"{operation_name(operation)} 已暂存待处理：{reason}",
           {"bank_code": bank_code, "serial_no": fields["serial_no"], "account_no": account_no,
            "amount": None if amount_fen is None else str(fen_to_yuan(amount_fen))},
           ref=f"fund_event:{event.id}")

@@ -95,7 +95,7 @@ def compare(s: Session, account_no: str, day: date, instruction_no: str,
     s.flush()
     if differences:
         alert(s, "fund_recon_diff", "warning",
-              f"reconciliation {account_no} {day}: "
+              f"对账不一致 {account_no} {day}："
               + ", ".join(f"{k} {v}" for k, v in differences.items()),
               detail, division=division, ref=f"fund_reconciliation:{row.id}")
     return row
