@@ -103,7 +103,10 @@ def refresh_statistics(hub: Hub) -> int:
 
 
 def housekeeping(hub: Hub) -> dict[str, int]:
-    """Forget nonces past the replay window and call-log rows past retention."""
+    """Forget nonces past the replay window, call-log rows past retention, and old
+    sign-in failures."""
+    from admin.auth import prune_login_failures  # keeps Flask out of this module's imports
+
     cfg = hub.config.scheduler
     now = utcnow()
     with hub.db.session() as s:
@@ -115,7 +118,8 @@ def housekeeping(hub: Hub) -> dict[str, int]:
                 CallLogEntry.started_at < now - timedelta(days=cfg.call_log_retention_days)
             )
         ).rowcount
-    return {"nonces": nonces, "call_log": calls}
+        login_failures = prune_login_failures(s)
+    return {"nonces": nonces, "call_log": calls, "login_failures": login_failures}
 
 
 class HubScheduler:

@@ -6,8 +6,8 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from flask import Flask, g, redirect, request, session, url_for
-from werkzeug.exceptions import HTTPException
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from admin import auth
 from admin.perms import FUNCTIONS, Forbidden
@@ -48,6 +48,35 @@ def register(app: Flask, hub_: Hub) -> None:
     )
 
     app.register_blueprint(bp)
+
+
+#: Methods the catch-all answers (HEAD comes with GET, OPTIONS is automatic).
+_ANY_METHOD = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@bp.route("/<path:rest>", methods=_ANY_METHOD)
+def not_found(rest: str):  # type: ignore[no-untyped-def]
+    """Any other URL under /admin/: the admin's own 404 page (signed-in, like every page)
+    rather than the app's JSON 404, which a routing miss would otherwise get (blueprint
+    error handlers never see routing errors). The more specific rules (every page,
+    ``/static/...``) win over this one; only a real rule with another method means 405."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = set()
+    for method in _ANY_METHOD:
+        if method == request.method:
+            continue
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except (NotFound, MethodNotAllowed):
+            continue
+        except HTTPException:  # e.g. a redirect to the slash-ended URL: a real page
+            allowed.add(method)
+            continue
+        if endpoint != "admin.not_found":
+            allowed.add(method)
+    if allowed:
+        abort(405, valid_methods=sorted(allowed))
+    abort(404)
 
 
 @bp.before_request
@@ -101,8 +130,10 @@ def _forbidden(exc: Forbidden):  # type: ignore[no-untyped-def]
 def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     messages = {404: "没有找到，或不在您的数据权限范围内", 400: exc.description,
                 413: "上传的文件太大"}
+    headers = {"Allow": ", ".join(exc.valid_methods)} if isinstance(
+        exc, MethodNotAllowed) and exc.valid_methods else {}
     return render("error.html", code=exc.code,
-                  message=messages.get(exc.code or 0, exc.name)), exc.code
+                  message=messages.get(exc.code or 0, exc.name)), exc.code, headers
 
 
 # By code, so they win over the app's JSON handlers for the same codes (API envelope).

@@ -7,13 +7,13 @@ import functools
 import hmac
 import os
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import abort, g, redirect, request, session, url_for
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 MIN_PASSWORD_LENGTH = 10
 CSRF_FIELD = "csrf_token"
+#: How long rows of ``admin_login_failures`` are kept (``prune_login_failures``).
+LOGIN_FAILURE_RETENTION = timedelta(days=90)
 
 
 def secret_key(hub: Hub) -> bytes:
@@ -51,6 +53,13 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
+@functools.cache
+def dummy_password_hash() -> str:
+    """A hash of a random password, made like real ones (same method and cost): checked
+    when the user name is unknown so that sign-in takes as long as for a known user."""
+    return hash_password(secrets.token_urlsafe(24))
+
+
 # --------------------------------------------------------------------------- sign-in
 
 
@@ -65,7 +74,11 @@ def authenticate(s: Session, username: str, password: str, remote: str | None) -
     user = s.scalars(select(AdminUser).where(AdminUser.username == username)).first()
     if user is not None and user.locked_until is not None and user.locked_until > now:
         return LoginResult(None, "locked")
-    if user is None or not user.active or not check_password_hash(user.password_hash, password):
+    # Always one hash check (against a dummy hash for an unknown user), so the answer's
+    # timing does not tell whether the user name exists.
+    password_ok = check_password_hash(
+        user.password_hash if user is not None else dummy_password_hash(), password)
+    if user is None or not user.active or not password_ok:
         s.add(AdminLoginFailure(username=username[:64], remote_addr=remote, at=now))
         if user is not None:
             threshold = int(get_setting(s, "lockout_threshold"))
@@ -84,6 +97,16 @@ def authenticate(s: Session, username: str, password: str, remote: str | None) -
     user.locked_until = None
     user.last_login_at = now
     return LoginResult(user)
+
+
+def prune_login_failures(s: Session, older_than: timedelta = LOGIN_FAILURE_RETENTION,
+                         now: datetime | None = None) -> int:
+    """Delete failed sign-ins recorded more than ``older_than`` ago; how many went.
+    (The lock-out counts on ``admin_users.failed_logins``, not on these rows.)"""
+    cutoff = (now or utcnow()) - older_than
+    result = s.execute(delete(AdminLoginFailure).where(AdminLoginFailure.at < cutoff)
+                       .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
 
 
 def start_session(user: AdminUser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -22,6 +23,17 @@ ADMIN_ROLE = "系统管理员"
 
 class PeopleError(ValueError):
     pass
+
+
+def name_taken(s: Session, column: Any, name: str, exclude_id: int | None = None) -> bool:
+    """Whether a row other than ``exclude_id`` already has ``name`` in the unique
+    ``column`` (e.g. ``AdminRole.name``). A check before writing, for a clear message;
+    callers still catch the unique violation for the race with another operator."""
+    model = column.class_
+    query = select(model.id).where(column == name)
+    if exclude_id is not None:
+        query = query.where(model.id != exclude_id)
+    return s.scalars(query.limit(1)).first() is not None
 
 
 def set_role_functions(s: Session, role: AdminRole, functions: Iterable[str]) -> None:
@@ -67,7 +79,7 @@ def create_user(s: Session, username: str, display_name: str, password: str,
     if not username or len(username) > 64 or not username.replace("_", "").replace(
             ".", "").replace("-", "").isalnum():
         raise PeopleError("用户名只能包含字母、数字、下划线、点和横线（最多 64 个字符）")
-    if s.scalars(select(AdminUser.id).where(AdminUser.username == username)).first():
+    if name_taken(s, AdminUser.username, username):
         raise PeopleError(f"用户名 {username} 已存在")
     reason = check_password_policy(password)
     if reason:

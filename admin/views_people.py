@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort, flash, redirect, request, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from admin import people
 from admin.auth import requires
 from admin.people import (
     PeopleError,
@@ -42,6 +46,20 @@ def users():  # type: ignore[no-untyped-def]
                   user_divs=user_divs, role_fns=functions, counties=hub().city.counties)
 
 
+_CONFLICT = "保存失败：数据已被他人修改，请刷新页面后重试"
+
+
+def _conflict(column: Any, name: str, exclude_id: int | None, taken: str) -> str:
+    """The message for a write refused by a constraint (nothing was changed): ``taken``
+    if the name is now in use (another operator got there first), else a generic one."""
+    with hub().transaction() as s:
+        return taken if name and people.name_taken(s, column, name, exclude_id) else _CONFLICT
+
+
+def _id(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
 def _user_form(s, user: AdminUser) -> dict:  # type: ignore[no-untyped-def]
     f = request.form
     unit = f.get("unit_id", "")
@@ -69,6 +87,10 @@ def user_new():  # type: ignore[no-untyped-def]
         flash(f"已创建用户 {user.username}", "ok")
     except PeopleError as exc:
         flash(str(exc), "error")
+    except IntegrityError:
+        username = f.get("username", "").strip()
+        flash(_conflict(AdminUser.username, username, None, f"用户名 {username} 已存在"),
+              "error")
     return redirect(url_for("admin.users"))
 
 
@@ -107,6 +129,8 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
         flash("已保存", "ok")
     except PeopleError as exc:
         flash(str(exc), "error")
+    except IntegrityError:
+        flash(_CONFLICT, "error")
     return redirect(url_for("admin.users"))
 
 
@@ -128,9 +152,10 @@ def role_save():  # type: ignore[no-untyped-def]
                 if not name or len(name) > 64:
                     raise PeopleError("请填写角色名称（最多 64 个字符）")
                 role = s.get(AdminRole, int(role_id)) if role_id.isdigit() else None
+                if people.name_taken(s, AdminRole.name, name,
+                                     role.id if role is not None else None):
+                    raise PeopleError(f"角色名称 {name} 已存在，请换一个名称")
                 if role is None:
-                    if s.scalars(select(AdminRole).where(AdminRole.name == name)).first():
-                        raise PeopleError(f"角色 {name} 已存在")
                     role = AdminRole(name=name)
                     s.add(role)
                     s.flush()
@@ -140,6 +165,10 @@ def role_save():  # type: ignore[no-untyped-def]
         flash("已保存角色", "ok")
     except PeopleError as exc:
         flash(str(exc), "error")
+    except IntegrityError:
+        name = f.get("name", "").strip()
+        flash(_conflict(AdminRole.name, name, _id(role_id),
+                        f"角色名称 {name} 已存在，请换一个名称"), "error")
     return redirect(url_for("admin.users") + "#roles")
 
 
@@ -166,6 +195,9 @@ def unit_save():  # type: ignore[no-untyped-def]
                 if division and division not in hub().city.counties:
                     raise PeopleError("区县代码不正确")
                 unit = s.get(AdminUnit, int(unit_id)) if unit_id.isdigit() else None
+                if people.name_taken(s, AdminUnit.name, name,
+                                     unit.id if unit is not None else None):
+                    raise PeopleError(f"单位名称 {name} 已存在，请换一个名称")
                 if unit is None:
                     unit = AdminUnit(name=name)
                     s.add(unit)
@@ -176,4 +208,8 @@ def unit_save():  # type: ignore[no-untyped-def]
         flash("已保存单位", "ok")
     except PeopleError as exc:
         flash(str(exc), "error")
+    except IntegrityError:
+        name = f.get("name", "").strip()
+        flash(_conflict(AdminUnit.name, name, _id(unit_id),
+                        f"单位名称 {name} 已存在，请换一个名称"), "error")
     return redirect(url_for("admin.users") + "#units")

@@ -97,3 +97,71 @@ def test_create_admin_reads_password_from_env_or_stdin(sqlite_url, tmp_path):
     again = subprocess.run(cmd, input=PASSWORD + "\n", capture_output=True, text=True,
                            env=env, timeout=60)
     assert again.returncode == 2 and "已存在" in again.stderr
+
+
+def test_unknown_user_costs_the_same_hash_check(served, client, monkeypatch):  # noqa: F811
+    from admin import auth
+    from store.admin_models import AdminLoginFailure
+
+    add_operator(served.hub, "bob", ALL_FUNCTIONS)
+    add_operator(served.hub, "gone", ALL_FUNCTIONS)
+    with served.hub.transaction() as s:
+        s.scalars(select(AdminUser).where(AdminUser.username == "gone")).one().active = False
+        hashes = {u.username: u.password_hash for u in s.scalars(select(AdminUser))}
+    checked: list[str] = []
+    real_check = auth.check_password_hash
+
+    def check(pwhash: str, password: str) -> bool:
+        checked.append(pwhash)
+        return real_check(pwhash, password)
+
+    monkeypatch.setattr(auth, "check_password_hash", check)
+    answers = {}
+    for username in ("bob", "ghost", "gone"):
+        checked.clear()
+        resp = client.login(username, "wrong-password-1")
+        answers[username] = (resp.status_code, resp.text)
+        # one hash check each: the user's own hash, or for an unknown user the dummy one,
+        # made by the same function (same method and cost) as real ones
+        expected = hashes.get(username) or auth.dummy_password_hash()
+        assert checked == [expected], username
+    dummy = auth.dummy_password_hash()
+    assert dummy.split("$")[0] == hashes["bob"].split("$")[0]
+    assert dummy not in hashes.values()
+    assert answers["ghost"] == answers["bob"] == answers["gone"]
+    assert answers["bob"][0] == 401 and "用户名或密码不正确" in answers["bob"][1]
+    with served.hub.transaction() as s:
+        failures = {f.username: f.remote_addr for f in s.scalars(select(AdminLoginFailure))}
+        audits = {a.actor: (a.target, a.detail) for a in s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "login_failed"))}
+    assert failures == {"bob": "127.0.0.1", "ghost": "127.0.0.1", "gone": "127.0.0.1"}
+    assert {name: detail for name, (_, detail) in audits.items()} == {
+        name: '{"reason": "bad", "remote": "127.0.0.1"}' for name in ("bob", "ghost", "gone")}
+
+
+def test_prune_login_failures(served):  # noqa: F811
+    from datetime import datetime, timedelta
+
+    from admin.auth import LOGIN_FAILURE_RETENTION, prune_login_failures
+    from store.admin_models import AdminLoginFailure
+    from store.models import utcnow
+
+    now = datetime(2024, 6, 1, 12, 0, 0)
+    ages = {"a": timedelta(days=400), "b": timedelta(days=91), "c": timedelta(days=89),
+            "d": timedelta(days=31), "e": timedelta(days=29), "f": timedelta(0)}
+    with served.hub.transaction() as s:
+        s.add_all(AdminLoginFailure(username=name, remote_addr="10.0.0.1", at=now - age)
+                  for name, age in ages.items())
+    with served.hub.transaction() as s:
+        assert prune_login_failures(s, LOGIN_FAILURE_RETENTION, now=now) == 2
+    with served.hub.transaction() as s:
+        assert sorted(s.scalars(select(AdminLoginFailure.username))) == ["c", "d", "e", "f"]
+        assert prune_login_failures(s, timedelta(days=30), now=now) == 2
+        assert prune_login_failures(s, timedelta(days=30), now=now) == 0
+    with served.hub.transaction() as s:
+        assert sorted(s.scalars(select(AdminLoginFailure.username))) == ["e", "f"]
+        # by default: the retention, counted from the current time
+        s.add(AdminLoginFailure(username="g", remote_addr="10.0.0.1", at=utcnow()))
+        s.flush()
+        assert prune_login_failures(s) == 2
+        assert list(s.scalars(select(AdminLoginFailure.username))) == ["g"]
