@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -122,8 +123,6 @@ def inbound(interface: str | Callable[..., str], party: str = "unknown"):  # typ
                     "5000", f"internal error, reference {record.ref_id}",
                     data={"ref_id": record.ref_id}))
                 record.outcome = "error"
-                import traceback
-
                 record.error = traceback.format_exc(limit=20)
             resp.headers["X-Ref-Id"] = record.ref_id
             if g.call_logged and resp.status_code == 200:
