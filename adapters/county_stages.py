@@ -25,7 +25,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from mapping.items import ITEMS, ItemKind, can_follow
 from mapping.validators import parse_iso_datetime
-from store.cases import StageOutcome, find_case, province_message, record_stage
+from store.cases import (
+    StageOutcome,
+    find_case,
+    province_message,
+    record_stage,
+    status_payload,
+)
 from store.models import Case, StageEvent, utcnow
 from store.outbox import NewMessage
 
@@ -191,15 +197,6 @@ def plan_stages(session: Session, reports: Sequence[tuple[Case, StageReport]]
     return planned
 
 
-def _status_payload(case: Case, stage: str, at: datetime, report: StageReport) -> dict[str, Any]:
-    """The ``/status`` body ``record_stage`` queues (``at`` naive UTC → ISO with offset)."""
-    return {"apply_no": case.apply_no, "item": case.item,
-            "county_code": case.county_code or None, "case_no": case.case_no,
-            "stage": stage, "at": at.isoformat(timespec="seconds") + "+00:00",
-            "operator": report.operator, "opinion": report.opinion,
-            "filing_no": report.filing_no}
-
-
 def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
                  source: str) -> int:
     """Record the planned stages in the caller's transaction; the number recorded.
@@ -227,7 +224,8 @@ def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
         })
         final[case.id] = (case, report.stage)
         messages.append(province_message(hub, case, "status",
-                                         _status_payload(case, report.stage, p.at, report)))
+                                         status_payload(case, report.stage, p.at, report.operator,
+                                                        report.opinion, report.filing_no)))
         if report.stage == "completed" and report.result is not None:
             messages.append(province_message(hub, case, "results",
                                              results_payload(case, report.result)))

@@ -207,12 +207,19 @@ def record_stage(
     case.stage = stage
     case.updated_at = utcnow()
     if push:
-        hub.enqueue(session, want_id=False, message=province_message(hub, case, "status", {
-            "apply_no": case.apply_no, "item": case.item, "county_code": case.county_code or None,
-            "case_no": case.case_no, "stage": stage, "at": _iso(at), "operator": operator,
-            "opinion": opinion, "filing_no": filing_no,
-        }))
+        hub.enqueue(session, want_id=False, message=province_message(
+            hub, case, "status", status_payload(case, stage, at, operator, opinion, filing_no)))
     return StageOutcome(True, False, event)
+
+
+def status_payload(case: Case, stage: str, at: datetime, operator: str | None,
+                   opinion: str | None, filing_no: str | None) -> dict[str, Any]:
+    """The body of a ``/status`` push to the province (province.md) for one stage."""
+    return {
+        "apply_no": case.apply_no, "item": case.item, "county_code": case.county_code or None,
+        "case_no": case.case_no, "stage": stage, "at": _iso(at), "operator": operator,
+        "opinion": opinion, "filing_no": filing_no,
+    }
 
 
 def _iso(at: datetime) -> str:
