@@ -229,12 +229,3 @@ def _iso(at: datetime) -> str:
 
 def find_case(session: Session, case_no: str) -> Case | None:
     return session.scalars(select(Case).where(Case.case_no == case_no)).first()
-
-
-def sub_cases(session: Session, parent: Case) -> list[Case]:
-    return list(session.scalars(
-        select(Case).where(Case.parent_id == parent.id).order_by(Case.id)))
-
-
-def count_cases(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Case)) or 0

@@ -280,15 +280,6 @@ def finish_many(session: Session, worker_id: str, outcomes: list[Outcome], postg
     return [p["b_status"] if p["b_id"] in kept else None for p in params]
 
 
-def finish(session: Session, claimed: Claimed, worker_id: str, ok: bool,
-           permanent: bool = False, error: str | None = None,
-           now: datetime | None = None) -> str | None:
-    """Record one attempt's outcome (see ``finish_many``)."""
-    [status] = finish_many(session, worker_id, [Outcome(claimed, ok, permanent, error)],
-                           postgres=False, now=now)
-    return status
-
-
 @dataclass(frozen=True)
 class MessageFilter:
     """Which messages to resubmit (or list): all fields optional and combined with AND."""
