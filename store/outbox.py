@@ -94,7 +94,8 @@ _INSERT = insert(OutboxMessage.__table__)
 _INSERT_ID = _INSERT.returning(OutboxMessage.__table__.c.id)
 
 
-def _row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str, Any]:
+def message_row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str, Any]:
+    """The column values of an outbox row for ``msg`` (the one row format of the outbox)."""
     return {
         "interface": msg.interface,
         "adapter": msg.adapter,
@@ -123,8 +124,8 @@ def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
     ``want_id``."""
     conn = session.connection()
     if want_id:
-        return conn.execute(_INSERT_ID, _row(cipher, msg, utcnow())).scalar_one()
-    conn.execute(_INSERT, _row(cipher, msg, utcnow()))
+        return conn.execute(_INSERT_ID, message_row(cipher, msg, utcnow())).scalar_one()
+    conn.execute(_INSERT, message_row(cipher, msg, utcnow()))
     return None
 
 
@@ -132,7 +133,7 @@ def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -
     """Insert many messages in the caller's transaction (one executemany), in order."""
     if msgs:
         now = utcnow()
-        session.connection().execute(_INSERT, [_row(cipher, m, now) for m in msgs])
+        session.connection().execute(_INSERT, [message_row(cipher, m, now) for m in msgs])
 
 
 def _disabled(kind: str):  # type: ignore[no-untyped-def]

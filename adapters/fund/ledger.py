@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from mapping.fund import RESULT_CODE, canonical_event, fen_to_yuan, operation_name
 from store.fund_models import FundEvent, LedgerEntry
 from store.models import Alert, OutboxMessage, utcnow
-from store.outbox import NewMessage, _row
+from store.outbox import NewMessage, message_row
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -264,7 +264,7 @@ def insert_booked(s: Session, hub: Hub, bank_code: str, operation: str,
         params.update({f"lg_{k}": v for k, v in ledger.items()})
         params.update(ev_route_mode=mode, ev_created_at=now, lg_created_at=now)
         if message is not None:
-            params.update({f"ob_{k}": v for k, v in _row(hub.cipher, message, now).items()})
+            params.update({f"ob_{k}": v for k, v in message_row(hub.cipher, message, now).items()})
             s.info["enqueued"] = True  # as hub.enqueue: wakes the delivery workers
         return int(conn.execute(_BOOKED_PG[message is not None], params).scalar_one())
     mode, message_id = route_to(s, hub, operation, bank_code, account, fields)
