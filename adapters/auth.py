@@ -20,6 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from adapters.base import Partner
 from adapters.signing import DEFAULT_WINDOW, SignatureError, check_signature
 from adapters.web import ApiError, call_context
+from store.driver import DriverStatement
 from store.models import InterfaceSwitch
 from store.nonces import remember
 
@@ -44,13 +45,13 @@ def read_body(limit: int, req: Request | None = None) -> bytes:
         raise ApiError(BAD_BODY, f"request body larger than {limit} bytes") from None
 
 
-_DISABLED = select(InterfaceSwitch.name).where(  # built once, run with the name
+_DISABLED = DriverStatement(select(InterfaceSwitch.name).where(  # on every request's path
     InterfaceSwitch.kind == "interface", InterfaceSwitch.name == bindparam("name"),
-    InterfaceSwitch.enabled.is_(False))
+    InterfaceSwitch.enabled.is_(False)))
 
 
 def interface_disabled(session: Session, name: str) -> bool:
-    return session.connection().execute(_DISABLED, {"name": name}).first() is not None
+    return bool(_DISABLED.execute(session, {"name": name}))
 
 
 def authenticate(

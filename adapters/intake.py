@@ -40,6 +40,7 @@ from mapping.province_in import FIELD_INVALID, ValidationFailure, parse_applicat
 from mapping.validators import apply_no_ok
 from store import files
 from store.cases import case_no_for, open_case, province_message, queue_county_delivery
+from store.driver import DriverStatement
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
 
 if TYPE_CHECKING:
@@ -59,9 +60,9 @@ INLINE_DELIVERY: ContextVar[bool] = ContextVar("inline_delivery", default=False)
 
 T = TypeVar("T")
 
-_FIND_PARENT = select(Case.__table__.c.id).where(
+_FIND_PARENT = DriverStatement(select(Case.__table__.c.id).where(
     Case.__table__.c.item == bindparam("item"), Case.__table__.c.apply_no == bindparam("apply_no"),
-    Case.__table__.c.county_code == "")
+    Case.__table__.c.county_code == ""))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -178,8 +179,7 @@ class Intake:
     @staticmethod
     def _find(s: Session, item: str, apply_no: str) -> Case | None:
         # A Core lookup first (built once): most requests are new and find nothing.
-        found = s.connection().execute(_FIND_PARENT, {"item": item, "apply_no": apply_no}
-                                       ).scalar()
+        found = _FIND_PARENT.scalar(s, {"item": item, "apply_no": apply_no})
         return None if found is None else s.get(Case, found)
 
     def _stored(self, parent: Case) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from store.crypto import DataCipher
+from store.driver import DriverStatement
 from store.models import CallLogEntry
 
 MAX_LOGGED_BODY = 256 * 1024
@@ -78,13 +79,16 @@ def call_row(cipher: DataCipher, record: CallRecord) -> dict[str, Any]:
     }
 
 
-_INSERT = insert(CallLogEntry.__table__)  # built once: this is on every call's path
+#: On every call's path: run on the driver's cursor (store.driver).
+_INSERT = DriverStatement(insert(CallLogEntry.__table__), (
+    "ref_id", "interface", "direction", "party", "division", "item", "case_id", "message_id",
+    "started_at", "duration_ms", "outcome", "code", "error", "request_enc", "response_enc"))
 
 
 def write_calls(session: Session, cipher: DataCipher, records: list[CallRecord]) -> None:
     """Insert call-log rows in the caller's transaction, as one multi-row statement."""
     if records:
-        session.connection().execute(_INSERT, [call_row(cipher, r) for r in records])
+        _INSERT.executemany(session, [call_row(cipher, r) for r in records])
 
 
 def write_call(session: Session, cipher: DataCipher, record: CallRecord) -> None:

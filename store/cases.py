@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from mapping.canonical import CanonicalCase
 from mapping.items import can_follow
 from routes.table import Route
+from store.driver import DriverStatement
 from store.models import Case, StageEvent, utcnow
 from store.outbox import NewMessage
 
@@ -50,10 +51,10 @@ def _new_case(session: Session, **fields: Any) -> Case:
 
 
 _CASE_COLUMNS = tuple(c.key for c in Case.__table__.columns)
-_MAX_ID = select(func.max(Case.__table__.c.id))
-_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence('cases', 'id')) "
-                 "FROM generate_series(1, :n)")
-_INSERT = insert(Case.__table__)
+_MAX_ID = DriverStatement(select(func.max(Case.__table__.c.id)))
+_NEXT_IDS = DriverStatement(text("SELECT nextval(pg_get_serial_sequence('cases', 'id')) "
+                                 "FROM generate_series(1, :n)"))
+_INSERT = DriverStatement(insert(Case.__table__), _CASE_COLUMNS)
 
 
 def _next_case_ids(session: Session, count: int) -> list[int] | None:
@@ -67,10 +68,9 @@ def _next_case_ids(session: Session, count: int) -> list[int] | None:
     conn = session.connection()
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        rows = conn.execute(_NEXT_IDS, {"n": count}).scalars().all()
-        return sorted(int(r) for r in rows)
+        return sorted(int(r) for r, in _NEXT_IDS.execute(conn, {"n": count}))
     if dialect == "sqlite" and conn.in_transaction():
-        top = conn.execute(_MAX_ID).scalar() or 0
+        top = _MAX_ID.scalar(conn) or 0
         return list(range(top + 1, top + 1 + count))
     return None
 
@@ -78,8 +78,7 @@ def _next_case_ids(session: Session, count: int) -> list[int] | None:
 def _insert_cases(session: Session, cases: list[Case]) -> None:
     """INSERT the (transient, fully filled) cases in one Core statement and attach them to
     the session as if loaded, so later attribute changes are flushed as UPDATEs."""
-    session.connection().execute(
-        _INSERT, [{k: getattr(c, k) for k in _CASE_COLUMNS} for c in cases])
+    _INSERT.executemany(session, [{k: getattr(c, k) for k in _CASE_COLUMNS} for c in cases])
     for case in cases:
         make_transient_to_detached(case)
         session.add(case)

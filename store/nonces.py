@@ -15,12 +15,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store.driver import DriverStatement
 from store.models import Nonce, utcnow
 
 _TABLE = Nonce.__table__
 #: Built once: the statement is the same on every request, only its parameters change.
 _INSERT_NEW = {
-    name: mod.insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.nonce)
+    name: DriverStatement(mod.insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.nonce),
+                          ("app_id", "nonce", "seen_at"))
     for name, mod in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 
@@ -31,7 +33,7 @@ def _insert_new(session: Session, app_id: str, nonce: str, now: datetime) -> boo
     stmt = _INSERT_NEW.get(conn.dialect.name)
     if stmt is not None:
         # RETURNING, not rowcount: an ORM-level insert reports no rowcount on PostgreSQL
-        return conn.execute(stmt, values).first() is not None
+        return bool(stmt.execute(conn, values))
     try:  # any other store: a unique violation means it was there
         with session.begin_nested():
             session.add(Nonce(**values))

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from routes.policy import RetryPolicy
 from store.crypto import DataCipher
+from store.driver import DriverStatement
 from store.models import InterfaceSwitch, OutboxMessage, utcnow
 
 PENDING, IN_FLIGHT, DONE, DEAD = "pending", "in_flight", "done", "dead"
@@ -90,8 +91,16 @@ _CLAIMED_COLUMNS = (
 )
 
 
-_INSERT = insert(OutboxMessage.__table__)
-_INSERT_ID = _INSERT.returning(OutboxMessage.__table__.c.id)
+#: The columns ``message_row`` gives (the others keep their NULL until the row is claimed).
+ROW_COLUMNS = (
+    "interface", "adapter", "partner", "operation", "division", "item", "case_id", "payload_enc",
+    "status", "attempts", "max_attempts", "min_backoff", "max_backoff", "timeout",
+    "next_attempt_at", "created_at", "resubmit_count",
+)
+# Every producer's hot path: run on the driver's cursor (store.driver).
+_INSERT = DriverStatement(insert(OutboxMessage.__table__), ROW_COLUMNS)
+_INSERT_ID = DriverStatement(insert(OutboxMessage.__table__).returning(
+    OutboxMessage.__table__.c.id), ROW_COLUMNS)
 
 
 def message_row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str, Any]:
@@ -122,10 +131,9 @@ def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
     """Insert the message in the caller's transaction: one prepared Core statement (no
     ORM flush, no statement built per call — every producer's hot path); its id when
     ``want_id``."""
-    conn = session.connection()
     if want_id:
-        return conn.execute(_INSERT_ID, message_row(cipher, msg, utcnow())).scalar_one()
-    conn.execute(_INSERT, message_row(cipher, msg, utcnow()))
+        return int(_INSERT_ID.scalar(session, message_row(cipher, msg, utcnow())))
+    _INSERT.execute(session, message_row(cipher, msg, utcnow()))
     return None
 
 
@@ -133,7 +141,7 @@ def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -
     """Insert many messages in the caller's transaction (one executemany), in order."""
     if msgs:
         now = utcnow()
-        session.connection().execute(_INSERT, [message_row(cipher, m, now) for m in msgs])
+        _INSERT.executemany(session, [message_row(cipher, m, now) for m in msgs])
 
 
 def _disabled(kind: str):  # type: ignore[no-untyped-def]

@@ -1,0 +1,127 @@
+"""Core statements executed on the driver's own cursor, inside SQLAlchemy's transaction.
+
+On the hottest write path (the province intake: nonce, switch check, case rows, outbox
+row, call-log row, several per request) SQLAlchemy's per-statement machinery — cache
+key, parameter processing, execution context, result object, events — costs more than
+the database does. A ``DriverStatement`` keeps the statement a normal Core construct
+(one definition, one schema), compiles it once per dialect, runs each value through the
+column type's own bind processor (so rows are stored exactly as the ORM stores them),
+and hands SQL and parameters straight to the DBAPI cursor of the caller's connection.
+
+It never opens, commits or ends a transaction: the caller's ``Session`` or
+``Connection`` does, with all its events (SQLite's writer queue and ``BEGIN IMMEDIATE``,
+see ``store.db``). Statements here do not touch a Session's identity map — exactly like
+``Connection.execute`` of a Core statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    #: Bind names in order for positional paramstyles (qmark, format); None for named ones.
+    positions: tuple[str, ...] | None
+    processors: dict[str, Callable[[Any], Any]]
+    #: Values the statement carries itself (literals compared in its WHERE clause).
+    defaults: dict[str, Any]
+
+
+class DriverStatement:
+    """A Core statement run on the DBAPI cursor of the caller's connection."""
+
+    def __init__(self, statement: ClauseElement, columns: Iterable[str] | None = None
+                 ) -> None:
+        """``columns``: for an INSERT, the columns its rows give (the others are left out
+        of the statement, e.g. the autoincrement id)."""
+        self.statement = statement
+        self.columns = None if columns is None else list(columns)
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
+            processors = {}
+            for name, bind in compiled.binds.items():
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if process is not None:
+                    processors[name] = process
+            positions = tuple(compiled.positiontup) if compiled.positional else None
+            defaults = {k: v for k, v in compiled.params.items() if v is not None}
+            found = _Compiled(compiled.string, positions, processors, defaults)
+            self._compiled[dialect.name] = found
+        return found
+
+    def _params(self, compiled: _Compiled, values: dict[str, Any]) -> Any:
+        if compiled.defaults:
+            values = {**compiled.defaults, **values}
+        if compiled.processors:
+            values = dict(values)
+            for name, process in compiled.processors.items():
+                if name in values:
+                    values[name] = process(values[name])
+        if compiled.positions is None:
+            return values
+        return tuple(values.get(name) for name in compiled.positions)
+
+    def execute(self, conn: Connection | Session, values: dict[str, Any] | None = None
+                ) -> list[tuple[Any, ...]]:
+        """Execute once; the rows it returns (SELECT, RETURNING) as plain tuples."""
+        connection = _connection(conn)
+        compiled = self._for(connection.dialect)
+        params = self._params(compiled, values or {})
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, params)
+            return cursor.fetchall() if cursor.description is not None else []
+        except connection.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(connection, compiled, params, exc, cursor) from exc
+        finally:
+            cursor.close()
+
+    def scalar(self, conn: Connection | Session, values: dict[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        rows = self.execute(conn, values)
+        return rows[0][0] if rows else None
+
+    def executemany(self, conn: Connection | Session, rows: Iterable[dict[str, Any]]) -> None:
+        """Execute for every row (no RETURNING)."""
+        connection = _connection(conn)
+        compiled = self._for(connection.dialect)
+        params: Sequence[Any] = [self._params(compiled, row) for row in rows]
+        if params:
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(compiled.sql, params)
+            except connection.dialect.loaded_dbapi.Error as exc:
+                raise _wrapped(connection, compiled, params, exc, cursor) from exc
+            finally:
+                cursor.close()
+
+
+def _wrapped(connection: Connection, compiled: _Compiled, params: Any, exc: Exception,
+             cursor: Any) -> DBAPIError:
+    """The driver's error as SQLAlchemy raises it (``IntegrityError`` for a unique
+    violation, ...); a lost connection is invalidated so the pool does not reuse it."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+    if lost:
+        connection.invalidate(exc)
+    return DBAPIError.instance(compiled.sql, params, exc, dialect.loaded_dbapi.Error,
+                               connection_invalidated=lost, dialect=dialect)
+
+
+def _connection(conn: Connection | Session) -> Connection:
+    """The Core connection, in its transaction (a Session's, begun if not yet)."""
+    return conn.connection() if isinstance(conn, Session) else conn
