@@ -32,6 +32,7 @@ from routes.policy import RetryPolicy, policy_fields
 from routes.table import RouteTableError, RoutingTable, load_table
 from store.crypto import DataCipher, decode_master_key, new_master_key
 from store.db import Database
+from store.group_commit import GroupCommit
 from store.models import AuditEntry
 from store.outbox import NewMessage, enqueue, enqueue_many
 
@@ -250,6 +251,8 @@ class Hub:
             city_code=config.city,
         )
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
+        # Concurrent intake transactions of this process share commits (store/group_commit.py)
+        self.group_commit = GroupCommit(self.db.engine)
         self._adapters: dict[str, Adapter] = {}
         self._adapters_lock = threading.Lock()
         self.workers = None  # DeliveryWorkers, when this process delivers

@@ -25,6 +25,7 @@ from store.models import InterfaceSwitch
 from store.nonces import remember
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
     from hub import Hub
@@ -50,7 +51,7 @@ _DISABLED = DriverStatement(select(InterfaceSwitch.name).where(  # on every requ
     InterfaceSwitch.enabled.is_(False)))
 
 
-def interface_disabled(session: Session, name: str) -> bool:
+def interface_disabled(session: Session | Connection, name: str) -> bool:
     return bool(_DISABLED.execute(session, {"name": name}))
 
 
@@ -87,7 +88,7 @@ class PendingNonce:
     interface: str | None
     committed: bool = False
 
-    def claim(self, session: Session) -> None:
+    def claim(self, session: Session | Connection) -> None:
         """Record the nonce in ``session``'s transaction: 1003 if replayed, 3001 if the
         interface is switched off (the caller's transaction then rolls back, and
         ``settle`` records the nonce by itself as ``authenticate`` would have)."""

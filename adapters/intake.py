@@ -28,18 +28,31 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters.dispatch import Dispatcher, worker_name
-from adapters.web import ApiError, call_context, envelope, log_in_transaction, unlog_in_transaction
+from adapters.web import (
+    ApiError,
+    PendingCallLog,
+    call_context,
+    envelope,
+    log_in_transaction,
+    unlog_in_transaction,
+)
 from mapping.canonical import CanonicalCase, FieldError
 from mapping.items import Item, ItemKind
 from mapping.province_in import FIELD_INVALID, ValidationFailure, parse_application
 from mapping.validators import apply_no_ok
 from store import files
-from store.cases import case_no_for, open_case, province_message, queue_county_delivery
+from store.cases import (
+    case_no_for,
+    insert_case,
+    open_case,
+    province_message,
+    queue_county_delivery,
+)
 from store.driver import DriverStatement
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
 
@@ -60,6 +73,15 @@ INLINE_DELIVERY: ContextVar[bool] = ContextVar("inline_delivery", default=False)
 
 T = TypeVar("T")
 
+class _UseSession(Exception):
+    """A grouped intake unit cannot decide; its writes roll back and ``_accept`` runs."""
+
+
+_CASES = Case.__table__.c
+_FIND_PARENT_ROW = DriverStatement(select(
+    _CASES.id, _CASES.case_no, _CASES.stage, _CASES.answer_enc).where(
+    _CASES.item == bindparam("item"), _CASES.apply_no == bindparam("apply_no"),
+    _CASES.county_code == ""))
 _FIND_PARENT = DriverStatement(select(Case.__table__.c.id).where(
     Case.__table__.c.item == bindparam("item"), Case.__table__.c.apply_no == bindparam("apply_no"),
     Case.__table__.c.county_code == ""))
@@ -149,6 +171,10 @@ class Intake:
             record.division = canonical.county_codes[0] if canonical.county_codes else None
             if item.kind is ItemKind.SYNC_QUERY:
                 return self._sync(canonical, nonce)
+            if not canonical.materials:
+                answer = self._accept_grouped(canonical, nonce)
+                if answer is not None:
+                    return answer
             return self._unique_retry(lambda s: self._accept(s, canonical), nonce)
         except ValidationFailure as failure:
             return self._record_failure(item, doc, failure, nonce)
@@ -184,8 +210,12 @@ class Intake:
 
     def _stored(self, parent: Case) -> dict[str, Any]:
         call_context().case_id = parent.id
-        answer = self.hub.cipher.open_json(parent.answer_enc)
-        return answer or envelope("0000", "accepted", {"case_no": parent.case_no})
+        return self._stored_answer(parent.answer_enc, parent.case_no)
+
+    def _stored_answer(self, answer_enc: bytes | None, case_no: str) -> dict[str, Any]:
+        """The first answer given for a case, as stored on it."""
+        answer = self.hub.cipher.open_json(answer_enc)
+        return answer or envelope("0000", "accepted", {"case_no": case_no})
 
     def _check_materials(self, s: Session, canonical: CanonicalCase) -> None:
         """Every material must be a file uploaded for this apply_no (and its counties)."""
@@ -246,6 +276,52 @@ class Intake:
         return subs
 
     # -- applications and async queries
+
+    def _accept_grouped(self, canonical: CanonicalCase, nonce: PendingNonce | None
+                        ) -> dict[str, Any] | None:
+        """The common case — a new application, or a repeat of an accepted one — as a unit
+        of this process's group commit (store.group_commit): the nonce, the case rows,
+        the county deliveries and the call-log row, committed with those of concurrent
+        requests. None where the Session path (``_accept``) must decide: the apply_no
+        holds a failed validation to take over, a duplicate committed in another
+        process at the same moment, or the store cannot reserve case ids."""
+        hub = self.hub
+        log = PendingCallLog.of_request()  # taken here: the unit may run on another thread
+        key = {"item": canonical.item, "apply_no": canonical.apply_no}
+
+        def unit(conn: Connection) -> tuple[dict[str, Any], int, bool]:
+            if nonce is not None:
+                nonce.claim(conn)
+            found = _FIND_PARENT_ROW.execute(conn, key)
+            if found:
+                case_id, case_no, stage, answer_enc = found[0]
+                if stage == VALIDATION_FAILED:
+                    raise _UseSession
+                answer, queued = self._stored_answer(answer_enc, case_no), False
+            else:
+                made: list[dict[str, Any]] = []
+                written = insert_case(conn, hub, canonical, answer_for=lambda parent, subs: (
+                    made.append(accepted_answer(hub, parent, subs)) or made[-1]))
+                if written is None:
+                    raise _UseSession
+                answer, case_id, queued = made[-1], written.parent.id, written.queued
+            log.record.case_id = case_id
+            if answer.get("code") == "0000":  # the call log commits with the case
+                log.write(conn, answer)
+            return answer, case_id, queued
+
+        try:
+            answer, case_id, queued = hub.group_commit.run(unit)
+        except (_UseSession, IntegrityError):
+            return None
+        if nonce is not None:
+            nonce.committed = True
+        if answer.get("code") == "0000":
+            log.logged()
+        call_context().case_id = case_id
+        if queued and hub.workers is not None:
+            hub.workers.wake()
+        return answer
 
     def _accept(self, s: Session, canonical: CanonicalCase) -> dict[str, Any]:
         made: list[dict[str, Any]] = []

@@ -74,17 +74,42 @@ def log_in_transaction(session: Session, answer: dict[str, Any]) -> None:
     """Write the current inbound call's log row inside the caller's own transaction, with
     the answer it is about to give: one commit for the business write and its log (the
     decorator then only stamps the ref id on the response). For the hot paths."""
-    record = call_context()
-    hub = hub_of_app()
-    record.duration_ms = (time.perf_counter() - g.call_started) * 1000
-    record.response = answer
-    record.code = str(answer.get("code"))
-    if record.code != "0000":
-        record.outcome = "rejected"
-    if record.request is None:
-        record.request = _request_for_log()
-    write_call(session, hub.cipher, record)
-    g.call_logged = True
+    pending = PendingCallLog.of_request()
+    pending.write(session, answer)
+    pending.logged()
+
+
+@dataclass
+class PendingCallLog:
+    """The current inbound call's log row, to be written inside a transaction that may run
+    on another thread (``store.group_commit``): what needs the request is taken here, in
+    the request's thread; ``write`` needs none of it; ``logged`` tells the decorator."""
+
+    record: CallRecord
+    cipher: Any
+    started: float
+
+    @classmethod
+    def of_request(cls) -> PendingCallLog:
+        record = call_context()
+        if record.request is None:
+            record.request = _request_for_log()
+        return cls(record, hub_of_app().cipher, g.call_started)
+
+    def write(self, conn: Any, answer: dict[str, Any]) -> None:
+        """Fill the record with ``answer`` and insert its row on ``conn`` (a Session or a
+        Connection in its transaction); may run again if that transaction is retried."""
+        record = self.record
+        record.duration_ms = (time.perf_counter() - self.started) * 1000
+        record.response = answer
+        record.code = str(answer.get("code"))
+        record.outcome = "ok" if record.code == "0000" else "rejected"
+        write_call(conn, self.cipher, record)
+
+    @staticmethod
+    def logged() -> None:
+        """The transaction that wrote the row committed (request thread)."""
+        g.call_logged = True
 
 
 def unlog_in_transaction() -> None:

@@ -101,7 +101,7 @@ def start_gunicorn(app: str, port: int, env: dict[str, str], log: Any
                    ) -> subprocess.Popen[bytes]:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     proc = subprocess.Popen(
-        [gunicorn, "-w", "2", "-k", os.environ.get("BENCH_WORKER", "gthread"),
+        [gunicorn, "-w", os.environ.get("BENCH_WORKERS", "2"), "-k", os.environ.get("BENCH_WORKER", "gthread"),
          "--threads", os.environ.get("BENCH_THREADS", THREADS), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", app],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
@@ -116,6 +116,20 @@ def start_gunicorn(app: str, port: int, env: dict[str, str], log: Any
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"gunicorn {app} did not start")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its children so far, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -219,13 +233,15 @@ class Server:
     def measure(self, count: int) -> float:
         self.round += 1
         requests = prepared(f"{self.run}-{self.round}", count)
+        cpu_before = tree_cpu_seconds(self.proc.pid)
         seconds, ok, codes = drive(self.port, requests, self.clients)
+        cpu_ms = (tree_cpu_seconds(self.proc.pid) - cpu_before) / count * 1000
         if ok != count:
             raise SystemExit(f"{self.name}: only {ok} of {count} accepted: {codes}")
         rate = count / seconds
         self.rates.append(rate)
-        print(f"{self.name:>10}: {count} requests in {seconds:6.2f} s = {rate:8.1f} accepted/s",
-              flush=True)
+        print(f"{self.name:>10}: {count} requests in {seconds:6.2f} s = {rate:8.1f} accepted/s; "
+              f"server CPU {cpu_ms:.2f} ms a request", flush=True)
         return rate
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from store.crypto import DataCipher
@@ -85,11 +85,12 @@ _INSERT = DriverStatement(insert(CallLogEntry.__table__), (
     "started_at", "duration_ms", "outcome", "code", "error", "request_enc", "response_enc"))
 
 
-def write_calls(session: Session, cipher: DataCipher, records: list[CallRecord]) -> None:
+def write_calls(session: Session | Connection, cipher: DataCipher, records: list[CallRecord]
+                ) -> None:
     """Insert call-log rows in the caller's transaction, as one multi-row statement."""
     if records:
         _INSERT.executemany(session, [call_row(cipher, r) for r in records])
 
 
-def write_call(session: Session, cipher: DataCipher, record: CallRecord) -> None:
+def write_call(session: Session | Connection, cipher: DataCipher, record: CallRecord) -> None:
     write_calls(session, cipher, [record])

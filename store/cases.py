@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from mapping.canonical import CanonicalCase
@@ -20,7 +20,7 @@ from mapping.items import can_follow
 from routes.table import Route
 from store.driver import DriverStatement
 from store.models import Case, StageEvent, utcnow
-from store.outbox import NewMessage
+from store.outbox import NewMessage, enqueue_rows
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -57,7 +57,7 @@ _NEXT_IDS = DriverStatement(text("SELECT nextval(pg_get_serial_sequence('cases',
 _INSERT = DriverStatement(insert(Case.__table__), _CASE_COLUMNS)
 
 
-def _next_case_ids(session: Session, count: int) -> list[int] | None:
+def _next_case_ids(conn: Connection | Session, count: int) -> list[int] | None:
     """``count`` fresh ids for new cases, so their numbers are known before the INSERT;
     None where the store has no cheap way to reserve them (the ORM path is used).
 
@@ -65,7 +65,8 @@ def _next_case_ids(session: Session, count: int) -> list[int] | None:
     with ``BEGIN IMMEDIATE`` (store.db), so this writer holds the database's one write
     lock and ``max(id) + 1 ...`` are exactly the rowids SQLite would have assigned.
     """
-    conn = session.connection()
+    if isinstance(conn, Session):
+        conn = conn.connection()
     dialect = conn.dialect.name
     if dialect == "postgresql":
         return sorted(int(r) for r, in _NEXT_IDS.execute(conn, {"n": count}))
@@ -75,13 +76,55 @@ def _next_case_ids(session: Session, count: int) -> list[int] | None:
     return None
 
 
-def _insert_cases(session: Session, cases: list[Case]) -> None:
-    """INSERT the (transient, fully filled) cases in one Core statement and attach them to
-    the session as if loaded, so later attribute changes are flushed as UPDATEs."""
-    _INSERT.executemany(session, [{k: getattr(c, k) for k in _CASE_COLUMNS} for c in cases])
-    for case in cases:
-        make_transient_to_detached(case)
-        session.add(case)
+@dataclass
+class NewCase:
+    """A case written by ``insert_case``: transient ``Case`` objects holding its rows."""
+
+    parent: Case
+    subs: list[tuple[Case, Route]]
+    #: Whether county deliveries were queued (the delivery workers may be woken).
+    queued: bool
+
+
+def insert_case(
+    conn: Connection | Session, hub: Hub, canonical: CanonicalCase,
+    answer: dict[str, Any] | None = None, source: str = "province", stage: str = "received",
+    deliver: bool = True, answer_for: Callable[[Case, list[Case]], dict[str, Any]] | None = None,
+) -> NewCase | None:
+    """Write a case, its sub-cases and their county deliveries with three statements on
+    the driver's cursor (store.driver), in the caller's transaction; None where the
+    store cannot reserve ids first (then ``open_case`` uses the ORM).
+
+    The returned ``Case`` objects are transient (in no session): ``open_case`` attaches
+    them to its session; a caller on a bare ``Connection`` reads them.
+    """
+    routes = [(county, hub.routes.resolve(county, canonical.item))
+              for county in canonical.county_codes]
+    ids = _next_case_ids(conn, 1 + len(routes))
+    if ids is None:
+        return None
+    payload_enc = hub.cipher.seal_json(canonical.to_dict())  # sealed once, stored on each
+    common = {"item": canonical.item, "apply_no": canonical.apply_no,
+              "city_code": canonical.city_code, "source": source, "stage": stage,
+              "applicant_id_hash": hub.cipher.id_hash(canonical.applicant.id_no
+                                                      or canonical.applicant.uscc),
+              "payload_enc": payload_enc, "answer_enc": None}
+    now = utcnow()
+    parent = Case(id=ids[0], case_no=case_no_for(canonical.city_code, ids[0], now),
+                  parent_id=None, county_code="", route_adapter=None, route_mode=None,
+                  created_at=now, updated_at=now, **common)
+    subs = [(Case(id=i, case_no=case_no_for(county, i, now), parent_id=parent.id,
+                  county_code=county, route_adapter=route.adapter, route_mode=route.mode,
+                  created_at=now, updated_at=now, **common), route)
+            for i, (county, route) in zip(ids[1:], routes, strict=True)]
+    made = answer_for(parent, [c for c, _ in subs]) if answer_for is not None else answer
+    parent.answer_enc = None if made is None else hub.cipher.seal_json(made)
+    _INSERT.executemany(conn, [{k: getattr(c, k) for k in _CASE_COLUMNS}
+                               for c in (parent, *(c for c, _ in subs))])
+    messages = [county_delivery(canonical, sub, route) for sub, route in subs
+                if deliver and not route.manual and hub.adapter(route.adapter).delivers]
+    enqueue_rows(conn, hub.cipher, messages)
+    return NewCase(parent, subs, bool(messages))
 
 
 def open_case(
@@ -97,37 +140,31 @@ def open_case(
     ``answer_for(parent, subs)``, if given, makes the answer stored on the parent from
     the numbered cases, before anything is written (instead of ``answer``).
 
-    The cases are written with one Core INSERT where the ids can be reserved first
-    (SQLite, PostgreSQL); the returned ``Case`` objects are in the session as usual.
+    Written by ``insert_case`` where the ids can be reserved first (SQLite, PostgreSQL);
+    the returned ``Case`` objects are in the session as usual.
     """
-    payload_enc = hub.cipher.seal_json(canonical.to_dict())  # sealed once, stored on each
-    id_hash = hub.cipher.id_hash(canonical.applicant.id_no or canonical.applicant.uscc)
-    routes = [(county, hub.routes.resolve(county, canonical.item))
-              for county in canonical.county_codes]
+    written = insert_case(session, hub, canonical, answer, source, stage, deliver, answer_for)
+    if written is not None:
+        for case in (written.parent, *(c for c, _ in written.subs)):
+            make_transient_to_detached(case)  # as if loaded: later changes flush as UPDATEs
+            session.add(case)
+        if written.queued:
+            session.info["enqueued"] = True  # as hub.enqueue: wakes the delivery workers
+        return OpenedCase(written.parent, written.subs)
+    # another store: the ORM, one flush per case
     common = {"item": canonical.item, "apply_no": canonical.apply_no,
               "city_code": canonical.city_code, "source": source, "stage": stage,
-              "applicant_id_hash": id_hash, "payload_enc": payload_enc}
-    ids = _next_case_ids(session, 1 + len(routes))
-    if ids is None:  # another store: the ORM, one flush per case
-        parent = _new_case(session, county_code="", **common, answer_enc=None if answer is None
-                           else hub.cipher.seal_json(answer))
-        subs = [(_new_case(session, parent_id=parent.id, county_code=county,
-                           route_adapter=route.adapter, route_mode=route.mode, **common), route)
-                for county, route in routes]
-        if answer_for is not None:
-            parent.answer_enc = hub.cipher.seal_json(answer_for(parent, [c for c, _ in subs]))
-    else:
-        now = utcnow()
-        parent = Case(id=ids[0], case_no=case_no_for(canonical.city_code, ids[0], now),
-                      parent_id=None, county_code="", route_adapter=None, route_mode=None,
-                      answer_enc=None, created_at=now, updated_at=now, **common)
-        subs = [(Case(id=i, case_no=case_no_for(county, i, now), parent_id=parent.id,
-                      county_code=county, route_adapter=route.adapter, route_mode=route.mode,
-                      answer_enc=None, created_at=now, updated_at=now, **common), route)
-                for i, (county, route) in zip(ids[1:], routes, strict=True)]
-        made = answer_for(parent, [c for c, _ in subs]) if answer_for is not None else answer
-        parent.answer_enc = None if made is None else hub.cipher.seal_json(made)
-        _insert_cases(session, [parent, *(c for c, _ in subs)])
+              "applicant_id_hash": hub.cipher.id_hash(canonical.applicant.id_no
+                                                      or canonical.applicant.uscc),
+              "payload_enc": hub.cipher.seal_json(canonical.to_dict())}
+    parent = _new_case(session, county_code="", **common, answer_enc=None if answer is None
+                       else hub.cipher.seal_json(answer))
+    subs = [(_new_case(session, parent_id=parent.id, county_code=county,
+                       route_adapter=route.adapter, route_mode=route.mode, **common), route)
+            for county, route in ((c, hub.routes.resolve(c, canonical.item))
+                                  for c in canonical.county_codes)]
+    if answer_for is not None:
+        parent.answer_enc = hub.cipher.seal_json(answer_for(parent, [c for c, _ in subs]))
     for sub, route in subs:
         if deliver and not route.manual and hub.adapter(route.adapter).delivers:
             hub.enqueue(session, county_delivery(canonical, sub, route), want_id=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import Connection, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,22 +27,22 @@ _INSERT_NEW = {
 }
 
 
-def _insert_new(session: Session, app_id: str, nonce: str, now: datetime) -> bool:
+def _insert_new(session: Session | Connection, app_id: str, nonce: str, now: datetime) -> bool:
     values = {"app_id": app_id, "nonce": nonce, "seen_at": now}
-    conn = session.connection()
+    conn = session.connection() if isinstance(session, Session) else session
     stmt = _INSERT_NEW.get(conn.dialect.name)
     if stmt is not None:
         # RETURNING, not rowcount: an ORM-level insert reports no rowcount on PostgreSQL
         return bool(stmt.execute(conn, values))
     try:  # any other store: a unique violation means it was there
-        with session.begin_nested():
-            session.add(Nonce(**values))
+        with conn.begin_nested():
+            conn.execute(insert(_TABLE), values)
         return True
     except IntegrityError:
         return False
 
 
-def remember(session: Session, app_id: str, nonce: str, window_seconds: int,
+def remember(session: Session | Connection, app_id: str, nonce: str, window_seconds: int,
              now: datetime | None = None) -> bool:
     """Record ``nonce`` for ``app_id``; False if it was already seen within the window."""
     now = now or utcnow()

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     and_,
     bindparam,
     func,
@@ -139,9 +140,15 @@ def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
 
 def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -> None:
     """Insert many messages in the caller's transaction (one executemany), in order."""
+    enqueue_rows(session, cipher, msgs)
+
+
+def enqueue_rows(conn: Connection | Session, cipher: DataCipher, msgs: list[NewMessage]
+                 ) -> None:
+    """``enqueue_many`` on a Session or a bare Connection (no wake-up flag is set)."""
     if msgs:
         now = utcnow()
-        _INSERT.executemany(session, [message_row(cipher, m, now) for m in msgs])
+        _INSERT.executemany(conn, [message_row(cipher, m, now) for m in msgs])
 
 
 def _disabled(kind: str):  # type: ignore[no-untyped-def]

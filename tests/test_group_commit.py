@@ -1,0 +1,130 @@
+"""Group commit (store.group_commit) on a real store: concurrent units share commits, a
+failing unit fails only itself, nothing is answered before it is committed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, func, insert, select
+
+from store.db import Database
+from store.group_commit import GroupCommit
+from store.models import Nonce, utcnow
+
+THREADS = 12
+
+
+def _insert_nonce(name: str):  # type: ignore[no-untyped-def]
+    def unit(conn: Connection) -> str:
+        conn.execute(insert(Nonce.__table__), {"app_id": "test", "nonce": name,
+                                                "seen_at": utcnow()})
+        return name
+    return unit
+
+
+def _count(db: Database, like: str = "%") -> int:
+    with db.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(Nonce.__table__)
+                            .where(Nonce.nonce.like(like))).scalar_one()
+
+
+def _run_together(group: GroupCommit, units: list[Any]) -> list[tuple[str, Any]]:
+    """Start every unit at the same moment; (outcome, value) per unit, in order."""
+    start = threading.Barrier(len(units))
+    out: list[tuple[str, Any]] = [("", None)] * len(units)
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            out[i] = ("ok", group.run(units[i]))
+        except Exception as exc:  # noqa: BLE001 - the test looks at which ones failed
+            out[i] = ("error", exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(units))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_concurrent_units_share_commits_and_all_land(store_url: str) -> None:
+    db = Database(store_url)
+    group = GroupCommit(db.engine)
+    rounds = 5
+    for r in range(rounds):
+        out = _run_together(group, [_insert_nonce(f"r{r}-{i}") for i in range(THREADS)])
+        assert out == [("ok", f"r{r}-{i}") for i in range(THREADS)]
+    assert _count(db) == rounds * THREADS
+    assert group.units == rounds * THREADS
+    # Units that arrive while a group commits wait for the next one: fewer commits than units.
+    assert group.groups < group.units
+    db.dispose()
+
+
+def test_a_failing_unit_fails_alone_and_its_writes_roll_back(store_url: str) -> None:
+    db = Database(store_url)
+    group = GroupCommit(db.engine)
+
+    def bad(conn: Connection) -> None:
+        conn.execute(insert(Nonce.__table__), {"app_id": "test", "nonce": "bad-row",
+                                                "seen_at": utcnow()})
+        raise ValueError("this unit is broken")
+
+    for attempt in range(3):
+        units = [_insert_nonce(f"a{attempt}-{i}") for i in range(THREADS)]
+        units[THREADS // 2] = bad
+        out = _run_together(group, units)
+        failed = [i for i, (outcome, _) in enumerate(out) if outcome == "error"]
+        assert failed == [THREADS // 2]
+        assert isinstance(out[THREADS // 2][1], ValueError)
+    assert _count(db, "bad-row") == 0  # the broken unit's own write never committed
+    assert _count(db, "a%") == 3 * (THREADS - 1)
+    db.dispose()
+
+
+def test_a_duplicate_key_fails_only_the_second_writer(store_url: str) -> None:
+    db = Database(store_url)
+    group = GroupCommit(db.engine)
+    out = _run_together(group, [_insert_nonce("same") for _ in range(6)]
+                        + [_insert_nonce(f"other-{i}") for i in range(6)])
+    outcomes = [o for o, _ in out]
+    assert outcomes[:6].count("ok") == 1 and outcomes[:6].count("error") == 5
+    assert outcomes[6:] == ["ok"] * 6
+    assert _count(db, "same") == 1 and _count(db, "other-%") == 6
+    db.dispose()
+
+
+def test_nothing_is_answered_before_the_commit(sqlite_url: str) -> None:
+    """A unit's result is only returned once its row is visible to another connection."""
+    db = Database(sqlite_url)
+    group = GroupCommit(db.engine)
+    seen: list[int] = []
+
+    def check_after(name: str):  # type: ignore[no-untyped-def]
+        unit = _insert_nonce(name)
+
+        def run() -> None:
+            group.run(unit)
+            seen.append(_count(db, name))  # from a fresh connection, after the answer
+        return run
+
+    threads = [threading.Thread(target=check_after(f"v{i}")) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert seen == [1] * THREADS
+    db.dispose()
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_group_size_is_bounded(sqlite_url: str, size: int) -> None:
+    db = Database(sqlite_url)
+    group = GroupCommit(db.engine, max_group=size)
+    out = _run_together(group, [_insert_nonce(f"b{i}") for i in range(THREADS)])
+    assert all(o == "ok" for o, _ in out)
+    assert group.groups >= THREADS / size
+    db.dispose()
