@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from adapters.base import Adapter, AdapterNotFound, Partner, resolve_adapter
 from mapping.divisions import Divisions
 from mapping.items import ITEMS
+from routes.overrides import Overrides
 from routes.policy import RetryPolicy, policy_fields
 from routes.table import RouteTableError, RoutingTable, load_table
 from store.crypto import DataCipher, decode_master_key, new_master_key
@@ -253,6 +254,11 @@ class Hub:
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
         # Concurrent intake transactions of this process share commits (store/group_commit.py)
         self.group_commit = GroupCommit(self.db.engine)
+        # Operators' division settings (mode overrides, retired counties): routes/overrides.py
+        self.overrides = Overrides(self.db, config.raw.get("settings_refresh_seconds", 5),
+                                   where=f"{config.path}: settings_refresh_seconds")
+        self.routes = self.overrides.bind(self.routes)
+        self.city = self.overrides.city(self.city)
         self._adapters: dict[str, Adapter] = {}
         self._adapters_lock = threading.Lock()
         self.workers = None  # DeliveryWorkers, when this process delivers

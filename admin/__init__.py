@@ -10,8 +10,9 @@ from flask import Flask, abort, current_app, g, redirect, request, session, url_
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from admin import auth
+from admin.modules import ModuleDisabled, catalogue, ensure_builtins_once, module_of_endpoint
 from admin.perms import FUNCTIONS, Forbidden
-from admin.settings import get_setting
+from admin.settings import get_setting, item_names
 from admin.web import bp, hub, names, render, to_local
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def register(app: Flask, hub_: Hub) -> None:
     )
 
     app.register_blueprint(bp)
+    ensure_builtins_once(hub_.db)  # built-in modules and functions a newer version adds
 
 
 #: Methods the catch-all answers (HEAD comes with GET, OPTIONS is automatic).
@@ -86,6 +88,9 @@ def _before() -> object | None:
     with hub().db.session() as s:
         principal = auth.current_principal(s)
         idle = int(get_setting(s, "session_idle_minutes")) * 60
+        if principal is not None:  # the navigation, and the items' display names
+            g.catalogue = catalogue(s, principal)
+            g.item_names = item_names(s)
     now = time.time()
     if principal is not None:
         if now - float(session.get("seen", now)) > idle:
@@ -97,6 +102,8 @@ def _before() -> object | None:
     auth.check_csrf()
     if principal is None and request.endpoint not in _OPEN_ENDPOINTS:
         return redirect(url_for("admin.login", next=request.full_path))
+    if principal is not None and module_of_endpoint(request.endpoint) in g.catalogue.disabled:
+        raise ModuleDisabled(request.endpoint)
     return None
 
 
@@ -113,8 +120,9 @@ def _headers(resp):  # type: ignore[no-untyped-def]
 
 @bp.context_processor
 def _context() -> dict[str, object]:
+    cat = g.get("catalogue") if g.get("principal") is not None else None
     return {"me": g.get("principal"), "csrf_token": auth.csrf_token, "names": names(),
-            "FUNCTIONS": FUNCTIONS, "city": hub().city}
+            "FUNCTIONS": FUNCTIONS, "city": hub().city, "nav": cat.nav if cat else []}
 
 
 @bp.app_template_filter("local")
@@ -125,6 +133,11 @@ def _local(value):  # type: ignore[no-untyped-def]
 @bp.errorhandler(Forbidden)
 def _forbidden(exc: Forbidden):  # type: ignore[no-untyped-def]
     return render("error.html", code=403, message="没有权限执行此操作"), 403
+
+
+@bp.errorhandler(ModuleDisabled)
+def _module_disabled(exc: ModuleDisabled):  # type: ignore[no-untyped-def]
+    return render("error.html", code=403, message="该模块已停用，请联系系统管理员"), 403
 
 
 def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

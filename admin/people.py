@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from admin.auth import check_password_policy, hash_password
+from admin.modules import function_codes
 from admin.perms import FUNCTIONS
 from store.admin_models import (
     AdminRole,
@@ -38,7 +39,7 @@ def name_taken(s: Session, column: Any, name: str, exclude_id: int | None = None
 
 def set_role_functions(s: Session, role: AdminRole, functions: Iterable[str]) -> None:
     wanted = set(functions)
-    unknown = wanted - set(FUNCTIONS)
+    unknown = wanted - function_codes(s)
     if unknown:
         raise PeopleError(f"未知权限项 {sorted(unknown)[0]}")
     s.execute(delete(AdminRoleFunction).where(AdminRoleFunction.role_id == role.id))
@@ -56,7 +57,8 @@ def ensure_admin_role(s: Session) -> AdminRole:
         role = AdminRole(name=ADMIN_ROLE, description="全部功能")
         s.add(role)
         s.flush()
-    set_role_functions(s, role, FUNCTIONS)
+    # every built-in function; link functions it was granted stay
+    set_role_functions(s, role, set(FUNCTIONS) | (role_functions(s, role.id) & function_codes(s)))
     return role
 
 

@@ -1,5 +1,8 @@
 """Permissions in one place: the functions a role may grant, the signed-in principal,
-and the data scope (divisions) applied to every query, page and export."""
+and the data scope (divisions) applied to every query, page and export.
+
+Roles grant functions of the functions table (``admin_functions``, ``admin.modules``):
+the built-in ones below, whose codes the views check, and operators' link functions."""
 
 from __future__ import annotations
 
@@ -7,12 +10,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import false, select, true
+from sqlalchemy import false, or_, select, true
 from sqlalchemy.orm import Session
 
-from store.admin_models import AdminRoleFunction, AdminUser, AdminUserDivision, AdminUserRole
+from store.admin_models import (
+    AdminFunction,
+    AdminRoleFunction,
+    AdminUser,
+    AdminUserDivision,
+    AdminUserRole,
+)
 
-#: Business functions a role can grant (权限项), with their Chinese labels.
+#: The built-in functions (权限项) with their default labels: the seed of the functions
+#: table (migration 0004), each checked by code (``@requires``); never deleted.
 FUNCTIONS: dict[str, str] = {
     "view": "查看",
     "resubmit": "重新提交",
@@ -65,13 +75,20 @@ class Principal:
         return [c for c in counties if self.sees(c)]
 
 
+def grantable(column: Any):  # type: ignore[no-untyped-def]
+    """A WHERE clause keeping the function codes of ``column`` that exist: rows of the
+    functions table, and the built-in ones in any case."""
+    return or_(column.in_(select(AdminFunction.code).scalar_subquery()),
+               column.in_(sorted(FUNCTIONS)))
+
+
 def load_principal(session: Session, user: AdminUser) -> Principal:
     functions = set(session.scalars(
         select(AdminRoleFunction.function)
         .join(AdminUserRole, AdminUserRole.role_id == AdminRoleFunction.role_id)
-        .where(AdminUserRole.user_id == user.id)
+        .where(AdminUserRole.user_id == user.id, grantable(AdminRoleFunction.function))
     ))
     divisions = None if user.all_divisions else frozenset(session.scalars(
         select(AdminUserDivision.division).where(AdminUserDivision.user_id == user.id)))
-    return Principal(user.id, user.username, user.display_name,
-                     frozenset(functions & set(FUNCTIONS)), divisions)
+    return Principal(user.id, user.username, user.display_name, frozenset(functions),
+                     divisions)

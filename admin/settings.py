@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.admin_models import AdminSetting
+from store.admin_models import AdminItemSetting, AdminSetting
 from store.models import utcnow
 
 
@@ -72,3 +73,9 @@ def set_setting(session: Session, key: str, text: str, actor: str) -> tuple[Any,
     row.value = json.dumps(value, ensure_ascii=False)
     row.updated_by, row.updated_at = actor, utcnow()
     return old, value
+
+
+def item_names(session: Session) -> dict[str, str]:
+    """Operators' display names of business items (only those renamed)."""
+    return dict(session.execute(select(AdminItemSetting.item, AdminItemSetting.display_name)
+                                .where(AdminItemSetting.display_name.is_not(None))).all())

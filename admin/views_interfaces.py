@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, select
 from admin import stats
 from admin.auth import requires
 from admin.journey import _open
+from admin.switches import set_switch
 from admin.web import CALL_OUTCOMES, audit, bp, hub, me, page_args, parse_dt, render
 from store.models import CallLogEntry, InterfaceSwitch, OutboxMessage, utcnow
 from store.outbox import held_condition
@@ -41,7 +42,7 @@ def interfaces():  # type: ignore[no-untyped-def]
         known = set(s.scalars(select(OutboxMessage.interface).distinct()))
     by_name = {st.interface: st for st in stat_rows}
     names_ = sorted(known | set(by_name) | {w[1] for w in switches if w[0] == "interface"})
-    routes = sorted(h.routes.routes.values(), key=lambda r: (r.county, r.item))
+    routes = h.routes.effective_routes()  # with the operators' division settings
     if me().divisions is not None:
         routes = [r for r in routes if me().sees(r.county)]
     return render("interfaces.html", names_=names_, stats=by_name, last_errors=last_errors,
@@ -61,14 +62,7 @@ def interface_switch():  # type: ignore[no-untyped-def]
     if kind == "partner" and name not in hub().partners:
         abort(400, description="未知的对接方")
     with hub().transaction() as s:
-        row = s.get(InterfaceSwitch, (kind, name))
-        if row is None:
-            row = InterfaceSwitch(kind=kind, name=name)
-            s.add(row)
-        row.enabled, row.reason, row.changed_by, row.changed_at = (
-            enabled, reason, me().username, utcnow())
-        audit(s, "enable_interface" if enabled else "disable_interface", f"{kind}:{name}",
-              {"reason": reason})
+        set_switch(s, kind, name, enabled, reason)
     if enabled and hub().workers is not None:
         hub().workers.wake()
     flash(f"{'已启用' if enabled else '已停用'} {name}", "ok")

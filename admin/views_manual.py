@@ -18,7 +18,9 @@ from store.models import Case
 
 
 def _manual_counties() -> list[str]:
-    routes = hub().routes.routes.values()
+    """Counties routed manually by the table or by an operator's division setting (a
+    county set to auto keeps its queue of earlier manual cases)."""
+    routes = [*hub().routes.routes.values(), *hub().routes.effective_routes()]
     return sorted({r.county for r in routes if r.manual and me().sees(r.county)})
 
 

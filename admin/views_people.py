@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from admin import people
 from admin.auth import requires
+from admin.modules import grouped
 from admin.people import (
     PeopleError,
     create_user,
@@ -42,8 +43,10 @@ def users():  # type: ignore[no-untyped-def]
         for ud in s.scalars(select(AdminUserDivision)):
             user_divs.setdefault(ud.user_id, set()).add(ud.division)
         functions = {r.id: role_functions(s, r.id) for r in roles}
+        groups = grouped(s)
     return render("users.html", rows=rows, roles=roles, units=units, user_roles=user_roles,
-                  user_divs=user_divs, role_fns=functions, counties=hub().city.counties)
+                  user_divs=user_divs, role_fns=functions, counties=hub().city.counties,
+                  function_groups=groups)
 
 
 _CONFLICT = "保存失败：数据已被他人修改，请刷新页面后重试"

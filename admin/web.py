@@ -41,11 +41,12 @@ def render(template: str, **ctx: Any) -> str:
 
 
 def names() -> dict[str, dict[str, str]]:
-    """Display names of items, counties, stages and outcomes."""
+    """Display names of items, counties, stages and outcomes (as operators renamed them
+    in the settings: items loaded per request, counties from the division snapshot)."""
     h = hub()
     return {
-        "items": {code: item.name_zh for code, item in ITEMS.items()},
-        "counties": dict(h.city.counties),
+        "items": {code: item.name_zh for code, item in ITEMS.items()} | g.get("item_names", {}),
+        "counties": dict(h.city.counties) | h.overrides.names(),
         "stages": dict(STAGES),
         "outcomes": OUTCOMES,
     }

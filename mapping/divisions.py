@@ -6,6 +6,7 @@ second city is a matter of data, not code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +21,17 @@ class City:
     name: str
     province: str
     counties: dict[str, str] = field(default_factory=dict)
+    #: Whether an operator has retired (停用) a county: it stays a county (its cases,
+    #: routes and pages remain) but takes no new applications. The hub answers it from
+    #: the admin settings (``routes.overrides``); None: no county is retired.
+    retired: Callable[[str], bool] | None = field(default=None, compare=False, repr=False)
 
     def is_county(self, code: str) -> bool:
         return code in self.counties
+
+    def in_service(self, code: str) -> bool:
+        """A county of this city that takes new applications."""
+        return code in self.counties and not (self.retired is not None and self.retired(code))
 
     def county_name(self, code: str) -> str:
         return self.counties[code]

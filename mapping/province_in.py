@@ -197,6 +197,9 @@ def _counties(err: _Errors, raw: Any, city: City) -> list[str]:
             err.add(path, f"{code} is repeated")
         elif not city.is_county(code):
             err.add(path, f"{code} is not a county of {city.code}", NOT_A_COUNTY)
+        elif not city.in_service(code):
+            err.add(path, f"{code} is retired (停用) by the city: it takes no new applications",
+                    NOT_A_COUNTY)
         if isinstance(code, str):
             seen.add(code)
     return [c for c in raw if isinstance(c, str)]

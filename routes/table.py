@@ -16,6 +16,9 @@ partner and mode, with per-item overrides::
 
 ``retry`` is the name of a policy in config.yaml, or a mapping of its fields. Any
 mistake stops start-up with one message naming the file and the key.
+
+Operators may override a county's mode from the admin page (行政区划配置); the hub binds
+those settings to its table (``routes/overrides.py``) and ``resolve`` applies them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -51,10 +54,18 @@ class Route:
     timeout: float
     retry: RetryPolicy
     why: tuple[str, ...] = field(default=())
+    #: The operator's setting that decided this route (None: the table alone).
+    override: str | None = None
 
     @property
     def manual(self) -> bool:
         return self.mode == "manual"
+
+
+class RouteOverrides(Protocol):
+    """Operators' settings applied on top of the table (``routes.overrides.Overrides``)."""
+
+    def route(self, base: Route) -> Route: ...
 
 
 @dataclass(frozen=True)
@@ -62,16 +73,24 @@ class RoutingTable:
     source: str
     city: City
     routes: dict[tuple[str, str], Route]
+    overrides: RouteOverrides | None = field(default=None, compare=False, repr=False)
 
     def resolve(self, county: str, item: str) -> Route:
+        """The route of ``item`` in ``county``: the table's, unless an operator's setting
+        decides it (then ``Route.override`` says which, and ``why`` ends with it)."""
         try:
-            return self.routes[(county, item)]
+            route = self.routes[(county, item)]
         except KeyError:
             if not any(c == county for c, _ in self.routes):
                 raise LookupError(
                     f"county {county!r} is not a county of {self.city.name} ({self.city.code})"
                 ) from None
             raise LookupError(f"item {item!r} is not routed") from None
+        return route if self.overrides is None else self.overrides.route(route)
+
+    def effective_routes(self) -> list[Route]:
+        """Every route as ``resolve`` answers it now, by county and item."""
+        return [self.resolve(county, item) for county, item in sorted(self.routes)]
 
     def counties(self) -> list[str]:
         return sorted({c for c, _ in self.routes})

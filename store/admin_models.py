@@ -1,7 +1,8 @@
 """Models of the operator admin page: units, users, roles, permissions, settings,
 and the daily call-log rollup behind the dashboard.
 
-Registered on ``store.models.Base``; the schema is ``migrations/versions/0003_admin.py``.
+Registered on ``store.models.Base``; the schema is ``migrations/versions/0003_admin.py``
+and ``0004_settings.py`` (division and item settings, modules and functions).
 """
 
 from __future__ import annotations
@@ -135,14 +136,75 @@ class AdminItemMapping(Base):
 
 
 class AdminDivisionName(Base):
-    """An operator's display name or retirement of a division (区划设置); the routing
-    table still decides where messages go."""
+    """An operator's display name and active flag of a county (区划设置). An inactive
+    (停用) county's new applications are refused by the province intake (2004); see
+    ``routes/overrides.py``. Its handling mode is ``admin_division_routes``."""
 
     __tablename__ = "admin_division_names"
 
     code: Mapped[str] = mapped_column(String(6), primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminDivisionRoute(Base):
+    """An operator's handling mode for a county (行政区划配置): ``auto`` (the county's API
+    the routing table names) or ``manual`` (operators, Excel), for all items (``item`` is
+    ``*``) or one item; no row follows the routing table. Applied by ``routes/overrides.py``."""
+
+    __tablename__ = "admin_division_routes"
+
+    county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    item: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8))
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminItemSetting(Base):
+    """An operator's settings of a catalogue item (业务事项配置): display name and promised
+    working days (承诺办结时限). Whether the item is taken is its interface switch
+    (``interface_switches``, ``province.in.<item>``), not a column here."""
+
+    __tablename__ = "admin_item_settings"
+
+    item: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    promised_days: Mapped[int | None] = mapped_column(Integer)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminModule(Base):
+    """A module of the admin page (系统模块): one entry of the navigation. A built-in one
+    has a page (``admin.modules.PAGES``); an operator's own only groups link functions."""
+
+    __tablename__ = "admin_modules"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminFunction(Base):
+    """A function (系统功能, 权限项) that roles grant, in a module. ``builtin`` ones are the
+    codes the views check (``admin.perms.FUNCTIONS``); ``link`` ones are a nav entry to an
+    internal ``/admin`` path or an https URL."""
+
+    __tablename__ = "admin_functions"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    module_code: Mapped[str] = mapped_column(ForeignKey("admin_modules.code"), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="builtin")
+    url: Mapped[str | None] = mapped_column(String(500))
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
