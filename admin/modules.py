@@ -11,17 +11,20 @@ that roles grant like any other.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from admin.perms import FUNCTIONS, Principal
 from store.admin_models import AdminFunction, AdminModule
 from store.models import utcnow
+
+log = logging.getLogger("cityhub.admin")
 
 
 @dataclass(frozen=True)
@@ -195,12 +198,15 @@ def ensure_builtins(s: Session) -> list[str]:
 
 def ensure_builtins_once(db) -> None:  # type: ignore[no-untyped-def]
     """``ensure_builtins`` in its own transaction; another process doing the same at
-    the same moment wins harmlessly."""
+    the same moment wins harmlessly, and a store not yet migrated is left alone (the
+    built-in functions are grantable anyway: ``admin.perms.grantable``)."""
     try:
         with db.session() as s:
             ensure_builtins(s)
     except IntegrityError:
         pass
+    except SQLAlchemyError as exc:
+        log.warning("built-in modules and functions not checked: %s", exc)
 
 
 # --------------------------------------------------------------------------- validation

@@ -79,3 +79,9 @@ def item_names(session: Session) -> dict[str, str]:
     """Operators' display names of business items (only those renamed)."""
     return dict(session.execute(select(AdminItemSetting.item, AdminItemSetting.display_name)
                                 .where(AdminItemSetting.display_name.is_not(None))).all())
+
+
+def promised_days(session: Session, item: str) -> int | None:
+    """An item's promised working days (承诺办结时限), if an operator set them."""
+    row = session.get(AdminItemSetting, item)
+    return row.promised_days if row is not None else None

@@ -8,6 +8,7 @@ from sqlalchemy import and_, func, select
 from admin import journey
 from admin.auth import requires
 from admin.reprocess import ReprocessRefused, reprocess_sub_case
+from admin.settings import promised_days
 from admin.web import audit, bp, hub, me, page_args, parse_dt, render
 from store.models import Case
 
@@ -71,7 +72,8 @@ def case_page(case_no: str):  # type: ignore[no-untyped-def]
     with hub().transaction() as s:
         case = _case_or_404(s, case_no)
         j = journey.build(s, hub(), me(), case, reveal=False)
-    return render("case.html", j=j, reveal=False)
+        promised = promised_days(s, case.item)
+    return render("case.html", j=j, reveal=False, promised=promised)
 
 
 @bp.post("/cases/<case_no>/reveal")
@@ -82,7 +84,8 @@ def case_reveal(case_no: str):  # type: ignore[no-untyped-def]
         j = journey.build(s, hub(), me(), case, reveal=True)
         audit(s, "view_personal_data", case.case_no,
               {"reason": request.form.get("reason", "")[:200]})
-    return render("case.html", j=j, reveal=True)
+        promised = promised_days(s, case.item)
+    return render("case.html", j=j, reveal=True, promised=promised)
 
 
 @bp.post("/cases/<case_no>/reprocess")

@@ -12,6 +12,7 @@ signed API on one served hub, a county peer, the real delivery path):
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from sqlalchemy import func, select
 
 from adapters.dispatch import Dispatcher
 from adapters.sim.province import ProvinceClient, ProvinceSim
+from admin.modules import BUILTIN_FUNCTION_MODULES, BUILTIN_MODULES, ensure_builtins
+from admin.perms import FUNCTIONS
 from hub import main as hub_main
 from store.admin_models import (
     AdminDivisionName,
@@ -259,6 +262,9 @@ def test_disabling_an_item_answers_3001_like_the_interface_switch(env):
     c.post("/admin/settings/item", {**form, "enabled": "1"})
     assert env.province.submit("rental_filing", application(apply_no="ITEM-2")).status == 200
     assert "房屋租赁登记备案" in c.get("/admin/settings").text
+    [sub] = [c_ for c_ in subs(hub, "511702") if c_.apply_no == "ITEM-2"]
+    page = c.get(f"/admin/cases/{sub.case_no}").text  # the display name and promised days
+    assert "房屋租赁登记备案 · 承诺办结时限 5 个工作日" in page
 
     [first, second] = audits(hub, "save_item")
     assert '"enabled": true' in first.detail.split('"new"')[0]
@@ -281,6 +287,20 @@ def test_disabling_an_item_answers_3001_like_the_interface_switch(env):
 
 
 # --------------------------------------------------------------------------- modules
+
+
+def test_seeded_modules_and_functions_match_the_code(env):
+    """Migration 0004 seeds what the code defines; ensure_builtins then adds nothing."""
+    with env.hub.transaction() as s:
+        assert ensure_builtins(s) == []
+        mods = {m.code: (m.name, m.builtin) for m in s.scalars(select(AdminModule))}
+        fns = {f.code: (f.name, f.module_code, f.kind) for f in s.scalars(select(AdminFunction))}
+    assert mods == {code: (name, True) for code, (name, _) in BUILTIN_MODULES.items()}
+    assert fns == {code: (name, BUILTIN_FUNCTION_MODULES[code], "builtin")
+                   for code, name in FUNCTIONS.items()}
+    nav = env.admin().get("/admin/").text.split("<nav>")[1].split("</nav>")[0]
+    assert [m for m in re.findall(r">([^<>]+)</a>", nav)] == [
+        name for name, _ in BUILTIN_MODULES.values()]
 
 
 def test_link_function_in_a_module_granted_by_a_role(env):
