@@ -3,7 +3,8 @@
 All field errors are collected, each under a dotted path (``applicant.id_no``,
 ``data.co_owners[1].share``, ``county_codes[0]``), so the province learns everything wrong
 with a request in one answer. The response code follows the most specific problem:
-2003 (not this city) before 2004 (not a county of this city) before 2002 (any other field).
+2003 (not this city) before 2004 (not a county of this city, or one the city retired:
+``City.in_service``) before 2002 (any other field).
 """
 
 from __future__ import annotations
