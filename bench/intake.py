@@ -101,7 +101,8 @@ def start_gunicorn(app: str, port: int, env: dict[str, str], log: Any
                    ) -> subprocess.Popen[bytes]:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     proc = subprocess.Popen(
-        [gunicorn, "-w", os.environ.get("BENCH_WORKERS", "2"), "-k", os.environ.get("BENCH_WORKER", "gthread"),
+        [gunicorn, "-w", os.environ.get("BENCH_WORKERS", "2"),
+         "-k", os.environ.get("BENCH_WORKER", "gthread"),
          "--threads", os.environ.get("BENCH_THREADS", THREADS), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", app],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)

@@ -76,12 +76,23 @@ def _next_case_ids(conn: Connection | Session, count: int) -> list[int] | None:
     return None
 
 
+class CaseRow(dict[str, Any]):
+    """A ``cases`` row as written (column -> value), read by attribute like a ``Case``:
+    the grouped intake answers from it without building ORM objects."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 @dataclass
 class NewCase:
-    """A case written by ``insert_case``: transient ``Case`` objects holding its rows."""
+    """A case written by ``insert_case``: its rows and its sub-cases' routes."""
 
-    parent: Case
-    subs: list[tuple[Case, Route]]
+    parent: CaseRow
+    subs: list[tuple[CaseRow, Route]]
     #: Whether county deliveries were queued (the delivery workers may be woken).
     queued: bool
 
@@ -89,42 +100,49 @@ class NewCase:
 def insert_case(
     conn: Connection | Session, hub: Hub, canonical: CanonicalCase,
     answer: dict[str, Any] | None = None, source: str = "province", stage: str = "received",
-    deliver: bool = True, answer_for: Callable[[Case, list[Case]], dict[str, Any]] | None = None,
+    deliver: bool = True, answer_for: Callable[[Any, list[Any]], dict[str, Any]] | None = None,
 ) -> NewCase | None:
     """Write a case, its sub-cases and their county deliveries with three statements on
     the driver's cursor (store.driver), in the caller's transaction; None where the
     store cannot reserve ids first (then ``open_case`` uses the ORM).
 
-    The returned ``Case`` objects are transient (in no session): ``open_case`` attaches
-    them to its session; a caller on a bare ``Connection`` reads them.
+    ``answer_for(parent, subs)`` is given the rows (``CaseRow``) with their numbers.
     """
     routes = [(county, hub.routes.resolve(county, canonical.item))
               for county in canonical.county_codes]
     ids = _next_case_ids(conn, 1 + len(routes))
     if ids is None:
         return None
-    payload_enc = hub.cipher.seal_json(canonical.to_dict())  # sealed once, stored on each
+    now = utcnow()
     common = {"item": canonical.item, "apply_no": canonical.apply_no,
               "city_code": canonical.city_code, "source": source, "stage": stage,
               "applicant_id_hash": hub.cipher.id_hash(canonical.applicant.id_no
                                                       or canonical.applicant.uscc),
-              "payload_enc": payload_enc, "answer_enc": None}
-    now = utcnow()
-    parent = Case(id=ids[0], case_no=case_no_for(canonical.city_code, ids[0], now),
-                  parent_id=None, county_code="", route_adapter=None, route_mode=None,
-                  created_at=now, updated_at=now, **common)
-    subs = [(Case(id=i, case_no=case_no_for(county, i, now), parent_id=parent.id,
-                  county_code=county, route_adapter=route.adapter, route_mode=route.mode,
-                  created_at=now, updated_at=now, **common), route)
+              # sealed once, stored on each
+              "payload_enc": hub.cipher.seal_json(canonical.to_dict()),
+              "answer_enc": None, "created_at": now, "updated_at": now}
+    parent = CaseRow(common, id=ids[0], case_no=case_no_for(canonical.city_code, ids[0], now),
+                     parent_id=None, county_code="", route_adapter=None, route_mode=None)
+    subs = [(CaseRow(common, id=i, case_no=case_no_for(county, i, now), parent_id=ids[0],
+                     county_code=county, route_adapter=route.adapter, route_mode=route.mode),
+             route)
             for i, (county, route) in zip(ids[1:], routes, strict=True)]
     made = answer_for(parent, [c for c, _ in subs]) if answer_for is not None else answer
-    parent.answer_enc = None if made is None else hub.cipher.seal_json(made)
-    _INSERT.executemany(conn, [{k: getattr(c, k) for k in _CASE_COLUMNS}
-                               for c in (parent, *(c for c, _ in subs))])
-    messages = [county_delivery(canonical, sub, route) for sub, route in subs
+    parent["answer_enc"] = None if made is None else hub.cipher.seal_json(made)
+    _INSERT.executemany(conn, [parent, *(c for c, _ in subs)])
+    messages = [county_delivery(canonical, sub, route) for sub, route in subs  # type: ignore[arg-type]
                 if deliver and not route.manual and hub.adapter(route.adapter).delivers]
     enqueue_rows(conn, hub.cipher, messages)
     return NewCase(parent, subs, bool(messages))
+
+
+def _attached(session: Session, row: CaseRow) -> Case:
+    """The written row as a ``Case`` in ``session``, as if loaded (later changes flush as
+    UPDATEs)."""
+    case = Case(**row)
+    make_transient_to_detached(case)
+    session.add(case)
+    return case
 
 
 def open_case(
@@ -145,12 +163,11 @@ def open_case(
     """
     written = insert_case(session, hub, canonical, answer, source, stage, deliver, answer_for)
     if written is not None:
-        for case in (written.parent, *(c for c, _ in written.subs)):
-            make_transient_to_detached(case)  # as if loaded: later changes flush as UPDATEs
-            session.add(case)
+        parent = _attached(session, written.parent)
+        subs = [(_attached(session, row), route) for row, route in written.subs]
         if written.queued:
             session.info["enqueued"] = True  # as hub.enqueue: wakes the delivery workers
-        return OpenedCase(written.parent, written.subs)
+        return OpenedCase(parent, subs)
     # another store: the ORM, one flush per case
     common = {"item": canonical.item, "apply_no": canonical.apply_no,
               "city_code": canonical.city_code, "source": source, "stage": stage,

@@ -103,7 +103,10 @@ class DriverStatement:
         if params:
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.executemany(compiled.sql, params)
+                if len(params) == 1:  # psycopg's executemany has a set-up cost of its own
+                    cursor.execute(compiled.sql, params[0])
+                else:
+                    cursor.executemany(compiled.sql, params)
             except connection.dialect.loaded_dbapi.Error as exc:
                 raise _wrapped(connection, compiled, params, exc, cursor) from exc
             finally:
