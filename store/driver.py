@@ -16,7 +16,8 @@ see ``store.db``). Statements here do not touch a Session's identity map — exa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ class DriverStatement:
         self.statement = statement
         self.columns = None if columns is None else list(columns)
         self._compiled: dict[str, _Compiled] = {}
+        self._unnest_sql: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any]]]]] = {}
 
     def _for(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
@@ -96,8 +98,13 @@ class DriverStatement:
         return rows[0][0] if rows else None
 
     def executemany(self, conn: Connection | Session, rows: Iterable[dict[str, Any]]) -> None:
-        """Execute for every row (no RETURNING)."""
+        """Execute for every row (no RETURNING). Inside ``buffered_writes`` the rows are
+        only collected, and written when the block ends."""
         connection = _connection(conn)
+        buffer = connection.info.get(BUFFER)
+        if buffer is not None:
+            buffer.setdefault(self, []).extend(rows)
+            return
         compiled = self._for(connection.dialect)
         params: Sequence[Any] = [self._params(compiled, row) for row in rows]
         if params:
@@ -111,6 +118,77 @@ class DriverStatement:
                 raise _wrapped(connection, compiled, params, exc, cursor) from exc
             finally:
                 cursor.close()
+
+
+    def insert_all(self, conn: Connection | Session, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` with ONE statement on PostgreSQL (``INSERT ... SELECT * FROM
+        unnest(column arrays)``); elsewhere as ``executemany``. For INSERTs built with
+        ``columns``."""
+        connection = _connection(conn)
+        if connection.dialect.name != "postgresql" or len(rows) < 2:
+            self.executemany(connection, rows)
+            return
+        sql, coerce = self._unnest(connection.dialect)
+        arrays = {f"c{i}": [convert(row.get(name)) for row in rows]
+                  for i, (name, convert) in enumerate(coerce)}
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, arrays)
+        except connection.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(connection, _Compiled(sql, None, {}, {}), arrays, exc, cursor
+                           ) from exc
+        finally:
+            cursor.close()
+
+    def _unnest(self, dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
+        found = self._unnest_sql.get(dialect.name)
+        if found is None:
+            table = self.statement.table  # type: ignore[attr-defined]
+            quote = dialect.identifier_preparer.quote
+            names = self.columns or [c.key for c in table.columns]
+            casts = [f"%(c{i})s::{table.c[name].type.compile(dialect=dialect)}[]"
+                     for i, name in enumerate(names)]
+            sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+                   f"SELECT * FROM unnest({', '.join(casts)})")
+            # One Python type per array: psycopg picks the array's type from its elements.
+            coerce = [(name, _COERCE.get(table.c[name].type.python_type, _same))
+                      for name in names]
+            found = self._unnest_sql[dialect.name] = (sql, coerce)
+        return found
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_COERCE: dict[type, Callable[[Any], Any]] = {
+    float: lambda v: None if v is None else float(v),
+    int: lambda v: None if v is None else int(v),
+}
+
+#: ``Connection.info`` key of the open ``buffered_writes`` block's rows.
+BUFFER = "cityhub_write_buffer"
+
+
+@contextmanager
+def buffered_writes(conn: Connection | Session) -> Iterator[None]:
+    """Inside the block, ``executemany`` only collects rows; when it ends, each statement's
+    rows are written with ``insert_all`` — one statement per table on PostgreSQL, where
+    every statement costs a round trip. For a group of small transactions committed as
+    one (store.group_commit). Rows written this way are not visible to reads inside the
+    block; a failing row (a unique violation) fails the whole block."""
+    connection = _connection(conn)
+    if BUFFER in connection.info:
+        yield
+        return
+    buffer: dict[DriverStatement, list[dict[str, Any]]] = {}
+    connection.info[BUFFER] = buffer
+    try:
+        yield
+    finally:
+        del connection.info[BUFFER]
+    for statement, rows in buffer.items():  # in the order first used: parents first
+        statement.insert_all(connection, rows)
 
 
 def _wrapped(connection: Connection, compiled: _Compiled, params: Any, exc: Exception,

@@ -11,6 +11,10 @@ A commit costs the same for one unit as for several (SQLite writes each touched 
 once to the WAL; PostgreSQL flushes its WAL once), and on SQLite the process takes the
 database's one write lock once a group instead of once a request.
 
+On PostgreSQL the group's inserts are also written together, one statement per table
+at the end of the group (store.driver.buffered_writes): a unit must not read back rows
+it inserted itself.
+
 Isolation: if any unit raises (a replayed nonce, a unique violation from a duplicate in
 another process, a bug), the whole group is rolled back and every unit of it is run
 again alone, in a transaction of its own, so a failing unit fails only itself. Units
@@ -26,6 +30,8 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
+
+from store.driver import buffered_writes
 
 T = TypeVar("T")
 
@@ -56,6 +62,10 @@ class GroupCommit:
     def __init__(self, engine: Engine, max_group: int = MAX_GROUP) -> None:
         self.engine = engine
         self.max_group = max_group
+        # PostgreSQL: every statement is a round trip, so the group's inserts are written
+        # together, one statement per table (store.driver.buffered_writes). SQLite runs
+        # in-process and numbers new cases from max(id), which must see earlier inserts.
+        self.buffer_writes = engine.dialect.name == "postgresql"
         self._lock = threading.Lock()
         self._waiting: list[_Unit[Any]] = []
         self._leading = False
@@ -99,7 +109,11 @@ class GroupCommit:
     def _run_group(self, group: list[_Unit[Any]]) -> None:
         try:
             with self.engine.begin() as conn:
-                results = [unit.work(conn) for unit in group]
+                if self.buffer_writes:
+                    with buffered_writes(conn):
+                        results = [unit.work(conn) for unit in group]
+                else:
+                    results = [unit.work(conn) for unit in group]
         except BaseException as exc:
             if len(group) == 1:
                 group[0].error, group[0].finished = exc, True

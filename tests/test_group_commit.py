@@ -128,3 +128,47 @@ def test_group_size_is_bounded(sqlite_url: str, size: int) -> None:
     assert all(o == "ok" for o, _ in out)
     assert group.groups >= THREADS / size
     db.dispose()
+
+
+def test_buffered_writes_insert_each_table_once_at_the_end(store_url: str) -> None:
+    """Rows collected in ``buffered_writes`` land when the block ends — one statement per
+    table on PostgreSQL (unnest of column arrays) — with their values intact."""
+    from routes.policy import RetryPolicy
+    from store.crypto import DataCipher, decode_master_key, new_master_key
+    from store.driver import buffered_writes
+    from store.models import OutboxMessage
+    from store.outbox import NewMessage, enqueue_rows
+
+    db = Database(store_url)
+    cipher = DataCipher(decode_master_key(new_master_key()))
+    messages = [NewMessage(interface="test.buffer", adapter="http", partner="p",
+                           operation="op", payload={"n": n}, timeout=5 + n * 0.5,
+                           policy=RetryPolicy(3, 1, 60 + n), division=None, item=None)
+                for n in range(3)]
+    with db.engine.begin() as conn:
+        with buffered_writes(conn):
+            enqueue_rows(conn, cipher, messages)
+            inside = conn.execute(select(func.count()).select_from(OutboxMessage.__table__)
+                                  ).scalar_one()
+        after = conn.execute(select(OutboxMessage.timeout, OutboxMessage.max_backoff,
+                                    OutboxMessage.division, OutboxMessage.payload_enc)
+                             .order_by(OutboxMessage.id)).all()
+    assert inside == 0  # collected, not yet written
+    assert [(t, b, d) for t, b, d, _ in after] == [(5.0, 60.0, None), (5.5, 61.0, None),
+                                                    (6.0, 62.0, None)]
+    assert [cipher.open_json(p) for *_, p in after] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    db.dispose()
+
+
+def test_a_duplicate_in_buffered_writes_fails_the_block(store_url: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from store.driver import DriverStatement, buffered_writes
+
+    db = Database(store_url)
+    stmt = DriverStatement(insert(Nonce.__table__), ("app_id", "nonce", "seen_at"))
+    row = {"app_id": "test", "nonce": "twice", "seen_at": utcnow()}
+    with pytest.raises(IntegrityError), db.engine.begin() as conn, buffered_writes(conn):
+        stmt.executemany(conn, [row, dict(row)])
+    assert _count(db, "twice") == 0
+    db.dispose()
