@@ -1,13 +1,14 @@
 """Accepted applications per second through the real WSGI server, against a baseline.
 
-Starts gunicorn (2 gthread workers; BENCH_WORKER=sync, BENCH_THREADS=N to vary, the
-same for both servers) twice per store: once on the hub (``hub:create_app()``, a
-temporary config and store), once on a bare Flask endpoint that only parses the same
-JSON. The same client (threads, keep-alive, requests signed before the clock starts)
-sends each server the same number of distinct ``rental_filing`` applications, in
-``--rounds`` alternating rounds (bare, hub, bare, hub...) so a change in the machine's
-load hits both alike. Prints every round, the median rates and their ratio
-(target >= 0.40), for SQLite and, with ``--postgres URL`` (default: the environment's
+Starts gunicorn (2 gthread workers x 8 threads; BENCH_WORKER, BENCH_WORKERS and
+BENCH_THREADS vary them, the same for both servers) twice per store: once on the hub
+(``hub:create_app()``, a temporary config and store), once on a bare Flask endpoint
+that only parses the same JSON. The same client (threads, keep-alive, requests signed
+before the clock starts) sends each server the same number of distinct
+``rental_filing`` applications, in ``--rounds`` alternating rounds (bare, hub, bare,
+hub...) so a change in the machine's load hits both alike. Prints every round (with the
+server's CPU time per request, from /proc), the median rates and their ratio (target
+>= 0.40), for SQLite and, with ``--postgres URL`` (default: the environment's
 HUB_TEST_DATABASE_URL), for PostgreSQL: a scratch database is created on that server
 for the run and dropped after it.
 
@@ -50,7 +51,7 @@ from store.crypto import new_master_key  # noqa: E402
 from store.db import Database  # noqa: E402
 
 SECRET = "bench-province-secret-0123456789"
-THREADS = "4"
+THREADS = "8"
 PATH = "/api/province/v1/rental_filing"
 
 # ---------------------------------------------------------------------- the baseline app

@@ -189,8 +189,9 @@ class Overrides:
                 divisions = s.execute(select(AdminDivisionName.code, AdminDivisionName.name,
                                              AdminDivisionName.active)).all()
         except SQLAlchemyError as exc:  # e.g. not migrated yet: keep what we have, retry later
-            log.warning("division settings not loaded (retrying in %gs): %s",
-                        self.refresh_seconds, exc)
+            log.warning("division settings not loaded (retrying in %gs; is the store "
+                        "migrated? `hub.py migrate`): %s", self.refresh_seconds,
+                        getattr(exc, "orig", None) or type(exc).__name__)
             snapshot = replace(self._snapshot, loaded_at=started)
         else:
             table = self.table
