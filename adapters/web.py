@@ -16,7 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
+from flask import (
+    Flask,
+    Request,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    jsonify,
+    request,
+)
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -182,8 +192,20 @@ def _request_for_log() -> Any:
     return {"mimetype": request.mimetype, "length": request.content_length}
 
 
+class AdminOnlySessions(SecureCookieSessionInterface):
+    """Cookie sessions for the admin pages only. The JSON and SOAP APIs authenticate
+    every request by its signature and keep no session, so they skip the cookie work
+    (Flask builds a signing serializer per request: measurable on the province intake)."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        if not request.path.startswith("/admin"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def make_app(hub: Hub) -> Flask:
     app = Flask("cityhub")
+    app.session_interface = AdminOnlySessions()
     app.extensions["cityhub"] = hub
     app.config["MAX_CONTENT_LENGTH"] = hub.config.limits.max_material_bytes + 65536
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
