@@ -118,6 +118,32 @@ def test_fifty_concurrent_duplicates_create_one_case(env):
     assert len(county_messages(env.hub)) == 2
 
 
+def test_concurrent_applications_share_commits_and_each_is_whole(env):
+    """Thirty different applications at once: the intake groups them into fewer commits
+    (store.group_commit), and each still gets its own case, sub-case, county message and
+    call-log row, and an answer that matches what was stored."""
+    bodies = [json.dumps(application(apply_no=f"510000-20261122-{n:06d}"),
+                         ensure_ascii=False).encode() for n in range(30)]
+    before = (env.hub.group_commit.groups, env.hub.group_commit.units)
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(lambda b: env.client.submit("rental_filing", b), bodies))
+    assert [a.body["code"] for a in answers] == ["0000"] * 30
+    groups = env.hub.group_commit.groups - before[0]
+    units = env.hub.group_commit.units - before[1]
+    assert units == 30 and groups < units  # some commits carried several applications
+    parents = {c.case_no: c for c in cases(env.hub, county_code="")}
+    assert len(parents) == 30 and len(cases(env.hub)) == 60
+    for answer in answers:
+        parent = parents[answer.body["data"]["case_no"]]
+        assert env.hub.cipher.open_json(parent.answer_enc) == answer.body
+    assert {m.case_id for m in county_messages(env.hub)} == {
+        c.id for c in cases(env.hub) if c.county_code == "511702"}
+    with env.hub.transaction() as s:
+        logged = s.execute(select(CallLogEntry.case_id, CallLogEntry.code).where(
+            CallLogEntry.direction == "in")).all()
+    assert sorted(logged) == sorted((c.id, "0000") for c in parents.values())
+
+
 def test_validation_failure_lists_every_field_records_and_pushes_it(env):
     body = application()
     body["applicant"]["id_no"] = "110105194912310021"  # wrong check digit
