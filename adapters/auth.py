@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from flask import Request, request
-from sqlalchemy import bindparam, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from adapters.base import Partner
 from adapters.signing import DEFAULT_WINDOW, SignatureError, check_signature
 from adapters.web import ApiError, call_context
-from store.driver import DriverStatement
-from store.models import InterfaceSwitch
 from store.nonces import remember
+from store.outbox import interface_disabled
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -44,15 +42,6 @@ def read_body(limit: int, req: Request | None = None) -> bytes:
         return req.get_data(cache=True)
     except RequestEntityTooLarge:
         raise ApiError(BAD_BODY, f"request body larger than {limit} bytes") from None
-
-
-_DISABLED = DriverStatement(select(InterfaceSwitch.name).where(  # on every request's path
-    InterfaceSwitch.kind == "interface", InterfaceSwitch.name == bindparam("name"),
-    InterfaceSwitch.enabled.is_(False)))
-
-
-def interface_disabled(session: Session | Connection, name: str) -> bool:
-    return bool(_DISABLED.execute(session, {"name": name}))
 
 
 def authenticate(
@@ -87,6 +76,9 @@ class PendingNonce:
     nonce: str
     interface: str | None
     committed: bool = False
+
+    def disabled_error(self) -> ApiError:
+        return ApiError(DISABLED, f"interface {self.interface} is disabled by an operator")
 
     def claim(self, session: Session | Connection) -> None:
         """Record the nonce in ``session``'s transaction: 1003 if replayed, 3001 if the

@@ -54,6 +54,7 @@ from store.cases import (
     queue_county_delivery,
 )
 from store.driver import DriverStatement
+from store.intake_checks import intake_checks
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
 
 if TYPE_CHECKING:
@@ -77,11 +78,6 @@ class _UseSession(Exception):
     """A grouped intake unit cannot decide; its writes roll back and ``_accept`` runs."""
 
 
-_CASES = Case.__table__.c
-_FIND_PARENT_ROW = DriverStatement(select(
-    _CASES.id, _CASES.case_no, _CASES.stage, _CASES.answer_enc).where(
-    _CASES.item == bindparam("item"), _CASES.apply_no == bindparam("apply_no"),
-    _CASES.county_code == ""))
 _FIND_PARENT = DriverStatement(select(Case.__table__.c.id).where(
     Case.__table__.c.item == bindparam("item"), Case.__table__.c.apply_no == bindparam("apply_no"),
     Case.__table__.c.county_code == ""))
@@ -286,22 +282,31 @@ class Intake:
         holds a failed validation to take over, a duplicate committed in another
         process at the same moment, or the store cannot reserve case ids."""
         hub = self.hub
+        if nonce is None:
+            return None
         log = PendingCallLog.of_request()  # taken here: the unit may run on another thread
-        key = {"item": canonical.item, "apply_no": canonical.apply_no}
+        seen_at = utcnow()
 
         def unit(conn: Connection) -> tuple[dict[str, Any], int, bool]:
-            if nonce is not None:
-                nonce.claim(conn)
-            found = _FIND_PARENT_ROW.execute(conn, key)
-            if found:
-                case_id, case_no, stage, answer_enc = found[0]
+            checks = intake_checks(
+                conn, app_id=nonce.app_id, nonce=nonce.nonce, seen_at=seen_at,
+                interface=nonce.interface, item=canonical.item, apply_no=canonical.apply_no,
+                count=1 + len(canonical.county_codes))
+            if not checks.nonce_new:
+                nonce.claim(conn)  # 1003, or a stale sighting refreshed (then the switch)
+            elif checks.disabled:
+                raise nonce.disabled_error()
+            if checks.parent is not None:
+                case_id, case_no, stage, answer_enc = checks.parent
                 if stage == VALIDATION_FAILED:
                     raise _UseSession
                 answer, queued = self._stored_answer(answer_enc, case_no), False
             else:
                 made: list[dict[str, Any]] = []
-                written = insert_case(conn, hub, canonical, answer_for=lambda parent, subs: (
-                    made.append(accepted_answer(hub, parent, subs)) or made[-1]))
+                written = insert_case(conn, hub, canonical, ids=checks.ids,
+                                      answer_for=lambda parent, subs: (
+                                          made.append(accepted_answer(hub, parent, subs))
+                                          or made[-1]))
                 if written is None:
                     raise _UseSession
                 answer, case_id, queued = made[-1], written.parent.id, written.queued
@@ -314,8 +319,7 @@ class Intake:
             answer, case_id, queued = hub.group_commit.run(unit)
         except (_UseSession, IntegrityError):
             return None
-        if nonce is not None:
-            nonce.committed = True
+        nonce.committed = True
         if answer.get("code") == "0000":
             log.logged()
         call_context().case_id = case_id

@@ -57,7 +57,7 @@ _NEXT_IDS = DriverStatement(text("SELECT nextval(pg_get_serial_sequence('cases',
 _INSERT = DriverStatement(insert(Case.__table__), _CASE_COLUMNS)
 
 
-def _next_case_ids(conn: Connection | Session, count: int) -> list[int] | None:
+def next_case_ids(conn: Connection | Session, count: int) -> list[int] | None:
     """``count`` fresh ids for new cases, so their numbers are known before the INSERT;
     None where the store has no cheap way to reserve them (the ORM path is used).
 
@@ -101,16 +101,18 @@ def insert_case(
     conn: Connection | Session, hub: Hub, canonical: CanonicalCase,
     answer: dict[str, Any] | None = None, source: str = "province", stage: str = "received",
     deliver: bool = True, answer_for: Callable[[Any, list[Any]], dict[str, Any]] | None = None,
+    ids: list[int] | None = None,
 ) -> NewCase | None:
     """Write a case, its sub-cases and their county deliveries with three statements on
     the driver's cursor (store.driver), in the caller's transaction; None where the
     store cannot reserve ids first (then ``open_case`` uses the ORM).
 
-    ``answer_for(parent, subs)`` is given the rows (``CaseRow``) with their numbers.
+    ``answer_for(parent, subs)`` is given the rows (``CaseRow``) with their numbers;
+    ``ids``, if given, were reserved already (``next_case_ids``: one per county, plus one).
     """
     routes = [(county, hub.routes.resolve(county, canonical.item))
               for county in canonical.county_codes]
-    ids = _next_case_ids(conn, 1 + len(routes))
+    ids = ids or next_case_ids(conn, 1 + len(routes))
     if ids is None:
         return None
     now = utcnow()

@@ -27,7 +27,7 @@ _INSERT_NEW = {
 }
 
 
-def _insert_new(session: Session | Connection, app_id: str, nonce: str, now: datetime) -> bool:
+def insert_new(session: Session | Connection, app_id: str, nonce: str, now: datetime) -> bool:
     values = {"app_id": app_id, "nonce": nonce, "seen_at": now}
     conn = session.connection() if isinstance(session, Session) else session
     stmt = _INSERT_NEW.get(conn.dialect.name)
@@ -46,7 +46,7 @@ def remember(session: Session | Connection, app_id: str, nonce: str, window_seco
              now: datetime | None = None) -> bool:
     """Record ``nonce`` for ``app_id``; False if it was already seen within the window."""
     now = now or utcnow()
-    if _insert_new(session, app_id, nonce, now):
+    if insert_new(session, app_id, nonce, now):
         return True
     refreshed = session.execute(
         update(Nonce)

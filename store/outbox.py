@@ -157,6 +157,17 @@ def _disabled(kind: str):  # type: ignore[no-untyped-def]
     )
 
 
+_INTERFACE_DISABLED = DriverStatement(select(InterfaceSwitch.name).where(
+    InterfaceSwitch.kind == "interface", InterfaceSwitch.name == bindparam("name"),
+    InterfaceSwitch.enabled.is_(False)))
+
+
+def interface_disabled(conn: Connection | Session, name: str) -> bool:
+    """Whether an operator has switched interface ``name`` off (on every request's path:
+    one prepared statement on the driver's cursor)."""
+    return bool(_INTERFACE_DISABLED.execute(conn, {"name": name}))
+
+
 def held_condition():  # type: ignore[no-untyped-def]
     """True for rows whose interface or partner an operator has disabled."""
     return or_(
