@@ -120,41 +120,60 @@ class DriverStatement:
                 cursor.close()
 
 
-    def insert_all(self, conn: Connection | Session, rows: list[dict[str, Any]]) -> None:
-        """Insert ``rows`` with ONE statement on PostgreSQL (``INSERT ... SELECT * FROM
-        unnest(column arrays)``); elsewhere as ``executemany``. For INSERTs built with
-        ``columns``."""
-        connection = _connection(conn)
-        if connection.dialect.name != "postgresql" or len(rows) < 2:
-            self.executemany(connection, rows)
-            return
-        sql, coerce = self._unnest(connection.dialect)
-        arrays = {f"c{i}": [convert(row.get(name)) for row in rows]
-                  for i, (name, convert) in enumerate(coerce)}
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(sql, arrays)
-        except connection.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(connection, _Compiled(sql, None, {}, {}), arrays, exc, cursor
-                           ) from exc
-        finally:
-            cursor.close()
-
-    def _unnest(self, dialect: Dialect) -> tuple[str, list[tuple[str, Callable[[Any], Any]]]]:
-        found = self._unnest_sql.get(dialect.name)
+    def unnest_insert(self, dialect: Dialect, prefix: str, rows: list[dict[str, Any]]
+                      ) -> tuple[str, dict[str, list[Any]]]:
+        """PostgreSQL: this INSERT for all ``rows`` as ``INSERT ... SELECT * FROM
+        unnest(column arrays)`` — its SQL and parameters (named ``{prefix}c0, c1 ...``).
+        For INSERTs built with ``columns``."""
+        key = f"{dialect.name}:{prefix}"
+        found = self._unnest_sql.get(key)
         if found is None:
             table = self.statement.table  # type: ignore[attr-defined]
             quote = dialect.identifier_preparer.quote
             names = self.columns or [c.key for c in table.columns]
-            casts = [f"%(c{i})s::{table.c[name].type.compile(dialect=dialect)}[]"
+            casts = [f"%({prefix}c{i})s::{table.c[name].type.compile(dialect=dialect)}[]"
                      for i, name in enumerate(names)]
             sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
                    f"SELECT * FROM unnest({', '.join(casts)})")
             # One Python type per array: psycopg picks the array's type from its elements.
             coerce = [(name, _COERCE.get(table.c[name].type.python_type, _same))
                       for name in names]
-            found = self._unnest_sql[dialect.name] = (sql, coerce)
-        return found
+            found = self._unnest_sql[key] = (sql, coerce)
+        sql, coerce = found
+        return sql, {f"{prefix}c{i}": [convert(row.get(name)) for row in rows]
+                     for i, (name, convert) in enumerate(coerce)}
+
+
+def insert_all(conn: Connection | Session,
+               batches: list[tuple[DriverStatement, list[dict[str, Any]]]]) -> None:
+    """Write each (INSERT, rows) pair, in order. On PostgreSQL, where every statement is a
+    round trip, all of them go as ONE statement: each INSERT as ``INSERT ... SELECT FROM
+    unnest(arrays)``, chained as data-modifying CTEs (foreign keys are checked at the
+    end of the statement, so a row may refer to one inserted before it in the chain).
+    Elsewhere: ``executemany`` per pair."""
+    connection = _connection(conn)
+    batches = [(statement, rows) for statement, rows in batches if rows]
+    if connection.dialect.name != "postgresql":
+        for statement, rows in batches:
+            statement.executemany(connection, rows)
+        return
+    if not batches:
+        return
+    parts, params = [], {}
+    for i, (statement, rows) in enumerate(batches):
+        sql, values = statement.unnest_insert(connection.dialect, f"t{i}_", rows)
+        parts.append(sql)
+        params.update(values)
+    *first, last = parts
+    sql = ("WITH " + ", ".join(f"t{i} AS ({p})" for i, p in enumerate(first)) + " " + last
+           if first else last)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(connection, _Compiled(sql, None, {}, {}), params, exc, cursor) from exc
+    finally:
+        cursor.close()
 
 
 def _same(value: Any) -> Any:
@@ -172,10 +191,10 @@ BUFFER = "cityhub_write_buffer"
 
 @contextmanager
 def buffered_writes(conn: Connection | Session) -> Iterator[None]:
-    """Inside the block, ``executemany`` only collects rows; when it ends, each statement's
-    rows are written with ``insert_all`` — one statement per table on PostgreSQL, where
-    every statement costs a round trip. For a group of small transactions committed as
-    one (store.group_commit). Rows written this way are not visible to reads inside the
+    """Inside the block, ``executemany`` only collects rows; when it ends, they are all
+    written by ``insert_all`` — one statement on PostgreSQL, where every statement costs
+    a round trip. For a group of small transactions committed as one
+    (store.group_commit). Rows written this way are not visible to reads inside the
     block; a failing row (a unique violation) fails the whole block."""
     connection = _connection(conn)
     if BUFFER in connection.info:
@@ -187,8 +206,7 @@ def buffered_writes(conn: Connection | Session) -> Iterator[None]:
         yield
     finally:
         del connection.info[BUFFER]
-    for statement, rows in buffer.items():  # in the order first used: parents first
-        statement.insert_all(connection, rows)
+    insert_all(connection, list(buffer.items()))  # in the order first used: parents first
 
 
 def _wrapped(connection: Connection, compiled: _Compiled, params: Any, exc: Exception,

@@ -130,9 +130,9 @@ def test_group_size_is_bounded(sqlite_url: str, size: int) -> None:
     db.dispose()
 
 
-def test_buffered_writes_insert_each_table_once_at_the_end(store_url: str) -> None:
-    """Rows collected in ``buffered_writes`` land when the block ends — one statement per
-    table on PostgreSQL (unnest of column arrays) — with their values intact."""
+def test_buffered_writes_land_together_at_the_end(store_url: str) -> None:
+    """Rows collected in ``buffered_writes`` land when the block ends — on PostgreSQL in
+    one statement (unnest of column arrays) — with their values intact."""
     from routes.policy import RetryPolicy
     from store.crypto import DataCipher, decode_master_key, new_master_key
     from store.driver import buffered_writes
