@@ -121,6 +121,11 @@ def main() -> int:
         fill_cases(db, args.cases, now, rng)
         print(f"filled {args.rows} call-log rows and {args.cases} cases in "
               f"{time.perf_counter() - t:.1f} s")
+        # Planner statistics, as autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) keep
+        # them on a store in use: a store just bulk-filled has none.
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
     with db.session() as s:
         total = s.scalar(select(func.count()).select_from(CallLogEntry))
     t = time.perf_counter()

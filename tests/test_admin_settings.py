@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from adapters.dispatch import Dispatcher
-from adapters.sim.province import ProvinceClient, ProvinceSim
+from adapters.sim.province import ProvinceClient
 from admin.modules import BUILTIN_FUNCTION_MODULES, BUILTIN_MODULES, ensure_builtins
 from admin.perms import FUNCTIONS
 from hub import main as hub_main
@@ -35,13 +34,12 @@ from store.admin_models import (
     AdminRoleFunction,
 )
 from store.models import AuditEntry, Case, InterfaceSwitch, OutboxMessage
-from tests.hubserver import PROVINCE_SECRET, SMART_COUNTIES, CountyPeer, application
+from tests.hubserver import CountyPeer, ProvinceEnv, application, province_env
 from tests.support import wait_until
 from tests.test_admin_fixtures import (
     ALL_FUNCTIONS,
     Client,
     add_operator,
-    serve_app,
 )
 
 REFRESH = 1.0  # settings_refresh_seconds of the test hubs
@@ -49,10 +47,26 @@ REFRESH = 1.0  # settings_refresh_seconds of the test hubs
 
 @dataclass
 class Env:
-    hub: Any
-    url: str
-    province: ProvinceClient
-    county: CountyPeer
+    """A served hub (admin pages and the province's API), the simulated province and a
+    county peer: ``tests.hubserver.province_env`` with an operator signed in on demand."""
+
+    base: ProvinceEnv
+
+    @property
+    def hub(self) -> Any:
+        return self.base.hub
+
+    @property
+    def url(self) -> str:
+        return self.base.server.url
+
+    @property
+    def province(self) -> ProvinceClient:
+        return self.base.client
+
+    @property
+    def county(self) -> CountyPeer:
+        return self.base.county
 
     def admin(self, username: str = "root") -> Client:
         c = Client(self.url)
@@ -61,35 +75,15 @@ class Env:
         return c
 
     def drain(self) -> int:
-        d = Dispatcher(self.hub, "test-drain")
-        total = 0
-        for _ in range(50):
-            n = d.run_once()
-            total += n
-            if not n:
-                break
-        return total
+        return self.base.drain()
 
 
 @pytest.fixture
 def env(make_hub, sqlite_url):
-    """One hub serving both the admin pages and the province's API."""
-    province = ProvinceSim(PROVINCE_SECRET).start()
-    county = CountyPeer()
-    partners: dict[str, Any] = {"province": {"base_url": province.base_url, "timeout": 5}}
-    for code in SMART_COUNTIES:
-        partners[f"county_{code}"] = {"base_url": f"{county.url}/county/{code}",
-                                      "division": code, "timeout": 5}
-    hub = make_hub(sqlite_url, partners=partners, inbound=["province"],
-                   settings_refresh_seconds=REFRESH)
-    url, stop = serve_app(hub)
-    add_operator(hub, "root", ALL_FUNCTIONS)
-    client = ProvinceClient(url, PROVINCE_SECRET)
-    yield Env(hub, url, client, county)
-    client.close()
-    stop()
-    province.stop()
-    county.stop()
+    base = province_env(make_hub, sqlite_url, settings_refresh_seconds=REFRESH)
+    add_operator(base.hub, "root", ALL_FUNCTIONS)
+    yield Env(base)
+    base.close()
 
 
 def audits(hub, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
