@@ -54,7 +54,8 @@ from store.cases import (
     queue_county_delivery,
 )
 from store.driver import DriverStatement
-from store.intake_checks import intake_checks
+from store.group_commit import Question
+from store.intake_checks import Asked, ask_together, intake_checks
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
 
 if TYPE_CHECKING:
@@ -285,13 +286,13 @@ class Intake:
         if nonce is None:
             return None
         log = PendingCallLog.of_request()  # taken here: the unit may run on another thread
-        seen_at = utcnow()
+        asked = Asked(app_id=nonce.app_id, nonce=nonce.nonce, seen_at=utcnow(),
+                      interface=nonce.interface, item=canonical.item,
+                      apply_no=canonical.apply_no, count=1 + len(canonical.county_codes))
+        question = Question(ask_together, asked)
 
         def unit(conn: Connection) -> tuple[dict[str, Any], int, bool]:
-            checks = intake_checks(
-                conn, app_id=nonce.app_id, nonce=nonce.nonce, seen_at=seen_at,
-                interface=nonce.interface, item=canonical.item, apply_no=canonical.apply_no,
-                count=1 + len(canonical.county_codes))
+            checks = question.answer or intake_checks(conn, asked)
             if not checks.nonce_new:
                 nonce.claim(conn)  # 1003, or a stale sighting refreshed (then the switch)
             elif checks.disabled:
@@ -316,7 +317,7 @@ class Intake:
             return answer, case_id, queued
 
         try:
-            answer, case_id, queued = hub.group_commit.run(unit)
+            answer, case_id, queued = hub.group_commit.run(unit, question)
         except (_UseSession, IntegrityError):
             return None
         nonce.committed = True

@@ -12,7 +12,7 @@ server's CPU time per request, from /proc), the median rates and their ratio (ta
 HUB_TEST_DATABASE_URL), for PostgreSQL: a scratch database is created on that server
 for the run and dropped after it.
 
-    /tmp/v/bin/python bench/intake.py [--requests 2000] [--clients 16] [--rounds 3]
+    /tmp/v/bin/python bench/intake.py [--requests 2000] [--clients 16] [--rounds 5]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test | --postgres ""]
 """
 
@@ -281,7 +281,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--clients", type=int, default=16)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--postgres", default=os.environ.get("HUB_TEST_DATABASE_URL", ""),
                    help="a PostgreSQL URL (its server gets a scratch database); '' for none")
     args = p.parse_args()

@@ -39,11 +39,28 @@ T = TypeVar("T")
 MAX_GROUP = 32
 
 
-class _Unit(Generic[T]):
-    __slots__ = ("work", "wake", "finished", "lead", "result", "error")
+class Question:
+    """What a unit needs to learn before it writes, answered for the whole group at once.
 
-    def __init__(self, work: Callable[[Connection], T]) -> None:
+    ``ask(conn, questions)`` answers a list of questions (``Question.asked``) with one
+    list of answers, in order — on PostgreSQL typically in one statement, instead of one
+    statement per unit. The group calls it, in its transaction, before any unit runs;
+    the unit reads ``answer``. Units asking the same ``ask`` share the call.
+    """
+
+    __slots__ = ("ask", "asked", "answer")
+
+    def __init__(self, ask: Callable[[Connection, list[Any]], list[Any]], asked: Any) -> None:
+        self.ask, self.asked = ask, asked
+        self.answer: Any = None
+
+
+class _Unit(Generic[T]):
+    __slots__ = ("work", "question", "wake", "finished", "lead", "result", "error")
+
+    def __init__(self, work: Callable[[Connection], T], question: Question | None) -> None:
         self.work = work
+        self.question = question
         self.wake = threading.Event()  # set when finished, or when made the next leader
         self.finished = False
         self.lead = False
@@ -73,10 +90,11 @@ class GroupCommit:
         self.groups = 0
         self.units = 0
 
-    def run(self, work: Callable[[Connection], T]) -> T:
+    def run(self, work: Callable[[Connection], T], question: Question | None = None) -> T:
         """Run ``work`` in a transaction shared with concurrent units; its result once
-        committed, or its exception (nothing of it committed)."""
-        unit: _Unit[T] = _Unit(work)
+        committed, or its exception (nothing of it committed). ``question``, if given, is
+        answered (with those of the group's other units) before ``work`` runs."""
+        unit: _Unit[T] = _Unit(work, question)
         with self._lock:
             self._waiting.append(unit)
             if not self._leading:
@@ -109,6 +127,7 @@ class GroupCommit:
     def _run_group(self, group: list[_Unit[Any]]) -> None:
         try:
             with self.engine.begin() as conn:
+                self._answer(conn, group)
                 if self.buffer_writes:
                     with buffered_writes(conn):
                         results = [unit.work(conn) for unit in group]
@@ -128,11 +147,24 @@ class GroupCommit:
     def _run_alone(self, unit: _Unit[Any]) -> None:
         try:
             with self.engine.begin() as conn:
+                self._answer(conn, [unit])
                 unit.result = unit.work(conn)
             self._count(1, 1)
         except BaseException as exc:
             unit.error = exc
         unit.finished = True
+
+    @staticmethod
+    def _answer(conn: Connection, group: list[_Unit[Any]]) -> None:
+        """Answer the group's questions: one ``ask`` call per kind of question."""
+        by_ask: dict[Any, list[Question]] = {}
+        for unit in group:
+            if unit.question is not None:
+                by_ask.setdefault(unit.question.ask, []).append(unit.question)
+        for ask, questions in by_ask.items():
+            answers = ask(conn, [q.asked for q in questions])
+            for q, answer in zip(questions, answers, strict=True):
+                q.answer = answer
 
     def _count(self, groups: int, units: int) -> None:
         with self._lock:

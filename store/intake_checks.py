@@ -4,8 +4,10 @@ Four questions, asked for every application: is the signing nonce new (it is rec
 at the same time), has an operator switched the interface off, is there a case for this
 (item, apply_no) already, and which ids will the new case and its sub-cases get. On
 PostgreSQL every statement is a round trip, so the four travel as ONE statement (a
-data-modifying CTE); SQLite runs in-process, where a statement costs microseconds, and
-asks them one by one with the statements the rest of the hub uses.
+data-modifying CTE) — and for all the applications of a commit group at once
+(``ask_together``, a ``store.group_commit.Question``). SQLite runs in-process, where a
+statement costs microseconds, and asks them one by one (``intake_checks``) with the
+statements the rest of the hub uses.
 
 The answers only steer the common case. A nonce seen before is not judged here: the
 caller then runs the full check (``PendingNonce.claim``: replay, or a stale sighting
@@ -32,21 +34,45 @@ _FIND_PARENT = DriverStatement(select(
     _CASES.item == bindparam("item"), _CASES.apply_no == bindparam("apply_no"),
     _CASES.county_code == ""))
 
+#: The four questions for a whole group of applications (store.group_commit.Question),
+#: one row of answers per application, in order.
 _POSTGRES = DriverStatement(text("""
-WITH fresh AS (
-    INSERT INTO nonces (app_id, nonce, seen_at) VALUES (:app_id, :nonce, :seen_at)
-    ON CONFLICT DO NOTHING RETURNING 1
+WITH asked AS (
+    SELECT * FROM unnest(CAST(:app_id AS VARCHAR[]), CAST(:nonce AS VARCHAR[]),
+                         CAST(:seen_at AS TIMESTAMP[]), CAST(:interface AS VARCHAR[]),
+                         CAST(:item AS VARCHAR[]), CAST(:apply_no AS VARCHAR[]),
+                         CAST(:count AS INTEGER[]))
+        WITH ORDINALITY AS a(app_id, nonce, seen_at, interface, item, apply_no, count, n)
+), fresh AS (
+    INSERT INTO nonces (app_id, nonce, seen_at)
+    SELECT app_id, nonce, seen_at FROM asked
+    ON CONFLICT DO NOTHING RETURNING app_id, nonce
 )
-SELECT EXISTS (SELECT 1 FROM fresh),
+SELECT EXISTS (SELECT 1 FROM fresh WHERE fresh.app_id = a.app_id AND fresh.nonce = a.nonce),
        EXISTS (SELECT 1 FROM interface_switches
-               WHERE kind = 'interface' AND name = :interface AND enabled IS false),
+               WHERE kind = 'interface' AND name = a.interface AND enabled IS false),
        parent.id, parent.case_no, parent.stage, parent.answer_enc,
        ARRAY(SELECT nextval(pg_get_serial_sequence('cases', 'id'))
-             FROM generate_series(1, :count))
-FROM (SELECT 1) AS one
+             FROM generate_series(1, a.count))
+FROM asked AS a
 LEFT JOIN cases AS parent
-       ON parent.item = :item AND parent.apply_no = :apply_no AND parent.county_code = ''
+       ON parent.item = a.item AND parent.apply_no = a.apply_no AND parent.county_code = ''
+ORDER BY a.n
 """))
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One application's questions: its nonce, the interface it came by, its key and how
+    many case ids it needs (one per county, plus one)."""
+
+    app_id: str
+    nonce: str
+    seen_at: datetime
+    interface: str | None
+    item: str
+    apply_no: str
+    count: int
 
 
 @dataclass(frozen=True)
@@ -61,20 +87,37 @@ class IntakeChecks:
     ids: list[int] | None
 
 
-def intake_checks(conn: Connection, *, app_id: str, nonce: str, seen_at: datetime,
-                  interface: str | None, item: str, apply_no: str, count: int
-                  ) -> IntakeChecks:
-    """Answer the four questions in ``conn``'s transaction (``count``: ids wanted)."""
-    if conn.dialect.name == "postgresql":
-        [row] = _POSTGRES.execute(conn, {
-            "app_id": app_id, "nonce": nonce, "seen_at": seen_at, "interface": interface,
-            "item": item, "apply_no": apply_no, "count": count})
-        fresh, disabled, parent_id, *parent = row[:6]
-        return IntakeChecks(bool(fresh), bool(disabled),
-                            None if parent_id is None else (parent_id, *parent),
-                            sorted(int(i) for i in row[6]))
-    fresh = insert_new(conn, app_id, nonce, seen_at)
-    disabled = interface is not None and interface_disabled(conn, interface)
-    found = _FIND_PARENT.execute(conn, {"item": item, "apply_no": apply_no})
+def ask_together(conn: Connection, asked: list[Asked]) -> list[IntakeChecks | None]:
+    """A group's questions at once (``store.group_commit.Question``): on PostgreSQL one
+    statement for the whole group. Elsewhere every answer is None and each unit asks
+    ``intake_checks`` itself when it runs: SQLite numbers cases from max(id), which must
+    see the rows the group's earlier units inserted.
+
+    Two applications of a group with the same nonce: the first is new, the others are
+    not (the caller then finds the replay)."""
+    if conn.dialect.name != "postgresql" or not asked:
+        return [None] * len(asked)
+    rows = _POSTGRES.execute(conn, {
+        "app_id": [a.app_id for a in asked], "nonce": [a.nonce for a in asked],
+        "seen_at": [a.seen_at for a in asked], "interface": [a.interface for a in asked],
+        "item": [a.item for a in asked], "apply_no": [a.apply_no for a in asked],
+        "count": [a.count for a in asked]})
+    seen: set[tuple[str, str]] = set()
+    answers: list[IntakeChecks | None] = []
+    for a, (fresh, disabled, parent_id, *parent, ids) in zip(asked, rows, strict=True):
+        first = (a.app_id, a.nonce) not in seen
+        seen.add((a.app_id, a.nonce))
+        answers.append(IntakeChecks(
+            bool(fresh) and first, bool(disabled),
+            None if parent_id is None else (parent_id, *parent),
+            sorted(int(i) for i in ids)))
+    return answers
+
+
+def intake_checks(conn: Connection, asked: Asked) -> IntakeChecks:
+    """One application's questions, one statement each (in ``conn``'s transaction)."""
+    fresh = insert_new(conn, asked.app_id, asked.nonce, asked.seen_at)
+    disabled = asked.interface is not None and interface_disabled(conn, asked.interface)
+    found = _FIND_PARENT.execute(conn, {"item": asked.item, "apply_no": asked.apply_no})
     return IntakeChecks(fresh, disabled, found[0] if found else None,
-                        None if found else next_case_ids(conn, count))
+                        None if found else next_case_ids(conn, asked.count))

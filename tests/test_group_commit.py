@@ -172,3 +172,55 @@ def test_a_duplicate_in_buffered_writes_fails_the_block(store_url: str) -> None:
         stmt.executemany(conn, [row, dict(row)])
     assert _count(db, "twice") == 0
     db.dispose()
+
+
+def test_questions_are_asked_once_per_group_and_again_for_a_rerun(store_url: str) -> None:
+    """Units' questions are answered together, in the group's transaction, before any
+    unit runs; a failing unit (its group then reruns each unit alone, asking again)
+    fails only itself."""
+    from store.group_commit import Question
+
+    db = Database(store_url)
+    group = GroupCommit(db.engine)
+    calls: list[list[str]] = []
+
+    def ask(conn: Connection, asked: list[str]) -> list[int]:
+        calls.append(list(asked))
+        before = conn.execute(select(func.count()).select_from(Nonce.__table__)).scalar_one()
+        return [before] * len(asked)
+
+    def unit_for(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
+        question = Question(ask, name)
+
+        def work(conn: Connection) -> tuple[str, int]:
+            if fail:
+                raise ValueError("broken")
+            _insert_nonce(name)(conn)
+            return name, question.answer
+        return lambda: group.run(work, question)
+
+    start = threading.Barrier(THREADS)
+    out: dict[str, Any] = {}
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            out[f"q{i}"] = unit_for(f"q{i}", fail=(i == 3))()
+        except ValueError as exc:
+            out[f"q{i}"] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert isinstance(out.pop("q3"), ValueError)
+    assert sorted(out) == sorted(f"q{i}" for i in range(THREADS) if i != 3)
+    asked = [name for call in calls for name in call]
+    # every unit was asked, and at least one call covered several units (a group)
+    assert set(asked) == {f"q{i}" for i in range(THREADS)}
+    assert any(len(call) > 1 for call in calls)
+    # each answer was read in the unit's own transaction, before its own insert
+    assert all(0 <= answer < THREADS for _, answer in out.values())
+    assert _count(db, "q%") == THREADS - 1
+    db.dispose()

@@ -80,6 +80,21 @@ def test_1002_timestamp_outside_the_window(env, skew):
     assert_nothing_stored(env, ans, 401, "1002")
 
 
+def test_one_request_sent_ten_times_at_once_is_accepted_once(env):
+    """The same signed request (same nonce) ten times concurrently: exactly one answer is
+    0000, the others 1003, and one case exists — also when several share a commit group
+    (store.group_commit, where the nonces of a group are recorded together)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    nonce, now = new_nonce(), time.time()
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: env.client.submit(
+            "rental_filing", BODY, nonce=nonce, now=now), range(10)))
+    codes = sorted(a.body["code"] for a in answers)
+    assert codes == ["0000"] + ["1003"] * 9
+    assert count(env.hub, Case) == 2  # one parent and its sub-case
+
+
 def test_1003_nonce_replayed(env):
     nonce = new_nonce()
     first = env.client.submit("property_info_query",
