@@ -12,6 +12,10 @@ It never opens, commits or ends a transaction: the caller's ``Session`` or
 ``Connection`` does, with all its events (SQLite's writer queue and ``BEGIN IMMEDIATE``,
 see ``store.db``). Statements here do not touch a Session's identity map — exactly like
 ``Connection.execute`` of a Core statement.
+
+For PostgreSQL, where every statement is a round trip, ``buffered_writes`` collects the
+INSERTs of a block (a commit group, store.group_commit) and ``insert_all`` writes them
+as one statement: each INSERT over ``unnest`` of column arrays, chained as CTEs.
 """
 
 from __future__ import annotations
