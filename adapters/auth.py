@@ -88,7 +88,7 @@ class PendingNonce:
         if not remember(session, self.app_id, self.nonce, window):
             raise ApiError(REPLAYED, "nonce already used")
         if self.interface is not None and interface_disabled(session, self.interface):
-            raise ApiError(DISABLED, f"interface {self.interface} is disabled by an operator")
+            raise self.disabled_error()
 
     def settle(self) -> None:
         """Record the nonce now unless a claiming transaction committed it."""
@@ -104,7 +104,7 @@ class PendingNonce:
         if not fresh:
             raise ApiError(REPLAYED, "nonce already used")
         if disabled:
-            raise ApiError(DISABLED, f"interface {self.interface} is disabled by an operator")
+            raise self.disabled_error()
 
 
 def authenticate_deferred(

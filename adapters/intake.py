@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,9 +53,8 @@ from store.cases import (
     province_message,
     queue_county_delivery,
 )
-from store.driver import DriverStatement
 from store.group_commit import Question
-from store.intake_checks import Asked, ask_together, intake_checks
+from store.intake_checks import Asked, ask_together, find_parent, intake_checks
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
 
 if TYPE_CHECKING:
@@ -78,10 +77,6 @@ T = TypeVar("T")
 class _UseSession(Exception):
     """A grouped intake unit cannot decide; its writes roll back and ``_accept`` runs."""
 
-
-_FIND_PARENT = DriverStatement(select(Case.__table__.c.id).where(
-    Case.__table__.c.item == bindparam("item"), Case.__table__.c.apply_no == bindparam("apply_no"),
-    Case.__table__.c.county_code == ""))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -201,9 +196,9 @@ class Intake:
 
     @staticmethod
     def _find(s: Session, item: str, apply_no: str) -> Case | None:
-        # A Core lookup first (built once): most requests are new and find nothing.
-        found = _FIND_PARENT.scalar(s, {"item": item, "apply_no": apply_no})
-        return None if found is None else s.get(Case, found)
+        # A Core lookup first: most requests are new and find nothing.
+        found = find_parent(s, item, apply_no)
+        return None if found is None else s.get(Case, found[0])
 
     def _stored(self, parent: Case) -> dict[str, Any]:
         call_context().case_id = parent.id

@@ -92,7 +92,7 @@ class DriverStatement:
             cursor.execute(compiled.sql, params)
             return cursor.fetchall() if cursor.description is not None else []
         except connection.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(connection, compiled, params, exc, cursor) from exc
+            raise _wrapped(connection, compiled.sql, params, exc, cursor) from exc
         finally:
             cursor.close()
 
@@ -119,7 +119,7 @@ class DriverStatement:
                 else:
                     cursor.executemany(compiled.sql, params)
             except connection.dialect.loaded_dbapi.Error as exc:
-                raise _wrapped(connection, compiled, params, exc, cursor) from exc
+                raise _wrapped(connection, compiled.sql, params, exc, cursor) from exc
             finally:
                 cursor.close()
 
@@ -175,7 +175,7 @@ def insert_all(conn: Connection | Session,
     try:
         cursor.execute(sql, params)
     except connection.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(connection, _Compiled(sql, None, {}, {}), params, exc, cursor) from exc
+        raise _wrapped(connection, sql, params, exc, cursor) from exc
     finally:
         cursor.close()
 
@@ -213,7 +213,7 @@ def buffered_writes(conn: Connection | Session) -> Iterator[None]:
     insert_all(connection, list(buffer.items()))  # in the order first used: parents first
 
 
-def _wrapped(connection: Connection, compiled: _Compiled, params: Any, exc: Exception,
+def _wrapped(connection: Connection, sql: str, params: Any, exc: Exception,
              cursor: Any) -> DBAPIError:
     """The driver's error as SQLAlchemy raises it (``IntegrityError`` for a unique
     violation, ...); a lost connection is invalidated so the pool does not reuse it."""
@@ -221,7 +221,7 @@ def _wrapped(connection: Connection, compiled: _Compiled, params: Any, exc: Exce
     lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
     if lost:
         connection.invalidate(exc)
-    return DBAPIError.instance(compiled.sql, params, exc, dialect.loaded_dbapi.Error,
+    return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
                                connection_invalidated=lost, dialect=dialect)
 
 

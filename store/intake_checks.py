@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy.orm import Session
 
 from store.cases import next_case_ids
 from store.driver import DriverStatement
@@ -118,6 +119,13 @@ def intake_checks(conn: Connection, asked: Asked) -> IntakeChecks:
     """One application's questions, one statement each (in ``conn``'s transaction)."""
     fresh = insert_new(conn, asked.app_id, asked.nonce, asked.seen_at)
     disabled = asked.interface is not None and interface_disabled(conn, asked.interface)
-    found = _FIND_PARENT.execute(conn, {"item": asked.item, "apply_no": asked.apply_no})
-    return IntakeChecks(fresh, disabled, found[0] if found else None,
-                        None if found else next_case_ids(conn, asked.count))
+    parent = find_parent(conn, asked.item, asked.apply_no)
+    return IntakeChecks(fresh, disabled, parent,
+                        None if parent else next_case_ids(conn, asked.count))
+
+
+def find_parent(conn: Connection | Session, item: str, apply_no: str
+                ) -> tuple[Any, ...] | None:
+    """The parent case stored for (item, apply_no): id, case_no, stage, answer_enc."""
+    found = _FIND_PARENT.execute(conn, {"item": item, "apply_no": apply_no})
+    return found[0] if found else None
