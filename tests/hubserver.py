@@ -3,6 +3,7 @@ county peer that answers queries with data (the province tests' other side)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from adapters.sim.loopback import send_json
 from adapters.web import make_app
 
 
@@ -68,15 +70,8 @@ class _CountyHandler(BaseHTTPRequestHandler):
             item = self.path.rstrip("/").rsplit("/", 1)[-1]
             status, body = 200, {"code": "0000", "message": "ok",
                                  "data": state.answers.get(item, {})}
-        out = json.dumps(body, ensure_ascii=False).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-        except OSError:  # the hub gave up waiting
-            pass
+        with contextlib.suppress(OSError):  # the hub gave up waiting
+            send_json(self, status, body)
 
 
 class CountyPeer(ThreadingHTTPServer):

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from adapters.signing import SignatureError, check_signature, signed_headers
+from adapters.sim.loopback import send_json
 
 CST = timezone(timedelta(hours=8))
 EVENTS_PATH = "/api/county/v1/events"
@@ -271,13 +272,7 @@ def _handler(sim: CountySim) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _answer(self, status: int, code: str, message: str, data: Any = None) -> None:
-            raw = json.dumps({"code": code, "message": message, "data": data or {}},
-                             ensure_ascii=False).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+            send_json(self, status, {"code": code, "message": message, "data": data or {}})
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/_received":

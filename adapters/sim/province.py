@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from adapters.signing import SignatureError, check_signature, signed_headers
+from adapters.sim.loopback import send_json
 
 OPERATIONS = ("status", "results", "review-link")
 
@@ -63,12 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
-        raw = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
+        send_json(self, status, body)
 
     def do_GET(self) -> None:  # noqa: N802
         if self.path == "/_received":
