@@ -95,6 +95,27 @@ def test_one_request_sent_ten_times_at_once_is_accepted_once(env):
     assert count(env.hub, Case) == 2  # one parent and its sub-case
 
 
+def test_a_nonce_seen_before_the_window_is_accepted_again_once(env):
+    """A sighting older than the replay window (housekeeping has not removed it yet) is
+    not a replay: the request is accepted and the sighting refreshed, so the same nonce
+    once more is 1003."""
+    from datetime import timedelta
+
+    from store.models import Nonce, utcnow
+
+    nonce = new_nonce()
+    long_ago = utcnow() - timedelta(seconds=env.hub.config.scheduler.nonce_window_seconds + 60)
+    with env.hub.transaction() as s:
+        s.add(Nonce(app_id="province", nonce=nonce, seen_at=long_ago))
+    first = env.client.submit("rental_filing", BODY, nonce=nonce)
+    assert first.status == 200 and first.body["code"] == "0000", first.body
+    with env.hub.transaction() as s:
+        assert s.get(Nonce, ("province", nonce)).seen_at > long_ago
+    again = env.client.submit("survey_review", application("survey_review"), nonce=nonce)
+    assert again.status == 401 and again.body["code"] == "1003"
+    assert count(env.hub, Case) == 2  # the first request's parent and sub-case only
+
+
 def test_1003_nonce_replayed(env):
     nonce = new_nonce()
     first = env.client.submit("property_info_query",
