@@ -37,6 +37,11 @@ def read_body(limit: int, req: Request | None = None) -> bytes:
     req = req or request
     if req.content_length is not None and req.content_length > limit:
         raise ApiError(BAD_BODY, f"request body larger than {limit} bytes")
+    chunked = "chunked" in req.headers.get("Transfer-Encoding", "").lower()
+    if req.content_length == 0 or (req.content_length is None and not chunked):
+        # no body (a signed GET): under waitress and gunicorn werkzeug's bounded stream
+        # would refuse even an empty read against a limit of 0
+        return b""
     req.max_content_length = limit  # also bounds a chunked body without Content-Length
     try:
         return req.get_data(cache=True)

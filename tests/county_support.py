@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,10 +10,8 @@ from typing import Any
 
 import requests
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from adapters.signing import signed_headers
-from adapters.web import make_app
 from hub import Hub
 from mapping.canonical import Applicant, CanonicalCase, Material
 from store.cases import open_case
@@ -44,15 +41,14 @@ def secret(app_id: str) -> bytes:
 
 @contextmanager
 def served(hub: Hub) -> Iterator[str]:
-    """The hub's web app on a real threaded WSGI server on loopback; yields its base URL."""
-    server = make_server("127.0.0.1", 0, make_app(hub), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    """The hub's web app on the production server (waitress) on loopback; yields its URL."""
+    from tests.hubserver import HubServer
+
+    server = HubServer(hub).start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield server.url
     finally:
-        server.shutdown()
-        thread.join(5)
+        server.stop()
 
 
 def new_case(hub: Hub, item: str, county: str, apply_no: str = "A-0001",

@@ -11,33 +11,33 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from werkzeug.serving import make_server
-
 from adapters.sim.loopback import send_json
 from adapters.web import make_app
 
 
 class HubServer:
-    """``make_app(hub)`` under werkzeug's threaded server, in a daemon thread."""
+    """``make_app(hub)`` under the production server (waitress, as ``hub.py serve`` builds
+    it: ``hub.make_http_server``), in a daemon thread."""
 
     def __init__(self, hub: Any) -> None:
+        from hub import make_http_server
+
         self.hub = hub
         self.app = make_app(hub)
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
-                                       name="hub-http")
+        self.server = make_http_server(hub, self.app, "127.0.0.1", 0, threads=16)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="hub-http")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
+        return f"http://127.0.0.1:{self.server.effective_port}"
 
     def start(self) -> HubServer:
         self.thread.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
+        self.thread.join(timeout=5)
 
 
 @dataclass

@@ -5,7 +5,6 @@ HTTP client that signs in and carries the CSRF token."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,15 +12,13 @@ from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
-import admin
-from adapters.web import make_app
 from admin.people import create_user, set_role_functions, set_user_access
 from hub import Hub
 from mapping.canonical import Applicant, CanonicalCase
 from store.admin_models import AdminRole
 from store.cases import open_case
+from tests.hubserver import HubServer
 
 PASSWORD = "Test-passw0rd-long"
 ID_NO = "11010519491231002X"
@@ -37,17 +34,9 @@ class Served:
 
 
 def serve_app(hub: Hub) -> tuple[str, Callable[[], None]]:
-    app = make_app(hub)
-    admin.register(app, hub)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name="admin-http")
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-
-    return f"http://127.0.0.1:{server.server_port}", stop
+    """The hub's app (admin included) on the production server (waitress)."""
+    server = HubServer(hub).start()
+    return server.url, server.stop
 
 
 def add_operator(hub: Hub, username: str, functions: tuple[str, ...],
