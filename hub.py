@@ -93,6 +93,10 @@ class Config:
     partners: dict[str, dict[str, Any]]
     inbound: tuple[str, ...]
     raw: dict[str, Any]
+    #: The hub's address as its partners reach it (``https://hub.example.gov.cn``): every
+    #: URL the hub hands out (material urls, the WSDL's service address) is built on it,
+    #: never on a request's Host header. Default: ``http://{listen.host}:{listen.port}``.
+    public_url: str = ""
 
     def section(self, name: str) -> dict[str, Any]:
         """A free-form section for an adapter's own settings (e.g. ``bank``)."""
@@ -154,6 +158,9 @@ def load_config(path: str | Path | None = None) -> Config:
     if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
         db_url = "sqlite:///" + str(rel(db_url[len("sqlite:///"):]))
     city = str(raw["city"])
+    host, port = str(listen.get("host", "127.0.0.1")), int(listen.get("port", 8080))
+    public_url = _public_url(raw.get("public_url") or f"http://{host}:{port}",
+                             f"{path}: public_url")
     return Config(
         path=path,
         city=city,
@@ -162,8 +169,8 @@ def load_config(path: str | Path | None = None) -> Config:
         secrets_file=rel(raw.get("secrets_file") or "var/secrets.json"),
         routing_table=rel(raw["routing_table"]),
         files_dir=rel(raw.get("files_dir") or "var/files"),
-        host=str(listen.get("host", "127.0.0.1")),
-        port=int(listen.get("port", 8080)),
+        host=host,
+        port=port,
         limits=_typed(Limits, raw.get("limits"), f"{path}: limits"),
         delivery=_typed(DeliveryConfig, raw.get("delivery"), f"{path}: delivery"),
         scheduler=_typed(SchedulerConfig, raw.get("scheduler"), f"{path}: scheduler"),
@@ -171,7 +178,21 @@ def load_config(path: str | Path | None = None) -> Config:
         partners={str(k): dict(v or {}) for k, v in partners.items()},
         inbound=tuple(raw.get("inbound") or DEFAULT_INBOUND),
         raw=raw,
+        public_url=public_url,
     )
+
+
+def _public_url(value: Any, where: str) -> str:
+    """An absolute http(s) URL with a host and no query or fragment, without a trailing /."""
+    from urllib.parse import urlsplit
+
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"{where}: must be an http(s) URL with a host and no query, "
+                          f"fragment or credentials (got {text!r})")
+    return text.rstrip("/")
 
 
 # --------------------------------------------------------------------------- secrets

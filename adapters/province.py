@@ -167,7 +167,7 @@ def _save_material(partner: Partner, max_bytes: int) -> dict[str, Any]:
     with hub.transaction() as s:
         saved = files.save(s, hub.cipher, data, name, max_bytes=max_bytes, apply_no=apply_no,
                            county_code=county_code, uploaded_by=partner.app_id)
-    public = str(hub.config.section("province").get("public_url") or request.host_url)
+    public = hub.config.public_url
     url = f"{public.rstrip('/')}{BASE}/materials/{saved.file_id}"
     return envelope("0000", "stored", {"file_id": saved.file_id, "url": url,
                                        "sha256": saved.sha256, "size": saved.size,

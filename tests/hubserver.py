@@ -24,7 +24,10 @@ class HubServer:
 
         self.hub = hub
         self.app = make_app(hub)
-        self.server = make_http_server(hub, self.app, "127.0.0.1", 0, threads=16)
+        try:  # on its configured port, so the URLs it hands out (public_url) reach it
+            self.server = make_http_server(hub, self.app, "127.0.0.1", hub.config.port)
+        except OSError:  # that port is taken (a second server for one hub): any port
+            self.server = make_http_server(hub, self.app, "127.0.0.1", 0)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="hub-http")
 
     @property
