@@ -4,6 +4,7 @@ HUB_TEST_DATABASE_URL is set), a config on disk, an in-process hub, loopback pee
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,17 +29,35 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+_SQLITE_TEMPLATE: dict[str, bytes] = {}
+
+
+def _migrated_sqlite_image() -> bytes:
+    """The bytes of a freshly migrated SQLite store, migrated once per test session."""
+    if "image" not in _SQLITE_TEMPLATE:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "template.db"
+            db = Database(f"sqlite:///{path}")
+            db.migrate()
+            db.dispose()
+            _SQLITE_TEMPLATE["image"] = path.read_bytes()
+    return _SQLITE_TEMPLATE["image"]
+
+
 def migrated_store(kind: str, tmp_path: Path) -> str:
+    """A store migrated to head: PostgreSQL migrated afresh (schema dropped first), SQLite
+    a copy of one store migrated once per session (same schema and seed rows)."""
     if kind == "postgres":
         assert PG_URL
         reset_postgres(PG_URL)
-        url = PG_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    db = Database(url)
-    db.migrate()
-    db.dispose()
-    return url
+        db = Database(PG_URL)
+        db.migrate()
+        db.dispose()
+        return PG_URL
+    path = tmp_path / "hub.db"
+    path.write_bytes(_migrated_sqlite_image())
+    path.chmod(0o600)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(params=STORES)
