@@ -32,6 +32,7 @@ serve: $(VENV)/.run-deps
 	$(BIN)/python hub.py serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.test-deps
+	tests/provision.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-deps
