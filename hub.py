@@ -426,7 +426,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     db = Database(config.database_url)
     db.migrate()
+    from store.calendar import seed_from_package
+
+    added = seed_from_package(db)
     db.dispose()
+    if added:
+        print(f"working-day calendar: years {', '.join(map(str, added))} from chinese_calendar")
     print(f"database is at the newest schema: {db.engine.url.render_as_string(hide_password=True)}")
     return 0
 
@@ -616,7 +621,7 @@ def _extra_commands():  # type: ignore[no-untyped-def]
     import importlib
 
     for module_name in ("adapters.sim.demo", "adapters.manual_cli", "adapters.fund.cli",
-                        "admin.cli"):
+                        "admin.cli", "store.calendar_cli"):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

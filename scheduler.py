@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, insert, update
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from hub import Hub
 
 log = logging.getLogger("cityhub.scheduler")
+
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 def utcnow_aware() -> datetime:
@@ -122,6 +126,13 @@ def housekeeping(hub: Hub) -> dict[str, int]:
     return {"nonces": nonces, "call_log": calls, "login_failures": login_failures}
 
 
+def watch_calendar(hub: Hub) -> bool:
+    """Alert from 15 November (Beijing time) when next year's calendar is missing."""
+    from store.calendar import watch_next_year
+
+    return watch_next_year(hub.db, utcnow_aware().astimezone(BEIJING).date())
+
+
 class HubScheduler:
     """Runs the hub's periodic jobs while this process holds the scheduler lease."""
 
@@ -144,6 +155,9 @@ class HubScheduler:
             # shortly after midnight, and once at start-up
             PeriodicJob("statistics", lambda: refresh_statistics(hub), "cron",
                         {"hour": 0, "minute": 10, "next_run_time": utcnow_aware()}),
+            # daily (and at start-up): is next year's working-day calendar there yet?
+            PeriodicJob("calendar", lambda: watch_calendar(hub), "cron",
+                        {"hour": 8, "minute": 5, "next_run_time": utcnow_aware()}),
         ]
         for name in hub.config.inbound:
             jobs.extend(getattr(hub.adapter(name), "periodic_jobs", lambda: [])())
