@@ -276,8 +276,11 @@ class Hub:
         # Concurrent intake transactions of this process share commits (store/group_commit.py)
         self.group_commit = GroupCommit(self.db.engine)
         # Operators' division settings (mode overrides, retired counties): routes/overrides.py
+        deadlines = config.section("deadlines")
         self.overrides = Overrides(self.db, config.raw.get("settings_refresh_seconds", 5),
-                                   where=f"{config.path}: settings_refresh_seconds")
+                                   where=f"{config.path}: settings_refresh_seconds",
+                                   default_promised_days=deadlines.get("default_promised_days"),
+                                   tz=str(config.raw.get("timezone") or "Asia/Shanghai"))
         self.routes = self.overrides.bind(self.routes)
         self.city = self.overrides.city(self.city)
         self._adapters: dict[str, Adapter] = {}

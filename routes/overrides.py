@@ -13,6 +13,10 @@ and retire (停用) a county: the province intake then refuses new applications 
 it (2004, ``mapping/province_in.py`` through ``City.retired``); existing cases are
 untouched. No setting means: follow the table.
 
+The same snapshot carries what deadlines need on the intake's hot path: promised working
+days (承诺办结时限) per item and per county, and the working-day calendar
+(``store/calendar.py``), so a sub-case's due time is computed without SQL (``due``).
+
 The settings live in the database (``admin_division_routes``, ``admin_division_names``).
 Each process keeps them as an immutable in-memory ``Snapshot`` holding the overridden
 routes themselves, so ``resolve`` and the county check are dict lookups and never SQL.
@@ -29,13 +33,19 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from mapping.items import ITEMS, ItemKind
+from mapping.workdays import CalendarMissing, WorkCalendar, due_at
 from routes.table import Route, RouteTableError, RoutingTable
-from store.admin_models import AdminDivisionName, AdminDivisionRoute
+from store.admin_models import AdminDivisionName, AdminDivisionRoute, AdminItemSetting
+from store.calendar import load as load_calendar
+from store.calendar_models import DivisionDeadline
 
 if TYPE_CHECKING:
     from mapping.divisions import City
@@ -70,6 +80,10 @@ class Snapshot:
     #: The routes an operator's setting decides, by (county, item).
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     loaded_at: float = 0.0
+    #: Promised working days (承诺办结时限) by (county, item); (``*``, item) for the item's.
+    promised: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: The working-day calendar (None until loaded).
+    calendar: WorkCalendar | None = None
 
 
 def auto_source(table: RoutingTable, county: str, item: str | None = None) -> Route | None:
@@ -137,8 +151,11 @@ class Overrides:
     read the current snapshot."""
 
     def __init__(self, db: Database, refresh: Any = DEFAULT_REFRESH_SECONDS,
-                 where: str = "settings_refresh_seconds") -> None:
+                 where: str = "settings_refresh_seconds",
+                 default_promised_days: int | None = None, tz: str = "Asia/Shanghai") -> None:
         self.db = db
+        self.default_promised_days = default_promised_days
+        self.tz = ZoneInfo(tz)
         self.refresh_seconds = refresh_seconds(refresh, where)
         self.table: RoutingTable | None = None
         self._snapshot = Snapshot()
@@ -175,6 +192,31 @@ class Overrides:
         """Operators' display names of counties (only those that were renamed)."""
         return self.current().names
 
+    def promised_days(self, county: str, item: str) -> int | None:
+        """The county's promised working days for ``item``, else the item's, else the
+        configured default; None for a sync query (answered at once, no deadline)."""
+        known = ITEMS.get(item)
+        if known is not None and known.kind == ItemKind.SYNC_QUERY:
+            return None
+        promised = self.current().promised
+        return promised.get((county, item), promised.get((ALL_ITEMS, item),
+                                                         self.default_promised_days))
+
+    def due(self, county: str, item: str, received_at: datetime) -> tuple[int | None,
+                                                                          datetime | None]:
+        """(promised days, due time as naive UTC) of a sub-case received at
+        ``received_at`` (naive UTC); (days, None) when the calendar cannot count them
+        (a year without data: the calendar watch alerts the operators)."""
+        days = self.promised_days(county, item)
+        calendar = self.current().calendar
+        if days is None or calendar is None:
+            return days, None
+        try:
+            return days, due_at(calendar, received_at, days, self.tz)
+        except CalendarMissing as exc:
+            log.warning("no due time for a %s case of %s: %s", item, county, exc)
+            return days, None
+
     # -- loading
 
     def reload(self) -> Snapshot:
@@ -188,6 +230,13 @@ class Overrides:
                     for r in s.scalars(select(AdminDivisionRoute))}
                 divisions = s.execute(select(AdminDivisionName.code, AdminDivisionName.name,
                                              AdminDivisionName.active)).all()
+                promised = {(ALL_ITEMS, item): days for item, days in s.execute(
+                    select(AdminItemSetting.item, AdminItemSetting.promised_days)
+                    .where(AdminItemSetting.promised_days.is_not(None)))}
+                promised.update({(county, item): days for county, item, days in s.execute(
+                    select(DivisionDeadline.county_code, DivisionDeadline.item,
+                           DivisionDeadline.promised_days))})
+                calendar = load_calendar(s)
         except SQLAlchemyError as exc:  # e.g. not migrated yet: keep what we have, retry later
             log.warning("division settings not loaded (retrying in %gs; is the store "
                         "migrated? `hub.py migrate`): %s", self.refresh_seconds,
@@ -202,6 +251,7 @@ class Overrides:
                 frozenset(code for code, _, active in divisions if not active),
                 {code: name for code, name, _ in divisions if name and name != counties.get(code)},
                 started)
+            snapshot = replace(snapshot, promised=promised, calendar=calendar)
         with self._lock:
             if generation > self._generation:  # an older load finishing late loses
                 self._snapshot, self._generation = snapshot, generation

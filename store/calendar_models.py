@@ -1,5 +1,6 @@
-"""Models of the working-day calendar (``mapping/workdays.py``): which years have data,
-and each year's exceptions to Monday–Friday. Schema: ``migrations/versions/0005_deadlines.py``."""
+"""Models of deadlines: the working-day calendar (``mapping/workdays.py``: which years
+have data, and each year's exceptions to Monday–Friday) and counties' promised days.
+Schema: ``migrations/versions/0005_deadlines.py``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,19 @@ class CalendarYear(Base):
     source: Mapped[str] = mapped_column(String(16))  # package | operator
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class DivisionDeadline(Base):
+    """A county's own promised working days for an item (承诺办结时限, per county), over
+    the item's (``admin_item_settings.promised_days``) and the configured default."""
+
+    __tablename__ = "admin_division_deadlines"
+
+    county_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    item: Mapped[str] = mapped_column(String(64), primary_key=True)
+    promised_days: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class CalendarDayRow(Base):

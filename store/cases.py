@@ -97,6 +97,13 @@ class NewCase:
     queued: bool
 
 
+def deadline(hub: Hub, county: str, item: str, received_at: datetime) -> dict[str, Any]:
+    """A sub-case's promised working days and due time, fixed when it is received (a
+    later change of the promise applies to cases received after it)."""
+    days, due = hub.overrides.due(county, item, received_at)
+    return {"promised_days": days, "due_at": due}
+
+
 def insert_case(
     conn: Connection | Session, hub: Hub, canonical: CanonicalCase,
     answer: dict[str, Any] | None = None, source: str = "province", stage: str = "received",
@@ -124,9 +131,11 @@ def insert_case(
               "payload_enc": hub.cipher.seal_json(canonical.to_dict()),
               "answer_enc": None, "created_at": now, "updated_at": now}
     parent = CaseRow(common, id=ids[0], case_no=case_no_for(canonical.city_code, ids[0], now),
-                     parent_id=None, county_code="", route_adapter=None, route_mode=None)
+                     parent_id=None, county_code="", route_adapter=None, route_mode=None,
+                     promised_days=None, due_at=None)
     subs = [(CaseRow(common, id=i, case_no=case_no_for(county, i, now), parent_id=ids[0],
-                     county_code=county, route_adapter=route.adapter, route_mode=route.mode),
+                     county_code=county, route_adapter=route.adapter, route_mode=route.mode,
+                     **deadline(hub, county, canonical.item, now)),
              route)
             for i, (county, route) in zip(ids[1:], routes, strict=True)]
     made = answer_for(parent, [c for c, _ in subs]) if answer_for is not None else answer
@@ -179,7 +188,8 @@ def open_case(
     parent = _new_case(session, county_code="", **common, answer_enc=None if answer is None
                        else hub.cipher.seal_json(answer))
     subs = [(_new_case(session, parent_id=parent.id, county_code=county,
-                       route_adapter=route.adapter, route_mode=route.mode, **common), route)
+                       route_adapter=route.adapter, route_mode=route.mode,
+                       **deadline(hub, county, canonical.item, utcnow()), **common), route)
             for county, route in ((c, hub.routes.resolve(c, canonical.item))
                                   for c in canonical.county_codes)]
     if answer_for is not None:
@@ -257,6 +267,7 @@ def record_stage(
         case_id=case.id, stage=stage, at=at, operator=operator, opinion=opinion,
         filing_no=filing_no, source=source,
         result_enc=None if result is None else hub.cipher.seal_json(result),
+        on_time=on_time(case, stage, at),
     )
     session.add(event)
     case.stage = stage
@@ -265,6 +276,18 @@ def record_stage(
         hub.enqueue(session, want_id=False, message=province_message(
             hub, case, "status", status_payload(case, stage, at, operator, opinion, filing_no)))
     return StageOutcome(True, False, event)
+
+
+#: The stages whose timeliness is recorded (受理, 办结, and 申请并受理 which is both).
+TIMED_STAGES = frozenset({"accepted", "completed", "apply_and_accept"})
+
+
+def on_time(case: Case, stage: str, at: datetime) -> bool | None:
+    """Whether ``stage`` at ``at`` came by the sub-case's due time (None: not timed)."""
+    due = getattr(case, "due_at", None)
+    if stage not in TIMED_STAGES or due is None:
+        return None
+    return at <= due
 
 
 def status_payload(case: Case, stage: str, at: datetime, operator: str | None,

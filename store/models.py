@@ -50,6 +50,7 @@ class Case(Base):
     __table_args__ = (
         UniqueConstraint("item", "apply_no", "county_code", name="uq_cases_item_apply_county"),
         Index("ix_cases_created_item_county", "created_at", "item", "county_code"),
+        Index("ix_cases_due", "due_at", "county_code"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -69,6 +70,10 @@ class Case(Base):
     answer_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    #: A sub-case's promised working days and due time (naive UTC: the end of its last
+    #: working day in Beijing time), fixed at receipt; None on a parent or a sync query.
+    promised_days: Mapped[int | None] = mapped_column(Integer)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class StageEvent(Base):
@@ -84,6 +89,9 @@ class StageEvent(Base):
     opinion: Mapped[str | None] = mapped_column(Text)
     filing_no: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))
+    #: Whether a 受理 or 办结 came by the sub-case's due time (None: no due time, or
+    #: another stage).
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
     result_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

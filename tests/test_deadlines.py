@@ -1,0 +1,119 @@
+"""Due dates on every sub-case: promised working days (county's, else the item's, else
+the configured default) counted on the store's calendar from receipt, in Beijing time,
+fixed at receipt; 受理 and 办结 record whether they came on time. Through the real server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from mapping.workdays import WorkCalendar, due_at, package_year
+from store.admin_models import AdminItemSetting
+from store.calendar import load, save_year, seed_from_package
+from store.calendar_models import DivisionDeadline
+from store.models import Case, StageEvent, utcnow
+from tests.county_support import event, post_signed
+from tests.hubserver import application, province_env
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def env(make_hub, store_url):
+    e = province_env(make_hub, store_url, deadlines={"default_promised_days": 5},
+                     inbound=["province", "county_smart"])
+    seed_from_package(e.hub.db)
+    with e.hub.transaction() as s:  # the years a test run today can reach, weekends only
+        known = load(s).years
+        for year in range(utcnow().year, utcnow().year + 2):
+            if year not in known:
+                save_year(s, year, [], "test")
+    e.hub.overrides.reload()
+    yield e
+    e.close()
+
+
+def subs_of(hub, apply_no: str) -> dict[str, Case]:
+    with hub.transaction() as s:
+        return {c.county_code: c for c in s.scalars(
+            select(Case).where(Case.apply_no == apply_no, Case.parent_id.is_not(None)))}
+
+
+def expected_due(hub, received: datetime, days: int) -> datetime:
+    with hub.transaction() as s:
+        cal = load(s)
+    local = received.replace(tzinfo=UTC).astimezone(BEIJING).date()
+    last = cal.add(local, days)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=BEIJING)
+    return end.astimezone(UTC).replace(tzinfo=None)
+
+
+def test_every_sub_case_gets_its_due_time_at_receipt(env):
+    with env.hub.transaction() as s:
+        s.add(AdminItemSetting(item="rental_filing", promised_days=3))
+        s.add(DivisionDeadline(county_code="511725", item="rental_filing", promised_days=10))
+    env.hub.overrides.reload()
+    ans = env.client.submit("rental_filing", application(apply_no="D-1",
+                                                         counties=("511702", "511725")))
+    assert ans.body["code"] == "0000", ans.body
+    subs = subs_of(env.hub, "D-1")
+    assert subs["511702"].promised_days == 3  # the item's promise
+    assert subs["511725"].promised_days == 10  # the county's own
+    for sub in subs.values():
+        assert sub.due_at == expected_due(env.hub, sub.created_at, sub.promised_days)
+        assert sub.due_at > sub.created_at
+    # a later change of the promise applies to cases received after it, not before
+    with env.hub.transaction() as s:
+        s.get(AdminItemSetting, "rental_filing").promised_days = 1
+    env.hub.overrides.reload()
+    env.client.submit("rental_filing", application(apply_no="D-2"))
+    assert subs_of(env.hub, "D-2")["511702"].promised_days == 1
+    assert subs_of(env.hub, "D-1")["511702"].promised_days == 3
+
+
+def test_the_default_applies_and_sync_queries_have_no_deadline(env):
+    env.client.submit("rental_filing", application(apply_no="D-3"))
+    assert subs_of(env.hub, "D-3")["511702"].promised_days == 5
+    env.county.state.answers["presale_contract_verify"] = {"filed": True}
+    ans = env.client.submit("presale_contract_verify",
+                            application("presale_contract_verify", apply_no="D-4"))
+    assert ans.body["code"] == "0000", ans.body
+    [sub] = subs_of(env.hub, "D-4").values()
+    assert sub.promised_days is None and sub.due_at is None
+
+
+def test_accepted_and_completed_record_whether_they_were_on_time(env):
+    env.client.submit("rental_filing", application(apply_no="D-5"))
+    sub = subs_of(env.hub, "D-5")["511702"]
+    on_time_at = sub.created_at.replace(tzinfo=UTC) + timedelta(minutes=5)
+    late_at = sub.due_at.replace(tzinfo=UTC) + timedelta(minutes=1)
+    for stage, at in (("accepted", on_time_at), ("completed", late_at)):
+        body = event(sub.case_no, "rental_filing", "511702", stage, at=at.isoformat(),
+                     filing_no="ZL-2026-0001" if stage == "completed" else None)
+        r = post_signed(env.server.url, "/api/county/v1/events", body, "county_511702")
+        assert r.json()["code"] == "0000", r.text
+    with env.hub.transaction() as s:
+        got = dict(s.execute(select(StageEvent.stage, StageEvent.on_time)
+                             .where(StageEvent.case_id == sub.id)).all())
+    assert got == {"accepted": True, "completed": False}
+
+
+def test_a_year_without_calendar_data_leaves_no_due_time_but_takes_the_case(make_hub,
+                                                                             store_url):
+    e = province_env(make_hub, store_url, deadlines={"default_promised_days": 5})
+    try:  # nothing seeded: the store's calendar is empty
+        ans = e.client.submit("rental_filing", application(apply_no="D-6"))
+        assert ans.body["code"] == "0000"
+        sub = subs_of(e.hub, "D-6")["511702"]
+        assert sub.promised_days == 5 and sub.due_at is None
+    finally:
+        e.close()
+
+
+def test_the_calendar_used_is_the_real_2026_one():
+    cal = WorkCalendar.of([2026], package_year(2026) or [])
+    received = datetime(2026, 9, 18, 2, 0)  # Friday 10:00 Beijing
+    assert due_at(cal, received, 3, BEIJING) == datetime(2026, 9, 22, 16, 0)  # Tue 24:00
