@@ -133,6 +133,17 @@ def watch_calendar(hub: Hub) -> bool:
     return watch_next_year(hub.db, utcnow_aware().astimezone(BEIJING).date())
 
 
+def deadline_digest(hub: Hub) -> list[str]:
+    """The day's overdue/due-soon alert per county (admin/deadlines.py)."""
+    from admin.deadlines import daily_digest
+    from admin.settings import get_setting
+
+    with hub.db.session() as s:
+        return daily_digest(s, hub.overrides.current().calendar, utcnow(),
+                            int(get_setting(s, "deadline_warning_days")), hub.overrides.tz,
+                            dict(hub.city.counties) | hub.overrides.names())
+
+
 class HubScheduler:
     """Runs the hub's periodic jobs while this process holds the scheduler lease."""
 
@@ -158,6 +169,9 @@ class HubScheduler:
             # daily (and at start-up): is next year's working-day calendar there yet?
             PeriodicJob("calendar", lambda: watch_calendar(hub), "cron",
                         {"hour": 8, "minute": 5, "next_run_time": utcnow_aware()}),
+            # each working morning: overdue and due-soon cases, one alert per county
+            PeriodicJob("deadline-digest", lambda: deadline_digest(hub), "cron",
+                        {"hour": 8, "minute": 30}),
         ]
         for name in hub.config.inbound:
             jobs.extend(getattr(hub.adapter(name), "periodic_jobs", lambda: [])())

@@ -40,6 +40,7 @@ def register(app: Flask, hub_: Hub) -> None:
         views_auth,
         views_cases,
         views_dashboard,
+        views_deadlines,
         views_fund,
         views_interfaces,
         views_manual,

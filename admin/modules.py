@@ -42,6 +42,7 @@ BUILTIN_MODULES: dict[str, tuple[str, Page]] = {
     "dashboard": ("首页统计", Page("admin.dashboard", "view",
                                 ("admin.dashboard", "admin.stats_download", "admin.ack_alert"))),
     "cases": ("办件查询", Page("admin.cases", "view", ("admin.case",))),
+    "deadlines": ("办件时限", Page("admin.deadlines", "view", ("admin.deadlines",))),
     "messages": ("报文与重新提交", Page("admin.messages", "view", ("admin.messages",))),
     "manual": ("人工办理", Page("admin.manual", "view", ("admin.manual",))),
     "fund": ("资金监管", Page("admin.fund", "view", ("admin.fund",))),

@@ -36,6 +36,8 @@ PARAMS: dict[str, Param] = {p.key: p for p in (
     Param("dashboard_days", "首页统计默认天数", 30, _int, lambda v: 1 <= v <= 366, "1–366"),
     Param("manual_overdue_hours", "人工办件超时提醒（小时）", 48, _int,
           lambda v: 1 <= v <= 720, "1–720"),
+    Param("deadline_warning_days", "即将到期提醒（工作日）", 2, _int,
+          lambda v: 0 <= v <= 30, "0–30"),
     Param("city_display_name", "平台名称", "市级一体化对接平台", str.strip,
           lambda v: 1 <= len(v) <= 50, "1–50 个字符"),
 )}

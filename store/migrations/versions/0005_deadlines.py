@@ -4,6 +4,8 @@ Monday–Friday), counties' promised days per item, and each sub-case's due time
 Revision ID: 0005_deadlines
 Revises: 0004
 """
+from datetime import UTC, datetime
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -40,9 +42,17 @@ def upgrade() -> None:
     op.add_column("cases", sa.Column("due_at", sa.DateTime()))
     op.create_index("ix_cases_due", "cases", ["due_at", "county_code"])
     op.add_column("stage_events", sa.Column("on_time", sa.Boolean()))
+    # the built-in module of the deadline lists, after 办件查询 (sort order 20) in the nav
+    modules = sa.table("admin_modules", sa.column("code"), sa.column("name"),
+                       sa.column("sort_order"), sa.column("enabled"), sa.column("builtin"),
+                       sa.column("updated_at"))
+    op.bulk_insert(modules, [{"code": "deadlines", "name": "办件时限", "sort_order": 25,
+                              "enabled": True, "builtin": True,
+                              "updated_at": datetime.now(UTC).replace(tzinfo=None)}])
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM admin_modules WHERE code = 'deadlines'")
     with op.batch_alter_table("stage_events") as batch:
         batch.drop_column("on_time")
     op.drop_index("ix_cases_due", table_name="cases")
