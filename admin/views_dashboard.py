@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from admin import charts, stats
 from admin.auth import requires
+from admin.deadlines import due_counts, soon_limit
 from admin.settings import get_setting
 from admin.web import audit, bp, hub, local_date, me, names, render, time_range
 from store.models import Alert, utcnow
@@ -23,6 +24,15 @@ def _dashboard():  # type: ignore[no-untyped-def]
     return dash
 
 
+def deadline_totals(s) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(overdue, due soon) open sub-cases in the operator's scope (办件时限)."""
+    h, now = hub(), utcnow()
+    days = int(get_setting(s, "deadline_warning_days"))
+    until = soon_limit(h.overrides.current().calendar, now, days, h.overrides.tz)
+    counts = due_counts(s, me(), now, until).values()
+    return sum(o for o, _ in counts), sum(n for _, n in counts)
+
+
 @bp.get("/")
 @requires("view")
 def dashboard():  # type: ignore[no-untyped-def]
@@ -33,8 +43,9 @@ def dashboard():  # type: ignore[no-untyped-def]
             select(Alert).where(Alert.acknowledged_at.is_(None), me().scope(Alert.division))
             .order_by(Alert.created_at.desc()).limit(50)))
         queue = counts_by_status(s) if me().divisions is None else None
+        deadlines = deadline_totals(s)
     return render(
-        "dashboard.html", dash=dash, alerts=alerts, queue=queue,
+        "dashboard.html", dash=dash, alerts=alerts, queue=queue, deadlines=deadlines,
         since=local_date(dash.since), until=local_date(dash.until, end=True),
         chart_item=charts.bars(dash.cases_by_item, n["items"]),
         chart_div=charts.bars(dash.cases_by_division, n["counties"]),

@@ -66,6 +66,8 @@ def test_a_county_operator_sees_only_their_countys_overdue_cases(served):  # noq
     assert made["late-702"] in page and made["late-703"] in page
     assert made["soon-702"] not in page  # due in a month: not in the warning window
     assert "已逾期" in page and "办件时限" in page
+    assert "已逾期 2 件" in city.get("/admin/").text  # the dashboard's summary
+    assert "已逾期 1 件" in tc.get("/admin/").text
     mine = tc.get("/admin/deadlines").text
     assert made["late-702"] in mine and made["late-703"] not in mine
     assert tc.get("/admin/deadlines?county=511703").status_code == 404
