@@ -38,6 +38,7 @@ def register(app: Flask, hub_: Hub) -> None:
     from admin import (  # noqa: F401  (each module adds its views to ``bp``)
         views_audit,
         views_auth,
+        views_calendar,
         views_cases,
         views_dashboard,
         views_deadlines,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import shutil
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from openpyxl import load_workbook
@@ -144,3 +144,32 @@ def test_the_deadline_page_in_chromium(served):  # noqa: F811
             assert page.evaluate("document.documentElement.scrollWidth") <= 1366
         finally:
             browser.close()
+
+
+def test_an_operator_enters_next_years_calendar(served):  # noqa: F811
+    hub = served.hub
+    seed_from_package(hub.db)
+    add_operator(hub, "admin", ALL_FUNCTIONS + ("manage_settings",))
+    add_operator(hub, "tc", COUNTY_FUNCTIONS, divisions=("511702",))
+    c = Client(served.url)
+    c.login("admin")
+    page = c.get("/admin/settings/calendar?year=2027").text
+    assert "2027 年（尚未录入）" in page and "软件包（国务院通知）" in page
+    bad = c.post("/admin/settings/calendar", {"year": "2027",
+                                              "days": "2027-01-01 休 元旦\n2027-01-02 休 周末"})
+    assert "未保存" in bad.text and "周末" in bad.text
+    with hub.transaction() as s:
+        assert 2027 not in load(s).years  # refused: nothing saved
+    ok = c.post("/admin/settings/calendar", {
+        "year": "2027", "days": "2027-01-01 休 元旦\r\n2027-02-06 班 春节\r\n"})
+    assert "已保存 2027 年工作日历" in ok.text
+    with hub.transaction() as s:
+        cal = load(s)
+        audited = s.scalars(select(Alert)).all()  # (no alert: the year is there now)
+    assert cal.is_workday(date(2027, 2, 6))
+    assert not cal.is_workday(date(2027, 1, 1))
+    assert audited == []
+    assert hub.overrides.current().calendar.is_workday(date(2027, 2, 6))
+    t = Client(served.url)
+    t.login("tc")
+    assert t.get("/admin/settings/calendar").status_code == 403
