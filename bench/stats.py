@@ -3,7 +3,9 @@
 Fills the store with call-log rows (default one million) spread over the past year,
 plus sub-cases and outbox messages, rolls the call log up by day (as the nightly job
 does), and prints how long the dashboard's queries take for the whole year — city-wide
-and for one county. Target: under 500 ms on PostgreSQL, under 2 s on SQLite.
+and for one county. Target: under 500 ms on PostgreSQL, under 2 s on SQLite. Then the
+办件时限 queries on the sub-cases (default 100,000): the overdue list with its counts,
+and a year of on-time rates; target under 300 ms on PostgreSQL.
 
     python bench/stats.py sqlite:////tmp/bench.db
     python bench/stats.py postgresql+psycopg://user:pw@host/db --rows 1000000
@@ -18,15 +20,17 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
 from admin import stats  # noqa: E402
+from admin.deadlines import due_counts, due_rows, on_time_rates  # noqa: E402
 from admin.perms import FUNCTIONS, Principal  # noqa: E402
 from store.db import Database  # noqa: E402
-from store.models import CallLogEntry, Case, OutboxMessage, utcnow  # noqa: E402
+from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow  # noqa: E402
 
 COUNTIES = ["511702", "511703", "511722", "511723", "511724", "511725", "511781"]
 ITEMS = ["property_info_query", "survey_review", "presale_contract_verify",
@@ -61,16 +65,26 @@ def fill_calls(db: Database, n: int, now: datetime, rng: random.Random) -> None:
 def fill_cases(db: Database, n: int, now: datetime, rng: random.Random) -> None:
     with db.session() as s:
         start = (s.scalar(select(func.max(Case.id))) or 0) + 1
-    cases, messages = [], []
+    cases, messages, events = [], [], []
     for i in range(start, start + n):
         at = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
         county = rng.choice(COUNTIES)
-        cases.append({"id": i, "case_no": f"B{i:012d}", "parent_id": None,
+        stage = rng.choice(STAGES)
+        days = rng.choice([3, 5, 10, 20])
+        due = at + timedelta(days=days * 7 / 5)  # about the working days' span
+        # sub-cases of one parent (the first row), each with its due time (办件时限)
+        cases.append({"id": i, "case_no": f"B{i:012d}", "parent_id": None if i == start else start,
                       "item": rng.choice(ITEMS), "apply_no": f"bench-{i}",
                       "city_code": "511700", "county_code": county, "source": "province",
-                      "stage": rng.choice(STAGES), "route_adapter": "county_smart",
+                      "stage": stage, "route_adapter": "county_smart",
                       "route_mode": "auto", "applicant_id_hash": None, "payload_enc": b"x",
-                      "answer_enc": None, "created_at": at, "updated_at": at})
+                      "answer_enc": None, "created_at": at, "updated_at": at,
+                      "promised_days": days, "due_at": due})
+        if stage == "completed":
+            done = at + timedelta(days=rng.uniform(0.5, days * 1.6))
+            events.append({"case_id": i, "stage": "completed", "at": done, "operator": None,
+                           "opinion": None, "filing_no": None, "source": "county",
+                           "result_enc": None, "on_time": done <= due})
         messages.append({"interface": "county.rental_filing", "adapter": "county_smart",
                          "partner": f"county_{county}", "operation": "rental_filing",
                          "division": county, "item": "rental_filing", "case_id": i,
@@ -82,8 +96,10 @@ def fill_cases(db: Database, n: int, now: datetime, rng: random.Random) -> None:
         if len(cases) == BATCH:
             _flush(db, Case, cases)
             _flush(db, OutboxMessage, messages)
+            _flush(db, StageEvent, events)
     _flush(db, Case, cases)
     _flush(db, OutboxMessage, messages)
+    _flush(db, StageEvent, events)
 
 
 def _flush(db: Database, model, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
@@ -147,6 +163,24 @@ def main() -> int:
         calls = sum(st.calls for st in dash.interfaces)  # type: ignore[attr-defined]
         parts = ", ".join(f"{k} {v:.0f} ms" for k, v in dash.timings.items())  # type: ignore[attr-defined]
         print(f"dashboard, one year, {label}: {ms:.0f} ms ({parts}); {calls} calls counted")
+    # 办件时限: the overdue/due-soon list and counts, and a year of on-time rates
+    soon = now + timedelta(days=3)
+    tz = ZoneInfo("Asia/Shanghai")
+    for label, who in (("city-wide", city), ("one county", county)):
+        def overdue(who: Principal = who):  # type: ignore[no-untyped-def]
+            with db.session() as s:
+                return due_rows(s, who, now, soon), due_counts(s, who, now, soon)
+        ms, (rows, counts) = timed(overdue, args.runs)  # type: ignore[misc]
+        n_over = sum(o for o, _ in counts.values())
+        print(f"overdue list, {label}: {ms:.0f} ms ({len(rows)} rows listed, {n_over} overdue "
+              f"in {len(counts)} county×item groups)")
+
+        def rates(who: Principal = who):  # type: ignore[no-untyped-def]
+            with db.session() as s:
+                return on_time_rates(s, who, since, until, tz)
+        ms, out = timed(rates, args.runs)
+        print(f"on-time rates, one year, {label}: {ms:.0f} ms ({len(out)} county×item×month "
+              f"rows)")
     db.dispose()
     return 0
 
