@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from admin import auth
+from admin import auth, masking
 from admin.modules import ModuleDisabled, catalogue, ensure_builtins_once, module_of_endpoint
 from admin.perms import FUNCTIONS, Forbidden
 from admin.settings import get_setting, item_names
@@ -128,6 +128,18 @@ def _context() -> dict[str, object]:
 @bp.app_template_filter("local")
 def _local(value):  # type: ignore[no-untyped-def]
     return to_local(value)
+
+
+@bp.app_template_filter("masked")
+def _masked(value):  # type: ignore[no-untyped-def]
+    """Free text (errors, reasons, titles) through the masker unless revealing."""
+    return masking.show_text(value)
+
+
+@bp.app_template_filter("masked_detail")
+def _masked_detail(value):  # type: ignore[no-untyped-def]
+    """A stored JSON detail (alerts, audit rows) through the masker unless revealing."""
+    return masking.show_detail(value)
 
 
 @bp.errorhandler(Forbidden)
