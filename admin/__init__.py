@@ -136,6 +136,11 @@ def _masked(value):  # type: ignore[no-untyped-def]
     return masking.show_text(value)
 
 
+@bp.app_template_filter("masked_title")
+def _masked_title(value):  # type: ignore[no-untyped-def]
+    return masking.show_title(value)
+
+
 @bp.app_template_filter("masked_detail")
 def _masked_detail(value):  # type: ignore[no-untyped-def]
     """A stored JSON detail (alerts, audit rows) through the masker unless revealing."""

@@ -29,10 +29,10 @@ _NOT_PERSONAL = {"file_name", "project_name", "item_name", "county_name", "branc
                  "enterprise_name", "developer_name", "account_no_masked", "interface_name",
                  "bank_name", "city_name", "module_name", "function_name"}
 #: Keys whose values are shown (after masking ID and phone numbers in them): codes,
-#: numbers of cases and files, times, statuses, messages of the partners' envelopes.
+#: numbers of cases and files, times, statuses.
 _SHOWN = {
-    "code", "msg", "message", "status", "stage", "result", "result_msg", "error", "errors",
-    "reason", "item", "item_code", "apply_no", "case_no", "sub_case_no", "parent_case_no",
+    "code", "status", "stage", "result", "item", "item_code", "apply_no", "case_no",
+    "sub_case_no", "parent_case_no",
     "city_code", "county_code", "county_codes", "division", "division_code", "id_type",
     "submitted_at", "created_at", "updated_at", "accepted_at", "at", "time", "timestamp",
     "date", "type", "kind", "operation", "serial_no", "account_no", "bank_code", "house_id",
@@ -41,8 +41,10 @@ _SHOWN = {
     "total", "page", "ok", "success", "mimetype", "length", "instruction_no", "event",
     "interface", "partner", "ref", "ref_id", "attempts", "mode", "adapter", "source",
     "book_date", "occurred_at", "direction", "unlinked", "item_name", "project_name",
-    "county_name", "last_error", "resubmitted_by", "resubmitted_at", "ms",
+    "county_name", "resubmitted_by", "resubmitted_at", "ms",
 }
+# Free text written by partners or operators (``msg``, ``error``, ``opinion``, ``reason``,
+# a remark) is not on this list on purpose: it gets the strict masking.
 
 #: How deep and how big a body may be to be masked (and shown) at all.
 MAX_DEPTH = 40
@@ -257,11 +259,21 @@ def revealing() -> bool:
 
 
 def show_text(value: Any) -> str:
-    """A free-text field (an error, an opinion, a reason) for the current request."""
+    """A free-text field (an error, an opinion, a reason: written by a partner or an
+    operator, so it may name anyone) for the current request: strictly masked."""
     if value is None:
         return ""
     text = str(value)
-    return text if revealing() else scrub(text)
+    return text if revealing() else strict(text)
+
+
+def show_title(value: Any) -> str:
+    """A title the hub composed (an alert's): ID, phone and card numbers masked."""
+    if value is None:
+        return ""
+    text = str(value)
+    return text if revealing() else _DIGITS_RE.sub(lambda m: "*" * len(m.group(0)),
+                                                   scrub(text))
 
 
 def show_detail(value: Any) -> str:
