@@ -26,12 +26,15 @@ def register(app: Flask, hub_: Hub) -> None:
     if "admin" in app.blueprints:
         return
     app.secret_key = auth.secret_key(hub_)
+    auth.trusted_proxies(hub_), auth.throttle_of(hub_)  # a bad ``admin`` config fails here
     admin_cfg = hub_.config.section("admin")
     app.config.update(
         SESSION_COOKIE_NAME="cityhub_admin",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=bool(admin_cfg.get("secure_cookie", False)),
+        # Secure whenever the hub is reached over https (``public_url``), or if forced.
+        SESSION_COOKIE_SECURE=bool(admin_cfg.get("secure_cookie", False))
+        or hub_.config.public_url.lower().startswith("https://"),
         SESSION_COOKIE_PATH="/admin",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
