@@ -124,6 +124,13 @@ def test_every_view_masks_personal_data_in_every_shape(masked_env):  # type: ign
             resp = client.get(path)
             assert resp.status_code == 200, (who, path, resp.status_code)
             _assert_masked(resp.text, f"{who} {path}")
+    # the resubmit dry run lists the failed messages with their errors
+    root.get("/admin/messages")
+    preview = root.post("/admin/messages/resubmit", {"status": "dead", "division": "511702",
+                                                     "dry_run": "1"})
+    assert preview.status_code == 200 and 'id="preview"' in preview.text
+    assert 'id="preview-count">0<' not in preview.text
+    _assert_masked(preview.text, "resubmit preview")
     # what can be masked is still there, masked (not blanket-hidden)
     page = viewer.get(f"/admin/cases/{case['parent']}").text
     assert "110***********002X" in page and "138****8000" in page and "欧**" in page
