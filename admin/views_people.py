@@ -37,9 +37,12 @@ def users():  # type: ignore[no-untyped-def]
         rows = list(s.scalars(select(AdminUser).order_by(AdminUser.username)))
         roles = list(s.scalars(select(AdminRole).order_by(AdminRole.name)))
         units = list(s.scalars(select(AdminUnit).order_by(AdminUnit.name)))
-        if not grants.city_wide(me()):  # a county administrator: only their own people
-            rows = [u for u in rows
-                    if grants.may_act_on(s, me(), load_principal(s, u))]
+        # only what the operator may act on or grant (admin.grants), themselves included
+        rows = [u for u in rows if grants.may_act_on(s, me(), load_principal(s, u))]
+        allowed = grants.grantable_functions(s, me())
+        roles = [r for r in roles if role_functions(s, r.id) <= allowed]
+        counties = {c: n for c, n in hub().city.counties.items() if me().sees(c)}
+        if not grants.city_wide(me()):
             units = [u for u in units if u.division is not None and me().sees(u.division)]
         user_roles: dict[int, set[int]] = {}
         for ur in s.scalars(select(AdminUserRole)):
@@ -48,10 +51,12 @@ def users():  # type: ignore[no-untyped-def]
         for ud in s.scalars(select(AdminUserDivision)):
             user_divs.setdefault(ud.user_id, set()).add(ud.division)
         functions = {r.id: role_functions(s, r.id) for r in roles}
-        groups = grouped(s)
+        groups = [(module, [(code, label) for code, label in fns if code in allowed])
+                  for module, fns in grouped(s)]
+        groups = [(module, fns) for module, fns in groups if fns]
     return render("users.html", rows=rows, roles=roles, units=units, user_roles=user_roles,
-                  user_divs=user_divs, role_fns=functions, counties=hub().city.counties,
-                  function_groups=groups)
+                  user_divs=user_divs, role_fns=functions, counties=counties,
+                  function_groups=groups, city_wide=grants.city_wide(me()))
 
 
 _CONFLICT = "保存失败：数据已被他人修改，请刷新页面后重试"

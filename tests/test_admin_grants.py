@@ -209,7 +209,11 @@ def test_county_admin_cannot_grant_beyond_own_rights(people_hub):  # type: ignor
     assert "mate" in listing and "evil" in listing
     for name in ("other", "straddle", "city", "boss", "cityadmin"):
         assert f"<td>{name}</td>" not in listing
-    assert "达川区住建局" not in c.get("/admin/users").text
+    page = c.get("/admin/users").text
+    assert "达川区住建局" not in page and "全市</label>" not in page
+    assert "系统设置员" not in page and 'value="manage_settings"' not in page
+    assert 'value="511703"' not in page and 'name="division" value="511702"' in page
+    assert 'value="resubmit"' in page and "本县查看员" in page
 
     # -- and what lies inside their rights works (so the refusals above are not blanket)
     audits = _snapshot(hub)["audit"]
