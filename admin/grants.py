@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from admin.modules import function_codes
 from admin.people import PeopleError
 from admin.perms import Principal, load_principal
 from store.admin_models import (
@@ -53,10 +54,22 @@ def grantable_functions(s: Session, actor: Principal) -> set[str]:
     return mine
 
 
+def _some(values: Iterable[str]) -> str:
+    """A few of ``values`` for a message (they may be a hostile form's, and the message
+    travels in the session cookie)."""
+    listed = sorted(values)
+    text = "、".join(v[:32] for v in listed[:3])
+    return text + (" 等" if len(listed) > 3 else "")
+
+
 def check_functions(s: Session, actor: Principal, functions: Iterable[str]) -> None:
-    beyond = set(functions) - grantable_functions(s, actor)
+    wanted = set(functions)
+    unknown = wanted - function_codes(s)
+    if unknown:
+        raise GrantRefused(f"未知权限项：{_some(unknown)}")
+    beyond = wanted - grantable_functions(s, actor)
     if beyond:
-        raise GrantRefused(f"不能授予您自己没有的权限：{'、'.join(sorted(beyond))}")
+        raise GrantRefused(f"不能授予您自己没有的权限：{_some(beyond)}")
 
 
 def check_divisions(actor: Principal, all_divisions: bool, divisions: Iterable[str]) -> None:
@@ -67,7 +80,7 @@ def check_divisions(actor: Principal, all_divisions: bool, divisions: Iterable[s
         raise GrantRefused("只有全市范围的管理员才能授予全市数据权限")
     beyond = set(divisions) - set(actor.divisions or ())
     if beyond:
-        raise GrantRefused(f"不能授予您数据权限以外的区县：{'、'.join(sorted(beyond))}")
+        raise GrantRefused(f"不能授予您数据权限以外的区县：{_some(beyond)}")
 
 
 def _locked_user(s: Session, user_id: int) -> AdminUser | None:

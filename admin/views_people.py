@@ -146,7 +146,7 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
                 s.delete(user)
                 detail = {}
             else:
-                abort(400)
+                raise PeopleError("操作不正确")
             audit(s, f"user_{action}", user.username, detail)
         flash("已保存", "ok")
     except PeopleError as exc:

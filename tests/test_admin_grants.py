@@ -161,6 +161,8 @@ def test_county_admin_cannot_grant_beyond_own_rights(people_hub):  # type: ignor
     ):
         _refused(c, hub, mate, _user_form(action="save", **fields), why)
 
+    _refused(c, hub, mate, {"action": "promote"}, "操作不正确")
+
     # -- any action on a user outside their scope: another county, straddling two
     # counties, city-wide, or holding functions they lack
     for target in ("other", "straddle", "city", "boss", "cityadmin"):
@@ -256,6 +258,9 @@ def test_city_admin_grants_only_functions_they_hold(people_hub):  # type: ignore
                      {"action": action, "password": PASSWORD + "2"}, "超出您的权限范围")
     _refused(c, hub, "/admin/roles", {"name": "新角色", "function": ["view", "export"]},
              "自己没有的权限")
+    _refused(c, hub, "/admin/roles", {"name": "新角色", "function": ["bogus"]}, "未知权限项")
+    flood = [f"f{i:04d}" for i in range(500)]  # the message stays short (session cookie)
+    _refused(c, hub, "/admin/roles", {"name": "新角色", "function": flood}, "f0002 等")
     resp = c.post("/admin/users/new", {"username": "n2", "password": PASSWORD + "1",
                                        "all_divisions": "1", "role": [str(ids["r_viewer"])]})
     assert "已创建用户 n2" in resp.text
