@@ -283,6 +283,8 @@ def show_detail(value: Any) -> str:
         return ""
     if revealing():
         return str(value)
+    if isinstance(value, str) and value.lstrip()[:1] not in ("{", "[", "<"):
+        return strict(value)  # free text (a dead message's error), not a body
     text = show_body(value, reveal=False)
     if text == HIDDEN:
         return text

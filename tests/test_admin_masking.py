@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -52,6 +53,8 @@ def _shapes() -> dict[str, object]:
                 f"<Remark>{TEXT}</Remark><Acct no=\"{CARD}\">{CARD}</Acct></Notice></Body>"
                 "</Envelope>"),
         "broken_xml": f"<Envelope><BuyerName>{NAME}</BuyerName><IdNo>{ID_NO}",
+        "xxe": ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/hostname">]>'
+                f"<r><Name>{NAME}</Name><Remark>{TEXT}&e;</Remark></r>"),
         "json_in_string": json.dumps(full, ensure_ascii=False),
         "plain_string_list": [TEXT, [TEXT, [TEXT]]],
     }
@@ -137,6 +140,10 @@ def test_every_view_masks_personal_data_in_every_shape(masked_env):  # type: ign
     for name in ("truncated_json", "not_json", "deep_1000", "deep_1000_obj", "broken_xml"):
         text = viewer.get(f"/admin/calls/{calls[name]}").text
         assert "不予显示" in text or "无法解密" in text, name
+    xxe = viewer.get(f"/admin/calls/{calls['xxe']}").text
+    assert "不予显示" in xxe or "欧**" in xxe
+    hostname = Path("/etc/hostname").read_text().strip()
+    assert not hostname or f">{hostname}" not in xxe
     xml = viewer.get(f"/admin/calls/{calls['xml']}").text
     assert "BuyerName" in xml and "欧**" in xml
     assert "层级过深" in viewer.get(f"/admin/calls/{calls['deep_60']}").text
