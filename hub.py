@@ -507,8 +507,12 @@ def make_http_server(hub: Hub, app: Any, host: str, port: int, threads: int = 16
     # The app answers an oversized body with the contract's 2001; waitress's own bound (a
     # plain 413 before the app runs) only stops bodies far beyond any limit of the app's.
     ceiling = 2 * hub.config.limits.max_material_bytes + 1024 * 1024
+    # waitress drops X-Forwarded-* unless told otherwise; the admin sign-in believes the
+    # header only from a peer listed in ``admin.trusted_proxies`` (admin.auth.source_address).
+    forwarded = bool(hub.config.section("admin").get("trusted_proxies"))
     return create_server(app, host=host, port=port, threads=threads,
-                         max_request_body_size=ceiling)
+                         max_request_body_size=ceiling,
+                         clear_untrusted_proxy_headers=not forwarded)
 
 
 def run_server(hub: Hub, host: str, port: int, *, workers: bool = True, scheduler: bool = True,

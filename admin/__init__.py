@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from admin import auth
+from admin import auth, masking
 from admin.modules import ModuleDisabled, catalogue, ensure_builtins_once, module_of_endpoint
 from admin.perms import FUNCTIONS, Forbidden
 from admin.settings import get_setting, item_names
@@ -26,12 +26,15 @@ def register(app: Flask, hub_: Hub) -> None:
     if "admin" in app.blueprints:
         return
     app.secret_key = auth.secret_key(hub_)
+    auth.trusted_proxies(hub_), auth.throttle_of(hub_)  # a bad ``admin`` config fails here
     admin_cfg = hub_.config.section("admin")
     app.config.update(
         SESSION_COOKIE_NAME="cityhub_admin",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=bool(admin_cfg.get("secure_cookie", False)),
+        # Secure whenever the hub is reached over https (``public_url``), or if forced.
+        SESSION_COOKIE_SECURE=bool(admin_cfg.get("secure_cookie", False))
+        or hub_.config.public_url.lower().startswith("https://"),
         SESSION_COOKIE_PATH="/admin",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
@@ -130,6 +133,23 @@ def _context() -> dict[str, object]:
 @bp.app_template_filter("local")
 def _local(value):  # type: ignore[no-untyped-def]
     return to_local(value)
+
+
+@bp.app_template_filter("masked")
+def _masked(value):  # type: ignore[no-untyped-def]
+    """Free text (errors, reasons, titles) through the masker unless revealing."""
+    return masking.show_text(value)
+
+
+@bp.app_template_filter("masked_title")
+def _masked_title(value):  # type: ignore[no-untyped-def]
+    return masking.show_title(value)
+
+
+@bp.app_template_filter("masked_detail")
+def _masked_detail(value):  # type: ignore[no-untyped-def]
+    """A stored JSON detail (alerts, audit rows) through the masker unless revealing."""
+    return masking.show_detail(value)
 
 
 @bp.errorhandler(Forbidden)

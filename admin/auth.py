@@ -1,19 +1,24 @@
-"""Sign-in: hashed passwords, lock-out after repeated failures, the session cookie,
-CSRF tokens on every form, and the ``login_required`` / ``requires`` decorators."""
+"""Sign-in: hashed passwords, lock-out after repeated failures (per user, and per
+source address across user names), the session cookie, CSRF tokens on every form, and
+the ``requires`` decorator."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
+import ipaddress
+import logging
 import os
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import abort, g, redirect, request, session, url_for
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -25,10 +30,17 @@ from store.models import utcnow
 if TYPE_CHECKING:
     from hub import Hub
 
+log = logging.getLogger("cityhub.admin")
+
 MIN_PASSWORD_LENGTH = 10
 CSRF_FIELD = "csrf_token"
 #: How long rows of ``admin_login_failures`` are kept (``prune_login_failures``).
 LOGIN_FAILURE_RETENTION = timedelta(days=90)
+#: Failed sign-ins from one source address, over all user names, after which that
+#: address is refused (every user name, known or not) until the window has moved on.
+#: Config ``admin.address_failure_limit`` / ``admin.address_failure_minutes``.
+ADDRESS_FAILURE_LIMIT = 20
+ADDRESS_FAILURE_WINDOW = timedelta(minutes=15)
 
 
 def secret_key(hub: Hub) -> bytes:
@@ -60,7 +72,81 @@ def dummy_password_hash() -> str:
     return hash_password(secrets.token_urlsafe(24))
 
 
+# --------------------------------------------------------------------------- lock-out
+# Kept in small functions of their own: the bank's SOAP ``Authenticate`` may share them.
+
+
+def failure_key(key: bytes, username: str) -> str:
+    """The keyed hash (HMAC-SHA256, hex) a failed sign-in's user name is stored as: the
+    same name gives the same key, the name itself is not kept (it may be a password
+    typed in the wrong field)."""
+    return hmac.new(key, username.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
+
+def failure_hash_key(hub: Hub) -> bytes:
+    """The HMAC key of ``failure_key``, derived from the data key."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"cityhub",
+                info=b"cityhub-login-failure-v1").derive(hub.secrets.data_key())
+
+
+def source_address(remote: str | None, forwarded_for: str | None,
+                   trusted_proxies: frozenset[str]) -> str:
+    """The address a sign-in comes from: the peer's, unless the peer is a configured
+    trusted proxy (``admin.trusted_proxies``); then the right-most address of
+    ``X-Forwarded-For`` that is not itself a trusted proxy. Never the header otherwise:
+    anyone can send it."""
+    address = remote or "-"
+    if address not in trusted_proxies or not forwarded_for:
+        return address[:64]
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        try:
+            hop = str(ipaddress.ip_address(hop))
+        except ValueError:
+            return address[:64]  # a malformed chain: the proxy itself
+        if hop not in trusted_proxies:
+            return hop
+    return address[:64]
+
+
+def address_throttled(s: Session, remote: str, now: datetime,
+                      limit: int = ADDRESS_FAILURE_LIMIT,
+                      window: timedelta = ADDRESS_FAILURE_WINDOW) -> bool:
+    """Whether ``remote`` failed ``limit`` sign-ins (any user names) within ``window``."""
+    failures = s.scalar(select(func.count()).select_from(AdminLoginFailure).where(
+        AdminLoginFailure.at >= now - window, AdminLoginFailure.remote_addr == remote))
+    return int(failures or 0) >= limit
+
+
+def record_failure(s: Session, key: str, remote: str, now: datetime) -> None:
+    s.add(AdminLoginFailure(username=key, remote_addr=remote, at=now))
+
+
+def count_user_failure(s: Session, user: AdminUser, now: datetime) -> bool:
+    """Count a failed sign-in on the user's account; True if it locked it just now."""
+    threshold = int(get_setting(s, "lockout_threshold"))
+    minutes = int(get_setting(s, "lockout_minutes"))
+    # One guarded UPDATE, so parallel attempts each count.
+    s.execute(update(AdminUser).where(AdminUser.id == user.id)
+              .values(failed_logins=AdminUser.failed_logins + 1)
+              .execution_options(synchronize_session=False))
+    s.refresh(user)
+    if user.failed_logins >= threshold:
+        user.locked_until = now + timedelta(minutes=minutes)
+        user.failed_logins = 0
+        return True
+    return False
+
+
 # --------------------------------------------------------------------------- sign-in
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """The per-address throttle's settings and the key user names are hashed with."""
+
+    hash_key: bytes
+    limit: int = ADDRESS_FAILURE_LIMIT
+    window: timedelta = ADDRESS_FAILURE_WINDOW
 
 
 class LoginResult:
@@ -68,9 +154,14 @@ class LoginResult:
         self.user, self.reason = user, reason
 
 
-def authenticate(s: Session, username: str, password: str, remote: str | None) -> LoginResult:
-    """Check a password; count failures and lock the account after too many."""
+def authenticate(s: Session, username: str, password: str, remote: str,
+                 throttle: Throttle) -> LoginResult:
+    """Check a password; refuse a source address with too many recent failures; count
+    failures and lock the account after too many."""
     now = utcnow()
+    if address_throttled(s, remote, now, throttle.limit, throttle.window):
+        log.warning("admin sign-in refused: too many failures from %s", remote)
+        return LoginResult(None, "throttled")
     user = s.scalars(select(AdminUser).where(AdminUser.username == username)).first()
     if user is not None and user.locked_until is not None and user.locked_until > now:
         return LoginResult(None, "locked")
@@ -79,24 +170,30 @@ def authenticate(s: Session, username: str, password: str, remote: str | None) -
     password_ok = check_password_hash(
         user.password_hash if user is not None else dummy_password_hash(), password)
     if user is None or not user.active or not password_ok:
-        s.add(AdminLoginFailure(username=username[:64], remote_addr=remote, at=now))
-        if user is not None:
-            threshold = int(get_setting(s, "lockout_threshold"))
-            minutes = int(get_setting(s, "lockout_minutes"))
-            # One guarded UPDATE, so parallel attempts each count.
-            s.execute(update(AdminUser).where(AdminUser.id == user.id)
-                      .values(failed_logins=AdminUser.failed_logins + 1)
-                      .execution_options(synchronize_session=False))
-            s.refresh(user)
-            if user.failed_logins >= threshold:
-                user.locked_until = now + timedelta(minutes=minutes)
-                user.failed_logins = 0
-                return LoginResult(None, "locked_now")
+        record_failure(s, failure_key(throttle.hash_key, username), remote, now)
+        if user is not None and count_user_failure(s, user, now):
+            return LoginResult(None, "locked_now")
         return LoginResult(None, "bad")
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
     return LoginResult(user)
+
+
+def throttle_of(hub: Hub) -> Throttle:
+    """The throttle from config ``admin`` (``address_failure_limit``, ``_minutes``)."""
+    cfg = hub.config.section("admin")
+    return Throttle(failure_hash_key(hub),
+                    int(cfg.get("address_failure_limit", ADDRESS_FAILURE_LIMIT)),
+                    timedelta(minutes=float(cfg.get("address_failure_minutes",
+                                                    ADDRESS_FAILURE_WINDOW.seconds / 60))))
+
+
+def trusted_proxies(hub: Hub) -> frozenset[str]:
+    """Config ``admin.trusted_proxies``: addresses of reverse proxies whose
+    ``X-Forwarded-For`` is believed (none by default)."""
+    raw = hub.config.section("admin").get("trusted_proxies") or []
+    return frozenset(str(ipaddress.ip_address(str(a).strip())) for a in raw)
 
 
 def prune_login_failures(s: Session, older_than: timedelta = LOGIN_FAILURE_RETENTION,
@@ -177,3 +274,9 @@ def requires(function: str | None = None):  # type: ignore[no-untyped-def]
         return wrapper
 
     return decorate
+
+
+def is_username(s: Session, username: str) -> bool:
+    """Whether an account has this user name (for the audit of a failed sign-in)."""
+    return s.scalars(select(AdminUser.id).where(AdminUser.username == username)
+                     .limit(1)).first() is not None

@@ -3,8 +3,6 @@ sub-cases, each delivery attempt with request and response, stages, pushes, mate
 
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -12,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from admin.masking import mask_if
+from admin.masking import mask, mask_if, scrub, show_body
 from admin.perms import Principal
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, StoredFile
 
@@ -56,26 +54,15 @@ def visible_case(s: Session, principal: Principal, case_no: str) -> Case | None:
     return case if sub is not None else None
 
 
-def _pretty(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return value
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
-
-
 def _open(hub: Hub, sealed: bytes | None, reveal: bool) -> str:
+    """A sealed call-log body as text for the page, through the one masker."""
     if sealed is None:
         return ""
     try:
         value = hub.cipher.open_json(sealed)
-    except Exception:  # a body sealed under a retired key
+    except Exception:  # a body sealed under a retired key, or one too deep to load
         return "（无法解密）"
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = json.loads(value)
-    return _pretty(mask_if(value, reveal))
+    return show_body(value, reveal)
 
 
 def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) -> Journey:
@@ -89,6 +76,8 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
     by_id = {parent.id: parent, **{c.id: c for c in subs}}
     steps: list[Step] = []
     payload = mask_if(hub.cipher.open_json(parent.payload_enc), reveal)
+    if not isinstance(payload, dict):  # masked away (too big or deep): nothing to show
+        payload = {"内容": payload}
 
     messages = list(s.scalars(select(OutboxMessage).where(OutboxMessage.case_id.in_(ids))
                               .order_by(OutboxMessage.id)))
@@ -136,14 +125,20 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
         owner = by_id[ev.case_id]
         steps.append(Step(ev.recorded_at, "stage", f"环节：{ev.stage}", owner.case_no,
                           status=ev.stage, detail={
-                              "at": ev.at, "operator": mask_if(ev.operator, True),
+                              "at": ev.at, "operator": ev.operator,
                               "opinion": ev.opinion, "filing_no": ev.filing_no,
                               "source": ev.source}))
     files = list(s.scalars(select(StoredFile).where(StoredFile.apply_no == parent.apply_no)))
     for f in files:
         if principal.sees(f.county_code) or f.county_code is None:
-            steps.append(Step(f.created_at, "material", f"材料：{f.name}",
+            name = f.name if reveal else scrub(f.name)
+            steps.append(Step(f.created_at, "material", f"材料：{name}",
                               detail={"file_id": f.file_id, "type": f.content_type,
                                       "size": f.size}))
+    if not reveal:  # free text in the details (opinions, errors) through the masker
+        for st in steps:
+            st.detail = mask(st.detail)
+            if not isinstance(st.detail, dict):
+                st.detail = {"detail": st.detail}
     steps.sort(key=lambda st: st.at)
     return Journey(case, parent, subs, payload, steps, messages)

@@ -11,6 +11,7 @@ _REASONS = {
     "bad": "用户名或密码不正确",
     "locked": "账户因多次登录失败已被锁定，请稍后再试或联系管理员",
     "locked_now": "登录失败次数过多，账户已被锁定",
+    "throttled": "来自您所在地址的登录失败次数过多，请稍后再试",
 }
 
 
@@ -24,23 +25,32 @@ def _safe_next(target: str | None) -> str:
 def login():  # type: ignore[no-untyped-def]
     error = None
     if request.method == "POST":
-        username = request.form.get("username", "").strip()
+        username = request.form.get("username", "").strip()[:256]
         password = request.form.get("password", "")
         h = hub()
+        remote = auth.source_address(request.remote_addr,
+                                     request.headers.get("X-Forwarded-For"),
+                                     auth.trusted_proxies(h))
+        throttle = auth.throttle_of(h)
         with h.transaction() as s:
-            result = auth.authenticate(s, username, password, request.remote_addr)
+            result = auth.authenticate(s, username, password, remote, throttle)
             if result.user is not None:
                 h.audit(s, username, "login", username)
                 auth.start_session(result.user)
-            else:
-                h.audit(s, username or "-", "login_failed", username,
-                        {"reason": result.reason, "remote": request.remote_addr})
+            elif result.reason != "throttled":  # (those are logged, not each audited)
+                # the name as typed only when it is an account's; else its keyed hash
+                known = auth.is_username(s, username)
+                key = auth.failure_key(throttle.hash_key, username)
+                h.audit(s, username if known else "-", "login_failed",
+                        username if known else f"key:{key[:16]}",
+                        {"reason": result.reason, "remote": remote})
         if result.user is not None:
             return redirect(_safe_next(request.args.get("next")))
         error = _REASONS[result.reason]
     elif g.principal is not None:
         return redirect(url_for("admin.dashboard"))
-    return render("login.html", error=error), 200 if error is None else 401
+    status = 200 if error is None else 429 if result.reason == "throttled" else 401
+    return render("login.html", error=error), status
 
 
 @bp.post("/logout")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from sqlalchemy import and_, func, select
 
 from admin import journey
@@ -79,6 +79,7 @@ def case_page(case_no: str):  # type: ignore[no-untyped-def]
 @bp.post("/cases/<case_no>/reveal")
 @requires("view_personal_data")
 def case_reveal(case_no: str):  # type: ignore[no-untyped-def]
+    g.reveal = True
     with hub().transaction() as s:
         case = _case_or_404(s, case_no)
         j = journey.build(s, hub(), me(), case, reveal=True)

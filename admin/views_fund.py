@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import abort, request
+from flask import abort, g, request
 from sqlalchemy import and_, case, false, func, select, true
 from sqlalchemy.orm import Session
 
@@ -159,4 +159,5 @@ def fund_account(account_no: str):  # type: ignore[no-untyped-def]
 @bp.post("/fund/<account_no>/reveal")
 @requires("view_personal_data")
 def fund_reveal(account_no: str):  # type: ignore[no-untyped-def]
+    g.reveal = True
     return _account_page(account_no, reveal=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, redirect, request, url_for
 from sqlalchemy import and_, func, select
 
 from admin import stats
@@ -121,6 +121,7 @@ def call_detail(call_id: int):  # type: ignore[no-untyped-def]
     reveal = request.method == "POST"
     if reveal:
         me().require("view_personal_data")
+        g.reveal = True
     with hub().transaction() as s:
         row = _call_or_404(s, call_id)
         request_text = _open(hub(), row.request_enc, reveal)

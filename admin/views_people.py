@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from admin import people
+from admin import grants, people
 from admin.auth import requires
 from admin.modules import grouped
 from admin.people import (
@@ -19,6 +19,7 @@ from admin.people import (
     set_role_functions,
     set_user_access,
 )
+from admin.perms import load_principal
 from admin.web import audit, bp, hub, me, render
 from store.admin_models import (
     AdminRole,
@@ -36,6 +37,13 @@ def users():  # type: ignore[no-untyped-def]
         rows = list(s.scalars(select(AdminUser).order_by(AdminUser.username)))
         roles = list(s.scalars(select(AdminRole).order_by(AdminRole.name)))
         units = list(s.scalars(select(AdminUnit).order_by(AdminUnit.name)))
+        # only what the operator may act on or grant (admin.grants), themselves included
+        rows = [u for u in rows if grants.may_act_on(s, me(), load_principal(s, u))]
+        allowed = grants.grantable_functions(s, me())
+        roles = [r for r in roles if role_functions(s, r.id) <= allowed]
+        counties = {c: n for c, n in hub().city.counties.items() if me().sees(c)}
+        if not grants.city_wide(me()):
+            units = [u for u in units if u.division is not None and me().sees(u.division)]
         user_roles: dict[int, set[int]] = {}
         for ur in s.scalars(select(AdminUserRole)):
             user_roles.setdefault(ur.user_id, set()).add(ur.role_id)
@@ -43,10 +51,12 @@ def users():  # type: ignore[no-untyped-def]
         for ud in s.scalars(select(AdminUserDivision)):
             user_divs.setdefault(ud.user_id, set()).add(ud.division)
         functions = {r.id: role_functions(s, r.id) for r in roles}
-        groups = grouped(s)
+        groups = [(module, [(code, label) for code, label in fns if code in allowed])
+                  for module, fns in grouped(s)]
+        groups = [(module, fns) for module, fns in groups if fns]
     return render("users.html", rows=rows, roles=roles, units=units, user_roles=user_roles,
-                  user_divs=user_divs, role_fns=functions, counties=hub().city.counties,
-                  function_groups=groups)
+                  user_divs=user_divs, role_fns=functions, counties=counties,
+                  function_groups=groups, city_wide=grants.city_wide(me()))
 
 
 _CONFLICT = "保存失败：数据已被他人修改，请刷新页面后重试"
@@ -64,14 +74,23 @@ def _id(text: str) -> int | None:
 
 
 def _user_form(s, user: AdminUser) -> dict:  # type: ignore[no-untyped-def]
+    """Apply the user form, after checking it grants nothing beyond the operator's own
+    rights (``admin.grants``): roles, divisions, city-wide, unit."""
     f = request.form
-    unit = f.get("unit_id", "")
-    user.unit_id = int(unit) if unit.isdigit() else None
+    unit = f.get("unit_id", "").strip()
+    if unit and not unit.isdigit() or any(not x.isdigit() for x in f.getlist("role")):
+        raise PeopleError("表单内容不正确，请刷新页面后重试")
+    unit_id = int(unit) if unit else None
+    all_divisions = f.get("all_divisions") == "1"
+    roles = [int(x) for x in f.getlist("role")]
+    divisions = f.getlist("division")
+    grants.check_divisions(me(), all_divisions, divisions)
+    grants.check_roles(s, me(), roles)
+    grants.check_unit(s, me(), unit_id)
+    user.unit_id = unit_id
     user.display_name = (f.get("display_name") or user.username).strip()[:64]
     user.province_user_id = (f.get("province_user_id") or "").strip()[:64] or None
-    user.all_divisions = f.get("all_divisions") == "1"
-    roles = [int(x) for x in f.getlist("role") if x.isdigit()]
-    divisions = f.getlist("division")
+    user.all_divisions = all_divisions
     set_user_access(s, user, roles, divisions, hub().city.counties)
     return {"roles": roles, "divisions": divisions, "all_divisions": user.all_divisions,
             "unit_id": user.unit_id, "province_user_id": user.province_user_id}
@@ -104,7 +123,7 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
     action = f.get("action", "save")
     try:
         with hub().transaction() as s:
-            user = s.get(AdminUser, user_id)
+            user = grants.check_user(s, me(), user_id)
             if user is None:
                 abort(404)
             if action == "save":
@@ -127,7 +146,7 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
                 s.delete(user)
                 detail = {}
             else:
-                abort(400)
+                raise PeopleError("操作不正确")
             audit(s, f"user_{action}", user.username, detail)
         flash("已保存", "ok")
     except PeopleError as exc:
@@ -145,16 +164,25 @@ def role_save():  # type: ignore[no-untyped-def]
     try:
         with hub().transaction() as s:
             if f.get("action") == "delete" and role_id.isdigit():
-                role = s.get(AdminRole, int(role_id))
+                role = s.get(AdminRole, int(role_id), with_for_update=True)
                 if role is None:
                     abort(404)
+                grants.check_role_editable(s, me(), role)
                 s.delete(role)
                 audit(s, "delete_role", role.name)
             else:
                 name = f.get("name", "").strip()
                 if not name or len(name) > 64:
                     raise PeopleError("请填写角色名称（最多 64 个字符）")
-                role = s.get(AdminRole, int(role_id)) if role_id.isdigit() else None
+                if role_id and not role_id.isdigit():
+                    raise PeopleError("表单内容不正确，请刷新页面后重试")
+                role = s.get(AdminRole, int(role_id), with_for_update=True) \
+                    if role_id else None
+                if role_id and role is None:
+                    abort(404)
+                if role is not None:
+                    grants.check_role_editable(s, me(), role)
+                grants.check_functions(s, me(), f.getlist("function"))
                 if people.name_taken(s, AdminRole.name, name,
                                      role.id if role is not None else None):
                     raise PeopleError(f"角色名称 {name} 已存在，请换一个名称")
@@ -183,9 +211,10 @@ def unit_save():  # type: ignore[no-untyped-def]
     try:
         with hub().transaction() as s:
             if f.get("action") == "delete" and unit_id.isdigit():
-                unit = s.get(AdminUnit, int(unit_id))
+                unit = s.get(AdminUnit, int(unit_id), with_for_update=True)
                 if unit is None:
                     abort(404)
+                grants.check_unit_division(me(), unit.division)
                 if s.scalars(select(AdminUser.id).where(AdminUser.unit_id == unit.id)).first():
                     raise PeopleError("该单位下还有用户，不能删除")
                 s.delete(unit)
@@ -197,7 +226,15 @@ def unit_save():  # type: ignore[no-untyped-def]
                     raise PeopleError("请填写单位名称")
                 if division and division not in hub().city.counties:
                     raise PeopleError("区县代码不正确")
-                unit = s.get(AdminUnit, int(unit_id)) if unit_id.isdigit() else None
+                if unit_id and not unit_id.isdigit():
+                    raise PeopleError("表单内容不正确，请刷新页面后重试")
+                unit = s.get(AdminUnit, int(unit_id), with_for_update=True) \
+                    if unit_id else None
+                if unit_id and unit is None:
+                    abort(404)
+                if unit is not None:
+                    grants.check_unit_division(me(), unit.division)
+                grants.check_unit_division(me(), division)
                 if people.name_taken(s, AdminUnit.name, name,
                                      unit.id if unit is not None else None):
                     raise PeopleError(f"单位名称 {name} 已存在，请换一个名称")

@@ -134,9 +134,14 @@ def test_unknown_user_costs_the_same_hash_check(served, client, monkeypatch):  #
         failures = {f.username: f.remote_addr for f in s.scalars(select(AdminLoginFailure))}
         audits = {a.actor: (a.target, a.detail) for a in s.scalars(
             select(AuditEntry).where(AuditEntry.action == "login_failed"))}
-    assert failures == {"bob": "127.0.0.1", "ghost": "127.0.0.1", "gone": "127.0.0.1"}
+    # the failures' user names are stored as keyed hashes, never as typed
+    key = auth.failure_hash_key(served.hub)
+    assert failures == {auth.failure_key(key, name): "127.0.0.1"
+                        for name in ("bob", "ghost", "gone")}
+    # the audit names accounts that exist; a name no account has is only its hash
     assert {name: detail for name, (_, detail) in audits.items()} == {
-        name: '{"reason": "bad", "remote": "127.0.0.1"}' for name in ("bob", "ghost", "gone")}
+        name: '{"reason": "bad", "remote": "127.0.0.1"}' for name in ("bob", "-", "gone")}
+    assert audits["-"][0] == "key:" + auth.failure_key(key, "ghost")[:16]
 
 
 def test_prune_login_failures(served):  # noqa: F811
