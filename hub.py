@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from adapters.base import Adapter, AdapterNotFound, Partner, resolve_adapter
-from mapping.divisions import Divisions
+from mapping.divisions import City, Divisions
 from mapping.items import ITEMS
 from routes.overrides import Overrides
 from routes.policy import RetryPolicy, policy_fields
@@ -251,6 +251,59 @@ def init_secrets(config: Config, extra_app_ids: tuple[str, ...] = ()) -> Path:
 # --------------------------------------------------------------------------- the hub
 
 
+def load_partners(config: Config, city: City, secrets: Secrets) -> dict[str, Partner]:
+    """The partners of the configuration (their secrets from the environment or the
+    secrets file; no data key needed)."""
+    partners: dict[str, Partner] = {}
+    for app_id, raw in config.partners.items():
+        where = f"{config.path}: partners.{app_id}"
+        url = os.environ.get(f"HUB_PARTNER_{env_key(app_id)}_URL") or raw.get("base_url", "")
+        items = raw.get("items")
+        if items is not None and not isinstance(items, list):
+            raise ConfigError(f"{where}.items: must be a list of item codes")
+        division = raw.get("division")
+        if division is not None and not city.is_county(str(division)):
+            raise ConfigError(f"{where}.division: {division} is not a county of this city")
+        known = {"base_url", "timeout", "sign_method", "items", "division"}
+        partners[app_id] = Partner(
+            app_id=app_id,
+            base_url=str(url),
+            timeout=float(raw.get("timeout", 10)),
+            sign_method=str(raw.get("sign_method", "HMAC-SHA256")),
+            items=tuple(items) if items is not None else None,
+            division=str(division) if division is not None else None,
+            options={k: v for k, v in raw.items() if k not in known},
+            secret=secrets.partner_secret(app_id),
+        )
+    return partners
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What the configuration alone decides — the city, its partners, the routing table —
+    built without the store or the data key (``hub.py check`` and ``route`` use only this;
+    the operators' division settings apply on top of it in a running hub)."""
+
+    divisions: Divisions
+    city: City
+    partners: dict[str, Partner]
+    routes: RoutingTable
+
+
+def load_topology(config: Config, secrets: Secrets | None = None) -> Topology:
+    divisions = Divisions.load()
+    if config.city not in divisions.cities:
+        raise ConfigError(f"{config.path}: city: {config.city} is not in the division table")
+    city = divisions.city(config.city)
+    partners = load_partners(config, city, secrets or Secrets(config))
+    routes = load_table(config.routing_table, divisions, items=ITEMS,
+                        adapter_problem=adapter_problem, partners=partners,
+                        policies=config.retry_policies, city_code=config.city)
+    return Topology(divisions, city, partners, routes)
+
+
+
+
 class Hub:
     """Everything a request, a worker or a job needs, built once from the config."""
 
@@ -258,20 +311,10 @@ class Hub:
         self.config = config
         self.secrets = Secrets(config)
         self.cipher = DataCipher(self.secrets.data_key())
-        self.divisions = Divisions.load()
-        if config.city not in self.divisions.cities:
-            raise ConfigError(f"{config.path}: city: {config.city} is not in the division table")
-        self.city = self.divisions.city(config.city)
-        self.partners = self._load_partners()
-        self.routes: RoutingTable = load_table(
-            config.routing_table,
-            self.divisions,
-            items=ITEMS,
-            adapter_problem=adapter_problem,
-            partners=self.partners,
-            policies=config.retry_policies,
-            city_code=config.city,
-        )
+        topology = load_topology(config, self.secrets)
+        self.divisions, self.city = topology.divisions, topology.city
+        self.partners = topology.partners
+        self.routes: RoutingTable = topology.routes
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
         # Concurrent intake transactions of this process share commits (store/group_commit.py)
         self.group_commit = GroupCommit(self.db.engine)
@@ -287,30 +330,6 @@ class Hub:
         self._adapters_lock = threading.Lock()
         self.workers = None  # DeliveryWorkers, when this process delivers
         self.scheduler = None  # HubScheduler, when this process schedules
-
-    def _load_partners(self) -> dict[str, Partner]:
-        partners: dict[str, Partner] = {}
-        for app_id, raw in self.config.partners.items():
-            where = f"{self.config.path}: partners.{app_id}"
-            url = os.environ.get(f"HUB_PARTNER_{env_key(app_id)}_URL") or raw.get("base_url", "")
-            items = raw.get("items")
-            if items is not None and not isinstance(items, list):
-                raise ConfigError(f"{where}.items: must be a list of item codes")
-            division = raw.get("division")
-            if division is not None and not self.city.is_county(str(division)):
-                raise ConfigError(f"{where}.division: {division} is not a county of this city")
-            known = {"base_url", "timeout", "sign_method", "items", "division"}
-            partners[app_id] = Partner(
-                app_id=app_id,
-                base_url=str(url),
-                timeout=float(raw.get("timeout", 10)),
-                sign_method=str(raw.get("sign_method", "HMAC-SHA256")),
-                items=tuple(items) if items is not None else None,
-                division=str(division) if division is not None else None,
-                options={k: v for k, v in raw.items() if k not in known},
-                secret=self.secrets.partner_secret(app_id),
-            )
-        return partners
 
     # -- lookups
 
@@ -440,14 +459,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    hub = build_hub(args.config)
+    """The routing table's decision (configuration only: no store, no data key; the
+    admin page's "where would it go" also applies the operators' division settings)."""
+    topology = load_topology(load_config(args.config))
     try:
-        route = hub.routes.resolve(args.county, args.item)
+        route = topology.routes.resolve(args.county, args.item)
     except LookupError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
-    finally:
-        hub.db.dispose()
     print(f"{route.county} {route.county_name} / {route.item}")
     print(f"  adapter:  {route.adapter}")
     print(f"  partner:  {route.partner or '-'}")
@@ -455,7 +474,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     print(f"  timeout:  {route.timeout:g}s")
     r = route.retry
     print(f"  retry:    {r.max_attempts} attempts, backoff {r.min_backoff:g}s..{r.max_backoff:g}s")
-    print("  why:      " + "; ".join(route.why) + f" (table {hub.routes.source})")
+    print("  why:      " + "; ".join(route.why) + f" (table {topology.routes.source})")
     return 0
 
 
@@ -563,10 +582,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    hub = build_hub(args.config)
-    hub.db.dispose()
-    print(f"configuration ok: {hub.city.name} ({hub.city.code}), "
-          f"{len(hub.routes.counties())} counties routed from {hub.routes.source}")
+    """Check the configuration and the routing table (no store, no data key needed)."""
+    topology = load_topology(load_config(args.config))
+    print(f"configuration ok: {topology.city.name} ({topology.city.code}), "
+          f"{len(topology.routes.counties())} counties routed from {topology.routes.source}")
     return 0
 
 

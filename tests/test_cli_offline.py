@@ -1,0 +1,52 @@
+"""``hub.py check`` and ``hub.py route`` read configuration only: they work on a fresh
+checkout with no secrets file, no data key and no store, and say nothing about tables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Path:
+    """The default config and the examples, as a fresh checkout has them (no var/)."""
+    for name in ("config.yaml", "routes", "examples"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, tmp_path / name)
+    return tmp_path
+
+
+def run(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HUB_")}  # no HUB_DATA_KEY, HUB_DATABASE_URL, ...
+    return subprocess.run([sys.executable, str(ROOT / "hub.py"), *args], cwd=checkout,
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "examples/jiangmen.yaml"])
+def test_check_needs_no_key_and_no_store(fresh, config):
+    done = run(fresh, "--config", str(fresh / config), "check")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("configuration ok:") and done.stderr == ""
+    assert not (fresh / "var").exists()  # nothing created: no secrets, no database
+
+
+def test_route_needs_no_key_and_refuses_an_unknown_county_in_one_line(fresh):
+    ok = run(fresh, "--config", str(fresh / "config.yaml"), "route", "--county", "511725",
+             "--item", "rental_filing")
+    assert ok.returncode == 0 and "manual_excel" in ok.stdout and ok.stderr == "", ok.stderr
+    bad = run(fresh, "--config", str(fresh / "config.yaml"), "route", "--county", "999999",
+              "--item", "rental_filing")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert len(bad.stderr.strip().splitlines()) == 1 and "999999" in bad.stderr
+    assert not (fresh / "var").exists()
