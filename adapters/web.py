@@ -24,6 +24,7 @@ from flask import (
     g,
     has_request_context,
     jsonify,
+    redirect,
     request,
 )
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
@@ -239,6 +240,11 @@ def make_app(hub: Hub) -> Flask:
     @app.errorhandler(405)
     def not_allowed(_exc):  # type: ignore[no-untyped-def]
         return json_response(envelope("4001", "method not allowed for this endpoint"), 405)
+
+    @app.get("/")
+    def root():  # type: ignore[no-untyped-def]
+        """A browser opening the hub's address lands on the operators' page."""
+        return redirect("/admin/", code=302)
 
     for name in hub.config.inbound:
         hub.adapter(name).register_inbound(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -77,6 +78,12 @@ def test_unknown_path_answers_the_contract_envelope(make_config, store_url, tmp_
                    what="the hub")
         status, body = get_json(f"http://127.0.0.1:{port}/no/such/thing")
         assert status == 404 and body["code"] == "4001"
+        # a browser opening the hub's address is sent to the operators' page
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 302 and resp.getheader("Location", "").endswith("/admin/")
+        conn.close()
     finally:
         stop_process(proc)
 
