@@ -17,8 +17,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from admin import lockout
 from admin.perms import Forbidden, Principal, load_principal
-from admin.settings import get_setting
 from store.admin_models import AdminLoginFailure, AdminUser
 from store.models import utcnow
 
@@ -72,7 +72,7 @@ def authenticate(s: Session, username: str, password: str, remote: str | None) -
     """Check a password; count failures and lock the account after too many."""
     now = utcnow()
     user = s.scalars(select(AdminUser).where(AdminUser.username == username)).first()
-    if user is not None and user.locked_until is not None and user.locked_until > now:
+    if user is not None and lockout.is_locked(user, now):
         return LoginResult(None, "locked")
     # Always one hash check (against a dummy hash for an unknown user), so the answer's
     # timing does not tell whether the user name exists.
@@ -80,21 +80,10 @@ def authenticate(s: Session, username: str, password: str, remote: str | None) -
         user.password_hash if user is not None else dummy_password_hash(), password)
     if user is None or not user.active or not password_ok:
         s.add(AdminLoginFailure(username=username[:64], remote_addr=remote, at=now))
-        if user is not None:
-            threshold = int(get_setting(s, "lockout_threshold"))
-            minutes = int(get_setting(s, "lockout_minutes"))
-            # One guarded UPDATE, so parallel attempts each count.
-            s.execute(update(AdminUser).where(AdminUser.id == user.id)
-                      .values(failed_logins=AdminUser.failed_logins + 1)
-                      .execution_options(synchronize_session=False))
-            s.refresh(user)
-            if user.failed_logins >= threshold:
-                user.locked_until = now + timedelta(minutes=minutes)
-                user.failed_logins = 0
-                return LoginResult(None, "locked_now")
+        if user is not None and lockout.count_failure(s, AdminUser, user, now):
+            return LoginResult(None, "locked_now")
         return LoginResult(None, "bad")
-    user.failed_logins = 0
-    user.locked_until = None
+    lockout.clear_failures(user)
     user.last_login_at = now
     return LoginResult(user)
 
