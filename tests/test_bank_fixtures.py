@@ -67,7 +67,7 @@ class FundEnv:
 def build_env(make_hub: Any, store_url: str, *, sim_kwargs: dict[str, Any] | None = None,
               partner: dict[str, Any] | None = None, bank: dict[str, Any] | None = None,
               workers: bool = False, partners: dict[str, Any] | None = None,
-              ) -> tuple[FundEnv, list[Any]]:
+              **config: Any) -> tuple[FundEnv, list[Any]]:
     county = LoopbackServer().start()
     sim = SimBank("http://127.0.0.1:9", BANK, "icbc-front", PASSWORD, **(sim_kwargs or {}))
     partners = {
@@ -77,7 +77,7 @@ def build_env(make_hub: Any, store_url: str, *, sim_kwargs: dict[str, Any] | Non
     }
     hub = make_hub(store_url, inbound=["bank_soap", "pos"], partners=partners,
                    bank={"token_ttl_seconds": 1800, **(bank or {})},
-                   scheduler={"enabled": False})
+                   scheduler={"enabled": False}, **config)
     server = HubServer(hub).start()
     sim.hub_url = server.url
     sim.start()

@@ -136,6 +136,9 @@ class FundDesk:
         if caller.kind == "pos" and operation not in POS_OPERATIONS:
             return Answer(BAD_TOKEN, f"a POS login may not call {operation}")
         try:
+            for key in ("serial_no", "terminal_id"):  # the idempotency key, the terminal
+                if isinstance(fields.get(key), str) and not fields[key].strip():
+                    raise FieldError(key, "must not be blank")
             return self._handlers[operation](call, caller, fields)
         except FieldError as exc:
             return Answer(INVALID, f"invalid field {exc}")
