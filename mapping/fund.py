@@ -191,6 +191,9 @@ def xml_datetime(text: str, field: str) -> datetime:
         raise FieldError(field, "the year must be 0001–9999")
     if hour == "24":
         raise FieldError(field, "hour 24 is not accepted: send 00:00:00 of the next day")
+    if offset is not None and offset[0] == "-" and offset[4:] != "00":
+        # spyne adds the minutes of a negative offset instead of subtracting them
+        raise FieldError(field, "a negative UTC offset must be whole hours")
     if frac is not None and len(frac) - 1 > MAX_FRACTION_DIGITS:
         raise FieldError(field, f"at most {MAX_FRACTION_DIGITS} fractional digits")
     try:

@@ -336,6 +336,7 @@ FIELD_ORDER = ("serial_no", "instruction_no", "terminal_id", "account_no", "hous
 BAD_DATETIMES = ("2026-11-20T24:00:00+08:00", "0001-01-01T00:00:00+08:00",
                  "10000-01-01T00:00:00+08:00", "-0001-01-01T00:00:00Z",
                  "9999-12-31T23:59:59-08:00", "9999-12-31T20:00:00Z",
+                 "2026-11-20T10:00:00-03:30",  # spyne would read it as -02:30
                  "2026-11-20T10:00:00." + "9" * 5000 + "+08:00")
 BAD_DATES = ("10000-01-01", "-0001-01-01", "0000-01-01", "2026-02-30")
 #: (text, refused where) for yuan banks: over the bound, three places, sign, zero.
@@ -422,12 +423,21 @@ def test_authenticate_locks_out_as_the_admin_sign_in_does(fund):
     assert locked.result_code == "1001" and locked.token is None
     assert "locked" in locked.result_msg
     assert len(alerts(fund, "fund_login_locked")) == 1
+    assert "icbc-front" not in alerts(fund, "fund_login_locked")[0].detail
     assert login(PASSWORD, "pos-terminal-1").result_code == "0000"  # per login
     with fund.hub.db.session() as s:
         row = s.scalars(select(FundLogin).where(FundLogin.username == "icbc-front")).one()
         assert row.locked_until is not None and row.failed_logins == 0
         minutes = (row.locked_until - datetime.utcnow()) / timedelta(minutes=1)
         assert 13 < minutes <= 15  # lockout_minutes, the admin's default
+    with fund.hub.transaction() as s:  # a new password (hub.py bank-account add) unlocks
+        add_login(s, BANK, "icbc-front", PASSWORD + "-new")
+    assert login(PASSWORD + "-new").result_code == "0000"
+    with fund.hub.transaction() as s:
+        add_login(s, BANK, "icbc-front", PASSWORD)
+    for _ in range(3):
+        assert login("wrong-password-1").result_code == "1001"
+    assert login(PASSWORD).result_code == "1001"
     with fund.hub.transaction() as s:  # the lock expires
         s.execute(update(FundLogin).values(locked_until=datetime(2020, 1, 1)))
     assert login("wrong-password-1").result_code == "1001"

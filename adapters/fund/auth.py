@@ -77,6 +77,7 @@ def add_login(session: Session, bank_code: str, username: str, password: str,
         row = FundLogin(bank_code=bank_code, username=username, kind=kind)
         session.add(row)
     row.kind, row.active, row.password_hash = kind, True, hash_password(password)
+    lockout.clear_failures(row)  # a new password unlocks, as an operator's reset does
     session.flush()
     return row
 

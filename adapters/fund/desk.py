@@ -4,6 +4,14 @@ Order of work for every call: the token (1001 books nothing), then the fields
 (2002 changes nothing), then one transaction that records the event once per
 (bank_code, serial_no), books or holds it, alerts, routes, and commits before the
 answer is returned.
+
+A caller's bank is its login's ``bank_code`` (carried by the token), for POS terminals
+too: a POS login is registered under the bank that runs the terminal
+(``hub.py bank-account add --bank-code ICBC --username … --pos``); ``terminal_id`` is
+only recorded. An account, a house (through its account) or an instruction of another
+bank answers 1004 and raises an alert, and nothing is booked (``refuse_other_bank``).
+A serial_no reused with another operation, account or amount answers 2005 and is kept
+in ``fund_conflicts`` (``record_once``).
 """
 
 from __future__ import annotations
