@@ -22,8 +22,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from admin import lockout
 from admin.perms import Forbidden, Principal, load_principal
-from admin.settings import get_setting
 from store.admin_models import AdminLoginFailure, AdminUser
 from store.models import utcnow
 
@@ -121,22 +121,6 @@ def record_failure(s: Session, key: str, remote: str, now: datetime) -> None:
     s.add(AdminLoginFailure(username=key, remote_addr=remote, at=now))
 
 
-def count_user_failure(s: Session, user: AdminUser, now: datetime) -> bool:
-    """Count a failed sign-in on the user's account; True if it locked it just now."""
-    threshold = int(get_setting(s, "lockout_threshold"))
-    minutes = int(get_setting(s, "lockout_minutes"))
-    # One guarded UPDATE, so parallel attempts each count.
-    s.execute(update(AdminUser).where(AdminUser.id == user.id)
-              .values(failed_logins=AdminUser.failed_logins + 1)
-              .execution_options(synchronize_session=False))
-    s.refresh(user)
-    if user.failed_logins >= threshold:
-        user.locked_until = now + timedelta(minutes=minutes)
-        user.failed_logins = 0
-        return True
-    return False
-
-
 # --------------------------------------------------------------------------- sign-in
 
 
@@ -163,7 +147,7 @@ def authenticate(s: Session, username: str, password: str, remote: str,
         log.warning("admin sign-in refused: too many failures from %s", remote)
         return LoginResult(None, "throttled")
     user = s.scalars(select(AdminUser).where(AdminUser.username == username)).first()
-    if user is not None and user.locked_until is not None and user.locked_until > now:
+    if user is not None and lockout.is_locked(user, now):
         return LoginResult(None, "locked")
     # Always one hash check (against a dummy hash for an unknown user), so the answer's
     # timing does not tell whether the user name exists.
@@ -171,11 +155,10 @@ def authenticate(s: Session, username: str, password: str, remote: str,
         user.password_hash if user is not None else dummy_password_hash(), password)
     if user is None or not user.active or not password_ok:
         record_failure(s, failure_key(throttle.hash_key, username), remote, now)
-        if user is not None and count_user_failure(s, user, now):
+        if user is not None and lockout.count_failure(s, AdminUser, user, now):
             return LoginResult(None, "locked_now")
         return LoginResult(None, "bad")
-    user.failed_logins = 0
-    user.locked_until = None
+    lockout.clear_failures(user)
     user.last_login_at = now
     return LoginResult(user)
 

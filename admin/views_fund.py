@@ -16,6 +16,7 @@ from admin.masking import mask_if
 from admin.web import audit, bp, hub, me, render
 from mapping.fund import fen_to_yuan
 from store.fund_models import (
+    FundConflict,
     FundEvent,
     FundInstruction,
     LedgerEntry,
@@ -68,7 +69,24 @@ def _held_events(s: Session) -> list[dict[str, Any]]:
         .outerjoin(SupervisedAccount, SupervisedAccount.account_no == FundEvent.account_no)
         .where(where, FundEvent.resolved_at.is_(None))
         .order_by(FundEvent.id.desc()).limit(200)).all()
-    return [{"e": e, "division": div, "amount": yuan(e.amount_fen)} for e, div in rows]
+    held = [{"e": e, "division": div, "amount": yuan(e.amount_fen)} for e, div in rows]
+    held += _conflicts(s)
+    return sorted(held, key=lambda x: x["e"].created_at, reverse=True)
+
+
+def _conflicts(s: Session) -> list[dict[str, Any]]:
+    """Unresolved notices refused with 2005 (a serial_no reused with other content), in
+    the principal's divisions as held events are."""
+    division = func.coalesce(FundConflict.division, SupervisedAccount.division)
+    if me().divisions is not None and not me().divisions:
+        return []
+    where: Any = true() if me().divisions is None else division.in_(sorted(me().divisions))
+    rows = s.execute(
+        select(FundConflict, division.label("div"))
+        .outerjoin(SupervisedAccount, SupervisedAccount.account_no == FundConflict.account_no)
+        .where(where, FundConflict.resolved_at.is_(None))
+        .order_by(FundConflict.id.desc()).limit(200)).all()
+    return [{"e": c, "division": div, "amount": yuan(c.amount_fen)} for c, div in rows]
 
 
 @bp.get("/fund")

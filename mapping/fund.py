@@ -3,7 +3,10 @@ timestamps, working days, and the canonical event a county's system receives."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+import hashlib
+import json
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -61,8 +64,15 @@ RESULT_OK = frozenset({"00", "0", "0000", "success", "SUCCESS"})
 #: Result codes of the contract.
 OK, BAD_TOKEN, MALFORMED, INVALID, UNKNOWN_ACCOUNT, NOT_ON_SALE, INTERNAL = (
     "0000", "1001", "2001", "2002", "3001", "3002", "5000")
+#: 1004: the account or house belongs to another bank; 2005: serial_no reused with
+#: another operation, account or amount.
+OTHER_BANK, SERIAL_REUSED = "1004", "2005"
 
 CENT = Decimal("0.01")
+#: The largest amount (and balance) accepted, in fen: 99,999,999,999.99 yuan. Far above
+#: any presale payment, and low enough that the ledger's BIGINT sums cannot overflow
+#: (that would take ~900,000 entries of this size on one account).
+MAX_AMOUNT_FEN = 10**13 - 1
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 
@@ -101,6 +111,8 @@ def amount_in(value: Any, field: str, in_fen: bool, allow_zero: bool = False,
         raise FieldError(field, "not a decimal number")
     if isinstance(value, float):
         raise FieldError(field, "floats are not accepted")
+    if abs(dec) >= 10**19:  # before int(): the bound below, without a huge integer
+        raise FieldError(field, f"more than {fen_to_yuan(MAX_AMOUNT_FEN)} yuan")
     if in_fen:
         if dec != dec.to_integral_value():
             raise FieldError(field, "this bank counts in fen: must be a whole number")
@@ -109,6 +121,8 @@ def amount_in(value: Any, field: str, in_fen: bool, allow_zero: bool = False,
         if dec != dec.quantize(CENT):
             raise FieldError(field, "at most two decimal places")
         fen = int(dec * 100)
+    if abs(fen) > MAX_AMOUNT_FEN:
+        raise FieldError(field, f"more than {fen_to_yuan(MAX_AMOUNT_FEN)} yuan")
     if fen < 0 and not signed:
         raise FieldError(field, "must not be negative")
     if fen == 0 and not allow_zero:
@@ -137,7 +151,75 @@ def occurred_utc(value: Any, field: str = "occurred_at") -> datetime:
         raise FieldError(field, "not a date-time")
     if value.tzinfo is None or value.utcoffset() is None:
         raise FieldError(field, "needs a UTC offset (e.g. +08:00)")
-    return value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+        local_date(utc)
+    except (OverflowError, ValueError):
+        raise FieldError(field, "outside the years 0001–9999 in UTC or local time") from None
+    return utc
+
+
+#: XML Schema's lexical forms (xs:dateTime, xs:date), wider than what Python holds:
+#: years beyond 9999 or negative, hour 24, any number of fractional digits.
+_XSD_DATETIME = re.compile(
+    r"(-?\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?")
+_XSD_DATE = re.compile(r"(-?\d{4,})-(\d\d)-(\d\d)(Z|[+-]\d\d:\d\d)?")
+#: Fractional seconds beyond this many digits are refused (.NET sends 7; Python keeps 6).
+MAX_FRACTION_DIGITS = 9
+
+
+def _offset(text: str | None) -> timezone | None:
+    if text is None:
+        return None
+    if text == "Z":
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    hours, minutes = int(text[1:3]), int(text[4:6])
+    if minutes > 59 or hours * 60 + minutes > 14 * 60:
+        raise ValueError("offset")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def xml_datetime(text: str, field: str) -> datetime:
+    """An xs:dateTime the hub can hold (2002 otherwise): year 0001–9999 also once
+    converted to UTC and to local time, no hour 24, at most 9 fractional digits."""
+    match = _XSD_DATETIME.fullmatch(text)
+    if match is None:
+        raise FieldError(field, "not an XML Schema date-time")
+    year, month, day, hour, minute, second, frac, offset = match.groups()
+    if year.startswith("-") or len(year) > 4:
+        raise FieldError(field, "the year must be 0001–9999")
+    if hour == "24":
+        raise FieldError(field, "hour 24 is not accepted: send 00:00:00 of the next day")
+    if offset is not None and offset[0] == "-" and offset[4:] != "00":
+        # spyne adds the minutes of a negative offset instead of subtracting them
+        raise FieldError(field, "a negative UTC offset must be whole hours")
+    if frac is not None and len(frac) - 1 > MAX_FRACTION_DIGITS:
+        raise FieldError(field, f"at most {MAX_FRACTION_DIGITS} fractional digits")
+    try:
+        tz = _offset(offset)
+        value = datetime(int(year), int(month), int(day), int(hour), int(minute),
+                         int(second), int((frac or ".0")[1:7].ljust(6, "0")), tz)
+    except ValueError:
+        raise FieldError(field, "not a valid date-time") from None
+    if tz is not None:
+        occurred_utc(value, field)  # also representable in UTC and local time
+    return value
+
+
+def xml_date(text: str, field: str) -> date:
+    """An xs:date the hub can hold (2002 otherwise): year 0001–9999."""
+    match = _XSD_DATE.fullmatch(text)
+    if match is None:
+        raise FieldError(field, "not an XML Schema date")
+    year, month, day, offset = match.groups()
+    if year.startswith("-") or len(year) > 4:
+        raise FieldError(field, "the year must be 0001–9999")
+    try:
+        _offset(offset)
+        return date(int(year), int(month), int(day))
+    except ValueError:
+        raise FieldError(field, "not a valid date") from None
 
 
 def local_date(utc_naive: datetime, tz: ZoneInfo = LOCAL_TZ) -> date:
@@ -154,6 +236,24 @@ def add_working_days(start: datetime, days: int, holidays: frozenset[date] = fro
         if local.weekday() < 5 and local.date() not in holidays:
             left -= 1
     return local.astimezone(UTC).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------- repeats
+
+#: What makes two notices with one (bank_code, serial_no) the same notice, besides the
+#: operation (contract: operation, account or amount; also the instruction answered,
+#: its result and a reconciliation's figures). A POS payment names its house, not
+#: the account (the hub looks that up).
+IDENTITY_FIELDS = ("account_no", "house_code", "amount", "instruction_no", "result", "date",
+                   "opening_balance", "total_in", "total_out", "closing_balance")
+
+
+def content_key(operation: str, fields: dict[str, Any]) -> str:
+    """A digest of a notice's identity (``IDENTITY_FIELDS``) as the hub normalised it;
+    equal digests mean an exact repeat, different ones answer 2005."""
+    names = [n for n in IDENTITY_FIELDS if not (operation == "PosPayment" and n == "account_no")]
+    values = [None if fields.get(n) in (None, "") else str(_plain(fields[n])) for n in names]
+    return hashlib.sha256(json.dumps([operation, *values]).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- canonical

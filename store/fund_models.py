@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -41,6 +42,9 @@ class FundLogin(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    #: The sign-in lock-out of ``admin.lockout`` (as for operators).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class FundToken(Base):
@@ -117,6 +121,30 @@ class FundEvent(Base):
     division: Mapped[str | None] = mapped_column(String(6))
     route_mode: Mapped[str | None] = mapped_column(String(8))  # auto | manual
     message_id: Mapped[int | None] = mapped_column(BigId)
+    payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class FundConflict(Base):
+    """A notice refused with 2005: its (bank_code, serial_no) was used before, by
+    ``event_id``, with another operation, account or amount. Nothing is booked; it is
+    kept for an operator, once per distinct content (``fingerprint``)."""
+
+    __tablename__ = "fund_conflicts"
+    __table_args__ = (UniqueConstraint("bank_code", "serial_no", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    bank_code: Mapped[str] = mapped_column(String(32))
+    serial_no: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[int] = mapped_column(ForeignKey("fund_events.id"), index=True)
+    operation: Mapped[str] = mapped_column(String(40))
+    account_no: Mapped[str | None] = mapped_column(String(64))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    division: Mapped[str | None] = mapped_column(String(6))
+    reason: Mapped[str] = mapped_column(Text)
     payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     resolved_by: Mapped[str | None] = mapped_column(String(64))

@@ -145,9 +145,11 @@ def test_wsdl_is_valid_schema_and_a_fresh_client_calls_every_operation(fund):
 def test_same_deposit_twice_books_once_and_routes_to_the_county(fund):
     tok = fund.token()
     first = deposit(fund, tok, serial="DUP-1")
-    again = deposit(fund, tok, serial="DUP-1", amount="999.00")
+    again = deposit(fund, tok, serial="DUP-1")
     assert (first.result_code, again.result_code) == ("0000", "0000")
     assert first.result_msg == again.result_msg
+    # the same serial with another amount is not a repeat (contract: 2005)
+    assert deposit(fund, tok, serial="DUP-1", amount="999.00").result_code == "2005"
     [row] = fund.ledger()
     assert (row.amount_fen, row.house_code, row.unlinked) == (10000, HOUSE, False)
     assert row.book_date.isoformat() == "2026-11-20"
@@ -159,7 +161,7 @@ def test_same_deposit_twice_books_once_and_routes_to_the_county(fund):
         assert "张三".encode() not in raw and b"6222020000000001" not in raw
         logs = s.scalars(select(CallLogEntry).where(
             CallLogEntry.interface == "soap.fund.DepositNotice")).all()
-        assert [x.code for x in logs] == ["0000", "0000"]
+        assert [x.code for x in logs] == ["0000", "0000", "2005"]
         assert {x.party for x in logs} == {BANK} and {x.division for x in logs} == {"511702"}
         logged = fund.hub.cipher.open_json(logs[0].request_enc)
         text = logged["text"] if isinstance(logged, dict) else logged

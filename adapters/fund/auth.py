@@ -4,6 +4,7 @@ expiring tokens, stored as their SHA-256 so a copy of the database grants nothin
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from admin import lockout
 from store.fund_models import FundLogin, FundToken
 from store.models import utcnow
 
@@ -40,6 +42,13 @@ def verify_password(password: str, stored: str) -> bool:
     got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
                          p=int(p), dklen=32)
     return hmac.compare_digest(got, base64.b64decode(digest))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked for an unknown login, so that the answer takes as long as for a known one
+    (one scrypt, not two)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def token_hash(token: str) -> str:
@@ -68,6 +77,7 @@ def add_login(session: Session, bank_code: str, username: str, password: str,
         row = FundLogin(bank_code=bank_code, username=username, kind=kind)
         session.add(row)
     row.kind, row.active, row.password_hash = kind, True, hash_password(password)
+    lockout.clear_failures(row)  # a new password unlocks, as an operator's reset does
     session.flush()
     return row
 
@@ -81,16 +91,23 @@ class Tokens:
         self._lock = threading.Lock()
 
     def issue(self, session: Session, bank_code: str, username: str,
-              password: str) -> tuple[str, datetime] | None:
+              password: str) -> tuple[str, datetime] | str:
+        """A new (token, expiry), else why not: ``bad``, ``locked`` (still locked out, the
+        password is not even checked) or ``locked_now`` (this failure locked the login)
+        — the operators' lock-out (``admin.lockout``), on ``fund_logins``."""
+        now = utcnow()
         login = session.scalar(select(FundLogin).where(
             FundLogin.bank_code == bank_code, FundLogin.username == username,
             FundLogin.active.is_(True)))
         if login is None:
-            verify_password(password, hash_password("x" * 12))  # same time either way
-            return None
+            verify_password(password, _dummy_hash())  # same time either way
+            return "bad"
+        if lockout.is_locked(login, now):
+            return "locked"
         if not verify_password(password, login.password_hash):
-            return None
-        now = utcnow()
+            return "locked_now" if lockout.count_failure(session, FundLogin, login, now) \
+                else "bad"
+        lockout.clear_failures(login)
         session.execute(delete(FundToken).where(FundToken.expires_at < now))
         token = secrets.token_urlsafe(32)
         expires = now + self.ttl

@@ -4,6 +4,14 @@ Order of work for every call: the token (1001 books nothing), then the fields
 (2002 changes nothing), then one transaction that records the event once per
 (bank_code, serial_no), books or holds it, alerts, routes, and commits before the
 answer is returned.
+
+A caller's bank is its login's ``bank_code`` (carried by the token), for POS terminals
+too: a POS login is registered under the bank that runs the terminal
+(``hub.py bank-account add --bank-code ICBC --username … --pos``); ``terminal_id`` is
+only recorded. An account, a house (through its account) or an instruction of another
+bank answers 1004 and raises an alert, and nothing is booked (``refuse_other_bank``).
+A serial_no reused with another operation, account or amount answers 2005 and is kept
+in ``fund_conflicts`` (``record_once``).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from adapters.fund.ledger import (
     insert_booked,
     new_event,
     record_once,
+    refuse_other_bank,
     route,
 )
 from adapters.fund.reconcile import FIGURES, compare
@@ -114,8 +123,15 @@ class FundDesk:
         call.party = bank_code or "unknown"
         with self.hub.transaction() as s:
             issued = self.tokens.issue(s, bank_code, username, password)
-        if issued is None:
-            return Answer(BAD_TOKEN, "wrong bank code, user name or password")
+            if issued == "locked_now":
+                alert(s, "fund_login_locked", "warning",
+                      f"银行 {bank_code} 的接口登录账号连续登录失败，已被锁定",
+                      {"bank_code": bank_code}, ref=f"fund_login:{bank_code}")
+        if isinstance(issued, str):
+            if issued == "bad":
+                return Answer(BAD_TOKEN, "wrong bank code, user name or password")
+            return Answer(BAD_TOKEN, "login locked after repeated failures; try again later "
+                                     "or ask the hub's operators")
         token, expires = issued
         return Answer(OK, "ok", {"token": token, "expires_at": _aware(expires)})
 
@@ -128,6 +144,9 @@ class FundDesk:
         if caller.kind == "pos" and operation not in POS_OPERATIONS:
             return Answer(BAD_TOKEN, f"a POS login may not call {operation}")
         try:
+            for key in ("serial_no", "terminal_id"):  # the idempotency key, the terminal
+                if isinstance(fields.get(key), str) and not fields[key].strip():
+                    raise FieldError(key, "must not be blank")
             return self._handlers[operation](call, caller, fields)
         except FieldError as exc:
             return Answer(INVALID, f"invalid field {exc}")
@@ -153,9 +172,12 @@ class FundDesk:
                 hold(s, self.hub, caller.bank_code, op, f, answer, "unknown account",
                      f["account_no"], fen, when)
                 return answer
+            if account.bank_code != caller.bank_code:
+                return refuse_other_bank(s, call, caller.bank_code, account.bank_code,
+                                         "监管账户", account.division)
             return self._book(s, call, caller, op, f, account, fen, when)
 
-        return record_once(self.hub, call, caller.bank_code, f["serial_no"], work)
+        return record_once(self.hub, call, caller.bank_code, f, work, fen)
 
     def _book(self, s: Session, call: SoapCall, caller: Caller, op: str, f: dict[str, Any],
               account: Any, fen: int, when: Any) -> Answer:
@@ -197,6 +219,13 @@ class FundDesk:
             account = self._on_sale(s, f["house_code"])
         if account is None:
             return Answer(NOT_ON_SALE, "the house is not on sale under a supervised account")
+        if account.bank_code != caller.bank_code:
+            if call.session is not None:  # the alert commits with the call's log row
+                return refuse_other_bank(call.session, call, caller.bank_code,
+                                         account.bank_code, "房屋", account.division)
+            with self.hub.transaction() as s:
+                return refuse_other_bank(s, call, caller.bank_code, account.bank_code,
+                                         "房屋", account.division)
         call.division = account.division
         return Answer(OK, "ok", {"account_no": account.account_no,
                                  "project_name": account.project_name})
@@ -215,10 +244,13 @@ class FundDesk:
                 hold(s, self.hub, caller.bank_code, "PosPayment", f, answer,
                      f"house {f['house_code']} not on sale", None, fen, when)
                 return answer
+            if account.bank_code != caller.bank_code:
+                return refuse_other_bank(s, call, caller.bank_code, account.bank_code,
+                                         "房屋", account.division)
             f["account_no"] = account.account_no
             return self._book(s, call, caller, "PosPayment", f, account, fen, when)
 
-        return record_once(self.hub, call, caller.bank_code, f["serial_no"], work)
+        return record_once(self.hub, call, caller.bank_code, f, work, fen)
 
     # ------------------------------------------------------------------ results
 
@@ -226,20 +258,29 @@ class FundDesk:
         op = call.operation
         in_fen = self.settings.in_fen(caller.bank_code)
         bank: dict[str, int] = {}
+        fen: int | None = None
         if op == "ReconciliationResult":
             for name in FIGURES:
                 bank[name] = amount_in(f[name], name, in_fen, allow_zero=True, signed=True)
             f = {**f, **{k: fen_to_yuan(v) for k, v in bank.items()}}
         if op == "TransferResult":
-            f = {**f, "amount": fen_to_yuan(amount_in(f["amount"], "amount", in_fen)),
+            fen = amount_in(f["amount"], "amount", in_fen)
+            f = {**f, "amount": fen_to_yuan(fen),
                  "occurred_at": occurred_utc(f["occurred_at"]).isoformat() + "Z"}
         ok = str(f.get("result") or "").strip() in RESULT_OK
 
         def work(s: Session) -> Answer:
             ins = s.scalar(select(FundInstruction).where(
                 FundInstruction.instruction_no == f["instruction_no"]))
-            if ins is None or ins.type_code != RESULT_OF[op] or ins.bank_code != caller.bank_code:
+            if ins is not None and ins.bank_code != caller.bank_code:
+                return refuse_other_bank(s, call, caller.bank_code, ins.bank_code, "指令",
+                                         ins.division)
+            if ins is None or ins.type_code != RESULT_OF[op]:
                 raise FieldError("instruction_no", "no such instruction of this bank")
+            named = f.get("account_no") and self.accounts.get(s, f["account_no"])
+            if named and named.bank_code != caller.bank_code:
+                return refuse_other_bank(s, call, caller.bank_code, named.bank_code,
+                                         "监管账户", named.division)
             if ins.account_no and f.get("account_no") and f["account_no"] != ins.account_no:
                 raise FieldError("account_no", f"instruction {ins.instruction_no} is for "
                                                f"another account")
@@ -272,7 +313,7 @@ class FundDesk:
             route(s, self.hub, event, view, f)
             return answer
 
-        return record_once(self.hub, call, caller.bank_code, f["serial_no"], work)
+        return record_once(self.hub, call, caller.bank_code, f, work, fen)
 
     def _set_up(self, s: Session, ins: FundInstruction, f: dict[str, Any]) -> SupervisedAccount:
         asked = self.hub.cipher.open_json(ins.payload_enc)

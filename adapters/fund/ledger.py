@@ -14,8 +14,16 @@ from sqlalchemy import bindparam, func, insert, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mapping.fund import RESULT_CODE, canonical_event, fen_to_yuan, operation_name
-from store.fund_models import FundEvent, LedgerEntry
+from mapping.fund import (
+    OTHER_BANK,
+    RESULT_CODE,
+    SERIAL_REUSED,
+    canonical_event,
+    content_key,
+    fen_to_yuan,
+    operation_name,
+)
+from store.fund_models import FundConflict, FundEvent, LedgerEntry, SupervisedAccount
 from store.models import Alert, OutboxMessage, utcnow
 from store.outbox import NewMessage, message_row
 
@@ -56,21 +64,31 @@ def account_view(account: Any) -> dict[str, Any]:
     }
 
 
-def record_once(hub: Hub, call: SoapCall, bank_code: str, serial_no: str,
-                work: Callable[[Session], Answer]) -> Answer:
-    """Run ``work`` once per (bank_code, serial_no); a repeat answers as the first time.
+def record_once(hub: Hub, call: SoapCall, bank_code: str, fields: dict[str, Any],
+                work: Callable[[Session], Answer], amount_fen: int | None = None) -> Answer:
+    """Run ``work`` once per (bank_code, serial_no); an exact repeat answers as the first
+    time, a repeat with other content (``mapping.fund.content_key`` of the normalised
+    ``fields``) is refused with 2005 and kept for an operator (``conflict``).
 
     ``work`` adds the FundEvent (and whatever else) in the same transaction, which
     commits before the answer leaves; a concurrent twin loses on the unique key and
     answers what the winner stored.
     """
+    serial_no = fields["serial_no"]
+    content = content_key(call.operation, fields)  # before ``work`` adds to ``fields``
+    kept = dict(fields)
 
     def prior(s: Session) -> Answer | None:
-        row = s.execute(select(FundEvent.answer_code, FundEvent.answer_msg, FundEvent.division)
+        row = s.execute(select(FundEvent.id, FundEvent.operation, FundEvent.answer_code,
+                               FundEvent.answer_msg, FundEvent.division,
+                               FundEvent.payload_enc)
                         .where(FundEvent.bank_code == bank_code,
                                FundEvent.serial_no == serial_no)).first()
         if row is None:
             return None
+        first = content_key(row.operation, hub.cipher.open_json(row.payload_enc) or {})
+        if first != content:
+            return conflict(s, hub, call, bank_code, kept, amount_fen, content, row)
         call.division = row.division
         return Answer(row.answer_code, row.answer_msg)
 
@@ -97,11 +115,68 @@ def record_once(hub: Hub, call: SoapCall, bank_code: str, serial_no: str,
                 return answer
             return work(s)
     except IntegrityError:
-        with hub.db.session() as s:
+        with hub.transaction() as s:
             answer = prior(s)
         if answer is None:
             raise
         return answer
+
+
+def conflict(s: Session, hub: Hub, call: SoapCall, bank_code: str, fields: dict[str, Any],
+             amount_fen: int | None, content: str, first: Any) -> Answer:
+    """2005: keep the refused notice for an operator (once per distinct content; the
+    unique key decides) and alert. Nothing is booked."""
+    serial_no = fields["serial_no"]
+    answer = Answer(SERIAL_REUSED, f"serial_no {serial_no} was used before with another "
+                                   "operation, account or amount; kept for an operator")
+    division = first.division
+    if division is None and fields.get("account_no"):
+        division = s.scalar(select(SupervisedAccount.division).where(
+            SupervisedAccount.account_no == fields["account_no"]))
+    reason = (f"流水号重复但内容不同（与首次的{operation_name(first.operation)}"
+              f"在业务、账号或金额上不一致），已拒绝（2005）")
+    row = FundConflict(bank_code=bank_code, serial_no=serial_no, fingerprint=content,
+                       event_id=first.id, operation=call.operation,
+                       account_no=_text(fields.get("account_no")),
+                       amount_fen=amount_fen, division=division, reason=reason,
+                       payload_enc=hub.cipher.seal_json(_jsonable(fields)))
+    s.add(row)
+    try:
+        s.flush()
+    except IntegrityError:  # this very content was refused before: once is enough
+        s.rollback()
+        call.division = division
+        return answer
+    alert(s, "fund_serial_reused", "warning",
+          f"{operation_name(call.operation)} 流水号 {serial_no[:64]} 重复使用但内容不同，已拒绝",
+          {"bank_code": bank_code, "serial_no": serial_no, "first_operation": first.operation,
+           "operation": call.operation, "account_no": fields.get("account_no"),
+           "amount": None if amount_fen is None else str(fen_to_yuan(amount_fen))},
+          division=division, ref=f"fund_conflict:{row.id}")
+    call.division = division
+    return answer
+
+
+def refuse_other_bank(s: Session, call: SoapCall, caller_bank: str, owner_bank: str,
+                      what: str, division: str | None) -> Answer:
+    """1004: ``what`` (an account, a house, an instruction) belongs to another bank than
+    the caller's login. Nothing is booked; the operators are alerted (the call log has
+    the attempt)."""
+    alert(s, "fund_other_bank", "critical",
+          f"银行 {caller_bank} 的{operation_name(call.operation)}涉及其他银行（{owner_bank}）"
+          f"的{what}，已拒绝", {"bank_code": caller_bank, "owner_bank_code": owner_bank,
+                             "operation": call.operation, "target": what},
+          division=division)
+    call.division = division
+    return Answer(OTHER_BANK, f"the {_WHAT.get(what, 'account')} belongs to another bank "
+                              "than this login's")
+
+
+_WHAT = {"监管账户": "account", "房屋": "house", "指令": "instruction"}
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)[:64]
 
 
 def new_event(s: Session, hub: Hub, bank_code: str, operation: str, fields: dict[str, Any],

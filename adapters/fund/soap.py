@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from adapters.fund.desk import FundDesk
 from adapters.fund.ledger import ITEM, SoapCall
 from adapters.fund.service import NS, OPERATIONS, build_application
+from adapters.fund.values import check_values
 from mapping.fund import INVALID, MALFORMED
 from store.calllog import CallRecord, write_call
 from store.models import utcnow
@@ -136,6 +137,9 @@ class FundSoapEndpoint:
                     err = self.schema.error_log.last_error
                     call.code = INVALID
                     call.msg = f"invalid field: {err.message if err else 'schema'}"[:500]
+                    resp = answer_response(call.operation, INVALID, call.msg)
+                elif (bad := check_values(call.operation, element)) is not None:
+                    call.code, call.msg = INVALID, f"invalid field {bad}"[:500]
                     resp = answer_response(call.operation, INVALID, call.msg)
                 else:
                     resp = self._spyne(req, doc, call)
