@@ -1,15 +1,15 @@
 """bank hardening: the sign-in lock-out on fund_logins, and fund_conflicts (notices
 refused with 2005: a serial_no reused with another operation, account or amount)
 
-Revision ID: 0005_bank
-Revises: 0004
+Revision ID: 0006_bank
+Revises: 0005_deadlines
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0005_bank"
-down_revision = "0004"
+revision = "0006_bank"
+down_revision = "0005_deadlines"
 branch_labels = None
 depends_on = None
 
