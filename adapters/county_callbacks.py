@@ -8,7 +8,6 @@ province through the outbox in the transaction that records them.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from adapters.county_stages import (
     parse_at,
 )
 from adapters.http import JsonClient
+from adapters.json_body import parse_json
 from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
 from mapping.canonical import Applicant, CanonicalCase
 from mapping.items import ITEMS, Item
@@ -52,13 +52,7 @@ def _authenticate(hub: Hub, interface: str) -> tuple[Partner, dict[str, Any]]:
     raw = read_body(hub.config.limits.max_body_bytes)
     partner = authenticate(hub, raw, allow=lambda p: p.division is not None,
                            interface=interface)
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError("2001", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError("2001", "the body is not a JSON object")
-    return partner, body
+    return partner, parse_json(raw)  # the province intake's limits
 
 
 def _field_error(errors: list[tuple[str, str]]) -> ApiError:

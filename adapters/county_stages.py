@@ -69,7 +69,10 @@ def parse_at(value: Any) -> datetime:
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     else:
         aware = parse_iso_datetime(value)
-    return aware.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return aware.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+        raise ValueError("the date-time is out of the range the hub can hold") from None
 
 
 def check_stage(item: str, report: StageReport) -> list[tuple[str, str]]:
