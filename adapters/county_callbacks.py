@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from adapters.auth import authenticate, read_body
 from adapters.base import Partner
@@ -197,33 +198,56 @@ def _county_case(hub: Hub, item: Item, body: dict[str, Any]) -> CanonicalCase:
                          submitted_at=submitted, data=data)
 
 
+def _find_own(s, item: str, county: str, county_case_no: str) -> Case | None:  # type: ignore[no-untyped-def]
+    """The sub-case a county opened under its own number (its namespace), if any."""
+    return s.scalars(select(Case).where(
+        Case.namespace == county, Case.item == item, Case.apply_no == county_case_no,
+        Case.county_code == county)).first()
+
+
 def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
+    """申请并受理: the county opened the case itself, under its own ``county_case_no``.
+
+    The number lives in the county's own namespace (``Case.namespace``, part of the
+    cases' unique key): it never finds, claims or blocks a case of the province (whose
+    (item, apply_no) key is namespace "") or of another county, and a later province
+    application with the same number is a case of its own. A repeat of the county's own
+    apply-and-accept answers the first case with ``"duplicate": true``; two at the same
+    moment meet at the unique key and the second answers the first's case.
+    """
     partner, body = _authenticate(hub, "county.apply-and-accept")
     item = _item(body.get("item"))
     _context(item=item.code, division=body.get("county_code"))
     _speaks_for(partner, body.get("county_code"), item.code)
+    county = partner.division
+    assert county is not None
     canonical = _county_case(hub, item, body)
     operator = _text_or_none(body, "operator")
     if operator is not None and (not isinstance(operator, str) or len(operator) > 64):
         raise _field_error([("operator", "must be a string of at most 64 characters")])
     at = parse_at(body["at"])
-    with hub.transaction() as s:
-        existing = s.scalars(select(Case).where(
-            Case.item == item.code, Case.apply_no == canonical.apply_no,
-            Case.county_code == partner.division)).first()
-        if existing is not None:
-            if existing.source != PARTY:
-                raise _field_error([("county_case_no", "a case from the province has this number")])
-            _context(existing)
-            return envelope(message="already recorded, nothing changed", data={
-                "case_no": existing.case_no, "duplicate": True})
-        opened = open_case(s, hub, canonical, source=PARTY, deliver=False)
-        sub, _route = opened.subs[0]
-        _context(sub)
-        record_stage(s, hub, sub, "apply_and_accept", at=at, operator=operator, source=PARTY)
-        data = {"case_no": sub.case_no, "parent_case_no": opened.parent.case_no,
-                "duplicate": False}
-    return envelope(message="case opened and accepted", data=data)
+    for attempt in range(3):
+        try:
+            with hub.transaction() as s:
+                existing = _find_own(s, item.code, county, canonical.apply_no)
+                if existing is not None:
+                    _context(existing)
+                    return envelope(message="already recorded, nothing changed", data={
+                        "case_no": existing.case_no, "duplicate": True})
+                opened = open_case(s, hub, canonical, source=PARTY, deliver=False,
+                                   namespace=county)
+                sub, _route = opened.subs[0]
+                _context(sub)
+                record_stage(s, hub, sub, "apply_and_accept", at=at, operator=operator,
+                             source=PARTY)
+                data = {"case_no": sub.case_no, "parent_case_no": opened.parent.case_no,
+                        "duplicate": False}
+        except IntegrityError:  # the same number opened at the same moment: look again
+            if attempt == 2:
+                raise
+            continue
+        return envelope(message="case opened and accepted", data=data)
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- review link
