@@ -3,7 +3,10 @@
 Each call is signed with the county's own app id, which may speak only for its own
 division code (else 1004). Stages go through ``adapters.county_stages`` — the same path
 as operators' marks and Excel imports — so they move forward only and are pushed to the
-province through the outbox in the transaction that records them.
+province through the outbox in the transaction that records them; one final stage per
+sub-case is the database's rule (``store.cases.record_stage``). Bodies are read by the
+province intake's bounded parser (``adapters.json_body.parse_json``). A county's own
+case numbers are in its own namespace (``handle_apply_and_accept``).
 """
 
 from __future__ import annotations

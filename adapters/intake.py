@@ -4,7 +4,9 @@ One request becomes one transaction that holds the case, its sub-cases and the
 messages they cause, committed before the answer is sent. The answer is stored on
 the parent case (``answer_enc``) so a repeat of (item, apply_no) gets the same
 answer and creates nothing; concurrent duplicates rely on the unique constraint
-(item, apply_no, county_code) — the loser rolls back and answers the winner's answer.
+(namespace, item, apply_no, county_code) — the loser rolls back and answers the
+winner's answer. The province's numbers are namespace "": a case a county opened
+itself (申请并受理) is in that county's namespace and never found or blocked here.
 
 Validation failures are recorded too (spec 4.1): a parent case at stage
 ``validation_failed`` holding what was sent, and that stage pushed to the province.
