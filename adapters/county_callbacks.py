@@ -89,14 +89,14 @@ def _own_case(session, partner: Partner, case_no: Any) -> Case:  # type: ignore[
 
 
 def _context(case: Case | None = None, item: str | None = None,
-             division: str | None = None) -> None:
+             division: Any = None) -> None:
     record = call_context()
     if case is not None:
         record.case_id, record.item, record.division = case.id, case.item, case.county_code
     if item:
         record.item = item
-    if division:
-        record.division = division
+    if isinstance(division, str) and division:  # the caller's, unchecked yet: only a code
+        record.division = division[:6]
 
 
 def _text_or_none(body: dict[str, Any], name: str) -> Any:

@@ -219,3 +219,32 @@ def test_workbook_result_cell_with_nan_is_a_row_error(make_hub, store_url):
     assert report.applied == 0 and [(r, "JSON" in why) for _, r, why in report.errors] == [
         (3, True)]
     assert count(hub, StageEvent) == 0 and count(hub, OutboxMessage) == 0
+
+
+def test_wrong_types_in_every_field_are_answered_with_a_contract_code(hub):
+    case_no = new_case(hub, "rental_filing", "511702", apply_no="W-1")
+    good = event(case_no, "rental_filing", "511702", "accepted")
+    opened = {"item": "maintenance_fund_deposit", "county_code": "511702",
+              "county_case_no": "WX-W-1", "at": "2026-11-23T09:00:00+08:00",
+              "applicant": {"name": "张三", "id_type": "1", "id_no": "11010519491231002X"}}
+    odd = [{"a": 1}, [1, 2], 12345678901234, 1.5, True, None, "x" * 5000]
+    sent = 0
+    with served(hub) as url:
+        before = state(hub)
+        for path, body in ((EVENTS, good), (APPLY, opened), (REVIEW, {"case_no": case_no})):
+            for field in body:
+                for value in odd:
+                    r = post_signed(url, path, {**body, field: value}, "county_511702")
+                    sent += 1
+                    assert r.status_code < 500 and r.json()["code"] in (
+                        "0000", "1004", "2001", "2002", "4001"), (path, field, value, r.text)
+        # nothing was recorded by any of them but, at most, the one valid accepted
+        assert stages_of_count(hub) <= 1 and state(hub)[0] == before[0]
+    with hub.transaction() as s:
+        logged = s.scalar(select(func.count()).select_from(CallLogEntry)) or 0
+        codes = set(s.scalars(select(CallLogEntry.code)))
+    assert logged == sent and "5000" not in codes
+
+
+def stages_of_count(hub) -> int:
+    return count(hub, StageEvent)
