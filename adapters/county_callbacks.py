@@ -3,17 +3,20 @@
 Each call is signed with the county's own app id, which may speak only for its own
 division code (else 1004). Stages go through ``adapters.county_stages`` — the same path
 as operators' marks and Excel imports — so they move forward only and are pushed to the
-province through the outbox in the transaction that records them.
+province through the outbox in the transaction that records them; one final stage per
+sub-case is the database's rule (``store.cases.record_stage``). Bodies are read by the
+province intake's bounded parser (``adapters.json_body.parse_json``). A county's own
+case numbers are in its own namespace (``handle_apply_and_accept``).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from adapters.auth import authenticate, read_body
 from adapters.base import Partner
@@ -25,6 +28,7 @@ from adapters.county_stages import (
     parse_at,
 )
 from adapters.http import JsonClient
+from adapters.json_body import parse_json
 from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
 from mapping.canonical import Applicant, CanonicalCase
 from mapping.items import ITEMS, Item
@@ -52,13 +56,7 @@ def _authenticate(hub: Hub, interface: str) -> tuple[Partner, dict[str, Any]]:
     raw = read_body(hub.config.limits.max_body_bytes)
     partner = authenticate(hub, raw, allow=lambda p: p.division is not None,
                            interface=interface)
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError("2001", "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError("2001", "the body is not a JSON object")
-    return partner, body
+    return partner, parse_json(raw)  # the province intake's limits
 
 
 def _field_error(errors: list[tuple[str, str]]) -> ApiError:
@@ -91,14 +89,14 @@ def _own_case(session, partner: Partner, case_no: Any) -> Case:  # type: ignore[
 
 
 def _context(case: Case | None = None, item: str | None = None,
-             division: str | None = None) -> None:
+             division: Any = None) -> None:
     record = call_context()
     if case is not None:
         record.case_id, record.item, record.division = case.id, case.item, case.county_code
     if item:
         record.item = item
-    if division:
-        record.division = division
+    if isinstance(division, str) and division:  # the caller's, unchecked yet: only a code
+        record.division = division[:6]
 
 
 def _text_or_none(body: dict[str, Any], name: str) -> Any:
@@ -203,33 +201,56 @@ def _county_case(hub: Hub, item: Item, body: dict[str, Any]) -> CanonicalCase:
                          submitted_at=submitted, data=data)
 
 
+def _find_own(s, item: str, county: str, county_case_no: str) -> Case | None:  # type: ignore[no-untyped-def]
+    """The sub-case a county opened under its own number (its namespace), if any."""
+    return s.scalars(select(Case).where(
+        Case.namespace == county, Case.item == item, Case.apply_no == county_case_no,
+        Case.county_code == county)).first()
+
+
 def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
+    """申请并受理: the county opened the case itself, under its own ``county_case_no``.
+
+    The number lives in the county's own namespace (``Case.namespace``, part of the
+    cases' unique key): it never finds, claims or blocks a case of the province (whose
+    (item, apply_no) key is namespace "") or of another county, and a later province
+    application with the same number is a case of its own. A repeat of the county's own
+    apply-and-accept answers the first case with ``"duplicate": true``; two at the same
+    moment meet at the unique key and the second answers the first's case.
+    """
     partner, body = _authenticate(hub, "county.apply-and-accept")
     item = _item(body.get("item"))
     _context(item=item.code, division=body.get("county_code"))
     _speaks_for(partner, body.get("county_code"), item.code)
+    county = partner.division
+    assert county is not None
     canonical = _county_case(hub, item, body)
     operator = _text_or_none(body, "operator")
     if operator is not None and (not isinstance(operator, str) or len(operator) > 64):
         raise _field_error([("operator", "must be a string of at most 64 characters")])
     at = parse_at(body["at"])
-    with hub.transaction() as s:
-        existing = s.scalars(select(Case).where(
-            Case.item == item.code, Case.apply_no == canonical.apply_no,
-            Case.county_code == partner.division)).first()
-        if existing is not None:
-            if existing.source != PARTY:
-                raise _field_error([("county_case_no", "a case from the province has this number")])
-            _context(existing)
-            return envelope(message="already recorded, nothing changed", data={
-                "case_no": existing.case_no, "duplicate": True})
-        opened = open_case(s, hub, canonical, source=PARTY, deliver=False)
-        sub, _route = opened.subs[0]
-        _context(sub)
-        record_stage(s, hub, sub, "apply_and_accept", at=at, operator=operator, source=PARTY)
-        data = {"case_no": sub.case_no, "parent_case_no": opened.parent.case_no,
-                "duplicate": False}
-    return envelope(message="case opened and accepted", data=data)
+    for attempt in range(3):
+        try:
+            with hub.transaction() as s:
+                existing = _find_own(s, item.code, county, canonical.apply_no)
+                if existing is not None:
+                    _context(existing)
+                    return envelope(message="already recorded, nothing changed", data={
+                        "case_no": existing.case_no, "duplicate": True})
+                opened = open_case(s, hub, canonical, source=PARTY, deliver=False,
+                                   namespace=county)
+                sub, _route = opened.subs[0]
+                _context(sub)
+                record_stage(s, hub, sub, "apply_and_accept", at=at, operator=operator,
+                             source=PARTY)
+                data = {"case_no": sub.case_no, "parent_case_no": opened.parent.case_no,
+                        "duplicate": False}
+        except IntegrityError:  # the same number opened at the same moment: look again
+            if attempt == 2:
+                raise
+            continue
+        return envelope(message="case opened and accepted", data=data)
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- review link

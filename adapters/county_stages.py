@@ -19,15 +19,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mapping.items import ITEMS, ItemKind, can_follow
+from mapping.items import ITEMS, ItemKind
 from mapping.validators import parse_iso_datetime
 from store.cases import (
     StageOutcome,
+    advance_stages,
+    decide_stage,
     find_case,
+    lock_stages,
     province_message,
     record_stage,
     status_payload,
@@ -69,7 +72,10 @@ def parse_at(value: Any) -> datetime:
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     else:
         aware = parse_iso_datetime(value)
-    return aware.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return aware.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+        raise ValueError("the date-time is out of the range the hub can hold") from None
 
 
 def check_stage(item: str, report: StageReport) -> list[tuple[str, str]]:
@@ -119,8 +125,6 @@ def find_sub_case(session: Session, case_no: Any) -> Case | None:
 
 # --------------------------------------------------------------------------- many at once
 
-#: Stages after which nothing follows (as ``record_stage`` reports a duplicate).
-_CLOSED = ("completed", "rejected", "validation_failed")
 _BATCH = 500
 
 
@@ -151,8 +155,13 @@ class PlannedStage:
 
 
 def _known_states(session: Session, cases: Iterable[Case]) -> dict[int, _Known]:
-    """Each case's stage, last event and recorded stages, loaded in a few statements."""
-    known = {case.id: _Known(case.stage) for case in cases}
+    """Each case's stage (its row locked: ``lock_stages``), last event and recorded
+    stages, loaded in a few statements."""
+    by_id = {case.id: case for case in cases}
+    locked = lock_stages(session, by_id)
+    for case_id, case in by_id.items():  # as committed, not as loaded before the lock
+        set_committed_value(case, "stage", locked[case_id])
+    known = {case_id: _Known(stage) for case_id, stage in locked.items()}
     ids = sorted(known)
     for i in range(0, len(ids), _BATCH):
         rows = session.execute(
@@ -169,27 +178,21 @@ def plan_stages(session: Session, reports: Sequence[tuple[Case, StageReport]]
                 ) -> list[PlannedStage]:
     """Decide each ``(case, report)`` in order, as ``record_stage`` would — without writing.
 
-    A case may appear more than once (a further stage): each report is decided against
-    the state the earlier ones leave. The rules are ``record_stage``'s: a repeat of the
-    last event (``approved``: same time and operator) is a duplicate; otherwise the stage
-    must be able to follow (``can_follow``); after a final stage it is a duplicate.
+    The cases' rows are locked for the caller's transaction (``lock_stages``) so what is
+    decided here still holds when ``write_stages`` writes it. A case may appear more
+    than once (a further stage): each report is decided against the state the earlier
+    ones leave, by ``record_stage``'s own rule (``store.cases.decide_stage``).
     """
-    known = _known_states(session, {id(c): c for c, _ in reports}.values())
+    known = _known_states(session, {c.id: c for c, _ in reports}.values())
     planned: list[PlannedStage] = []
     for case, report in reports:
         state = known[case.id]
         stage, at = report.stage, report.at or utcnow()
         seen = stage in state.stages
-        last = state.last
-        if stage == state.stage and last is not None and last[0] == stage and (
-                stage != "approved" or (last[1] == at and last[2] == report.operator)):
-            planned.append(PlannedStage(case, report, at, False, True, "already recorded",
-                                        seen))
-            continue
-        previous = state.stage if state.stage != "received" else None
-        if not can_follow(previous, stage):
-            planned.append(PlannedStage(case, report, at, False, state.stage in _CLOSED,
-                                        f"stage {stage} cannot follow {state.stage}", seen))
+        decided = decide_stage(state.stage, state.last, stage, at, report.operator)
+        if not decided.recorded:
+            planned.append(PlannedStage(case, report, at, False, decided.duplicate,
+                                        decided.reason, seen))
             continue
         state.stage, state.last = stage, (stage, at, report.operator)
         state.stages.add(stage)
@@ -229,13 +232,10 @@ def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
         if report.stage == "completed" and report.result is not None:
             messages.append(province_message(hub, case, "results",
                                              results_payload(case, report.result)))
-    conn = session.connection()
-    conn.execute(insert(StageEvent.__table__), events)
-    table = Case.__table__
-    conn.execute(
-        update(table).where(table.c.id == bindparam("_id"))
-        .values(stage=bindparam("_stage"), updated_at=bindparam("_updated")),
-        [{"_id": cid, "_stage": stage, "_updated": now} for cid, (_, stage) in final.items()])
+    # each case from the stage plan_stages found (and locked) to its last planned one
+    advance_stages(session, [(cid, case.stage, stage) for cid, (case, stage) in final.items()],
+                   now)
+    session.connection().execute(insert(StageEvent.__table__), events)
     for case, stage in final.values():  # the loaded objects as stored, nothing to flush
         set_committed_value(case, "stage", stage)
         set_committed_value(case, "updated_at", now)

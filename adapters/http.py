@@ -9,7 +9,6 @@ connections — is retried by the outbox policy.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +16,7 @@ import urllib3
 
 from adapters.base import Adapter, DeliveryResult, OutgoingMessage, Partner
 from adapters.signing import signed_headers
+from mapping import json_limits
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 
@@ -37,7 +37,11 @@ class JsonClient:
         message_id: int | None = None,
     ) -> DeliveryResult:
         url = f"{partner.base_url.rstrip('/')}/{operation.lstrip('/')}"
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            body = json_limits.dumps(payload)
+        except ValueError as exc:  # NaN or an infinity: never sent, and no retry mends it
+            return DeliveryResult(ok=False, permanent=True, request=None,
+                                  error=f"payload is not strict JSON, not sent: {exc}")
         headers = {"Content-Type": "application/json; charset=utf-8"}
         if partner.secret is not None:
             headers.update(
@@ -59,10 +63,11 @@ class JsonClient:
         if len(raw) > MAX_RESPONSE_BYTES:
             return DeliveryResult(ok=False, error="response too large", request=payload)
         try:
-            answer = json.loads(raw)
-        except ValueError:
+            answer = json_limits.loads(raw)
+        except json_limits.JsonRejected as exc:
             return DeliveryResult(
-                ok=False, error=f"HTTP {resp.status}: answer is not JSON", request=payload,
+                ok=False, error=f"HTTP {resp.status}: answer is not JSON ({exc.reason})",
+                request=payload,
                 response=raw[:2000].decode("utf-8", "replace"),
             )
         code = str(answer.get("code")) if isinstance(answer, dict) else None

@@ -4,7 +4,9 @@ One request becomes one transaction that holds the case, its sub-cases and the
 messages they cause, committed before the answer is sent. The answer is stored on
 the parent case (``answer_enc``) so a repeat of (item, apply_no) gets the same
 answer and creates nothing; concurrent duplicates rely on the unique constraint
-(item, apply_no, county_code) — the loser rolls back and answers the winner's answer.
+(namespace, item, apply_no, county_code) — the loser rolls back and answers the
+winner's answer. The province's numbers are namespace "": a case a county opened
+itself (申请并受理) is in that county's namespace and never found or blocked here.
 
 Validation failures are recorded too (spec 4.1): a parent case at stage
 ``validation_failed`` holding what was sent, and that stage pushed to the province.
@@ -21,7 +23,6 @@ answer is ``pending`` and the county adapter's ``after_delivery`` pushes ``/resu
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -34,7 +35,6 @@ from sqlalchemy.orm import Session
 
 from adapters.dispatch import Dispatcher, worker_name
 from adapters.web import (
-    ApiError,
     PendingCallLog,
     call_context,
     envelope,
@@ -61,10 +61,7 @@ if TYPE_CHECKING:
     from adapters.auth import PendingNonce
     from hub import Hub
 
-BAD_BODY = "2001"
 VALIDATION_FAILED = "validation_failed"
-MAX_DEPTH = 20
-MAX_ARRAY = 10_000
 #: Extra seconds a sync query's outbox row is kept from the workers while the intake calls.
 INLINE_GRACE = 10.0
 
@@ -77,42 +74,6 @@ T = TypeVar("T")
 class _UseSession(Exception):
     """A grouped intake unit cannot decide; its writes roll back and ``_accept`` runs."""
 
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_json(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object within the limits, else 2001 (nothing is stored)."""
-    try:
-        doc = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise ApiError(BAD_BODY, "the body is not valid UTF-8 JSON") from None
-    if not isinstance(doc, dict):
-        raise ApiError(BAD_BODY, "the body must be a JSON object")
-    _check_shape(doc)
-    return doc
-
-
-def _check_shape(doc: dict[str, Any]) -> None:
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ApiError(BAD_BODY, f"the body is nested deeper than {MAX_DEPTH} levels")
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, list):
-            if len(value) > MAX_ARRAY:
-                raise ApiError(BAD_BODY, f"an array has more than {MAX_ARRAY} elements")
-            children = value
-        else:
-            continue
-        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))
 
 
 # --------------------------------------------------------------------------- answers

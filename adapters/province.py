@@ -21,7 +21,8 @@ from flask import Response, jsonify, request
 from adapters.auth import authenticate, authenticate_deferred, read_body
 from adapters.base import DeliveryResult, OutgoingMessage, Partner
 from adapters.http import HttpJsonAdapter
-from adapters.intake import Intake, parse_json
+from adapters.intake import Intake
+from adapters.json_body import parse_json
 from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
 from mapping.items import province_items
 from mapping.validators import apply_no_ok

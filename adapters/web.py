@@ -208,6 +208,9 @@ def make_app(hub: Hub) -> Flask:
     app = Flask("cityhub")
     app.session_interface = AdminOnlySessions()
     app.extensions["cityhub"] = hub
+    from adapters.json_body import StrictJSONProvider  # imports this module
+
+    app.json = StrictJSONProvider(app)  # never NaN or an infinity in an answer
     app.config["MAX_CONTENT_LENGTH"] = hub.config.limits.max_material_bytes + 65536
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -25,7 +25,10 @@ class Param:
 
 
 def _int(text: str) -> int:
-    return int(text.strip())
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):  # bounded first
+        raise ValueError(text[:20])
+    return int(text)
 
 
 PARAMS: dict[str, Param] = {p.key: p for p in (

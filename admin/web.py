@@ -92,8 +92,7 @@ def local_date(value: datetime, end: bool = False) -> str:
 
 
 def page_args(per_page: int = 50) -> tuple[int, int]:
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    raw = request.args.get("page", "1").strip()
+    # bounded before conversion: an OFFSET past the store's integers is a 500, not a page
+    page = max(1, int(raw)) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 1
     return page, per_page

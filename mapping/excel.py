@@ -9,11 +9,11 @@ so the adapter (``adapters.manual_excel``) only moves rows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from mapping import json_limits
 from mapping.items import ITEMS, STAGES, Item
 from mapping.province_in import ID_TYPES
 
@@ -190,7 +190,10 @@ def time_of(value: Any) -> datetime | None:
             raise CellError(f"办理时间 {text!r} is not a time like 2026-11-22 10:00:00") from None
     if at.tzinfo is None:
         at = at.replace(tzinfo=LOCAL_TZ)
-    return at.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return at.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+        raise CellError(f"办理时间 {at.isoformat()} 超出可处理的时间范围") from None
 
 
 def result_of(value: Any) -> dict[str, Any] | None:
@@ -200,9 +203,9 @@ def result_of(value: Any) -> dict[str, Any] | None:
         return None
     if text.startswith("{"):
         try:
-            parsed = json.loads(text)
-        except ValueError:
-            raise CellError("结果 starts with { but is not a JSON object") from None
+            parsed = json_limits.loads(text)
+        except json_limits.JsonRejected as exc:
+            raise CellError(f"结果 以 {{ 开头，但不是有效的 JSON 对象（{exc.reason}）") from None
         if isinstance(parsed, dict):
             return parsed
     return {"summaries": [text]}

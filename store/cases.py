@@ -7,13 +7,14 @@ case, its sub-cases and the messages they cause are committed together or not at
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mapping.canonical import CanonicalCase
 from mapping.items import can_follow
@@ -108,7 +109,7 @@ def insert_case(
     conn: Connection | Session, hub: Hub, canonical: CanonicalCase,
     answer: dict[str, Any] | None = None, source: str = "province", stage: str = "received",
     deliver: bool = True, answer_for: Callable[[Any, list[Any]], dict[str, Any]] | None = None,
-    ids: list[int] | None = None,
+    ids: list[int] | None = None, namespace: str = "",
 ) -> NewCase | None:
     """Write a case, its sub-cases and their county deliveries with three statements on
     the driver's cursor (store.driver), in the caller's transaction; None where the
@@ -116,6 +117,7 @@ def insert_case(
 
     ``answer_for(parent, subs)`` is given the rows (``CaseRow``) with their numbers;
     ``ids``, if given, were reserved already (``next_case_ids``: one per county, plus one).
+    ``namespace``: whose number ``apply_no`` is (``Case.namespace``; "" the province's).
     """
     routes = [(county, hub.routes.resolve(county, canonical.item))
               for county in canonical.county_codes]
@@ -123,7 +125,7 @@ def insert_case(
     if ids is None:
         return None
     now = utcnow()
-    common = {"item": canonical.item, "apply_no": canonical.apply_no,
+    common = {"item": canonical.item, "apply_no": canonical.apply_no, "namespace": namespace,
               "city_code": canonical.city_code, "source": source, "stage": stage,
               "applicant_id_hash": hub.cipher.id_hash(canonical.applicant.id_no
                                                       or canonical.applicant.uscc),
@@ -160,19 +162,22 @@ def open_case(
     session: Session, hub: Hub, canonical: CanonicalCase, answer: dict[str, Any] | None = None,
     source: str = "province", stage: str = "received", deliver: bool = True,
     answer_for: Callable[[Case, list[Case]], dict[str, Any]] | None = None,
+    namespace: str = "",
 ) -> OpenedCase:
     """Store a case and one sub-case per county, each routed on its own.
 
     An auto route gets its delivery message queued in this transaction; a manual one
     waits in the operators' queue (its sub-case's ``route_mode`` is ``manual``).
-    ``deliver=False`` queues nothing: a case the county opened itself (申请并受理).
+    ``deliver=False`` queues nothing: a case the county opened itself (申请并受理), whose
+    number is in that county's ``namespace``.
     ``answer_for(parent, subs)``, if given, makes the answer stored on the parent from
     the numbered cases, before anything is written (instead of ``answer``).
 
     Written by ``insert_case`` where the ids can be reserved first (SQLite, PostgreSQL);
     the returned ``Case`` objects are in the session as usual.
     """
-    written = insert_case(session, hub, canonical, answer, source, stage, deliver, answer_for)
+    written = insert_case(session, hub, canonical, answer, source, stage, deliver, answer_for,
+                          namespace=namespace)
     if written is not None:
         parent = _attached(session, written.parent)
         subs = [(_attached(session, row), route) for row, route in written.subs]
@@ -180,7 +185,7 @@ def open_case(
             session.info["enqueued"] = True  # as hub.enqueue: wakes the delivery workers
         return OpenedCase(parent, subs)
     # another store: the ORM, one flush per case
-    common = {"item": canonical.item, "apply_no": canonical.apply_no,
+    common = {"item": canonical.item, "apply_no": canonical.apply_no, "namespace": namespace,
               "city_code": canonical.city_code, "source": source, "stage": stage,
               "applicant_id_hash": hub.cipher.id_hash(canonical.applicant.id_no
                                                       or canonical.applicant.uscc),
@@ -233,6 +238,73 @@ class StageOutcome:
     reason: str = ""
 
 
+#: Stages after which nothing is recorded (an event after one is a duplicate).
+CLOSED_STAGES = ("completed", "rejected", "validation_failed")
+_LOCK_CHUNK = 500
+
+
+class StageConflict(RuntimeError):
+    """A stage's conditional UPDATE matched no row: the case moved under a writer that
+    did not hold its row lock (``lock_stages``). Never expected; the transaction rolls
+    back rather than record a second final stage."""
+
+
+def lock_stages(session: Session, case_ids: Iterable[int]) -> dict[int, str]:
+    """Each case's stage as committed, its row locked until the transaction ends.
+
+    PostgreSQL: ``SELECT ... FOR UPDATE`` in id order (two writers of several cases never
+    deadlock), so a concurrent writer of the same case waits here and then reads what
+    the first one committed. SQLite: every transaction of the hub holds the database's
+    write lock from its ``BEGIN IMMEDIATE`` (store.db), so the read is current already.
+    """
+    table = Case.__table__
+    ordered = sorted(set(case_ids))
+    stages: dict[int, str] = {}
+    for i in range(0, len(ordered), _LOCK_CHUNK):
+        rows = session.execute(
+            select(table.c.id, table.c.stage).where(table.c.id.in_(ordered[i:i + _LOCK_CHUNK]))
+            .order_by(table.c.id).with_for_update())
+        stages.update((case_id, stage) for case_id, stage in rows)
+    return stages
+
+
+def advance_stages(session: Session, moves: Sequence[tuple[int, str, str]],
+                   now: datetime) -> None:
+    """Move each case ``(id, from_stage, to_stage)`` with a conditional UPDATE: only
+    where the case is still at ``from_stage`` and not closed. The database's own rule
+    for one final stage per case; ``StageConflict`` unless every case matched."""
+    if not moves:
+        return
+    table = Case.__table__
+    stmt = (update(table)
+            .where(table.c.id == bindparam("_id"), table.c.stage == bindparam("_from"),
+                   *(table.c.stage != closed for closed in CLOSED_STAGES))
+            .values(stage=bindparam("_to"), updated_at=bindparam("_now")))
+    params = [{"_id": i, "_from": old, "_to": new, "_now": now} for i, old, new in moves]
+    result = session.connection().execute(stmt, params[0] if len(params) == 1 else params)
+    if result.rowcount != len(moves):
+        raise StageConflict(f"{len(moves) - result.rowcount} case(s) moved concurrently")
+
+
+def decide_stage(current: str, last: tuple[str, datetime, str | None] | None, stage: str,
+                 at: datetime, operator: str | None) -> StageOutcome:
+    """Whether ``stage`` may be recorded on a case at ``current`` whose last event is
+    ``last`` (stage, at, operator): the one rule for callbacks, marks and imports.
+
+    Stages move forward only. A repeat of the last event (``approved``: same time and
+    operator too) or any event after a closed stage is a duplicate: answered, and
+    changes nothing. ``approved`` may repeat when it is a new event.
+    """
+    if stage == current and last is not None and last[0] == stage and (
+            stage != "approved" or (last[1] == at and last[2] == operator)):
+        return StageOutcome(False, True, None, "already recorded")
+    previous = current if current != "received" else None
+    if not can_follow(previous, stage):
+        return StageOutcome(False, current in CLOSED_STAGES, None,
+                            f"stage {stage} cannot follow {current}")
+    return StageOutcome(True, False)
+
+
 def last_event(session: Session, case: Case) -> StageEvent | None:
     return session.scalars(
         select(StageEvent).where(StageEvent.case_id == case.id)
@@ -245,24 +317,26 @@ def record_stage(
     operator: str | None = None, opinion: str | None = None, filing_no: str | None = None,
     result: Any = None, source: str = "county", push: bool = True,
 ) -> StageOutcome:
-    """Record a stage on a (sub-)case if it may follow, and queue its push to the province.
+    """Record a stage on a (sub-)case if it may follow (``decide_stage``), and queue its
+    push to the province.
 
-    Stages move forward only. A repeat of the last event (same stage, time, operator)
-    or any event after a final stage is a duplicate: answered, and changes nothing.
-    ``approved`` may repeat when it is a new event (another time or operator).
+    Concurrent writers of one case are serialised by its row lock (``lock_stages``) and
+    the stage moves by a conditional UPDATE (``advance_stages``): of two final stages
+    reported at the same moment exactly one is recorded, the other is a duplicate.
     """
     at = at or utcnow()
-    if stage == case.stage:  # only then can it be a repeat of the last event
-        last = last_event(session, case)
-        if last is not None and last.stage == stage and (
-            stage != "approved" or (last.at == at and last.operator == operator)
-        ):
-            return StageOutcome(False, True, last, "already recorded")
-    previous = case.stage if case.stage not in ("received",) else None
-    if not can_follow(previous, stage):
-        final = case.stage in ("completed", "rejected", "validation_failed")
-        return StageOutcome(False, final, None,
-                            f"stage {stage} cannot follow {case.stage}")
+    current = lock_stages(session, [case.id])[case.id]
+    set_committed_value(case, "stage", current)
+    last = last_event(session, case) if stage == current else None
+    decided = decide_stage(current, None if last is None else (last.stage, last.at, last.operator),
+                           stage, at, operator)
+    if not decided.recorded:
+        return StageOutcome(False, decided.duplicate, last if decided.duplicate else None,
+                            decided.reason)
+    now = utcnow()
+    advance_stages(session, [(case.id, current, stage)], now)
+    set_committed_value(case, "stage", stage)
+    set_committed_value(case, "updated_at", now)
     event = StageEvent(
         case_id=case.id, stage=stage, at=at, operator=operator, opinion=opinion,
         filing_no=filing_no, source=source,
@@ -270,8 +344,6 @@ def record_stage(
         on_time=on_time(case, stage, at),
     )
     session.add(event)
-    case.stage = stage
-    case.updated_at = utcnow()
     if push:
         hub.enqueue(session, want_id=False, message=province_message(
             hub, case, "status", status_payload(case, stage, at, operator, opinion, filing_no)))

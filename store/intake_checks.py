@@ -33,7 +33,7 @@ _CASES = Case.__table__.c
 _FIND_PARENT = DriverStatement(select(
     _CASES.id, _CASES.case_no, _CASES.stage, _CASES.answer_enc).where(
     _CASES.item == bindparam("item"), _CASES.apply_no == bindparam("apply_no"),
-    _CASES.county_code == ""))
+    _CASES.county_code == "", _CASES.namespace == ""))
 
 #: The four questions for a whole group of applications (store.group_commit.Question),
 #: one row of answers per application, in order.
@@ -58,6 +58,7 @@ SELECT EXISTS (SELECT 1 FROM fresh WHERE fresh.app_id = a.app_id AND fresh.nonce
 FROM asked AS a
 LEFT JOIN cases AS parent
        ON parent.item = a.item AND parent.apply_no = a.apply_no AND parent.county_code = ''
+      AND parent.namespace = ''
 ORDER BY a.n
 """))
 
@@ -126,6 +127,7 @@ def intake_checks(conn: Connection, asked: Asked) -> IntakeChecks:
 
 def find_parent(conn: Connection | Session, item: str, apply_no: str
                 ) -> tuple[Any, ...] | None:
-    """The parent case stored for (item, apply_no): id, case_no, stage, answer_enc."""
+    """The province's parent case for (item, apply_no): id, case_no, stage, answer_enc.
+    Cases a county opened itself are in its own namespace and never found here."""
     found = _FIND_PARENT.execute(conn, {"item": item, "apply_no": apply_no})
     return found[0] if found else None

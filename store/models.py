@@ -44,11 +44,17 @@ class Base(DeclarativeBase):
 
 
 class Case(Base):
-    """A case from the province (or opened by a county); a sub-case has a parent and one county."""
+    """A case from the province (or opened by a county); a sub-case has a parent and one county.
+
+    ``namespace`` is whose number ``apply_no`` is: "" for the province's applications, the
+    county's division code for a case the county opened itself (申请并受理, its
+    ``county_case_no``), so a county can never take a number the province keys on.
+    """
 
     __tablename__ = "cases"
     __table_args__ = (
-        UniqueConstraint("item", "apply_no", "county_code", name="uq_cases_item_apply_county"),
+        UniqueConstraint("namespace", "item", "apply_no", "county_code",
+                         name="uq_cases_namespace_item_apply_county"),
         Index("ix_cases_created_item_county", "created_at", "item", "county_code"),
         Index("ix_cases_due", "due_at", "county_code"),
     )
@@ -58,6 +64,7 @@ class Case(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     item: Mapped[str] = mapped_column(String(64))
     apply_no: Mapped[str] = mapped_column(String(64))
+    namespace: Mapped[str] = mapped_column(String(6), default="", server_default="")
     city_code: Mapped[str] = mapped_column(String(6))
     # "" on a parent case so the unique constraint also holds there (NULLs never collide).
     county_code: Mapped[str] = mapped_column(String(6), default="")
