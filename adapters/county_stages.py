@@ -31,6 +31,7 @@ from store.cases import (
     decide_stage,
     find_case,
     lock_stages,
+    on_time,
     province_message,
     record_stage,
     status_payload,
@@ -223,7 +224,7 @@ def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
             "case_id": case.id, "stage": report.stage, "at": p.at, "operator": report.operator,
             "opinion": report.opinion, "filing_no": report.filing_no, "source": source,
             "result_enc": None if report.result is None else hub.cipher.seal_json(report.result),
-            "recorded_at": now,
+            "recorded_at": now, "on_time": on_time(case, report.stage, p.at),
         })
         final[case.id] = (case, report.stage)
         messages.append(province_message(hub, case, "status",

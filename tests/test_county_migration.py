@@ -1,4 +1,4 @@
-"""Migration 0005_county on a store with cases: a county's own cases (申请并受理) move into
+"""Migration 0007_county on a store with cases: a county's own cases (申请并受理) move into
 that county's namespace, the province's stay in "", and the new unique key holds."""
 
 from __future__ import annotations

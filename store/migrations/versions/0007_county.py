@@ -2,15 +2,15 @@
 case itself), part of the unique key, so a county's own numbers never collide with the
 province's (item, apply_no) idempotency key
 
-Revision ID: 0005_county
-Revises: 0004
+Revision ID: 0007_county
+Revises: 0006_bank
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0005_county"
-down_revision = "0004"
+revision = "0007_county"
+down_revision = "0006_bank"
 branch_labels = None
 depends_on = None
 
