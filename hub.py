@@ -55,6 +55,13 @@ class Limits:
     max_body_bytes: int = 1024 * 1024
     max_material_bytes: int = 10 * 1024 * 1024
     max_soap_bytes: int = 512 * 1024
+    #: Materials are decoded at upload and rendered at export within these bounds
+    #: (``store.content.ContentLimits``): an image's pixels (from its header, before
+    #: decoding), a PDF's pages and page side in points, a rendered page's pixels.
+    max_image_pixels: int = 25_000_000
+    max_pdf_pages: int = 100
+    max_pdf_page_points: int = 5000
+    max_render_pixels: int = 16_000_000
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from mapping.excel import (
 from mapping.items import FINAL_STAGES, ITEMS
 from store import files
 from store.cases import StageOutcome
+from store.content import ContentLimits
 from store.models import Case
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def _add_materials(session: Session, hub: Hub, archive: zipfile.ZipFile, case_no
             paths.append(f"{name}: 未上传 (not uploaded)")
             continue
         try:
-            pages = to_jpegs(loaded[1])
+            pages = to_jpegs(loaded[1], limits=ContentLimits.of(hub.config.limits))
         except MaterialError as exc:
             paths.append(f"{name}: 无法转换 ({exc})")
             continue

@@ -1,0 +1,116 @@
+"""Uploaded materials are what they claim: decoded at upload within the configured limits
+(limits.*); a bomb, a truncated file, a huge or endless PDF, a polyglot, or a name or
+declared type that disagrees with the content is 2002 with the reason, nothing stored."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import urllib3
+from sqlalchemy import func, select
+
+from hub import Limits
+from store.content import ContentLimits
+from store.models import StoredFile
+from tests import hostile
+from tests.hubserver import province_env
+
+APPLY_NO = "510000-20261122-000001"
+LIMITS = {"max_material_bytes": 2 * 1024 * 1024, "max_image_pixels": 4_000_000,
+          "max_pdf_pages": 20, "max_pdf_page_points": 5000}
+
+
+@pytest.fixture
+def env(make_hub, store_url):
+    e = province_env(make_hub, store_url, limits=LIMITS)
+    yield e
+    e.close()
+
+
+def stored(hub) -> int:
+    with hub.transaction() as s:
+        return s.scalar(select(func.count()).select_from(StoredFile)) or 0
+
+
+def upload(env, name: str, data: bytes, declared: str = "application/octet-stream"):
+    body, content_type = urllib3.encode_multipart_formdata(
+        {"apply_no": APPLY_NO, "county_code": "511702", "file": (name, data, declared)})
+    return env.client.request("POST", "/api/province/v1/materials", body,
+                              content_type=content_type)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` over a tiny (short) IDAT."""
+    real = hostile.png(2, 2)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return real[:8] + hostile._chunk(b"IHDR", ihdr) + real[33:]
+
+
+JPEG = hostile.jpeg(320, 240)
+PNG = hostile.png(40, 30, noise=True)
+PDF = hostile.pdf_pages(2)
+
+HOSTILE = [
+    ("bomb.png", hostile.png_bomb(3000, 3000), "像素过多"),  # 9M pixels > the 4M limit
+    ("claims.png", _png_claiming(100_000, 100_000), "像素过多"),  # past Pillow's own guard
+    ("truncated.jpg", JPEG[:len(JPEG) // 2], "不完整"),
+    ("no-eoi.jpg", JPEG[:-2], "不完整"),
+    ("truncated.png", PNG[:len(PNG) // 2], "不完整"),
+    ("pages.pdf", hostile.pdf_pages(10_000), "页数过多"),
+    ("huge.pdf", hostile.pdf_pages(1, box=(14400, 14400)), "尺寸超出范围"),
+    ("none.pdf", b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n", "PDF"),
+    ("zip.png", PNG + hostile.zip_of("a.html", b"<script>alert(1)</script>"), "ZIP"),
+    ("zip.pdf", PDF + hostile.zip_of("a.html", b"<script>alert(1)</script>"), "ZIP"),
+    ("pdf.jpg", hostile.jpeg_with_comment(b"%PDF-1.7 1 0 obj"), "polyglot"),
+    ("html.jpg", hostile.jpeg_with_comment(b"<html><script>alert(1)</script>"), "polyglot"),
+    ("tail.jpg", JPEG + b"<html><script>alert(1)</script></html>", "data after the end"),
+    ("tail.png", PNG + b"%PDF-1.7 trailing", "data after the end"),
+    ("contract.png", PDF, "扩展名"),
+    ("photo.pdf", JPEG, "扩展名"),
+    ("photo.exe", JPEG, "扩展名"),
+]
+
+
+@pytest.mark.parametrize("name, content, reason", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_content_is_refused_and_nothing_stored(env, name, content, reason):
+    ans = upload(env, name, content)
+    assert ans.status == 400 and ans.body["code"] == "2002", ans.body
+    [err] = ans.body["errors"]
+    assert err["field"] == "file" and reason in err["reason"], err
+    assert stored(env.hub) == 0
+
+
+def test_declared_type_must_match_the_content(env):
+    ans = upload(env, "scan", PNG, declared="application/pdf")
+    assert ans.status == 400 and ans.body["code"] == "2002"
+    assert "声明的类型" in ans.body["errors"][0]["reason"]
+    assert stored(env.hub) == 0
+    ok = upload(env, "scan", JPEG, declared="image/jpg")  # an alias of image/jpeg
+    assert ok.status == 200 and ok.body["data"]["content_type"] == "image/jpeg", ok.body
+
+
+@pytest.mark.parametrize("name, content, content_type", [
+    ("照片.JPG", JPEG, "image/jpeg"),
+    ("扫描件.png", hostile.png(50, 40, noise=True, mode="RGBA"), "image/png"),
+    ("合同.pdf", PDF, "application/pdf"),
+    ("身份证明", JPEG, "image/jpeg"),  # no extension: the content decides
+    ("at-the-limit.png", hostile.png_bomb(2000, 2000), "image/png"),  # 4M pixels: allowed
+    ("twenty.pdf", hostile.pdf_pages(20, box=(5000, 5000)), "application/pdf"),
+])
+def test_real_files_within_the_limits_are_stored(env, name, content, content_type):
+    ans = upload(env, name, content)
+    assert ans.status == 200 and ans.body["code"] == "0000", ans.body
+    assert ans.body["data"]["content_type"] == content_type
+    assert stored(env.hub) == 1
+    got = env.client.fetch(ans.body["data"]["url"])
+    assert got.status == 200 and got.raw == content
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_limits_default_and_come_from_configuration(make_hub, sqlite_url):
+    assert ContentLimits.of(Limits()) == ContentLimits()
+    hub = make_hub(sqlite_url, limits={"max_pdf_pages": 3, "max_image_pixels": 1000})
+    limits = ContentLimits.of(hub.config.limits)
+    assert limits.max_pdf_pages == 3 and limits.max_image_pixels == 1000
+    assert limits.max_render_pixels == ContentLimits().max_render_pixels
