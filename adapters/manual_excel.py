@@ -21,7 +21,6 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -38,6 +37,7 @@ from adapters.county_stages import (
     write_stages,
 )
 from adapters.materials import MaterialError, to_jpegs
+from mapping.cells import xlsx_cell, xlsx_row
 from mapping.excel import (
     OPERATOR_STAGES,
     CellError,
@@ -173,21 +173,17 @@ class _SheetWriter:
         self.ws.freeze_panes = "B2"
         for i, col in enumerate(self.columns, start=1):
             self.ws.column_dimensions[get_column_letter(i)].width = col.width
-        header = []
-        for col in self.columns:
-            cell = WriteOnlyCell(self.ws, value=col.label)
-            cell.font = _HEADER_FONT
-            cell.fill = _OPERATOR_FILL if col.operator else _HEADER_FILL
-            header.append(cell)
-        self.ws.append(header)
+        self.ws.append([xlsx_cell(self.ws, col.label, font=_HEADER_FONT,
+                                  fill=_OPERATOR_FILL if col.operator else _HEADER_FILL)
+                        for col in self.columns])
         self._materials_col = next(i for i, c in enumerate(self.columns) if c.key == "materials")
 
     def append(self, row: list[Any]) -> None:
+        cells = xlsx_row(self.ws, row)  # every text a string cell, never a formula
         if row[self._materials_col]:
-            cell = WriteOnlyCell(self.ws, value=row[self._materials_col])
-            cell.alignment = _WRAP
-            row[self._materials_col] = cell
-        self.ws.append(row)
+            cells[self._materials_col] = xlsx_cell(self.ws, row[self._materials_col],
+                                                   alignment=_WRAP)
+        self.ws.append(cells)
         self.rows += 1
 
     def close(self) -> None:
