@@ -52,14 +52,8 @@ def jpeg_with_comment(comment: bytes, width: int = 64, height: int = 48) -> byte
     return data[:2] + com + data[2:]
 
 
-def pdf_pages(count: int, box: tuple[float, float] = (595, 842)) -> bytes:
-    """A valid PDF of ``count`` empty pages of ``box`` points (xref and all)."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % (3 + i) for i in range(count))
-               + b"] /Count %d >>" % count]
-    page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g] /Resources << >> >>"
-            % box)
-    objects += [page] * count
+def _pdf(objects: list[bytes]) -> bytes:
+    """A PDF of ``objects`` (numbered from 1, the first the catalog), xref and all."""
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
@@ -73,6 +67,35 @@ def pdf_pages(count: int, box: tuple[float, float] = (595, 842)) -> bytes:
     out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
               % (len(objects) + 1, xref))
     return out.getvalue()
+
+
+def pdf_pages(count: int, box: tuple[float, float] = (595, 842)) -> bytes:
+    """A valid PDF of ``count`` empty pages of ``box`` points."""
+    kids = b" ".join(b"%d 0 R" % (3 + i) for i in range(count))
+    page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g] /Resources << >> >>"
+            % box)
+    return _pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
+                 b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % count,
+                 *[page] * count])
+
+
+def pdf_image_bomb(width: int, height: int) -> bytes:
+    """A one-page A4 PDF drawing a ``width x height`` black RGB image whose Flate stream
+    (compressed row by row) inflates to ``3 * width * height`` bytes."""
+    packer = zlib.compressobj(9)
+    row = bytes(3 * width)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    content = b"q 595 0 0 842 0 0 cm /Im0 Do Q"
+    return _pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /XObject << /Im0 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+        b"/BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n"
+        % (width, height, len(pixels)) + pixels + b"\nendstream",
+    ])
 
 
 def zip_of(name: str, data: bytes) -> bytes:
