@@ -11,11 +11,17 @@ past a bound is refused with MaterialError (the export reports it as not rendere
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 from PIL import Image
 
-from store.content import ContentError, ContentLimits, open_image, pdf_pages, render_scale
+from store.content import (
+    PDFIUM_LOCK,
+    ContentError,
+    ContentLimits,
+    open_image,
+    pdf_pages,
+    render_scale,
+)
 
 PDF_MAGIC = b"%PDF-"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -60,26 +66,29 @@ def _jpeg(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _pdf_pages(data: bytes, dpi: int, limits: ContentLimits) -> Iterator[bytes]:
+def _pdf_pages(data: bytes, dpi: int, limits: ContentLimits) -> list[bytes]:
     import pypdfium2 as pdfium
 
-    sizes = pdf_pages(data, limits)  # count and sizes, before any page is rendered
-    pdf = pdfium.PdfDocument(data)
-    try:
-        for index, (width, height) in enumerate(sizes):
-            page = pdf[index]
-            try:
-                bitmap = page.render(scale=render_scale(width, height, dpi, limits))
+    with PDFIUM_LOCK:  # pdfium is not thread-safe (the admin page exports in a thread)
+        sizes = pdf_pages(data, limits)  # count and sizes, before any page is rendered
+        pdf = pdfium.PdfDocument(data)
+        try:
+            pages = []
+            for index, (width, height) in enumerate(sizes):
+                page = pdf[index]
                 try:
-                    yield _jpeg(bitmap.to_pil())
+                    bitmap = page.render(scale=render_scale(width, height, dpi, limits))
+                    try:
+                        pages.append(_jpeg(bitmap.to_pil()))
+                    finally:
+                        bitmap.close()
+                except pdfium.PdfiumError as exc:
+                    raise MaterialError(f"第 {index + 1} 页无法渲染 ({exc})") from None
                 finally:
-                    bitmap.close()
-            except pdfium.PdfiumError as exc:
-                raise MaterialError(f"第 {index + 1} 页无法渲染 ({exc})") from None
-            finally:
-                page.close()
-    finally:
-        pdf.close()
+                    page.close()
+            return pages
+        finally:
+            pdf.close()
 
 
 def _image(data: bytes, limits: ContentLimits) -> bytes:
@@ -100,7 +109,7 @@ def to_jpegs(data: bytes, dpi: int = RENDER_DPI,
     kind = kind_of(data)
     try:
         if kind == "pdf":
-            return list(_pdf_pages(data, dpi, limits))
+            return _pdf_pages(data, dpi, limits)
         if kind in ("png", "jpeg"):
             return [_image(data, limits)]
     except ContentError as exc:

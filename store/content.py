@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -178,37 +179,48 @@ def _is_zip(data: bytes) -> bool:
 # --------------------------------------------------------------------------- PDF
 
 
+#: PDFium is not thread-safe, not even across documents: every pdfium call in the
+#: process (opening, sizing, rendering, closing) happens under this lock.
+PDFIUM_LOCK = threading.RLock()
+
+
 def pdf_pages(data: bytes, limits: ContentLimits) -> list[tuple[float, float]]:
     """Each page's size in points, the count and sizes checked against ``limits``."""
     import pypdfium2 as pdfium
 
-    try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        raise ContentError(f"无法读取 PDF (unreadable PDF: {exc})") from None
-    try:
-        count = len(pdf)
-        if count < 1:
-            raise ContentError("PDF 没有页面 (a PDF without pages)")
-        if count > limits.max_pdf_pages:
-            raise ContentError(f"PDF 页数过多 ({count} pages, more than "
-                               f"{limits.max_pdf_pages})")
-        sizes = []
-        for index in range(count):
-            try:
-                width, height = pdf.get_page_size(index)
-                pdf[index].close()  # the page's dictionary parses
-            except pdfium.PdfiumError as exc:
-                raise ContentError(f"无法读取 PDF 第 {index + 1} 页 ({exc})") from None
-            if not (0 < width <= limits.max_pdf_page_points
-                    and 0 < height <= limits.max_pdf_page_points):
-                raise ContentError(
-                    f"PDF 第 {index + 1} 页尺寸超出范围 ({width:.0f}x{height:.0f} points, "
-                    f"at most {limits.max_pdf_page_points} a side)")
-            sizes.append((width, height))
-        return sizes
-    finally:
-        pdf.close()
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            raise ContentError(f"无法读取 PDF (unreadable PDF: {exc})") from None
+        try:
+            return _page_sizes(pdf, limits)
+        finally:
+            pdf.close()
+
+
+def _page_sizes(pdf: Any, limits: ContentLimits) -> list[tuple[float, float]]:
+    import pypdfium2 as pdfium
+
+    count = len(pdf)
+    if count < 1:
+        raise ContentError("PDF 没有页面 (a PDF without pages)")
+    if count > limits.max_pdf_pages:
+        raise ContentError(f"PDF 页数过多 ({count} pages, more than {limits.max_pdf_pages})")
+    sizes = []
+    for index in range(count):
+        try:
+            width, height = pdf.get_page_size(index)
+            pdf[index].close()  # the page's dictionary parses
+        except pdfium.PdfiumError as exc:
+            raise ContentError(f"无法读取 PDF 第 {index + 1} 页 ({exc})") from None
+        if not (0 < width <= limits.max_pdf_page_points
+                and 0 < height <= limits.max_pdf_page_points):
+            raise ContentError(
+                f"PDF 第 {index + 1} 页尺寸超出范围 ({width:.0f}x{height:.0f} points, "
+                f"at most {limits.max_pdf_page_points} a side)")
+        sizes.append((width, height))
+    return sizes
 
 
 def render_scale(width: float, height: float, dpi: int, limits: ContentLimits) -> float:

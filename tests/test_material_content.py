@@ -5,6 +5,7 @@ declared type that disagrees with the content is 2002 with the reason, nothing s
 from __future__ import annotations
 
 import struct
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import urllib3
@@ -114,3 +115,17 @@ def test_limits_default_and_come_from_configuration(make_hub, sqlite_url):
     limits = ContentLimits.of(hub.config.limits)
     assert limits.max_pdf_pages == 3 and limits.max_image_pixels == 1000
     assert limits.max_render_pixels == ContentLimits().max_render_pixels
+
+
+def test_concurrent_uploads_are_each_decoded(env):
+    """PDFium is not thread-safe: many PDFs (and images) at once through the real server's
+    threads are each checked and stored, the hostile ones refused, the server alive."""
+    good = [("合同.pdf", hostile.pdf_pages(12)), ("照片.jpg", JPEG), ("扫描.png", PNG)]
+    bad = [("pages.pdf", hostile.pdf_pages(30)), ("huge.pdf", hostile.pdf_pages(
+        1, box=(9000, 9000)))]
+    jobs = (good + bad) * 6
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda job: upload(env, *job), jobs))
+    codes = [a.body["code"] for a in answers]
+    assert codes == [("0000" if (name, data) in good else "2002") for name, data in jobs]
+    assert stored(env.hub) == len(good) * 6
