@@ -63,6 +63,12 @@ class Limits:
     max_pdf_page_points: int = 5000
     max_render_pixels: int = 16_000_000
 
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TypeError(f"{name}: must be a positive whole number, not {value!r}")
+
 
 @dataclass(frozen=True)
 class DeliveryConfig:

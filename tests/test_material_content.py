@@ -11,7 +11,7 @@ import pytest
 import urllib3
 from sqlalchemy import func, select
 
-from hub import Limits
+from hub import ConfigError, Limits, load_config
 from store.content import ContentLimits
 from store.models import StoredFile
 from tests import hostile
@@ -107,6 +107,13 @@ def test_real_files_within_the_limits_are_stored(env, name, content, content_typ
     got = env.client.fetch(ans.body["data"]["url"])
     assert got.status == 200 and got.raw == content
     assert got.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("value", ["many", 0, -5, 2.5, True])
+def test_a_wrong_limit_stops_start_up_naming_the_key(make_config, sqlite_url, value):
+    config = make_config(sqlite_url, limits={"max_pdf_pages": value})
+    with pytest.raises(ConfigError, match=r"limits: max_pdf_pages: must be a positive"):
+        load_config(config)
 
 
 def test_limits_default_and_come_from_configuration(make_hub, sqlite_url):
