@@ -261,7 +261,32 @@ class _Row:
     report: StageReport
 
 
+#: An imported workbook unpacks to at most this many bytes, in at most this many parts
+#: (a zip bomb is refused before openpyxl reads a byte of it; zipfile itself stops each
+#: part at its declared size).
+MAX_WORKBOOK_UNPACKED = 100 * 1024 * 1024
+MAX_WORKBOOK_PARTS = 2000
+
+
+def workbook_problem(data: bytes) -> str | None:
+    """Why an uploaded workbook is not read at all, or None if it may be."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None  # not a zip package: the reader reports "not an Excel workbook"
+    unpacked = sum(p.file_size for p in parts)
+    if len(parts) > MAX_WORKBOOK_PARTS or unpacked > MAX_WORKBOOK_UNPACKED:
+        return (f"工作簿解压后过大 ({len(parts)} parts, {unpacked} bytes unpacked; at most "
+                f"{MAX_WORKBOOK_PARTS} parts, {MAX_WORKBOOK_UNPACKED} bytes)")
+    return None
+
+
 def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
+    problem = workbook_problem(data)
+    if problem is not None:
+        report.errors.append(("", 0, problem))
+        return []
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx

@@ -59,6 +59,7 @@ def test_export_of_hostile_materials_is_bounded(make_config, store_url, tmp_path
             # an A4 page drawing a 20000 x 20000 image (1.2 GB once inflated)
             insert_raw(hub, hostile.pdf_image_bomb(20_000, 20_000), "内嵌.pdf",
                        "application/pdf"),
+            insert_raw(hub, hostile.png(300, 200, noise=True)[:5000], "截断.png", "image/png"),
         ]
         case_no = new_case(hub, "rental_filing", MANUAL, materials=materials)
     finally:
@@ -82,10 +83,11 @@ def test_export_of_hostile_materials_is_bounded(make_config, store_url, tmp_path
     assert lines[0].startswith("炸弹.png: 无法转换") and "像素过多" in lines[0]
     assert lines[1].startswith("万页.pdf: 无法转换") and "页数过多" in lines[1]
     assert lines[2].startswith("巨幅.pdf: 无法转换") and "尺寸超出范围" in lines[2]
-    assert lines[3:] == [f"{case_no}/04-大图.jpg", f"{case_no}/05-照片.jpg",
-                         f"{case_no}/06-内嵌.jpg"]
+    assert lines[3:6] == [f"{case_no}/04-大图.jpg", f"{case_no}/05-照片.jpg",
+                          f"{case_no}/06-内嵌.jpg"]
+    assert lines[6].startswith("截断.png: 无法转换"), lines[6]
     with zipfile.ZipFile(archive) as z:
-        assert z.namelist() == lines[3:]
+        assert z.namelist() == lines[3:6]
         with Image.open(io.BytesIO(z.read(lines[3]))) as page:
             assert page.format == "JPEG"
             assert page.width * page.height <= 16_000_000 and page.width > 3000
