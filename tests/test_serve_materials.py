@@ -1,11 +1,13 @@
 """A material uploaded and fetched back through the servers production runs, each a real
 process: `hub.py serve` (waitress) and gunicorn (`-w 2 --threads 4 'hub:create_app()'`).
-The url in the answer is built on public_url, never on the request's Host header."""
+The url in the answer (and the WSDL's service address) is built on public_url, never on
+the request's Host header."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +46,7 @@ def _healthy(url: str) -> bool:
 @pytest.mark.parametrize("kind", ["serve", "gunicorn"])
 def test_signed_upload_and_get_through_the_real_server(kind, make_config, store_url,
                                                        tmp_path):
-    config = make_config(store_url, inbound=["province"])
+    config = make_config(store_url, inbound=["province", "bank_soap"])
     port = yaml.safe_load(config.read_text())["listen"]["port"]
     # public_url names the hub otherwise than the address the client dials (a proxy's)
     public = f"http://localhost:{port}"
@@ -77,6 +79,14 @@ def test_signed_upload_and_get_through_the_real_server(kind, make_config, store_
             assert headers["x-content-sha256"] == hashlib.sha256(MATERIAL).hexdigest()
         unsigned = client.fetch(url, sign=False)
         assert unsigned.status == 401 and unsigned.body["code"] == "1001"
+        # the WSDL's service address too (spyne builds it once: a first hostile Host
+        # would otherwise stay in it for every later caller)
+        for _ in range(3):
+            wsdl = client.request("GET", f"{base}/soap/fund?wsdl", sign=False,
+                                  headers={"Host": HOSTILE_HOST})
+            assert wsdl.status == 200
+            assert re.findall(rb'location="([^"]+)"', wsdl.raw) == [
+                f"{public}/soap/fund".encode()]
         truncated, truncated_type = urllib3.encode_multipart_formdata(
             {**fields, "file": ("x.png", MATERIAL[:200], "image/png")})
         refused = client.request("POST", "/api/province/v1/materials", truncated,
