@@ -112,8 +112,11 @@ def to_jpegs(data: bytes, dpi: int = RENDER_DPI,
             return _pdf_pages(data, dpi, limits)
         if kind in ("png", "jpeg"):
             return [_image(data, limits)]
+    except MaterialError:
+        raise
     except ContentError as exc:
         raise MaterialError(str(exc)) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise MaterialError(f"无法读取 (unreadable {kind}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a hostile file does, the export goes on
+        raise MaterialError(f"无法读取 (unreadable {kind}: {type(exc).__name__}: "
+                            f"{str(exc)[:200]})") from None
     raise MaterialError("not a PDF, PNG or JPEG")

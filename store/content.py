@@ -105,8 +105,9 @@ def open_image(data: bytes, limits: ContentLimits) -> Any:
         image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
     except Image.DecompressionBombError as exc:
         raise ContentError(f"图片像素过多 ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ContentError(f"无法读取图片 (unreadable image: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds on hostile input
+        raise ContentError(f"无法读取图片 (unreadable image: {type(exc).__name__}: "
+                           f"{str(exc)[:200]})") from None
     width, height = image.size
     if width < 1 or height < 1 or width * height > limits.max_image_pixels:
         image.close()
@@ -120,8 +121,9 @@ def decode_image(data: bytes, limits: ContentLimits) -> None:
     image = open_image(data, limits)
     try:
         image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ContentError(f"图片已损坏或不完整 (corrupt or truncated image: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds on hostile input
+        raise ContentError(f"图片已损坏或不完整 (corrupt or truncated image: "
+                           f"{type(exc).__name__}: {str(exc)[:200]})") from None
     finally:
         image.close()
 

@@ -4,6 +4,8 @@ declared type that disagrees with the content is 2002 with the reason, nothing s
 
 from __future__ import annotations
 
+import contextlib
+import random
 import struct
 from concurrent.futures import ThreadPoolExecutor
 
@@ -136,3 +138,32 @@ def test_concurrent_uploads_are_each_decoded(env):
     codes = [a.body["code"] for a in answers]
     assert codes == [("0000" if (name, data) in good else "2002") for name, data in jobs]
     assert stored(env.hub) == len(good) * 6
+
+
+def test_mutated_files_are_refused_or_read_never_an_unexpected_error():
+    """Random damage to real PNG, JPEG and PDF files (a fixed seed): the upload check
+    accepts or refuses with a reason, the export renders or reports; nothing else."""
+    from adapters.materials import MaterialError, to_jpegs
+    from store import files
+
+    seeds = [PNG, JPEG, PDF, hostile.png(30, 20, mode="RGBA")]
+    rng = random.Random(20261122)
+    outcomes = set()
+    for _ in range(600):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(data))
+            if rng.random() < 0.6:
+                data[at] = rng.randrange(256)
+            elif rng.random() < 0.5:
+                del data[at:at + rng.randint(1, 64)]
+            else:
+                data[at:at] = rng.randbytes(rng.randint(1, 16))
+        try:
+            files.check(bytes(data), 1 << 20)
+            outcomes.add("accepted")
+        except files.FileRejected:
+            outcomes.add("refused")
+        with contextlib.suppress(MaterialError):
+            to_jpegs(bytes(data))
+    assert outcomes == {"accepted", "refused"}
