@@ -29,7 +29,7 @@ _UNDECLARED = {"", "application/octet-stream", "binary/octet-stream",
                "application/x-www-form-urlencoded"}
 _EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 #: What a browser or reader would take as another format near the start of an image.
-_FOREIGN_MARKERS = (b"%pdf-", b"<html", b"<script", b"<svg", b"<?php", b"<?xml", b"<!doctype")
+_FOREIGN_MARKERS = (b"%pdf-", b"<html", b"<script", b"<svg", b"<?php", b"<!doctype")
 POINTS_PER_INCH = 72
 
 
@@ -86,7 +86,7 @@ def inspect(data: bytes, limits: ContentLimits) -> str:
     if marker is not None:
         raise ContentError(f"图片中含有其他格式的内容 (a polyglot: {marker.decode()!r} "
                            f"in the first 1024 bytes)")
-    end = _png_end(data) if content_type == PNG else _jpeg_end(data)
+    end = _png_end(data) if content_type == PNG else _jpegs_end(data)
     if data[end:].strip(b"\x00"):
         raise ContentError(f"图片结束后还有 {len(data) - end} 字节数据 "
                            f"(data after the end of the image)")
@@ -143,9 +143,18 @@ def _png_end(data: bytes) -> int:
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}
 
 
-def _jpeg_end(data: bytes) -> int:
-    """The offset just after the EOI marker (walking segments and entropy-coded data)."""
-    pos, size = 2, len(data)
+def _jpegs_end(data: bytes) -> int:
+    """The end of the JPEG and of any JPEG right after it (an MPO's further pictures)."""
+    end = _jpeg_end(data, 0)
+    while data.startswith(b"\xff\xd8\xff", end):
+        end = _jpeg_end(data, end)
+    return end
+
+
+def _jpeg_end(data: bytes, start: int) -> int:
+    """The offset just after the EOI marker of the JPEG at ``start`` (walking segments
+    and entropy-coded data)."""
+    pos, size = start + 2, len(data)
     while pos + 1 < size:
         if data[pos] != 0xFF:
             raise ContentError("图片已损坏或不完整 (JPEG segment without a marker)")

@@ -98,6 +98,7 @@ def test_declared_type_must_match_the_content(env):
     ("扫描件.png", hostile.png(50, 40, noise=True, mode="RGBA"), "image/png"),
     ("合同.pdf", PDF, "application/pdf"),
     ("身份证明", JPEG, "image/jpeg"),  # no extension: the content decides
+    ("mpo.jpg", JPEG + hostile.jpeg(32, 24), "image/jpeg"),  # a further picture (MPO)
     ("at-the-limit.png", hostile.png_bomb(2000, 2000), "image/png"),  # 4M pixels: allowed
     ("twenty.pdf", hostile.pdf_pages(20, box=(5000, 5000)), "application/pdf"),
 ])
