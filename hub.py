@@ -55,6 +55,19 @@ class Limits:
     max_body_bytes: int = 1024 * 1024
     max_material_bytes: int = 10 * 1024 * 1024
     max_soap_bytes: int = 512 * 1024
+    #: Materials are decoded at upload and rendered at export within these bounds
+    #: (``store.content.ContentLimits``): an image's pixels (from its header, before
+    #: decoding), a PDF's pages and page side in points, a rendered page's pixels.
+    max_image_pixels: int = 25_000_000
+    max_pdf_pages: int = 100
+    max_pdf_page_points: int = 5000
+    max_render_pixels: int = 16_000_000
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TypeError(f"{name}: must be a positive whole number, not {value!r}")
 
 
 @dataclass(frozen=True)

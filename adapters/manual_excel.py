@@ -21,7 +21,6 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -38,6 +37,7 @@ from adapters.county_stages import (
     write_stages,
 )
 from adapters.materials import MaterialError, to_jpegs
+from mapping.cells import xlsx_cell, xlsx_row
 from mapping.excel import (
     OPERATOR_STAGES,
     CellError,
@@ -55,6 +55,7 @@ from mapping.excel import (
 from mapping.items import FINAL_STAGES, ITEMS
 from store import files
 from store.cases import StageOutcome
+from store.content import ContentLimits
 from store.models import Case
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ def _add_materials(session: Session, hub: Hub, archive: zipfile.ZipFile, case_no
             paths.append(f"{name}: 未上传 (not uploaded)")
             continue
         try:
-            pages = to_jpegs(loaded[1])
+            pages = to_jpegs(loaded[1], limits=ContentLimits.of(hub.config.limits))
         except MaterialError as exc:
             paths.append(f"{name}: 无法转换 ({exc})")
             continue
@@ -172,21 +173,17 @@ class _SheetWriter:
         self.ws.freeze_panes = "B2"
         for i, col in enumerate(self.columns, start=1):
             self.ws.column_dimensions[get_column_letter(i)].width = col.width
-        header = []
-        for col in self.columns:
-            cell = WriteOnlyCell(self.ws, value=col.label)
-            cell.font = _HEADER_FONT
-            cell.fill = _OPERATOR_FILL if col.operator else _HEADER_FILL
-            header.append(cell)
-        self.ws.append(header)
+        self.ws.append([xlsx_cell(self.ws, col.label, font=_HEADER_FONT,
+                                  fill=_OPERATOR_FILL if col.operator else _HEADER_FILL)
+                        for col in self.columns])
         self._materials_col = next(i for i, c in enumerate(self.columns) if c.key == "materials")
 
     def append(self, row: list[Any]) -> None:
+        cells = xlsx_row(self.ws, row)  # every text a string cell, never a formula
         if row[self._materials_col]:
-            cell = WriteOnlyCell(self.ws, value=row[self._materials_col])
-            cell.alignment = _WRAP
-            row[self._materials_col] = cell
-        self.ws.append(row)
+            cells[self._materials_col] = xlsx_cell(self.ws, row[self._materials_col],
+                                                   alignment=_WRAP)
+        self.ws.append(cells)
         self.rows += 1
 
     def close(self) -> None:
@@ -264,7 +261,32 @@ class _Row:
     report: StageReport
 
 
+#: An imported workbook unpacks to at most this many bytes, in at most this many parts
+#: (a zip bomb is refused before openpyxl reads a byte of it; zipfile itself stops each
+#: part at its declared size).
+MAX_WORKBOOK_UNPACKED = 100 * 1024 * 1024
+MAX_WORKBOOK_PARTS = 2000
+
+
+def workbook_problem(data: bytes) -> str | None:
+    """Why an uploaded workbook is not read at all, or None if it may be."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None  # not a zip package: the reader reports "not an Excel workbook"
+    unpacked = sum(p.file_size for p in parts)
+    if len(parts) > MAX_WORKBOOK_PARTS or unpacked > MAX_WORKBOOK_UNPACKED:
+        return (f"工作簿解压后过大 ({len(parts)} parts, {unpacked} bytes unpacked; at most "
+                f"{MAX_WORKBOOK_PARTS} parts, {MAX_WORKBOOK_UNPACKED} bytes)")
+    return None
+
+
 def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
+    problem = workbook_problem(data)
+    if problem is not None:
+        report.errors.append(("", 0, problem))
+        return []
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx

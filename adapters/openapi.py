@@ -131,6 +131,15 @@ def _responses(ok_description: str) -> dict[str, Any]:
     return out
 
 
+def _material_rules(limits: Any) -> str:
+    return (f"The file is decoded: at most {limits.max_material_bytes} bytes; an image of at "
+            f"most {limits.max_image_pixels} pixels, whole, with nothing after its end; a PDF "
+            f"of at most {limits.max_pdf_pages} pages, each at most "
+            f"{limits.max_pdf_page_points} points a side; not also another kind of file; the "
+            f"name's extension and the part's Content-Type, where given, agree with the "
+            f"content. Otherwise 2002 with the reason.")
+
+
 def document(hub: Hub) -> dict[str, Any]:
     """The whole OpenAPI 3.0 document for this hub (its city and counties)."""
     city = hub.city
@@ -146,6 +155,7 @@ def document(hub: Hub) -> dict[str, Any]:
         }}
     paths["/api/province/v1/materials"] = {"post": {
         "operationId": "upload_material", "summary": "申请材料上传 (PDF, JPEG, PNG by content)",
+        "description": _material_rules(hub.config.limits),
         "security": _SIGNED,
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": ["apply_no", "county_code", "file"],

@@ -29,6 +29,7 @@ from mapping.validators import apply_no_ok
 from store import files
 from store.calllog import CallRecord, write_call
 from store.cases import PROVINCE
+from store.content import ContentLimits
 from store.models import utcnow
 
 if TYPE_CHECKING:
@@ -152,13 +153,14 @@ def _save_material(partner: Partner, max_bytes: int) -> dict[str, Any]:
                        "reason": f"{county_code[:16]} is not a county of {hub.city.code}"})
         code = "2004"
     upload = uploads.get("file")
-    data = b""
+    data, content_type = b"", ""
     if upload is None:
         errors.append({"field": "file", "reason": "required"})
     else:
         data = upload.read(max_bytes + 1)
         try:
-            files.check(data, max_bytes)
+            content_type = files.check(data, max_bytes, ContentLimits.of(hub.config.limits),
+                                       upload.filename, upload.mimetype)
         except files.FileRejected as exc:
             errors.append({"field": "file", "reason": exc.reason})
     call_context().division = county_code if county_code and code != "2004" else None
@@ -167,7 +169,8 @@ def _save_material(partner: Partner, max_bytes: int) -> dict[str, Any]:
     name = (upload.filename if upload is not None else None) or "material"
     with hub.transaction() as s:
         saved = files.save(s, hub.cipher, data, name, max_bytes=max_bytes, apply_no=apply_no,
-                           county_code=county_code, uploaded_by=partner.app_id)
+                           county_code=county_code, uploaded_by=partner.app_id,
+                           checked=content_type)
     public = hub.config.public_url
     url = f"{public.rstrip('/')}{BASE}/materials/{saved.file_id}"
     return envelope("0000", "stored", {"file_id": saved.file_id, "url": url,
@@ -188,4 +191,5 @@ def _serve_material(partner: Partner, file_id: str) -> Response:
     resp.headers["ETag"] = f'"{info.sha256}"'
     resp.headers["X-Content-SHA256"] = info.sha256
     resp.headers["Cache-Control"] = "private, no-store"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp

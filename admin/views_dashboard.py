@@ -13,6 +13,7 @@ from admin.auth import requires
 from admin.deadlines import due_counts, soon_limit
 from admin.settings import get_setting
 from admin.web import audit, bp, hub, local_date, me, names, render, time_range
+from mapping.cells import csv_row, xlsx_row
 from store.models import Alert, utcnow
 from store.outbox import counts_by_status
 
@@ -66,7 +67,7 @@ def stats_download(fmt: str):  # type: ignore[no-untyped-def]
         audit(s, "export_stats", name, dict(request.args))
     if fmt == "csv":
         buf = io.StringIO()
-        csv.writer(buf).writerows(rows)
+        csv.writer(buf).writerows(csv_row(r) for r in rows)
         data = ("\ufeff" + buf.getvalue()).encode("utf-8")
         mimetype = "text/csv; charset=utf-8"
     else:
@@ -76,7 +77,7 @@ def stats_download(fmt: str):  # type: ignore[no-untyped-def]
         ws = wb.active
         ws.title = "统计"
         for r in rows:
-            ws.append(r)
+            ws.append(xlsx_row(ws, r))
         out = io.BytesIO()
         wb.save(out)
         data = out.getvalue()

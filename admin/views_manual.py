@@ -101,8 +101,8 @@ def manual_export():  # type: ignore[no-untyped-def]
 
 def out_of_scope_rows(data: bytes) -> list[tuple[str, int, str]]:
     """Rows naming a case outside the principal's divisions (checked before importing)."""
-    if me().divisions is None:
-        return []
+    if me().divisions is None or manual_excel.workbook_problem(data) is not None:
+        return []  # the import reports an unreadable or oversized file itself
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:

@@ -1,4 +1,5 @@
-"""Uploaded materials (申请材料): PDF, JPEG and PNG only, recognised by their content.
+"""Uploaded materials (申请材料): PDF, JPEG and PNG only, recognised by their content
+(decoded within bounds: ``store.content``).
 
 Each file is sealed with the hub's data cipher in the ``files`` table, with its SHA-256
 (of the plain bytes) so a county or an auditor can check what it received.
@@ -13,15 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store import content
 from store.crypto import DataCipher
 from store.models import StoredFile
 
-#: Magic numbers of the accepted types (the name and the declared type are not trusted).
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "application/pdf"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-)
 MAX_NAME = 255
 
 
@@ -34,12 +30,7 @@ class FileRejected(ValueError):
         self.too_large = too_large
 
 
-def sniff(data: bytes) -> str | None:
-    """The content type recognised from the first bytes, or None if not accepted."""
-    for magic, content_type in _MAGIC:
-        if data.startswith(magic):
-            return content_type
-    return None
+sniff = content.sniff
 
 
 @dataclass(frozen=True)
@@ -58,23 +49,29 @@ def _info(row: StoredFile) -> FileInfo:
                     row.apply_no, row.county_code)
 
 
-def check(data: bytes, max_bytes: int) -> str:
-    """The content type of an acceptable upload; raise FileRejected otherwise."""
+def check(data: bytes, max_bytes: int, limits: content.ContentLimits | None = None,
+          name: str | None = None, declared: str | None = None) -> str:
+    """The content type of an acceptable upload (decoded within ``limits``, its name's
+    extension and ``declared`` type agreeing with it); raise FileRejected otherwise."""
     if not data:
         raise FileRejected("the file is empty")
     if len(data) > max_bytes:
         raise FileRejected(f"larger than {max_bytes} bytes", too_large=True)
-    content_type = sniff(data)
-    if content_type is None:
-        raise FileRejected("only PDF, JPEG and PNG files are accepted (checked by content)")
+    try:
+        content_type = content.inspect(data, limits or content.ContentLimits())
+        content.check_claims(content_type, name, declared)
+    except content.ContentError as exc:
+        raise FileRejected(str(exc)) from None
     return content_type
 
 
 def save(session: Session, cipher: DataCipher, data: bytes, name: str, *, max_bytes: int,
          apply_no: str | None = None, county_code: str | None = None,
-         uploaded_by: str | None = None) -> FileInfo:
-    """Check and store one material (in the caller's transaction)."""
-    content_type = check(data, max_bytes)
+         uploaded_by: str | None = None, limits: content.ContentLimits | None = None,
+         checked: str | None = None) -> FileInfo:
+    """Check and store one material (in the caller's transaction); ``checked`` is the
+    type ``check`` already returned for these very bytes (not decoded a second time)."""
+    content_type = checked or check(data, max_bytes, limits, name)
     row = StoredFile(
         file_id=secrets.token_hex(16), sha256=hashlib.sha256(data).hexdigest(),
         content_type=content_type, size=len(data), name=(name or "material")[:MAX_NAME],

@@ -292,3 +292,30 @@ def test_bulk_stages_match_callbacks_one_by_one(hub):
         True, True, True, False, False]
     assert rows_of(bulk) == rows_of(one_by_one)
     assert rows_of(bulk)[1] == ["completed", "rejected", "completed", "completed"]
+
+
+def test_a_workbook_that_unpacks_too_large_is_refused_unread(hub):
+    """A zip bomb: a real export whose sheet is padded to past MAX_WORKBOOK_UNPACKED."""
+    from adapters.manual_excel import MAX_WORKBOOK_UNPACKED
+
+    case_no = new_case(hub, "rental_filing", MANUAL)
+    xlsx, _ = export_workbook(hub, MANUAL, with_materials=False)
+    wb, ws, header = sheet_rows(xlsx, "房屋租赁备案")
+    fill(ws, header, 2, new_stage="受理", at="2026-11-23 09:00:00", operator="王窗口")
+    filled = save(wb)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(filled)) as src, \
+            zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+        with out.open("xl/padding.xml", "w") as pad:
+            for _ in range(MAX_WORKBOOK_UNPACKED // (1 << 20) + 1):
+                pad.write(b" " * (1 << 20))
+    assert len(bomb.getvalue()) < 2 << 20  # small on the wire
+    report = import_workbook(hub, bomb.getvalue(), "operator")
+    [(sheet, row, reason)] = report.errors
+    assert (sheet, row) == ("", 0) and "工作簿解压后过大" in reason
+    assert report.applied == 0 and stages_of(hub, case_no) == []
+    assert import_workbook(hub, b"PK\x03\x04 not a zip", "operator").errors[0][2] \
+        .startswith("not an Excel workbook")
+    assert import_workbook(hub, filled, "operator").applied == 1  # the same, unpadded

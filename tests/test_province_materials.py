@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from store.models import Case, StoredFile
+from tests import hostile
 from tests.hubserver import application, province_env
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
-PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+PNG = hostile.png(32, 24, noise=True)  # real files: uploads are decoded
+PDF = hostile.pdf_pages(1)
 APPLY_NO = "510000-20261122-000001"
 
 

@@ -11,6 +11,7 @@ raw bytes. One call-log row is written per call, with passwords and tokens maske
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
@@ -111,7 +112,11 @@ class FundSoapEndpoint:
         if request.method == "GET":
             if request.query_string.split(b"=")[0].lower() != b"wsdl":
                 return fault_response(MALFORMED, "POST a SOAP 1.1 envelope, or GET ?wsdl", 405)
-            return Response.from_app(self.wsgi, request.environ)
+            # the service address is public_url's, never the Host header's (spyne builds
+            # the WSDL once, on the first request's url, and keeps it)
+            address = f"{self.hub.config.public_url.rstrip('/')}{PATH}"
+            return Response.from_app(functools.partial(self.wsgi, wsgi_url=address),
+                                     request.environ)
         return self.handle(request)
 
     # ---------------------------------------------------------------- one call
