@@ -25,10 +25,9 @@ from adapters.base import Partner
 from adapters.http import JsonClient
 from adapters.manual_excel import export_workbook, import_workbook
 from adapters.signing import new_nonce, signature
-from adapters.web import make_app
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent
 from tests.county_support import event, new_case, post_signed, secret, served
-from tests.hubserver import PROVINCE_SECRET, application, province_env
+from tests.hubserver import PROVINCE_SECRET, HubServer, application, province_env
 
 EVENTS = "/api/county/v1/events"
 APPLY = "/api/county/v1/apply-and-accept"
@@ -198,8 +197,12 @@ def test_the_hub_never_sends_or_takes_nan(hub, peer):
     finally:
         client.close()
     # the web app's own answers are strict JSON too
-    with pytest.raises(ValueError):
-        make_app(hub).json.dumps({"area": float("nan")})
+    server = HubServer(hub).start()
+    try:
+        with pytest.raises(ValueError):
+            server.app.json.dumps({"area": float("nan")})
+    finally:
+        server.stop()
 
 
 def test_workbook_result_cell_with_nan_is_a_row_error(make_hub, store_url):
