@@ -36,6 +36,7 @@ from store.db import Database
 from store.group_commit import GroupCommit
 from store.models import AuditEntry
 from store.outbox import NewMessage, enqueue, enqueue_many
+from store.sealed import bind_cipher
 
 log = logging.getLogger("cityhub")
 ROOT = Path(__file__).resolve().parent
@@ -273,6 +274,7 @@ class Hub:
             city_code=config.city,
         )
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
+        bind_cipher(self.db.engine, self.cipher)  # sealed columns (store/sealed.py)
         # Concurrent intake transactions of this process share commits (store/group_commit.py)
         self.group_commit = GroupCommit(self.db.engine)
         # Operators' division settings (mode overrides, retired counties): routes/overrides.py
@@ -424,8 +426,10 @@ def cmd_init_secrets(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    secrets = Secrets(config)
+    has_key = bool(os.environ.get("HUB_DATA_KEY") or secrets._file.get("data_key"))
     db = Database(config.database_url)
-    db.migrate()
+    db.migrate(cipher=DataCipher(secrets.data_key()) if has_key else None)
     db.dispose()
     print(f"database is at the newest schema: {db.engine.url.render_as_string(hide_password=True)}")
     return 0

@@ -27,13 +27,17 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             connect_args={"timeout": 30, "check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size,
+            hide_parameters=True,
         )
         memory = not parsed.database or parsed.database == ":memory:"
         _tune_sqlite(engine, None if memory else f"{parsed.database}.writer-lock")
         return engine
     # No pre-ping (a round trip per checkout on the hot path): connections are recycled
     # before servers or proxies drop them, and a failed one is discarded by the pool.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # hide_parameters: SQL errors (an IntegrityError, ...) never carry row values, which
+    # hold personal data, into an exception text or a log.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+                         hide_parameters=True)
 
 
 class _WriterQueue:
@@ -138,11 +142,14 @@ class Database:
         with self._factory() as s, s.begin():
             yield s
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+    def migrate(self, cipher: object = None) -> None:
+        """Bring the schema to the newest Alembic revision. ``cipher`` (the hub's
+        DataCipher) seals existing personal data a revision moves into sealed columns."""
         from alembic import command
 
-        command.upgrade(alembic_config(self.url), "head")
+        cfg = alembic_config(self.url)
+        cfg.attributes["cipher"] = cipher
+        command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
         self.engine.dispose()
