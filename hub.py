@@ -36,6 +36,7 @@ from store.db import Database
 from store.group_commit import GroupCommit
 from store.models import AuditEntry
 from store.outbox import NewMessage, enqueue, enqueue_many
+from store.private import private_dir
 from store.sealed import bind_cipher
 
 log = logging.getLogger("cityhub")
@@ -240,7 +241,7 @@ def init_secrets(config: Config, extra_app_ids: tuple[str, ...] = ()) -> Path:
     partners = data.setdefault("partners", {})
     for app_id in [*config.partners, *extra_app_ids]:
         partners.setdefault(app_id, pysecrets.token_urlsafe(32))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -275,6 +276,7 @@ class Hub:
         )
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
         bind_cipher(self.db.engine, self.cipher)  # sealed columns (store/sealed.py)
+        private_dir(config.files_dir)
         # Concurrent intake transactions of this process share commits (store/group_commit.py)
         self.group_commit = GroupCommit(self.db.engine)
         # Operators' division settings (mode overrides, retired counties): routes/overrides.py
@@ -631,9 +633,11 @@ def _extra_commands():  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # whatever the hub creates (store, var/, exports) is its user's only
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import logsafe
+
+    logsafe.install(args.log_level.upper(), "%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("apscheduler", "alembic", "werkzeug", "spyne"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:

@@ -13,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.private import private_dir, private_file
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -21,7 +23,8 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it: its -wal and -shm files take the db file's mode.
+            private_file(Path(parsed.database))
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
@@ -58,6 +61,7 @@ class _WriterQueue:
         self._held = threading.local()
 
     def open_fd(self) -> int:
+        private_dir(Path(self.path).parent)
         return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self, fd: int) -> bool:
