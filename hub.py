@@ -229,6 +229,14 @@ class Secrets:
         return text.encode() if text else None
 
 
+def data_cipher(config: Config, required: bool = True) -> DataCipher | None:
+    """The data cipher of ``config``'s key; None when there is no key and not ``required``."""
+    secrets = Secrets(config)
+    if not required and not (os.environ.get("HUB_DATA_KEY") or secrets._file.get("data_key")):
+        return None
+    return DataCipher(secrets.data_key())
+
+
 def init_secrets(config: Config, extra_app_ids: tuple[str, ...] = ()) -> Path:
     """Create (or complete) the local secrets file: a data key and a secret per partner."""
     import secrets as pysecrets
@@ -428,10 +436,8 @@ def cmd_init_secrets(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    secrets = Secrets(config)
-    has_key = bool(os.environ.get("HUB_DATA_KEY") or secrets._file.get("data_key"))
     db = Database(config.database_url)
-    db.migrate(cipher=DataCipher(secrets.data_key()) if has_key else None)
+    db.migrate(cipher=data_cipher(config, required=False))
     db.dispose()
     print(f"database is at the newest schema: {db.engine.url.render_as_string(hide_password=True)}")
     return 0

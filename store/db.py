@@ -13,7 +13,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.crypto import DataCipher
 from store.private import private_dir, private_file
+from store.sealed import bind_cipher
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -135,9 +137,13 @@ def is_postgres(engine: Engine) -> bool:
 class Database:
     """The engine and a session factory; ``with db.session() as s:`` commits or rolls back."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, cipher: DataCipher | None = None
+                 ) -> None:
+        """``cipher``: the hub's data cipher, for the sealed columns (store/sealed.py)."""
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
+        if cipher is not None:
+            bind_cipher(self.engine, cipher)
         self.postgres = is_postgres(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
