@@ -40,6 +40,11 @@ def cipher_of(dialect: Dialect) -> DataCipher:
     return cipher
 
 
+def seal_text(dialect: Dialect, value: str | None) -> bytes | None:
+    """``value`` as a ``Sealed`` column stores it, for hand-written SQL."""
+    return Sealed().process_bind_param(value, dialect)
+
+
 class Sealed(TypeDecorator[str]):
     """A text column stored sealed (bytes on SQLite, bytea on PostgreSQL)."""
 
