@@ -26,6 +26,15 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
 class SafeFormatter(logging.Formatter):
     """``logging.Formatter`` whose tracebacks name each exception's type, not its text."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        # logging caches a traceback's text on the record (``exc_text``) for the next
+        # handler: never take another formatter's full text, never leave ours for it.
+        cached, record.exc_text = record.exc_text, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
     def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 (logging's name)
         lines: list[str] = []
         for exc in _chain(ei[1]):
