@@ -127,7 +127,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column("last_error_enc", Sealed(), key="last_error")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
-    resubmitted_by: Mapped[str | None] = mapped_column(String(64))
+    resubmitted_by: Mapped[str | None] = mapped_column("resubmitted_by_enc", Sealed(),
+                                                       key="resubmitted_by")
     resubmitted_at: Mapped[datetime | None] = mapped_column(DateTime)
     resubmit_count: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -252,5 +253,6 @@ class Alert(Base):
     division: Mapped[str | None] = mapped_column(String(6), index=True)
     ref: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_by: Mapped[str | None] = mapped_column("acknowledged_by_enc", Sealed(),
+                                                        key="acknowledged_by")
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)

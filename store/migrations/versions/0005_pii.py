@@ -1,6 +1,8 @@
 """personal data at rest: stage opinions and operators, material file names and
-uploaders, alert details, audit actor/target/detail, call-log and outbox errors are
-sealed (``<name>_enc``); the audit's actor and target get blind indexes (``*_hash``)
+uploaders, alert details, audit actor/target/detail, call-log and outbox errors,
+operators' names (display names, who resubmitted, acknowledged, resolved, instructed)
+and banks' result messages are sealed (``<name>_enc``); the audit's actor and target get
+blind indexes (``*_hash``)
 
 Existing rows are sealed with the hub's data key: ``hub.py migrate`` passes it
 (``Database.migrate(cipher=...)``), else ``HUB_DATA_KEY`` is used. A store that holds
@@ -10,6 +12,7 @@ Revision ID: 0005_pii
 Revises: 0004
 """
 import os
+from typing import Any
 
 from alembic import op
 import sqlalchemy as sa
@@ -24,10 +27,13 @@ depends_on = None
 SEALED = {
     "stage_events": (("operator", True), ("opinion", True)),
     "files": (("name", False), ("uploaded_by", True)),
-    "alerts": (("detail", True),),
+    "alerts": (("detail", True), ("acknowledged_by", True)),
     "audit": (("actor", False), ("target", True), ("detail", True)),
     "call_log": (("error", True),),
-    "outbox": (("last_error", True),),
+    "outbox": (("last_error", True), ("resubmitted_by", True)),
+    "admin_users": (("display_name", False),),
+    "fund_events": (("resolved_by", True),),
+    "fund_instructions": (("result_msg", True), ("created_by", True)),
 }
 #: table -> columns that also get a blind index ``<column>_hash``.
 INDEXED = {"audit": ("actor", "target")}
@@ -45,20 +51,24 @@ def _cipher():  # type: ignore[no-untyped-def]
     return cipher
 
 
-def _seal_rows(table: str, columns: tuple[tuple[str, bool], ...]) -> None:
+def _holds_rows() -> bool:
+    conn = op.get_bind()
+    return any(conn.execute(sa.text(f"SELECT 1 FROM {t} LIMIT 1")).first() for t in SEALED)
+
+
+def _seal_rows(cipher: Any, table: str, columns: tuple[tuple[str, bool], ...]) -> None:
     conn = op.get_bind()
     names = [c for c, _ in columns]
     hashed = INDEXED.get(table, ())
     t = sa.table(table, sa.column("id"), *(sa.column(c) for c in names),
                  *(sa.column(f"{c}_enc", sa.LargeBinary) for c in names),
                  *(sa.column(f"{c}_hash") for c in hashed))
-    last, cipher = 0, None
+    last = 0
     while True:
         rows = conn.execute(sa.select(t.c.id, *(t.c[c] for c in names))
                             .where(t.c.id > last).order_by(t.c.id).limit(500)).all()
         if not rows:
             return
-        cipher = cipher or _cipher()
         for row in rows:
             values = {}
             for c in names:
@@ -71,6 +81,8 @@ def _seal_rows(table: str, columns: tuple[tuple[str, bool], ...]) -> None:
 
 
 def upgrade() -> None:
+    # Before any DDL (SQLite's is not transactional here): no key, no change at all.
+    cipher = _cipher() if _holds_rows() else None
     for table, columns in SEALED.items():
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column, _ in columns:
@@ -78,7 +90,8 @@ def upgrade() -> None:
             for column in INDEXED.get(table, ()):
                 batch_op.add_column(sa.Column(f"{column}_hash", sa.String(length=64),
                                               nullable=True))
-        _seal_rows(table, columns)
+        if cipher is not None:
+            _seal_rows(cipher, table, columns)
         with op.batch_alter_table(table, schema=None) as batch_op:
             if table == "audit":
                 batch_op.drop_index("ix_audit_actor")
