@@ -43,6 +43,7 @@ log = logging.getLogger("cityhub")
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = ROOT / "config.yaml"
 DEFAULT_INBOUND: tuple[str, ...] = ()
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class ConfigError(ValueError):
@@ -410,6 +411,10 @@ def create_app(hub: Hub | None = None):  # type: ignore[no-untyped-def]
     """The WSGI app factory (``gunicorn 'hub:create_app()'``)."""
     from adapters.web import make_app
 
+    if hub is None and not logging.getLogger().handlers:
+        import logsafe  # under a WSGI server: the hub's records get the hub's formatter
+
+        logsafe.install(os.environ.get("HUB_LOG_LEVEL", "INFO").upper(), LOG_FORMAT)
     return make_app(hub or build_hub())
 
 
@@ -643,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import logsafe
 
-    logsafe.install(args.log_level.upper(), "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.install(args.log_level.upper(), LOG_FORMAT)
     for chatty in ("apscheduler", "alembic", "werkzeug", "spyne"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
