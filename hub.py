@@ -649,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     import logsafe
 
     logsafe.install(args.log_level.upper(), LOG_FORMAT)
-    for chatty in ("apscheduler", "alembic", "werkzeug", "spyne"):
+    # zeep's and spyne's DEBUG write whole envelopes (payers' names and accounts)
+    for chatty in ("apscheduler", "alembic", "werkzeug", "spyne", "zeep"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args)
