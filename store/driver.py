@@ -144,7 +144,9 @@ class DriverStatement:
             names = self.columns or [c.key for c in table.columns]
             casts = [f"%({prefix}c{i})s::{table.c[name].type.compile(dialect=dialect)}[]"
                      for i, name in enumerate(names)]
-            sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            # keys name the columns in Python; the SQL needs their names (``error_enc``)
+            cols = ", ".join(quote(table.c[n].name) for n in names)
+            sql = (f"INSERT INTO {quote(table.name)} ({cols}) "
                    f"SELECT * FROM unnest({', '.join(casts)})")
             # One Python type per array: psycopg picks the array's type from its elements.
             coerce = [(name, _coercion(table.c[name].type, dialect)) for name in names]
