@@ -116,6 +116,9 @@ class Traffic:
                                  phone=MARKERS["phone"])
         body["materials"] = [{"file_id": up.body["data"]["file_id"],
                               "name": MARKERS["file_name"]}]
+        bad = {**body, "data": {**body["data"], "house_id": None}, "apply_no": "bad-0777"}
+        refused = self.client.submit("rental_filing", bad)  # refused: its call is logged too
+        assert refused.body["code"] != "0000", refused.body
         ans = self.client.submit("rental_filing", body)
         assert ans.status == 200 and ans.body["code"] == "0000", ans.body
         with self.hub.transaction() as s:
