@@ -36,11 +36,14 @@ from store.db import Database
 from store.group_commit import GroupCommit
 from store.models import AuditEntry
 from store.outbox import NewMessage, enqueue, enqueue_many
+from store.private import private_dir
+from store.sealed import bind_cipher
 
 log = logging.getLogger("cityhub")
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = ROOT / "config.yaml"
 DEFAULT_INBOUND: tuple[str, ...] = ()
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class ConfigError(ValueError):
@@ -240,6 +243,14 @@ class Secrets:
         return text.encode() if text else None
 
 
+def data_cipher(config: Config, required: bool = True) -> DataCipher | None:
+    """The data cipher of ``config``'s key; None when there is no key and not ``required``."""
+    secrets = Secrets(config)
+    if not required and not (os.environ.get("HUB_DATA_KEY") or secrets._file.get("data_key")):
+        return None
+    return DataCipher(secrets.data_key())
+
+
 def init_secrets(config: Config, extra_app_ids: tuple[str, ...] = ()) -> Path:
     """Create (or complete) the local secrets file: a data key and a secret per partner."""
     import secrets as pysecrets
@@ -252,7 +263,7 @@ def init_secrets(config: Config, extra_app_ids: tuple[str, ...] = ()) -> Path:
     partners = data.setdefault("partners", {})
     for app_id in [*config.partners, *extra_app_ids]:
         partners.setdefault(app_id, pysecrets.token_urlsafe(32))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -329,6 +340,8 @@ class Hub:
         self.partners = topology.partners
         self.routes: RoutingTable = topology.routes
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
+        bind_cipher(self.db.engine, self.cipher)  # sealed columns (store/sealed.py)
+        private_dir(config.files_dir)
         # Concurrent intake transactions of this process share commits (store/group_commit.py)
         self.group_commit = GroupCommit(self.db.engine)
         # Operators' division settings (mode overrides, retired counties): routes/overrides.py
@@ -433,6 +446,10 @@ def create_app(hub: Hub | None = None):  # type: ignore[no-untyped-def]
     """The WSGI app factory (``gunicorn 'hub:create_app()'``)."""
     from adapters.web import make_app
 
+    if hub is None and not logging.getLogger().handlers:
+        import logsafe  # under a WSGI server: the hub's records get the hub's formatter
+
+        logsafe.install(os.environ.get("HUB_LOG_LEVEL", "INFO").upper(), LOG_FORMAT)
     return make_app(hub or build_hub())
 
 
@@ -460,7 +477,7 @@ def cmd_init_secrets(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     db = Database(config.database_url)
-    db.migrate()
+    db.migrate(cipher=data_cipher(config, required=False))
     from store.calendar import seed_from_package
 
     added = seed_from_package(db)
@@ -671,10 +688,13 @@ def _extra_commands():  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)  # whatever the hub creates (store, var/, exports) is its user's only
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("apscheduler", "alembic", "werkzeug", "spyne"):
+    import logsafe
+
+    logsafe.install(args.log_level.upper(), LOG_FORMAT)
+    # zeep's and spyne's DEBUG write whole envelopes (payers' names and accounts)
+    for chatty in ("apscheduler", "alembic", "werkzeug", "spyne", "zeep"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args)

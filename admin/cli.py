@@ -28,7 +28,7 @@ def _read_password() -> str:
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
     from admin.people import PeopleError, create_user, ensure_admin_role, set_user_access
-    from hub import load_config
+    from hub import data_cipher, load_config
     from store.db import Database
 
     config = load_config(args.config)
@@ -40,7 +40,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     if not password:
         print("error: no password: set HUB_ADMIN_PASSWORD or give it on stdin", file=sys.stderr)
         return 2
-    db = Database(config.database_url)
+    db = Database(config.database_url, cipher=data_cipher(config))
     try:
         with db.session() as s:
             role = ensure_admin_role(s)

@@ -19,11 +19,11 @@ def audit_trail():  # type: ignore[no-untyped-def]
     a = AuditEntry
     conds = []
     if args["actor"]:
-        conds.append(a.actor == args["actor"])
+        conds.append(a.actor_hash == args["actor"])  # sealed: found by its blind index
     if args["action"]:
         conds.append(a.action == args["action"])
     if args["target"]:
-        conds.append(a.target.contains(args["target"], autoescape=True))
+        conds.append(a.target_hash == args["target"])  # exact: the target is sealed
     if since := parse_dt(args["since"]):
         conds.append(a.at >= since)
     if until := parse_dt(args["until"], end=True):

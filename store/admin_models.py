@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, BigId, utcnow
+from store.sealed import Sealed
 
 
 class AdminUnit(Base):
@@ -66,7 +67,7 @@ class AdminUser(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
-    display_name: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column("display_name_enc", Sealed(), key="display_name")
     password_hash: Mapped[str] = mapped_column(String(255))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("admin_units.id"), index=True)
     province_user_id: Mapped[str | None] = mapped_column(String(64))

@@ -44,6 +44,7 @@ class DataCipher:
     def __init__(self, master_key: bytes) -> None:
         self._aead = AESGCM(_derive(master_key, b"cityhub-data-v1"))
         self._hash_key = _derive(master_key, b"cityhub-idhash-v1")
+        self._index_key = _derive(master_key, b"cityhub-blind-index-v1")
 
     def seal(self, plain: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
@@ -69,3 +70,7 @@ class DataCipher:
             return None
         normal = id_no.strip().upper().encode()
         return hmac.new(self._hash_key, normal, hashlib.sha256).hexdigest()
+
+    def blind_index(self, value: str) -> str:
+        """Keyed hash of a searchable value (an operator's name, an audit target)."""
+        return hmac.new(self._index_key, value.strip().encode(), hashlib.sha256).hexdigest()

@@ -13,6 +13,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.crypto import DataCipher
+from store.private import private_dir, private_file
+from store.sealed import bind_cipher
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -21,19 +25,24 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it: its -wal and -shm files take the db file's mode.
+            private_file(Path(parsed.database))
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size,
+            hide_parameters=True,
         )
         memory = not parsed.database or parsed.database == ":memory:"
         _tune_sqlite(engine, None if memory else f"{parsed.database}.writer-lock")
         return engine
     # No pre-ping (a round trip per checkout on the hot path): connections are recycled
     # before servers or proxies drop them, and a failed one is discarded by the pool.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # hide_parameters: SQL errors (an IntegrityError, ...) never carry row values, which
+    # hold personal data, into an exception text or a log.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+                         hide_parameters=True)
 
 
 class _WriterQueue:
@@ -54,6 +63,7 @@ class _WriterQueue:
         self._held = threading.local()
 
     def open_fd(self) -> int:
+        private_dir(Path(self.path).parent)
         return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self, fd: int) -> bool:
@@ -127,9 +137,13 @@ def is_postgres(engine: Engine) -> bool:
 class Database:
     """The engine and a session factory; ``with db.session() as s:`` commits or rolls back."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, cipher: DataCipher | None = None
+                 ) -> None:
+        """``cipher``: the hub's data cipher, for the sealed columns (store/sealed.py)."""
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
+        if cipher is not None:
+            bind_cipher(self.engine, cipher)
         self.postgres = is_postgres(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -138,11 +152,14 @@ class Database:
         with self._factory() as s, s.begin():
             yield s
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+    def migrate(self, cipher: object = None) -> None:
+        """Bring the schema to the newest Alembic revision. ``cipher`` (the hub's
+        DataCipher) seals existing personal data a revision moves into sealed columns."""
         from alembic import command
 
-        command.upgrade(alembic_config(self.url), "head")
+        cfg = alembic_config(self.url)
+        cfg.attributes["cipher"] = cipher
+        command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
         self.engine.dispose()

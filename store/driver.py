@@ -20,6 +20,7 @@ as one statement: each INSERT over ``unnest`` of column arrays, chained as CTEs.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.types import TypeDecorator
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,16 @@ class DriverStatement:
         of the statement, e.g. the autoincrement id)."""
         self.statement = statement
         self.columns = None if columns is None else list(columns)
-        self._compiled: dict[str, _Compiled] = {}
-        self._unnest_sql: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any]]]]] = {}
+        # Per dialect instance, not per dialect name: a type's processors may depend on
+        # the engine (store.sealed binds each hub's data cipher to its engine's dialect).
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = \
+            weakref.WeakKeyDictionary()
+        self._unnest_sql: weakref.WeakKeyDictionary[
+            Dialect, dict[str, tuple[str, list[tuple[str, Callable[[Any], Any]]]]]] = \
+            weakref.WeakKeyDictionary()
 
     def _for(self, dialect: Dialect) -> _Compiled:
-        found = self._compiled.get(dialect.name)
+        found = self._compiled.get(dialect)
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
             processors = {}
@@ -66,7 +73,7 @@ class DriverStatement:
             positions = tuple(compiled.positiontup) if compiled.positional else None
             defaults = {k: v for k, v in compiled.params.items() if v is not None}
             found = _Compiled(compiled.string, positions, processors, defaults)
-            self._compiled[dialect.name] = found
+            self._compiled[dialect] = found
         return found
 
     def _params(self, compiled: _Compiled, values: dict[str, Any]) -> Any:
@@ -129,20 +136,21 @@ class DriverStatement:
         """PostgreSQL: this INSERT for all ``rows`` as ``INSERT ... SELECT * FROM
         unnest(column arrays)`` — its SQL and parameters (named ``{prefix}c0, c1 ...``).
         For INSERTs built with ``columns``."""
-        key = f"{dialect.name}:{prefix}"
-        found = self._unnest_sql.get(key)
+        cache = self._unnest_sql.setdefault(dialect, {})
+        found = cache.get(prefix)
         if found is None:
             table = self.statement.table  # type: ignore[attr-defined]
             quote = dialect.identifier_preparer.quote
             names = self.columns or [c.key for c in table.columns]
             casts = [f"%({prefix}c{i})s::{table.c[name].type.compile(dialect=dialect)}[]"
                      for i, name in enumerate(names)]
-            sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            # keys name the columns in Python; the SQL needs their names (``error_enc``)
+            cols = ", ".join(quote(table.c[n].name) for n in names)
+            sql = (f"INSERT INTO {quote(table.name)} ({cols}) "
                    f"SELECT * FROM unnest({', '.join(casts)})")
             # One Python type per array: psycopg picks the array's type from its elements.
-            coerce = [(name, _COERCE.get(table.c[name].type.python_type, _same))
-                      for name in names]
-            found = self._unnest_sql[key] = (sql, coerce)
+            coerce = [(name, _coercion(table.c[name].type, dialect)) for name in names]
+            found = cache[prefix] = (sql, coerce)
         sql, coerce = found
         return sql, {f"{prefix}c{i}": [convert(row.get(name)) for row in rows]
                      for i, (name, convert) in enumerate(coerce)}
@@ -184,6 +192,14 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _coercion(column_type: Any, dialect: Dialect) -> Callable[[Any], Any]:
+    """How a value goes into an unnest array: a decorated type's own conversion (e.g. a
+    sealed column), else one Python type per array."""
+    if isinstance(column_type, TypeDecorator):
+        return lambda v: column_type.process_bind_param(v, dialect)
+    return _COERCE.get(column_type.python_type, _same)
+
+
 _COERCE: dict[type, Callable[[Any], Any]] = {
     float: lambda v: None if v is None else float(v),
     int: lambda v: None if v is None else int(v),
@@ -221,8 +237,10 @@ def _wrapped(connection: Connection, sql: str, params: Any, exc: Exception,
     lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
     if lost:
         connection.invalidate(exc)
+    # Parameters carry personal data: never in the error's text (it may be logged).
     return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
-                               connection_invalidated=lost, dialect=dialect)
+                               hide_parameters=True, connection_invalidated=lost,
+                               dialect=dialect)
 
 
 def _connection(conn: Connection | Session) -> Connection:

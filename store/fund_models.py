@@ -4,7 +4,8 @@ instructions sent to banks and reconciliations.
 
 Money is stored as integer fen (``*_fen``) so sums are exact on SQLite and PostgreSQL;
 the edges speak Decimal yuan with two places. Personal data (payer, payee, buyer names
-and accounts) lives only in ``*_enc`` columns, sealed by ``store.crypto.DataCipher``.
+and accounts) lives only in ``*_enc`` columns, sealed by ``store.crypto.DataCipher``;
+operators' names and banks' free text are ``Sealed`` columns (``store.sealed``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, BigId, utcnow
+from store.sealed import Sealed
 
 
 class FundLogin(Base):
@@ -123,7 +125,7 @@ class FundEvent(Base):
     message_id: Mapped[int | None] = mapped_column(BigId)
     payload_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_by: Mapped[str | None] = mapped_column("resolved_by_enc", Sealed(), key="resolved_by")
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
@@ -204,8 +206,8 @@ class FundInstruction(Base):
     deadline_at: Mapped[datetime] = mapped_column(DateTime)
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     result: Mapped[str | None] = mapped_column(String(16))
-    result_msg: Mapped[str | None] = mapped_column(Text)
-    created_by: Mapped[str | None] = mapped_column(String(64))
+    result_msg: Mapped[str | None] = mapped_column("result_msg_enc", Sealed(), key="result_msg")
+    created_by: Mapped[str | None] = mapped_column("created_by_enc", Sealed(), key="created_by")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime)
 

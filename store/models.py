@@ -1,7 +1,10 @@
 """SQLAlchemy models: one schema for SQLite and PostgreSQL.
 
 All timestamps are naive UTC (`utcnow()`); columns named ``*_enc`` hold values sealed by
-`store.crypto.DataCipher` because they may carry personal data.
+`store.crypto.DataCipher` because they may carry personal data. Text attributes that may
+carry personal data are ``Sealed`` (column ``<name>_enc``, plain ``str`` in Python), and
+the ones searched by equality also have a ``BlindIndex`` (``<name>_hash``), see
+`store.sealed`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from store.sealed import BlindIndex, Sealed
 
 # Integer primary keys that are BIGINT on PostgreSQL and INTEGER (rowid) on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -92,8 +97,8 @@ class StageEvent(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     stage: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(DateTime)
-    operator: Mapped[str | None] = mapped_column(String(64))
-    opinion: Mapped[str | None] = mapped_column(Text)
+    operator: Mapped[str | None] = mapped_column("operator_enc", Sealed(), key="operator")
+    opinion: Mapped[str | None] = mapped_column("opinion_enc", Sealed(), key="opinion")
     filing_no: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))
     #: Whether a 受理 or 办结 came by the sub-case's due time (None: no due time, or
@@ -134,10 +139,11 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column("last_error_enc", Sealed(), key="last_error")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
-    resubmitted_by: Mapped[str | None] = mapped_column(String(64))
+    resubmitted_by: Mapped[str | None] = mapped_column("resubmitted_by_enc", Sealed(),
+                                                       key="resubmitted_by")
     resubmitted_at: Mapped[datetime | None] = mapped_column(DateTime)
     resubmit_count: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -167,7 +173,7 @@ class CallLogEntry(Base):
     duration_ms: Mapped[float] = mapped_column(Float)
     outcome: Mapped[str] = mapped_column(String(12))
     code: Mapped[str | None] = mapped_column(String(16))
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column("error_enc", Sealed(), key="error")
     request_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     response_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
 
@@ -192,10 +198,11 @@ class StoredFile(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     content_type: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
-    name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column("name_enc", Sealed(), key="name")
     apply_no: Mapped[str | None] = mapped_column(String(64), index=True)
     county_code: Mapped[str | None] = mapped_column(String(6))
-    uploaded_by: Mapped[str | None] = mapped_column(String(64))
+    uploaded_by: Mapped[str | None] = mapped_column("uploaded_by_enc", Sealed(),
+                                                    key="uploaded_by")
     data_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -224,16 +231,25 @@ class Lease(Base):
 
 
 class AuditEntry(Base):
-    """Who did what, when: every operator action."""
+    """Who did what, when: every operator action. Actor, target and detail are sealed;
+    ``actor_hash`` and ``target_hash`` (blind indexes, set from them) are what a search
+    by actor or target compares (``AuditEntry.actor_hash == name``)."""
 
     __tablename__ = "audit"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    actor: Mapped[str] = mapped_column(String(64), index=True)
+    actor: Mapped[str] = mapped_column("actor_enc", Sealed(), key="actor")
+    actor_hash: Mapped[str | None] = mapped_column(BlindIndex(), index=True)
     action: Mapped[str] = mapped_column(String(64), index=True)
-    target: Mapped[str | None] = mapped_column(String(128))
-    detail: Mapped[str | None] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column("target_enc", Sealed(), key="target")
+    target_hash: Mapped[str | None] = mapped_column(BlindIndex(), index=True)
+    detail: Mapped[str | None] = mapped_column("detail_enc", Sealed(), key="detail")
+
+    def __init__(self, **kw: object) -> None:
+        kw.setdefault("actor_hash", kw.get("actor"))
+        kw.setdefault("target_hash", kw.get("target") or None)
+        super().__init__(**kw)
 
 
 class Alert(Base):
@@ -248,9 +264,10 @@ class Alert(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     severity: Mapped[str] = mapped_column(String(8), default="warning")  # info|warning|critical
     title: Mapped[str] = mapped_column(String(200))
-    detail: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column("detail_enc", Sealed(), key="detail")
     division: Mapped[str | None] = mapped_column(String(6), index=True)
     ref: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_by: Mapped[str | None] = mapped_column("acknowledged_by_enc", Sealed(),
+                                                        key="acknowledged_by")
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -31,6 +31,7 @@ from routes.policy import RetryPolicy
 from store.crypto import DataCipher
 from store.driver import DriverStatement
 from store.models import InterfaceSwitch, OutboxMessage, utcnow
+from store.sealed import seal_text
 
 PENDING, IN_FLIGHT, DONE, DEAD = "pending", "in_flight", "done", "dead"
 
@@ -273,10 +274,10 @@ def _finish_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
 _FINISH_PG = text("""
     UPDATE outbox AS o
        SET status = v.status, next_attempt_at = v.next_at, delivered_at = v.delivered_at,
-           last_error = v.error, lease_until = NULL, claimed_by = NULL
+           last_error_enc = v.error, lease_until = NULL, claimed_by = NULL
       FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS varchar[]),
                   CAST(:nexts AS timestamp[]), CAST(:delivered AS timestamp[]),
-                  CAST(:errors AS text[])) AS v(id, status, next_at, delivered_at, error)
+                  CAST(:errors AS bytea[])) AS v(id, status, next_at, delivered_at, error)
      WHERE o.id = v.id AND o.claimed_by = :worker AND o.status = 'in_flight'
     RETURNING o.id
 """)
@@ -299,7 +300,8 @@ def finish_many(session: Session, worker_id: str, outcomes: list[Outcome], postg
             "ids": [p["b_id"] for p in params], "statuses": [p["b_status"] for p in params],
             "nexts": [p["b_next"] for p in params],
             "delivered": [p["b_delivered"] for p in params],
-            "errors": [p["b_error"] for p in params], "worker": worker_id,
+            "errors": [seal_text(conn.dialect, p["b_error"]) for p in params],  # sealed
+            "worker": worker_id,
         }).scalars())
     else:
         kept = {p["b_id"] for p in params
