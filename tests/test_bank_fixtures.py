@@ -1,5 +1,6 @@
-"""Shared set-up for the bank/POS tests (no tests here): a hub served by a real threaded
-WSGI server, a simulated bank as a real spyne server, a loopback county, and zeep."""
+"""Shared set-up for the bank/POS tests (no tests here): a hub served by the production
+server on its configured port (so the WSDL's address, public_url, reaches it), a
+simulated bank as a real spyne server, a loopback county, and zeep."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import zeep
 from sqlalchemy import func, select
 
 from adapters.fund.auth import add_login
-from adapters.sim.bank import ServerThread, SimBank
+from adapters.sim.bank import SimBank
 from adapters.sim.loopback import LoopbackServer
-from adapters.web import make_app
 from hub import Hub
 from store.fund_models import FundEvent, FundHouse, LedgerEntry, SupervisedAccount
+from tests.hubserver import HubServer
 
 BANK = "ICBC"
 BANK_PARTNER = "bank_icbc_dazhou"
@@ -30,7 +31,7 @@ HOUSE = "511702-001-0101"
 @dataclass
 class FundEnv:
     hub: Hub
-    server: ServerThread
+    server: HubServer
     sim: SimBank
     county: LoopbackServer
 
@@ -75,7 +76,7 @@ def build_env(make_hub: Any, store_url: str, *, sim_kwargs: dict[str, Any] | Non
     hub = make_hub(store_url, inbound=["bank_soap", "pos"], partners=partners,
                    bank={"token_ttl_seconds": 1800, **(bank or {})},
                    scheduler={"enabled": False})
-    server = ServerThread(make_app(hub)).start()
+    server = HubServer(hub).start()
     sim.hub_url = server.url
     sim.start()
     with hub.transaction() as s:
