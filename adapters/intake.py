@@ -87,9 +87,11 @@ def _no_constant(name: str) -> Any:
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object within the limits, else 2001 (nothing is stored)."""
+    """The body as a JSON object within the limits, else 2001 (nothing is stored).
+
+    A UTF-8 BOM before the JSON is accepted (some Windows stacks write one)."""
     try:
-        doc = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        doc = json.loads(body.decode("utf-8-sig"), parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise ApiError(BAD_BODY, "the body is not valid UTF-8 JSON") from None
     if not isinstance(doc, dict):
