@@ -13,6 +13,8 @@ import copy
 import hashlib
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,9 +23,11 @@ import pytest
 import urllib3
 import zeep
 from lxml import etree
+from sqlalchemy import select
 from zeep.wsse.username import UsernameToken
 
 from adapters.fund.soap import hardened_parser
+from store.models import CallLogEntry
 from tests.county_support import event, new_case, post_signed, stages_of
 from tests.hubserver import HubServer, application, province_env
 from tests.support import start_hub_process, stop_process, wait_until, write_config
@@ -279,6 +283,11 @@ def test_gbk_without_declaration_is_read_as_the_http_charset(fund):
     for e in events:
         payload = fund.hub.cipher.open_json(e.payload_enc)
         assert payload["payer_name"] == "欧阳张三丰" and payload["buyer_name"] == "諸葛亮"
+    with fund.hub.db.session() as s:  # the call log keeps what the HTTP charset decoded
+        logged = [fund.hub.cipher.open_json(r.request_enc)["text"] for r in s.scalars(
+            select(CallLogEntry).where(CallLogEntry.interface == "soap.fund.DepositNotice",
+                                       CallLogEntry.code == "0000").order_by(CallLogEntry.id))]
+    assert len(logged) == 3 and all("諸葛亮" in text for text in logged[:2])
 
 
 def test_axis_xsi_types_are_accepted_where_the_value_fits_the_field(fund):
@@ -411,6 +420,26 @@ def test_ws_security_username_token_is_checked_for_a_configured_bank(wsse_fund):
     replay = post(env, envelope("DepositNotice", fields(tok, "WS-4"), once))
     assert fault_of(replay)[2] == "1001" and "重放" in fault_of(replay)[1]
     assert [r.serial_no for r in env.ledger()] == ["WS-1", "WS-2", "WS-3"]
+
+
+def test_one_ws_security_nonce_sent_at_once_is_accepted_once(wsse_fund):
+    env = wsse_fund
+    tok = zeep.Client(env.url + "?wsdl", wsse=UsernameToken("icbc-wsse", BANK_SECRET)).service \
+        .Authenticate(bank_code=BANK, username="icbc-front", password=PASSWORD).token
+    header = _wsse_header("icbc-wsse", BANK_SECRET)
+    bodies = [envelope("DepositNotice", fields(tok, f"NC-{i}"), header) for i in range(8)]
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: str):
+        barrier.wait()
+        return post(env, body)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(send, bodies))
+    ok = [a for a in answers if a.status == 200]
+    assert len(ok) == 1 and answer_of(ok[0])[0] == "0000"
+    assert all(fault_of(a)[2] == "1001" for a in answers if a.status != 200)
+    assert len(env.ledger()) == 1
 
 
 def test_ws_security_speaks_only_for_its_own_bank(make_hub, store_url):
