@@ -65,8 +65,14 @@ def configured(partners: dict[str, Partner]) -> dict[str, WsseBank]:
         opt = opt if isinstance(opt, dict) else {}
         code = str(partner.options["bank_code"])
         username = str(opt.get("username") or code)
-        out[username] = WsseBank(app_id, code, username, partner.secret,
-                                 int(opt.get("max_age_seconds") or DEFAULT_MAX_AGE))
+        try:
+            max_age = int(opt.get("max_age_seconds") or DEFAULT_MAX_AGE)
+            if not 0 < max_age <= 86400 or username in out:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"partners.{app_id}.wsse_in: username must be unique and "
+                             "max_age_seconds between 1 and 86400") from None
+        out[username] = WsseBank(app_id, code, username, partner.secret, max_age)
     return out
 
 
