@@ -251,7 +251,7 @@ class FundSoapEndpoint:
             raise Refused(MALFORMED, "DOCTYPE and entity declarations are not accepted")
         if etree.QName(root).localname == "Envelope" and root.tag != f"{{{SOAP_ENV}}}Envelope":
             raise Refused(MALFORMED, f"SOAP 版本不符：只接受 SOAP 1.1 信封（命名空间 {SOAP_ENV}），"
-                                     f"收到 {etree.QName(root).namespace or '无命名空间'}",
+                                     f"收到 {(etree.QName(root).namespace or '无命名空间')[:200]}",
                           faultcode=VERSION_MISMATCH)
         if root.tag != f"{{{SOAP_ENV}}}Envelope":
             raise Refused(MALFORMED, "not a SOAP 1.1 envelope")
@@ -293,7 +293,7 @@ class FundSoapEndpoint:
                 signers.append((el, bank))
         missing = not_understood(entries, processed)
         if missing:
-            names = "、".join(missing)
+            names = "、".join(name[:200] for name in missing[:5])
             raise Refused(MALFORMED, f"不处理的必需头（mustUnderstand=\"1\"）：{names}",
                           faultcode=MUST_UNDERSTAND)
         if len(signers) > 1:
