@@ -106,9 +106,9 @@ def request_schema(item: Item, city: str, counties: list[str]) -> dict[str, Any]
                     "name": _text(), "id_type": {"type": "string", "enum": list(ID_TYPES)},
                     "id_no": {**_text(ID_NO_MAX), "description":
                               "type 1: GB 11643 check digit; type 7: GB 32100 check character"},
-                    "uscc": {"oneOf": [_USCC, {"type": "null"}]},
-                    "phone": {"oneOf": [{"type": "string", "pattern": "^[0-9-]{7,20}$"},
-                                        {"type": "null"}]},
+                    "uscc": {**_USCC, "nullable": True},
+                    "phone": {"type": "string", "pattern": "^[0-9-]{7,20}$",
+                              "nullable": True},
                 },
             },
             "submitted_at": {"type": "string", "format": "date-time",

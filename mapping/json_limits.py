@@ -81,11 +81,13 @@ def _check_shape(doc: Any) -> None:
 
 
 def loads(raw: bytes | str, max_bytes: int | None = None) -> Any:
-    """``raw`` (UTF-8) as a JSON value within the limits, else ``JsonRejected``."""
+    """``raw`` (UTF-8) as a JSON value within the limits, else ``JsonRejected``. A UTF-8
+    BOM before it is accepted (some Windows stacks write one)."""
     if max_bytes is not None and len(raw) > max_bytes:
         raise JsonRejected(f"larger than {max_bytes} bytes")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
+        text = text.removeprefix("\ufeff")
         doc = json.loads(text, parse_constant=_constant, parse_int=_int, parse_float=_float,
                          object_pairs_hook=_object)
     except JsonRejected:

@@ -8,6 +8,7 @@ unchecked (``adapters.fund.soap`` parses and validates it first).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from spyne import Application, ComplexModel, ServiceBase, const, rpc
@@ -31,20 +32,26 @@ When = DateTime(min_occurs=1, nillable=False)
 Day = Date(min_occurs=1, nillable=False)
 
 
+#: Always answered, so declared required and not nillable (a Java client gets String,
+#: not JAXBElement<String>); an Authenticate that fails answers an empty token.
+Answered = Unicode(min_occurs=1, nillable=False)
+AnsweredAt = DateTime(min_occurs=1, nillable=False)
+
+
 class Result(ComplexModel):
     __namespace__ = NS
-    _type_info = [("result_code", Unicode), ("result_msg", Unicode)]
+    _type_info = [("result_code", Answered), ("result_msg", Answered)]
 
 
 class AuthResult(ComplexModel):
     __namespace__ = NS
-    _type_info = [("result_code", Unicode), ("result_msg", Unicode),
-                  ("token", Unicode), ("expires_at", DateTime)]
+    _type_info = [("result_code", Answered), ("result_msg", Answered),
+                  ("token", Answered), ("expires_at", AnsweredAt)]
 
 
 class VerifyResult(ComplexModel):
     __namespace__ = NS
-    _type_info = [("result_code", Unicode), ("result_msg", Unicode),
+    _type_info = [("result_code", Answered), ("result_msg", Answered),
                   ("account_no", Unicode), ("project_name", Unicode)]
 
 
@@ -70,7 +77,8 @@ class FundService(ServiceBase):
         call = env["cityhub.call"]
         answer = _desk(ctx).authenticate(call, bank_code, username, password)
         call.code, call.msg = answer.code, answer.msg
-        return AuthResult(result_code=answer.code, result_msg=answer.msg, **answer.extra)
+        return AuthResult(result_code=answer.code, result_msg=answer.msg,
+                          **{**no_token(), **answer.extra})
 
     @rpc(Token, Key, Key, Amount, When, Text, Text, Code, Unicode(max_len=64), Text, Text,
          _returns=Result)
@@ -156,6 +164,11 @@ class FundService(ServiceBase):
                                 document_no, occurred_at):
         return _run(ctx, "JudicialDeductionNotice", _abnormal(
             token, serial_no, account_no, amount, authority, document_no, occurred_at))
+
+
+def no_token() -> dict[str, Any]:
+    """What a failed Authenticate answers in its required fields: no token, expired now."""
+    return {"token": "", "expires_at": datetime.now(UTC).replace(microsecond=0)}
 
 
 def locals_of(*values: Any, names: str) -> dict[str, Any]:

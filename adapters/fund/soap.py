@@ -1,17 +1,21 @@
 """The SOAP endpoint ``/soap/fund``: hardened XML in front of spyne, and the call log.
 
 Every POST is checked here before spyne sees it: a size limit
-(``limits.max_soap_bytes``), no DOCTYPE (so no entities, no "billion laughs", no XXE),
-a parser with entities, DTDs and network off, a SOAP 1.1 envelope naming one known
-operation, and validation of that operation's element against the service's own XML
-Schema. Refusals are SOAP faults (malformed, 2001) or the operation's answer with
-``2002`` (a field breaks the schema); spyne is then handed the parsed tree, never the
-raw bytes. One call-log row is written per call, with passwords and tokens masked.
+(``limits.max_soap_bytes``), the HTTP charset when the XML names none, no DOCTYPE (so
+no entities, no "billion laughs", no XXE), a parser with entities, DTDs and network
+off, a SOAP 1.1 envelope (another envelope namespace: ``VersionMismatch``) naming one
+known operation, its mandatory headers (``MustUnderstand`` unless the hub processes
+them: ``AuthToken``, and WS-Security for a bank configured for it, ``adapters.fund.wsse``)
+and validation of that operation's element against the service's own XML Schema.
+Refusals are SOAP faults (malformed, 2001) or the operation's answer with ``2002``
+(a field breaks the schema; the first such field named); spyne is then handed the
+parsed tree, never the raw bytes. One call-log row is written per call, with
+passwords and tokens masked. ``GET ?wsdl`` answers ``adapters.fund.wsdl``'s fixed
+document (its address is ``public_url``, never the request's Host).
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import re
@@ -23,11 +27,21 @@ from lxml import etree
 from spyne.server.wsgi import WsgiApplication
 from sqlalchemy.orm import Session
 
+from adapters.fund import wsse
 from adapters.fund.desk import FundDesk
+from adapters.fund.envelope import (
+    CharsetError,
+    drop_builtin_xsi_types,
+    first_field_error,
+    header_entries,
+    not_understood,
+    transcode,
+)
 from adapters.fund.ledger import ITEM, SoapCall
-from adapters.fund.service import NS, OPERATIONS, build_application
+from adapters.fund.service import NS, OPERATIONS, FundService, build_application, no_token
 from adapters.fund.values import check_values
-from mapping.fund import INVALID, MALFORMED
+from adapters.fund.wsdl import build_wsdl
+from mapping.fund import BAD_TOKEN, INVALID, MALFORMED
 from store.calllog import CallRecord, write_call
 from store.models import utcnow
 
@@ -41,6 +55,10 @@ _DOCTYPE = re.compile(rb"<!\s*DOCTYPE|<!\s*ENTITY", re.IGNORECASE)
 _SECRET = re.compile(
     rb"(<(?:[\w.-]+:)?(?:password|token|AuthToken|Password|Nonce)\b[^>]*>)[^<]*",
 )
+#: faultcodes answered with the SOAP 1.1 namespace's own meaning (no result code detail:
+#: SOAP 1.1 section 4.4 keeps detail for errors of the body).
+VERSION_MISMATCH, MUST_UNDERSTAND = "soap:VersionMismatch", "soap:MustUnderstand"
+FAILED_AUTHENTICATION = "wsse:FailedAuthentication"
 
 
 def hardened_parser() -> etree.XMLParser:
@@ -50,18 +68,26 @@ def hardened_parser() -> etree.XMLParser:
 
 
 class Refused(Exception):
-    def __init__(self, code: str, message: str, status: int = 500) -> None:
+    def __init__(self, code: str, message: str, status: int = 500,
+                 faultcode: str | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.status = code, message, status
+        self.faultcode = faultcode
 
 
-def fault_response(code: str, message: str, status: int = 500) -> Response:
-    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
+def fault_response(code: str, message: str, status: int = 500,
+                   faultcode: str | None = None) -> Response:
+    nsmap = {"soap": SOAP_ENV, **({"wsse": wsse.WSSE} if faultcode == FAILED_AUTHENTICATION
+                                  else {})}
+    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=nsmap)
     fault = etree.SubElement(etree.SubElement(env, f"{{{SOAP_ENV}}}Body"), f"{{{SOAP_ENV}}}Fault")
-    etree.SubElement(fault, "faultcode").text = "soap:Client" if code < "5" else "soap:Server"
-    etree.SubElement(fault, "faultstring").text = f"{code} {message}"
-    etree.SubElement(etree.SubElement(fault, "detail"), f"{{{NS}}}result_code",
-                     nsmap={"tns": NS}).text = code
+    etree.SubElement(fault, "faultcode").text = faultcode or (
+        "soap:Client" if code < "5" else "soap:Server")
+    about_headers = faultcode in (VERSION_MISMATCH, MUST_UNDERSTAND)
+    etree.SubElement(fault, "faultstring").text = message if about_headers else f"{code} {message}"
+    if not about_headers:
+        etree.SubElement(etree.SubElement(fault, "detail"), f"{{{NS}}}result_code",
+                         nsmap={"tns": NS}).text = code
     body = etree.tostring(env, xml_declaration=True, encoding="utf-8")
     return Response(body, status=status, content_type="text/xml; charset=utf-8")
 
@@ -74,6 +100,10 @@ def answer_response(operation: str, code: str, message: str) -> Response:
     result = etree.SubElement(wrap, f"{{{NS}}}{operation}Result")
     etree.SubElement(result, f"{{{NS}}}result_code").text = code
     etree.SubElement(result, f"{{{NS}}}result_msg").text = message
+    if operation == "Authenticate":  # its required fields (service.AuthResult)
+        empty = no_token()
+        etree.SubElement(result, f"{{{NS}}}token").text = empty["token"]
+        etree.SubElement(result, f"{{{NS}}}expires_at").text = empty["expires_at"].isoformat()
     data = etree.tostring(env, xml_declaration=True, encoding="utf-8")
     return Response(data, status=200, content_type="text/xml; charset=utf-8")
 
@@ -91,6 +121,11 @@ class FundSoapEndpoint:
         schema.build_validation_schema()
         self.schema: etree.XMLSchema = schema.validation_schema
         self.operations = {f"{{{NS}}}{op}": op for op in OPERATIONS}
+        self.fields = {op: tuple(FundService.public_methods[op].in_message._type_info)
+                       for op in OPERATIONS}
+        self.wsdl = build_wsdl(self.application, hub.config.public_url.rstrip("/") + PATH)
+        self.wsse_banks = wsse.configured(desk.settings.partners)
+        self.wsse_required = wsse.banks_requiring(self.wsse_banks)
         # SQLite writers queue in store.db (a flock taken at BEGIN, released at COMMIT);
         # no lock of our own around the whole call, so parsing and answering overlap.
 
@@ -112,11 +147,7 @@ class FundSoapEndpoint:
         if request.method == "GET":
             if request.query_string.split(b"=")[0].lower() != b"wsdl":
                 return fault_response(MALFORMED, "POST a SOAP 1.1 envelope, or GET ?wsdl", 405)
-            # the service address is public_url's, never the Host header's (spyne builds
-            # the WSDL once, on the first request's url, and keeps it)
-            address = f"{self.hub.config.public_url.rstrip('/')}{PATH}"
-            return Response.from_app(functools.partial(self.wsgi, wsgi_url=address),
-                                     request.environ)
+            return Response(self.wsdl, content_type="text/xml; charset=utf-8")
         return self.handle(request)
 
     # ---------------------------------------------------------------- one call
@@ -134,23 +165,31 @@ class FundSoapEndpoint:
         try:
             try:
                 raw = self._read(req)
-                doc, element, header_token = self._check(raw)
+                raw = self._transcode(raw, req.mimetype_params.get("charset"))
+                doc, element, header_token, signed = self._check(raw)
                 call.operation = self.operations[element.tag]
                 call.header_token = header_token
                 record.interface = f"soap.fund.{call.operation}"
+                if call.operation == "Authenticate":
+                    self._check_signer(element.findtext(f"{{{NS}}}bank_code"), signed)
+                drop_builtin_xsi_types(element)
                 if not self.schema.validate(element):
-                    err = self.schema.error_log.last_error
                     call.code = INVALID
-                    call.msg = f"invalid field: {err.message if err else 'schema'}"[:500]
+                    call.msg = first_field_error(self.schema.error_log,
+                                                 self.fields[call.operation])[:500]
                     resp = answer_response(call.operation, INVALID, call.msg)
                 elif (bad := check_values(call.operation, element)) is not None:
                     call.code, call.msg = INVALID, f"invalid field {bad}"[:500]
                     resp = answer_response(call.operation, INVALID, call.msg)
                 else:
                     resp = self._spyne(req, doc, call)
+                    if call.party != "unknown":
+                        self._check_signer(call.party, signed)
             except Refused as exc:
+                if exc.code == BAD_TOKEN:
+                    session.rollback()  # the signer is not the caller: book nothing
                 call.code, call.msg = exc.code, exc.message
-                resp = fault_response(exc.code, exc.message, exc.status)
+                resp = fault_response(exc.code, exc.message, exc.status, exc.faultcode)
             except Exception:
                 log.exception("fund SOAP call failed, ref %s", record.ref_id)
                 call.code = "5000"
@@ -204,7 +243,7 @@ class FundSoapEndpoint:
             raise Refused(MALFORMED, "empty request")
         return data
 
-    def _check(self, raw: bytes) -> tuple[Any, Any, str | None]:
+    def _check(self, raw: bytes) -> tuple[Any, Any, str | None, wsse.WsseBank | None]:
         if _DOCTYPE.search(raw) or b"<\x00!\x00" in raw:
             raise Refused(MALFORMED, "DOCTYPE and entity declarations are not accepted")
         try:
@@ -214,6 +253,10 @@ class FundSoapEndpoint:
         tree = root.getroottree()
         if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
             raise Refused(MALFORMED, "DOCTYPE and entity declarations are not accepted")
+        if etree.QName(root).localname == "Envelope" and root.tag != f"{{{SOAP_ENV}}}Envelope":
+            raise Refused(MALFORMED, f"SOAP 版本不符：只接受 SOAP 1.1 信封（命名空间 {SOAP_ENV}），"
+                                     f"收到 {(etree.QName(root).namespace or '无命名空间')[:200]}",
+                          faultcode=VERSION_MISMATCH)
         if root.tag != f"{{{SOAP_ENV}}}Envelope":
             raise Refused(MALFORMED, "not a SOAP 1.1 envelope")
         body = root.find(f"{{{SOAP_ENV}}}Body")
@@ -231,7 +274,51 @@ class FundSoapEndpoint:
                 if isinstance(el.tag, str) and etree.QName(el).localname == "AuthToken":
                     token = "".join(el.itertext()).strip() or None
                     break
-        return (root, ids), element, token
+        return (root, ids), element, token, self._headers(root)
+
+    @staticmethod
+    def _transcode(raw: bytes, charset: str | None) -> bytes:
+        """UTF-8 from here on when the HTTP charset decides (the call log stores it so)."""
+        try:
+            return transcode(raw, charset)
+        except CharsetError as exc:
+            raise Refused(MALFORMED, str(exc)) from None
+
+    def _headers(self, root: Any) -> wsse.WsseBank | None:
+        """Mandatory headers the hub does not process → MustUnderstand; a WS-Security
+        header of a configured bank is checked (1001 when it does not hold)."""
+        entries = header_entries(root)
+        processed = {id(el) for el in entries if etree.QName(el).localname == "AuthToken"}
+        signers = []
+        for el in entries:
+            bank = wsse.find_bank(el, self.wsse_banks) if el.tag == wsse.SECURITY else None
+            if bank is not None:
+                processed.add(id(el))
+                signers.append((el, bank))
+        missing = not_understood(entries, processed)
+        if missing:
+            names = "、".join(name[:200] for name in missing[:5])
+            raise Refused(MALFORMED, f"不处理的必需头（mustUnderstand=\"1\"）：{names}",
+                          faultcode=MUST_UNDERSTAND)
+        if len(signers) > 1:
+            raise Refused(BAD_TOKEN, "只能有一个 WS-Security 头", faultcode=FAILED_AUTHENTICATION)
+        for el, bank in signers:
+            try:
+                wsse.verify(self.hub, el, bank)
+            except wsse.WsseError as exc:
+                raise Refused(BAD_TOKEN, str(exc), faultcode=FAILED_AUTHENTICATION) from None
+            return bank
+        return None
+
+    def _check_signer(self, bank_code: str | None, signed: wsse.WsseBank | None) -> None:
+        """A bank configured for WS-Security calls with its own valid UsernameToken, and a
+        UsernameToken speaks only for its own bank."""
+        if signed is not None and bank_code != signed.bank_code:
+            raise Refused(BAD_TOKEN, f"WS-Security 用户 {signed.username} 不属于银行 {bank_code}",
+                          faultcode=FAILED_AUTHENTICATION)
+        if signed is None and bank_code in self.wsse_required:
+            raise Refused(BAD_TOKEN, f"银行 {bank_code} 须带 WS-Security UsernameToken",
+                          faultcode=FAILED_AUTHENTICATION)
 
     def _spyne(self, req: Request, doc: Any, call: SoapCall) -> Response:
         """spyne's own WSGI handling, called directly (no second request object)."""
