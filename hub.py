@@ -31,8 +31,9 @@ from mapping.items import ITEMS
 from routes.overrides import Overrides
 from routes.policy import RetryPolicy, policy_fields
 from routes.table import RouteTableError, RoutingTable, load_table
+from store.calllog_buffer import CallLogBuffer
 from store.crypto import DataCipher, decode_master_key, new_master_key
-from store.db import Database
+from store.db import SQLITE_SYNCHRONOUS, Database
 from store.group_commit import GroupCommit
 from store.models import AuditEntry
 from store.outbox import NewMessage, enqueue, enqueue_many
@@ -97,6 +98,9 @@ class Config:
     #: URL the hub hands out (material urls, the WSDL's service address) is built on it,
     #: never on a request's Host header. Default: ``http://{listen.host}:{listen.port}``.
     public_url: str = ""
+    #: SQLite's ``PRAGMA synchronous`` (FULL: an answered application survives a power
+    #: failure; README "SQLite durability").
+    sqlite_synchronous: str = "FULL"
 
     def section(self, name: str) -> dict[str, Any]:
         """A free-form section for an adapter's own settings (e.g. ``bank``)."""
@@ -161,6 +165,10 @@ def load_config(path: str | Path | None = None) -> Config:
     host, port = str(listen.get("host", "127.0.0.1")), int(listen.get("port", 8080))
     public_url = _public_url(raw.get("public_url") or f"http://{host}:{port}",
                              f"{path}: public_url")
+    synchronous = str(raw.get("sqlite_synchronous") or "FULL").upper()
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ConfigError(f"{path}: sqlite_synchronous: one of {', '.join(SQLITE_SYNCHRONOUS)}"
+                          f" (got {raw.get('sqlite_synchronous')!r})")
     return Config(
         path=path,
         city=city,
@@ -179,6 +187,7 @@ def load_config(path: str | Path | None = None) -> Config:
         inbound=tuple(raw.get("inbound") or DEFAULT_INBOUND),
         raw=raw,
         public_url=public_url,
+        sqlite_synchronous=synchronous,
     )
 
 
@@ -272,7 +281,12 @@ class Hub:
             policies=config.retry_policies,
             city_code=config.city,
         )
-        self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
+        self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8,
+                                 sqlite_synchronous=config.sqlite_synchronous)
+        # Call-log rows the store could not take when their call ended (store.calllog_buffer)
+        self.call_log_buffer = CallLogBuffer(self.db, self.cipher)
+        #: Set on SIGTERM: /healthz answers 503 so a load balancer stops sending requests.
+        self.draining = False
         # Concurrent intake transactions of this process share commits (store/group_commit.py)
         self.group_commit = GroupCommit(self.db.engine)
         # Operators' division settings (mode overrides, retired counties): routes/overrides.py
@@ -378,6 +392,7 @@ class Hub:
         for adapter in self._adapters.values():
             with suppress(Exception):
                 adapter.close()
+        self.call_log_buffer.close()
         self.db.dispose()
 
 

@@ -56,6 +56,7 @@ from store.cases import (
 from store.group_commit import Question
 from store.intake_checks import Asked, ask_together, find_parent, intake_checks
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
+from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
     from adapters.auth import PendingNonce
@@ -179,11 +180,14 @@ class Intake:
         duplicate's unique violation retries it once more, when the winner's row is
         visible and its answer is returned."""
         for attempt in range(3):
-            try:
+            def transaction() -> T:
                 with self.hub.transaction() as s:
                     if nonce is not None:
                         nonce.claim(s)
-                    result = work(s)
+                    return work(s)
+
+            try:  # a connection lost before COMMIT: run again on a fresh one
+                result = retry_on_disconnect(transaction, "province intake")
             except BaseException as exc:
                 unlog_in_transaction()  # a call-log row written in it was rolled back too
                 if isinstance(exc, IntegrityError) and attempt < 2:

@@ -18,7 +18,8 @@ it inserted itself.
 Isolation: if any unit raises (a replayed nonce, a unique violation from a duplicate in
 another process, a bug), the whole group is rolled back and every unit of it is run
 again alone, in a transaction of its own, so a failing unit fails only itself. Units
-must therefore have no effects outside the database that a second run would repeat,
+must therefore have no effects outside the database that a second run would repeat
+(a group whose connection is lost before COMMIT also runs again: store.resilience),
 and must not rely on thread-local state (a Flask ``g`` or request): they may run on the
 leader's thread.
 """
@@ -32,6 +33,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Engine
 
 from store.driver import buffered_writes
+from store.resilience import ambiguous, retry_on_disconnect
 
 T = TypeVar("T")
 
@@ -125,17 +127,23 @@ class GroupCommit:
             unit.wake.set()
 
     def _run_group(self, group: list[_Unit[Any]]) -> None:
-        try:
+        def transaction() -> list[Any]:
             with self.engine.begin() as conn:
                 self._answer(conn, group)
                 if self.buffer_writes:
                     with buffered_writes(conn):
-                        results = [unit.work(conn) for unit in group]
-                else:
-                    results = [unit.work(conn) for unit in group]
+                        return [unit.work(conn) for unit in group]
+                return [unit.work(conn) for unit in group]
+
+        try:  # a connection lost before COMMIT: the group again, on a fresh one
+            results = retry_on_disconnect(transaction, "group commit")
         except BaseException as exc:
-            if len(group) == 1:
-                group[0].error, group[0].finished = exc, True
+            if len(group) == 1 or ambiguous(exc):
+                # Lost during COMMIT: the group may have committed, and running its units
+                # again would answer them as replays. Each fails; the partner's retry
+                # meets its idempotency key (store.resilience).
+                for unit in group:
+                    unit.error, unit.finished = exc, True
                 return
             for unit in group:  # each alone, so a failing unit fails only itself
                 self._run_alone(unit)
@@ -145,10 +153,13 @@ class GroupCommit:
             unit.result, unit.finished = result, True
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
-        try:
+        def transaction() -> Any:
             with self.engine.begin() as conn:
                 self._answer(conn, [unit])
-                unit.result = unit.work(conn)
+                return unit.work(conn)
+
+        try:
+            unit.result = retry_on_disconnect(transaction, "group commit unit")
             self._count(1, 1)
         except BaseException as exc:
             unit.error = exc
