@@ -64,6 +64,8 @@ class DeliveryConfig:
     batch: int = 20
     lease_seconds: float = 120.0
     poll_interval: float = 0.5
+    #: On SIGTERM: seconds to finish the calls under way before handing their rows back.
+    drain_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -539,9 +541,35 @@ def run_server(hub: Hub, host: str, port: int, *, workers: bool = True, schedule
     if on_ready is not None:
         on_ready(stop)
     stop.wait()
-    server.close()
-    hub.close()
+    drain_http_server(hub, server)
+    hub.close()  # the scheduler lease released, deliveries finished, claimed rows handed back
     return 0
+
+
+def drain_http_server(hub: Hub, server: Any) -> None:
+    """SIGTERM: /healthz answers 503 "draining", the listening socket is closed (new
+    connections are refused: a load balancer sends them to another hub), and requests
+    under way are answered, within ``delivery.drain_seconds``."""
+    import time
+
+    from waitress import wasyncore
+
+    hub.draining = True
+    log.info("draining: no new connections; finishing the requests under way")
+    closed = threading.Event()
+
+    def close_listener() -> None:  # in the server's own loop thread (not mid-select)
+        wasyncore.dispatcher.close(server)
+        closed.set()
+
+    server.trigger.pull_trigger(close_listener)
+    closed.wait(5)
+    timeout = hub.config.delivery.drain_seconds
+    server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
+    deadline = time.monotonic() + 2  # answers still in their channels' buffers
+    while time.monotonic() < deadline and any(
+            getattr(ch, "total_outbufs_len", 0) for ch in list(server._map.values())):
+        time.sleep(0.05)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -561,7 +589,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     gc.freeze()
     print(f"cityhub worker: {hub.workers.threads} delivery thread(s)", flush=True)
     stop.wait()
-    hub.close()
+    log.info("draining: finishing the deliveries under way")
+    hub.draining = True
+    hub.close()  # the scheduler lease released, deliveries finished, claimed rows handed back
     return 0
 
 
