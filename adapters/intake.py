@@ -46,6 +46,7 @@ from mapping.items import Item, ItemKind
 from mapping.province_in import FIELD_INVALID, ValidationFailure, parse_application
 from mapping.validators import apply_no_ok
 from store import files
+from store.calllog import logged
 from store.cases import (
     case_no_for,
     insert_case,
@@ -293,6 +294,12 @@ class Intake:
         def unit(conn: Connection) -> tuple[dict[str, Any], int, bool]:
             checks = question.answer or intake_checks(conn, asked)
             if not checks.nonce_new:
+                if checks.parent is not None and logged(conn, log.record.ref_id):
+                    # This very request committed (its nonce, case and call-log row) and
+                    # the COMMIT's answer was lost with the connection: answer as then.
+                    case_id, case_no, _stage, answer_enc = checks.parent
+                    log.record.case_id = case_id
+                    return self._stored_answer(answer_enc, case_no), case_id, False
                 nonce.claim(conn)  # 1003, or a stale sighting refreshed (then the switch)
             elif checks.disabled:
                 raise nonce.disabled_error()

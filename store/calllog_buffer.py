@@ -13,6 +13,7 @@ have committed after all (its connection was lost during COMMIT) is not written 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -105,29 +106,32 @@ class CallLogBuffer:
         (kept for the next try). Returns the rows written."""
         total = 0
         while True:
-            with self._lock:
-                batch = [self._rows.popleft() for _ in range(min(BATCH, len(self._rows)))]
+            with self._lock:  # the batch stays counted as buffered until written
+                batch = list(itertools.islice(self._rows, min(BATCH, len(self._rows))))
             if not batch:
                 return total
             try:
                 with self.db.engine.begin() as conn:
                     insert_rows(conn, batch)
-            except Exception as exc:
-                if not is_disconnect(exc):
-                    batch = self._one_by_one(batch)
-                    if not batch:
-                        continue
                 with self._lock:
-                    self._rows.extendleft(reversed(batch))
-                return total
-            total += len(batch)
+                    self.written += len(batch)
+                written = len(batch)
+            except Exception as exc:
+                if is_disconnect(exc):
+                    return total
+                written = self._one_by_one(batch)
             with self._lock:
-                self.written += len(batch)
+                for _ in range(written):
+                    self._rows.popleft()
+            total += written
+            if written < len(batch):  # the store went away meanwhile: next time
+                return total
 
-    def _one_by_one(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _one_by_one(self, batch: list[dict[str, Any]]) -> int:
         """A batch refused for another reason than a lost store: write its rows one by
-        one, count and drop those that can never be written; keep the rest if the store
-        goes away meanwhile."""
+        one, count those that can never be written as dropped; stop if the store goes
+        away meanwhile. Returns how many rows of the batch are settled (written or
+        dropped), from its start."""
         for i, row in enumerate(batch):
             try:
                 with self.db.engine.begin() as conn:
@@ -136,11 +140,11 @@ class CallLogBuffer:
                     self.written += 1
             except Exception as exc:
                 if is_disconnect(exc):
-                    return batch[i:]
+                    return i
                 with self._lock:
                     self.dropped += 1
                 log.exception("call-log row for ref %s cannot be written", row.get("ref_id"))
-        return []
+        return len(batch)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -18,9 +18,11 @@ it inserted itself.
 Isolation: if any unit raises (a replayed nonce, a unique violation from a duplicate in
 another process, a bug), the whole group is rolled back and every unit of it is run
 again alone, in a transaction of its own, so a failing unit fails only itself. Units
-must therefore have no effects outside the database that a second run would repeat
-(a group whose connection is lost before COMMIT also runs again: store.resilience),
-and must not rely on thread-local state (a Flask ``g`` or request): they may run on the
+must therefore have no effects outside the database that a second run would repeat.
+A group whose connection is lost also runs again (store.resilience), even when it was
+lost during COMMIT and may have committed: a unit must then recognise its own committed
+work by an idempotency key and answer as before (the intake: its call-log row's ref id).
+Units must not rely on thread-local state (a Flask ``g`` or request): they may run on the
 leader's thread.
 """
 
@@ -135,13 +137,12 @@ class GroupCommit:
                         return [unit.work(conn) for unit in group]
                 return [unit.work(conn) for unit in group]
 
-        try:  # a connection lost before COMMIT: the group again, on a fresh one
-            results = retry_on_disconnect(transaction, "group commit")
+        try:  # a connection lost: the group again, on a fresh one (units are idempotent)
+            results = retry_on_disconnect(transaction, "group commit", idempotent=True)
         except BaseException as exc:
             if len(group) == 1 or ambiguous(exc):
-                # Lost during COMMIT: the group may have committed, and running its units
-                # again would answer them as replays. Each fails; the partner's retry
-                # meets its idempotency key (store.resilience).
+                # Still lost during COMMIT: each unit fails; the partner's retry meets
+                # its idempotency key (store.resilience).
                 for unit in group:
                     unit.error, unit.finished = exc, True
                 return
@@ -159,7 +160,8 @@ class GroupCommit:
                 return unit.work(conn)
 
         try:
-            unit.result = retry_on_disconnect(transaction, "group commit unit")
+            unit.result = retry_on_disconnect(transaction, "group commit unit",
+                                              idempotent=True)
             self._count(1, 1)
         except BaseException as exc:
             unit.error = exc

@@ -10,9 +10,11 @@ Two parts:
 - **A transaction that failed before COMMIT because its connection was lost is run
   again** (``retry_on_disconnect``) on a fresh connection: nothing of it was committed,
   so running it again is safe. A failure *during* COMMIT is ambiguous (the server may
-  have committed before the connection dropped): it is never retried here; the caller
-  answers an error and the partner's retry meets the idempotency key (the province's
-  ``(item, apply_no)``: the stored answer is given again).
+  have committed before the connection dropped): it is run again only where the work
+  is idempotent — it finds its own committed rows by their key and answers as before
+  (the province intake: the request's call-log row by its ref id, the case by
+  ``(item, apply_no)``). Elsewhere the caller answers an error and the partner's retry
+  meets the idempotency key (the province's ``(item, apply_no)``: the stored answer).
 
 Whether COMMIT was under way is tracked per thread by the engine's ``begin`` and
 ``commit`` events (a transaction runs on one thread: the group commit's leader runs the
@@ -88,15 +90,20 @@ def ambiguous(exc: BaseException) -> bool:
 
 
 def retry_on_disconnect(work: Callable[[], T], what: str = "transaction",
-                        attempts: int = ATTEMPTS) -> T:
+                        attempts: int = ATTEMPTS, idempotent: bool = False) -> T:
     """``work()`` (one whole transaction, begun and committed inside it), run again on a
-    fresh connection while it fails because its connection was lost before COMMIT."""
+    fresh connection while it fails because its connection was lost before COMMIT.
+
+    ``idempotent``: also when it was lost during COMMIT — ``work`` then recognises its
+    own committed rows by their idempotency key and only answers as before (the
+    province intake: the request's call-log row, keyed on its ref id)."""
     for attempt in range(attempts):
         _state.committing = False
         try:
             return work()
         except DBAPIError as exc:
-            if attempt + 1 >= attempts or not retryable(exc):
+            again = retryable(exc) or (idempotent and ambiguous(exc))
+            if attempt + 1 >= attempts or not again:
                 raise
             log.warning("%s: database connection lost (%s); running it again",
                         what, type(exc.orig).__name__ if exc.orig else type(exc).__name__)
