@@ -284,7 +284,7 @@ def bench_store(label: str, directory: Path, url: str | None, args: argparse.Nam
 def bench_synchronous(directory: Path, args: argparse.Namespace) -> None:
     """SQLite with each ``PRAGMA synchronous`` of ``--synchronous``, side by side: one
     store and one hub server per setting, measured in alternating rounds with the bare
-    endpoint (bare, hub NORMAL, hub FULL, bare, ...)."""
+    endpoint (bare, hub NORMAL, hub FULL, bare, hub FULL, hub NORMAL, ...)."""
     modes = [m.strip().upper() for m in args.synchronous.split(",") if m.strip()]
     print(f"-- SQLite synchronous {' vs '.join(modes)}; {args.clients} client threads; "
           f"{args.rounds} round(s); load average "
@@ -299,8 +299,9 @@ def bench_synchronous(directory: Path, args: argparse.Namespace) -> None:
             if not servers:
                 servers.append(Server("bare flask", "bench.intake:bare_app", env, args.clients))
             servers.append(Server(f"hub {mode}", "hub:create_app()", env, args.clients))
-        for _ in range(args.rounds):
-            for server in servers:
+        for n in range(args.rounds):
+            hubs = servers[1:] if n % 2 == 0 else servers[:0:-1]  # each goes first in turn
+            for server in (servers[0], *hubs):
                 server.measure(args.requests)
     finally:
         for server in servers:

@@ -199,3 +199,30 @@ def test_outcomes_of_a_batch_are_recorded_once_the_store_is_back(make_hub, proxy
         assert max(out.values()) == 1, "the first send's call-log row, once"
     finally:
         env.close()
+
+
+def test_the_call_log_buffer_is_bounded_and_counts_what_it_could_not_keep(make_hub, proxy):
+    from datetime import datetime
+
+    from store.calllog import CallRecord
+    from store.calllog_buffer import CallLogBuffer
+
+    hub = make_hub(proxy.url)
+    buffer = CallLogBuffer(hub.db, hub.cipher, capacity=5, interval=0.1)
+    records = [CallRecord(interface="province.in.rental_filing", direction="in",
+                          party="province", started_at=datetime(2026, 11, 22, 10, 0),
+                          outcome="error", code="5000") for _ in range(8)]
+    proxy.cut()
+    try:
+        for r in records:
+            buffer.add(r)
+        time.sleep(0.5)  # the flusher tries, and the store refuses
+        assert buffer.stats() == {"buffered": 5, "written_late": 0, "dropped": 3}
+    finally:
+        proxy.restore()
+    wait_until(lambda: buffer.stats()["buffered"] == 0, timeout=20, what="the flush")
+    assert buffer.stats() == {"buffered": 0, "written_late": 5, "dropped": 3}
+    with hub.db.session() as s:
+        stored = set(s.scalars(select(CallLogEntry.ref_id)))
+    assert stored == {r.ref_id for r in records[:5]}
+    buffer.close()
