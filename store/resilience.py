@@ -85,8 +85,10 @@ def retryable(exc: BaseException) -> bool:
 
 
 def ambiguous(exc: BaseException) -> bool:
-    """The connection was lost during COMMIT: the transaction may have committed."""
-    return is_disconnect(exc) and committing()
+    """The connection was lost during COMMIT: the transaction may have committed. (On
+    another thread than the transaction's, e.g. a group commit's unit: only for an error
+    raised by ``retry_on_disconnect``, which marks it.)"""
+    return getattr(exc, "during_commit", False) or (is_disconnect(exc) and committing())
 
 
 def retry_on_disconnect(work: Callable[[], T], what: str = "transaction",
@@ -102,6 +104,8 @@ def retry_on_disconnect(work: Callable[[], T], what: str = "transaction",
         try:
             return work()
         except DBAPIError as exc:
+            if ambiguous(exc):
+                exc.during_commit = True  # type: ignore[attr-defined]  # for other threads
             again = retryable(exc) or (idempotent and ambiguous(exc))
             if attempt + 1 >= attempts or not again:
                 raise
