@@ -117,3 +117,25 @@ def test_sigterm_on_serve_stops_taking_requests_and_hands_over(
         stop_process(proc)
         hub.close()
     assert max(peer.state.ids().values()) == 1
+
+
+def test_a_call_that_outlasts_the_drain_has_its_row_handed_back(
+        make_config, store_url, peer, tmp_path):
+    config = make_config(store_url, partners={"peer0": {"base_url": peer.url}}, inbound=[],
+                         delivery={"threads": 1, "batch": 3, "lease_seconds": LONG_LEASE,
+                                   "poll_interval": 0.1, "drain_seconds": 1})
+    hub = Hub(load_config(config))
+    enqueue(hub, 3)
+    peer.state.mode, peer.state.delay = "slow", 6.0
+    worker = start_hub_process(config, "worker", log=tmp_path / "w.log")
+    try:
+        wait_until(lambda: len(peer.state.received) >= 1, timeout=30, what="a call under way")
+        worker.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert worker.wait(20) == 0, (tmp_path / "w.log").read_text()
+        assert time.monotonic() - started < 5  # bounded by drain_seconds, not the peer
+        after = statuses(hub)
+        assert after == {"pending": 3}, after  # nothing in flight until the lease ends
+    finally:
+        stop_process(worker)
+        hub.close()
