@@ -31,8 +31,9 @@ from mapping.items import ITEMS
 from routes.overrides import Overrides
 from routes.policy import RetryPolicy, policy_fields
 from routes.table import RouteTableError, RoutingTable, load_table
+from store.calllog_buffer import CallLogBuffer
 from store.crypto import DataCipher, decode_master_key, new_master_key
-from store.db import Database
+from store.db import SQLITE_SYNCHRONOUS, Database
 from store.group_commit import GroupCommit
 from store.models import AuditEntry
 from store.outbox import NewMessage, enqueue, enqueue_many
@@ -79,6 +80,8 @@ class DeliveryConfig:
     batch: int = 20
     lease_seconds: float = 120.0
     poll_interval: float = 0.5
+    #: On SIGTERM: seconds to finish the calls under way before handing their rows back.
+    drain_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class Config:
     #: URL the hub hands out (material urls, the WSDL's service address) is built on it,
     #: never on a request's Host header. Default: ``http://{listen.host}:{listen.port}``.
     public_url: str = ""
+    #: SQLite's ``PRAGMA synchronous`` (FULL: an answered application survives a power
+    #: failure; README "SQLite durability").
+    sqlite_synchronous: str = "FULL"
 
     def section(self, name: str) -> dict[str, Any]:
         """A free-form section for an adapter's own settings (e.g. ``bank``)."""
@@ -177,6 +183,10 @@ def load_config(path: str | Path | None = None) -> Config:
     host, port = str(listen.get("host", "127.0.0.1")), int(listen.get("port", 8080))
     public_url = _public_url(raw.get("public_url") or f"http://{host}:{port}",
                              f"{path}: public_url")
+    synchronous = str(raw.get("sqlite_synchronous") or "FULL").upper()
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ConfigError(f"{path}: sqlite_synchronous: one of {', '.join(SQLITE_SYNCHRONOUS)}"
+                          f" (got {raw.get('sqlite_synchronous')!r})")
     return Config(
         path=path,
         city=city,
@@ -195,6 +205,7 @@ def load_config(path: str | Path | None = None) -> Config:
         inbound=tuple(raw.get("inbound") or DEFAULT_INBOUND),
         raw=raw,
         public_url=public_url,
+        sqlite_synchronous=synchronous,
     )
 
 
@@ -339,9 +350,14 @@ class Hub:
         self.divisions, self.city = topology.divisions, topology.city
         self.partners = topology.partners
         self.routes: RoutingTable = topology.routes
-        self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8)
+        self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8,
+                                 sqlite_synchronous=config.sqlite_synchronous)
         bind_cipher(self.db.engine, self.cipher)  # sealed columns (store/sealed.py)
         private_dir(config.files_dir)
+        # Call-log rows the store could not take when their call ended (store.calllog_buffer)
+        self.call_log_buffer = CallLogBuffer(self.db, self.cipher)
+        #: Set on SIGTERM: /healthz answers 503 so a load balancer stops sending requests.
+        self.draining = False
         # Concurrent intake transactions of this process share commits (store/group_commit.py)
         self.group_commit = GroupCommit(self.db.engine)
         # Operators' division settings (mode overrides, retired counties): routes/overrides.py
@@ -426,6 +442,7 @@ class Hub:
         for adapter in self._adapters.values():
             with suppress(Exception):
                 adapter.close()
+        self.call_log_buffer.close()
         self.db.dispose()
 
 
@@ -585,9 +602,35 @@ def run_server(hub: Hub, host: str, port: int, *, workers: bool = True, schedule
     if on_ready is not None:
         on_ready(stop)
     stop.wait()
-    server.close()
-    hub.close()
+    drain_http_server(hub, server)
+    hub.close()  # the scheduler lease released, deliveries finished, claimed rows handed back
     return 0
+
+
+def drain_http_server(hub: Hub, server: Any) -> None:
+    """SIGTERM: /healthz answers 503 "draining", the listening socket is closed (new
+    connections are refused: a load balancer sends them to another hub), and requests
+    under way are answered, within ``delivery.drain_seconds``."""
+    import time
+
+    from waitress import wasyncore
+
+    hub.draining = True
+    log.info("draining: no new connections; finishing the requests under way")
+    closed = threading.Event()
+
+    def close_listener() -> None:  # in the server's own loop thread (not mid-select)
+        wasyncore.dispatcher.close(server)
+        closed.set()
+
+    server.trigger.pull_trigger(close_listener)
+    closed.wait(5)
+    timeout = hub.config.delivery.drain_seconds
+    server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
+    deadline = time.monotonic() + 2  # answers still in their channels' buffers
+    while time.monotonic() < deadline and any(
+            getattr(ch, "total_outbufs_len", 0) for ch in list(server._map.values())):
+        time.sleep(0.05)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -607,7 +650,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     gc.freeze()
     print(f"cityhub worker: {hub.workers.threads} delivery thread(s)", flush=True)
     stop.wait()
-    hub.close()
+    log.info("draining: finishing the deliveries under way")
+    hub.draining = True
+    hub.close()  # the scheduler lease released, deliveries finished, claimed rows handed back
     return 0
 
 

@@ -23,10 +23,12 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from store.models import CallLogEntry, Lease, Nonce, OutboxMessage, utcnow
 from store.outbox import IN_FLIGHT, PENDING
+from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,30 +56,57 @@ class PeriodicJob:
     args: dict[str, Any]
 
 
+_LEASE = Lease.__table__
+#: Taking a free lease row without a failing statement: a process that is not the
+#: leader tries every few seconds, and a duplicate-key error each time would fill the
+#: database's log. The portable twin (any other store) catches the unique violation.
+_INSERT_LEASE = {
+    name: mod.insert(_LEASE).on_conflict_do_nothing(index_elements=["name"])
+    .returning(_LEASE.c.name)
+    for name, mod in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+
+
 def acquire_lease(hub: Hub, holder: str, seconds: float, now: datetime | None = None) -> bool:
-    """Take or renew the named lease; True while this holder has it."""
+    """Take or renew the named lease; True while this holder has it.
+
+    ``UPDATE ... WHERE`` it is ours or expired, else ``INSERT ... ON CONFLICT DO
+    NOTHING``: neither statement fails when another process holds the lease."""
     now = now or utcnow()
     until = now + timedelta(seconds=seconds)
-    with hub.db.session() as s:
-        taken = s.execute(
-            update(Lease)
-            .where(Lease.name == LEASE_NAME, (Lease.holder == holder) | (Lease.until < now))
-            .values(holder=holder, until=until)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    if taken:
-        return True
-    try:
+
+    def attempt() -> bool:
         with hub.db.session() as s:
-            s.execute(insert(Lease).values(name=LEASE_NAME, holder=holder, until=until))
-        return True
-    except IntegrityError:
-        return False
+            taken = s.execute(
+                update(Lease)
+                .where(Lease.name == LEASE_NAME, (Lease.holder == holder) | (Lease.until < now))
+                .values(holder=holder, until=until)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if taken:
+                return True
+            values = {"name": LEASE_NAME, "holder": holder, "until": until}
+            stmt = _INSERT_LEASE.get(s.get_bind().dialect.name)
+            if stmt is not None:
+                return s.execute(stmt, values).first() is not None
+        try:  # any other store
+            with hub.db.session() as s:
+                s.execute(insert(Lease).values(**values))
+            return True
+        except IntegrityError:
+            return False
+
+    return retry_on_disconnect(attempt, "scheduler lease")
 
 
 def release_lease(hub: Hub, holder: str) -> None:
-    with hub.db.session() as s:
-        s.execute(delete(Lease).where(Lease.name == LEASE_NAME, Lease.holder == holder))
+    """Give the lease up (on shutdown): another process takes it at its next try."""
+
+    def attempt() -> None:
+        with hub.db.session() as s:
+            s.execute(delete(Lease).where(Lease.name == LEASE_NAME, Lease.holder == holder))
+
+    retry_on_disconnect(attempt, "scheduler lease release")
 
 
 def recover_expired_leases(hub: Hub) -> int:
@@ -152,6 +181,7 @@ class HubScheduler:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.cfg = hub.config.scheduler
         self.leader = False
+        self._stopped = False
         self._lock = threading.Lock()
         self.scheduler = BackgroundScheduler(timezone="Asia/Shanghai",
                                              job_defaults={"coalesce": True, "max_instances": 1})
@@ -190,6 +220,8 @@ class HubScheduler:
 
     def renew(self) -> None:
         with self._lock:
+            if self._stopped:  # stopping: never take the lease back after releasing it
+                return
             was = self.leader
             try:
                 self.leader = acquire_lease(self.hub, self.holder, self.cfg.lease_seconds)
@@ -209,14 +241,19 @@ class HubScheduler:
         self.scheduler.start()
 
     def stop(self) -> None:
+        """Stop the jobs and give the lease up, so another process leads at its next try
+        (not after the lease runs out)."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.leader:
-            try:
-                release_lease(self.hub, self.holder)
-            except Exception:
-                log.exception("could not release the scheduler lease")
-            self.leader = False
+        with self._lock:
+            self._stopped = True
+            if self.leader:
+                try:
+                    release_lease(self.hub, self.holder)
+                    log.info("scheduler lease released")
+                except Exception:
+                    log.exception("could not release the scheduler lease")
+                self.leader = False
 
     def state(self) -> dict[str, Any]:
         jobs = []

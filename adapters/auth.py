@@ -21,6 +21,7 @@ from adapters.signing import DEFAULT_WINDOW, SignatureError, check_signature
 from adapters.web import ApiError, call_context
 from store.nonces import remember
 from store.outbox import interface_disabled
+from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -101,10 +102,14 @@ class PendingNonce:
             return
         hub = self.hub
         window = hub.config.scheduler.nonce_window_seconds
-        with hub.db.session() as s:
-            fresh = remember(s, self.app_id, self.nonce, window)
-            disabled = fresh and self.interface is not None and interface_disabled(
-                s, self.interface)
+
+        def record() -> tuple[bool, bool]:
+            with hub.db.session() as s:
+                fresh = remember(s, self.app_id, self.nonce, window)
+                return fresh, fresh and self.interface is not None and interface_disabled(
+                    s, self.interface)
+
+        fresh, disabled = retry_on_disconnect(record, "nonce")
         self.committed = True
         if not fresh:
             raise ApiError(REPLAYED, "nonce already used")

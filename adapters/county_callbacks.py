@@ -37,6 +37,7 @@ from mapping.validators import apply_no_ok, resident_id_ok
 from store.calllog import CallRecord, write_call
 from store.cases import PROVINCE, open_case, record_stage
 from store.models import Case, utcnow
+from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -127,14 +128,19 @@ def handle_event(hub: Hub) -> dict[str, Any]:
     errors += check_stage(item.code, report)
     if errors:
         raise _field_error(errors)
-    with hub.transaction() as s:
-        case = _own_case(s, partner, body.get("case_no"))
-        _context(case)
-        if case.item != item.code:
-            raise _field_error([("item", f"case {case.case_no} is a {case.item} case")])
-        outcome = apply_stage(s, hub, case, report, source="county")
-        data = {"case_no": case.case_no, "stage": case.stage, "recorded": outcome.recorded,
-                "duplicate": outcome.duplicate}
+
+    def transaction():  # type: ignore[no-untyped-def]
+        with hub.transaction() as s:
+            case = _own_case(s, partner, body.get("case_no"))
+            _context(case)
+            if case.item != item.code:
+                raise _field_error([("item", f"case {case.case_no} is a {case.item} case")])
+            outcome = apply_stage(s, hub, case, report, source="county")
+            return outcome, {"case_no": case.case_no, "stage": case.stage,
+                             "recorded": outcome.recorded, "duplicate": outcome.duplicate}
+
+    # a connection lost before COMMIT: run again on a fresh one (store.resilience)
+    outcome, data = retry_on_disconnect(transaction, "county event")
     if not outcome.recorded:
         data["reason"] = outcome.reason
         return envelope(message="already recorded, nothing changed" if outcome.duplicate
@@ -229,28 +235,33 @@ def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
     if operator is not None and (not isinstance(operator, str) or len(operator) > 64):
         raise _field_error([("operator", "must be a string of at most 64 characters")])
     at = parse_at(body["at"])
-    for attempt in range(3):
-        try:
-            with hub.transaction() as s:
-                existing = _find_own(s, item.code, county, canonical.apply_no)
-                if existing is not None:
-                    _context(existing)
-                    return envelope(message="already recorded, nothing changed", data={
-                        "case_no": existing.case_no, "duplicate": True})
-                opened = open_case(s, hub, canonical, source=PARTY, deliver=False,
-                                   namespace=county)
-                sub, _route = opened.subs[0]
-                _context(sub)
-                record_stage(s, hub, sub, "apply_and_accept", at=at, operator=operator,
-                             source=PARTY)
-                data = {"case_no": sub.case_no, "parent_case_no": opened.parent.case_no,
-                        "duplicate": False}
-        except IntegrityError:  # the same number opened at the same moment: look again
-            if attempt == 2:
-                raise
-            continue
-        return envelope(message="case opened and accepted", data=data)
-    raise AssertionError("unreachable")
+
+    def transaction() -> dict[str, Any]:
+        for attempt in range(3):
+            try:
+                with hub.transaction() as s:
+                    existing = _find_own(s, item.code, county, canonical.apply_no)
+                    if existing is not None:
+                        _context(existing)
+                        return envelope(message="already recorded, nothing changed", data={
+                            "case_no": existing.case_no, "duplicate": True})
+                    opened = open_case(s, hub, canonical, source=PARTY, deliver=False,
+                                       namespace=county)
+                    sub, _route = opened.subs[0]
+                    _context(sub)
+                    record_stage(s, hub, sub, "apply_and_accept", at=at, operator=operator,
+                                 source=PARTY)
+                    data = {"case_no": sub.case_no, "parent_case_no": opened.parent.case_no,
+                            "duplicate": False}
+            except IntegrityError:  # the same number opened at the same moment: look again
+                if attempt == 2:
+                    raise
+                continue
+            return envelope(message="case opened and accepted", data=data)
+        raise AssertionError("unreachable")
+
+    # a connection lost before COMMIT: run again on a fresh one (store.resilience)
+    return retry_on_disconnect(transaction, "county apply-and-accept")
 
 
 # --------------------------------------------------------------------------- review link

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adapters.base import DeliveryResult, OutgoingMessage
-from store.calllog import CallRecord, write_calls
+from store.calllog import CallRecord, call_row, write_calls
+from store.calllog_buffer import insert_rows
 from store.models import Alert, utcnow
-from store.outbox import DEAD, Claimed, Outcome, claim, claim_one, finish_many
+from store.outbox import DEAD, Claimed, Outcome, claim, claim_one, finish_many, release
+from store.resilience import retry_on_disconnect, retry_until_back
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -38,6 +40,8 @@ class Dispatcher:
         self.worker_id = worker_id
         self.batch = hub.config.delivery.batch
         self.lease_seconds = hub.config.delivery.lease_seconds
+        self._stopping: threading.Event | None = None
+        self._claimed_at = 0.0
 
     def run_once(self) -> int:
         """Claim a batch, deliver each, then record all outcomes in one transaction.
@@ -46,19 +50,39 @@ class Dispatcher:
         calls and the commit loses no message — the lease runs out and the batch is
         delivered again (at least once; peers get ``X-Message-Id`` to spot repeats).
         """
+        self._claimed_at = time.monotonic()
         with self.hub.db.session() as s:
             claimed = claim(
                 s, self.worker_id, self.batch, self.lease_seconds, postgres=self.hub.db.postgres
             )
-        if claimed:
-            self._record([self._attempt(row) for row in claimed])
+        attempts: list[_Attempt] = []
+        for i, row in enumerate(claimed):
+            if self.stopping():  # draining: the rest go back at once (store.outbox.release)
+                self._release([r.id for r in claimed[i:]])
+                break
+            attempts.append(self._attempt(row))
+        if attempts:
+            self._record(attempts)
         return len(claimed)
+
+    def stopping(self) -> bool:
+        """Whether this process is shutting down (set by ``DeliveryWorkers.stop``)."""
+        return self._stopping is not None and self._stopping.is_set()
+
+    def _release(self, ids: list[int]) -> None:
+        def transaction() -> int:
+            with self.hub.db.session() as s:
+                return release(s, [self.worker_id], ids)
+
+        n = retry_on_disconnect(transaction, "outbox release")
+        log.info("draining: %d claimed message(s) handed back unattempted", n)
 
     def deliver_now(self, message_id: int) -> str | None:
         """Deliver one message at once (a sync query), if no worker has claimed it.
 
         Returns its new status, or None when it was not claimable (held, or taken).
         """
+        self._claimed_at = time.monotonic()
         with self.hub.db.session() as s:
             row = claim_one(s, message_id, self.worker_id, self.lease_seconds)
         if row is None:
@@ -108,6 +132,30 @@ class Dispatcher:
         return _Attempt(row, message, result, record)
 
     def _record(self, attempts: list[_Attempt]) -> list[str | None]:
+        """Record the outcomes and their call-log rows in one transaction. If the store
+        went away, try again (with backoff, within ``RECORD_BUDGET`` and well inside the
+        rows' lease, so they are not claimed again meanwhile); a repeat skips call-log
+        rows stored already (a COMMIT whose answer was lost). If the store stays away,
+        the call-log rows wait in the hub's buffer and the rows' lease runs out."""
+        runs = 0
+
+        def transaction() -> list[str | None]:
+            nonlocal runs
+            runs += 1
+            return self._record_once(attempts, repeat=runs > 1)
+
+        held = time.monotonic() - self._claimed_at  # the rows' lease runs from their claim
+        budget = max(0.0, min(RECORD_BUDGET, self.lease_seconds - 10 - held))
+        try:
+            return retry_until_back(transaction, budget, "delivery outcomes")
+        except Exception:
+            log.exception("delivery outcomes of %d message(s) not recorded: they are due "
+                          "again when their lease ends", len(attempts))
+            self.hub.call_log_buffer.add_rows(
+                [call_row(self.hub.cipher, a.record) for a in attempts])
+            raise
+
+    def _record_once(self, attempts: list[_Attempt], repeat: bool) -> list[str | None]:
         hub = self.hub
         outcomes = [Outcome(a.row, a.result.ok, a.result.permanent, a.result.error)
                     for a in attempts]
@@ -123,7 +171,10 @@ class Dispatcher:
                     s.add(dead_alert(a.row, a.result))
                 if adapter is not None:
                     adapter.after_delivery(s, a.message, a.result, status)
-            write_calls(s, hub.cipher, [a.record for a in attempts])
+            if repeat:  # the first run may have committed after all: keyed on ref_id
+                insert_rows(s.connection(), [call_row(hub.cipher, a.record) for a in attempts])
+            else:
+                write_calls(s, hub.cipher, [a.record for a in attempts])
         return statuses
 
 
@@ -133,6 +184,10 @@ class _Attempt:
     message: OutgoingMessage | None
     result: DeliveryResult
     record: CallRecord
+
+
+#: Seconds at most spent retrying to record a batch's outcomes while the store is away.
+RECORD_BUDGET = 60.0
 
 
 def dead_alert(row: Claimed, result: DeliveryResult) -> Alert:
@@ -154,6 +209,7 @@ class DeliveryWorkers:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._dispatchers: list[Dispatcher] = []
 
     def wake(self) -> None:
         self._wake.set()
@@ -161,6 +217,8 @@ class DeliveryWorkers:
     def start(self) -> None:
         for n in range(self.threads):
             dispatcher = Dispatcher(self.hub, worker_name(f"t{n}"))
+            dispatcher._stopping = self._stop
+            self._dispatchers.append(dispatcher)
             t = threading.Thread(target=self._loop, args=(dispatcher,), daemon=True,
                                  name=f"delivery-{n}")
             t.start()
@@ -177,12 +235,29 @@ class DeliveryWorkers:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain: each thread finishes the call it is making and records it, hands the
+        rest of its batch back, and ends; after ``timeout`` (``delivery.drain_seconds``)
+        the rows of threads still waiting on a peer are handed back too (their call may
+        still arrive: at least once), so another process takes every row at once."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + (self.hub.config.delivery.drain_seconds
+                                       if timeout is None else timeout)
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
+        stuck = [d.worker_id for d, t in zip(self._dispatchers, self._threads, strict=True)
+                 if t.is_alive()]
+        if stuck:
+            try:
+                with self.hub.db.session() as s:
+                    n = release(s, stuck, attempted=True)
+                log.warning("draining: %d message(s) of %d thread(s) still calling a peer "
+                            "handed back", n, len(stuck))
+            except Exception:
+                log.exception("draining: could not hand back the messages of %s", stuck)
         self._threads.clear()
+        self._dispatchers.clear()
 
     @property
     def alive(self) -> int:

@@ -46,6 +46,7 @@ from mapping.items import Item, ItemKind
 from mapping.province_in import FIELD_INVALID, ValidationFailure, parse_application
 from mapping.validators import apply_no_ok
 from store import files
+from store.calllog import logged
 from store.cases import (
     case_no_for,
     insert_case,
@@ -56,6 +57,7 @@ from store.cases import (
 from store.group_commit import Question
 from store.intake_checks import Asked, ask_together, find_parent, intake_checks
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
+from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
     from adapters.auth import PendingNonce
@@ -140,11 +142,14 @@ class Intake:
         duplicate's unique violation retries it once more, when the winner's row is
         visible and its answer is returned."""
         for attempt in range(3):
-            try:
+            def transaction() -> T:
                 with self.hub.transaction() as s:
                     if nonce is not None:
                         nonce.claim(s)
-                    result = work(s)
+                    return work(s)
+
+            try:  # a connection lost before COMMIT: run again on a fresh one
+                result = retry_on_disconnect(transaction, "province intake")
             except BaseException as exc:
                 unlog_in_transaction()  # a call-log row written in it was rolled back too
                 if isinstance(exc, IntegrityError) and attempt < 2:
@@ -250,6 +255,12 @@ class Intake:
         def unit(conn: Connection) -> tuple[dict[str, Any], int, bool]:
             checks = question.answer or intake_checks(conn, asked)
             if not checks.nonce_new:
+                if checks.parent is not None and logged(conn, log.record.ref_id):
+                    # This very request committed (its nonce, case and call-log row) and
+                    # the COMMIT's answer was lost with the connection: answer as then.
+                    case_id, case_no, _stage, answer_enc = checks.parent
+                    log.record.case_id = case_id
+                    return self._stored_answer(answer_enc, case_no), case_id, False
                 nonce.claim(conn)  # 1003, or a stale sighting refreshed (then the switch)
             elif checks.disabled:
                 raise nonce.disabled_error()

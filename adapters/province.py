@@ -31,6 +31,7 @@ from store.calllog import CallRecord, write_call
 from store.cases import PROVINCE
 from store.content import ContentLimits
 from store.models import utcnow
+from store.resilience import ambiguous
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -122,8 +123,11 @@ class ProvinceAdapter(HttpJsonAdapter):
                 if known is None:
                     raise ApiError("4001", f"unknown item {item[:64]!r}")
                 answer = intake.submit(known, parse_json(body), nonce)
-            except Exception:
-                nonce.settle()
+            except Exception as exc:
+                # Lost during COMMIT: the request may be stored with its nonce; recording
+                # the nonce now would turn the honest 5000 into a misleading 1003.
+                if not ambiguous(exc):
+                    nonce.settle()
                 raise
             nonce.settle()
             return answer

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from store.calllog import CallRecord, write_call
 from store.models import utcnow
 from store.outbox import counts_by_status
+from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -175,15 +176,21 @@ def inbound(interface: str | Callable[..., str], party: str = "unknown"):  # typ
             if record.request is None:
                 record.request = _request_for_log()
             try:
-                with hub.db.session() as s:
-                    write_call(s, hub.cipher, record)
-            except Exception:  # never fail the caller's answer because the log is down
-                log.exception("could not write the call log for ref %s", record.ref_id)
+                retry_on_disconnect(lambda: _write_call(hub, record), "call log")
+            except Exception:  # never fail the caller's answer because the log is down:
+                log.warning("call log for ref %s kept to write later", record.ref_id,
+                            exc_info=True)
+                hub.call_log_buffer.add(record)  # written once the store is back
             return resp
 
         return wrapper
 
     return decorate
+
+
+def _write_call(hub: Hub, record: CallRecord) -> None:
+    with hub.db.session() as s:
+        write_call(s, hub.cipher, record)
 
 
 def _request_for_log() -> Any:
@@ -218,18 +225,25 @@ def make_app(hub: Hub) -> Flask:
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
         store: dict[str, Any] = {"dialect": hub.db.engine.dialect.name}
-        try:
+
+        def probe() -> dict[str, int]:
             with hub.db.session() as s:
                 s.execute(text("SELECT 1"))
-                store["outbox"] = counts_by_status(s)
+                return counts_by_status(s)
+
+        try:
+            store["outbox"] = retry_on_disconnect(probe, "health check")
             store["ok"] = True
         except Exception as exc:
             store.update(ok=False, error=type(exc).__name__)
         sched = hub.scheduler.state() if hub.scheduler is not None else {"running": False}
         workers = hub.workers.alive if hub.workers is not None else 0
-        ok = store["ok"]
-        body = {"status": "ok" if ok else "degraded", "city": hub.city.code, "store": store,
-                "scheduler": sched, "delivery_threads": workers}
+        ok = store["ok"] and not hub.draining
+        status = "draining" if hub.draining else "ok" if store["ok"] else "degraded"
+        # call_log: rows kept in memory while the store was unreachable (store.calllog_buffer)
+        body = {"status": status, "city": hub.city.code, "store": store,
+                "scheduler": sched, "delivery_threads": workers,
+                "call_log": hub.call_log_buffer.stats()}
         return jsonify(body), 200 if ok else 503
 
     @app.errorhandler(413)

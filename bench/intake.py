@@ -14,6 +14,7 @@ for the run and dropped after it.
 
     /tmp/v/bin/python bench/intake.py [--requests 2000] [--clients 16] [--rounds 5]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test | --postgres ""]
+        [--synchronous NORMAL,FULL]   # SQLite's durability settings side by side
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(directory: Path, url: str | None = None) -> Path:
+def write_config(directory: Path, url: str | None = None, synchronous: str | None = None
+                 ) -> Path:
     url = url or f"sqlite:///{directory / 'hub.db'}"
     db = Database(url)
     db.migrate()
@@ -93,6 +95,8 @@ def write_config(directory: Path, url: str | None = None) -> Path:
         "retry_policies": {"query": {"max_attempts": 5, "min_backoff": 2, "max_backoff": 60},
                            "province": {"max_attempts": 20}},
     }
+    if synchronous:
+        config["sqlite_synchronous"] = synchronous
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     return path
@@ -277,6 +281,40 @@ def bench_store(label: str, directory: Path, url: str | None, args: argparse.Nam
     return ratio
 
 
+def bench_synchronous(directory: Path, args: argparse.Namespace) -> None:
+    """SQLite with each ``PRAGMA synchronous`` of ``--synchronous``, side by side: one
+    store and one hub server per setting, measured in alternating rounds with the bare
+    endpoint (bare, hub NORMAL, hub FULL, bare, hub FULL, hub NORMAL, ...)."""
+    modes = [m.strip().upper() for m in args.synchronous.split(",") if m.strip()]
+    print(f"-- SQLite synchronous {' vs '.join(modes)}; {args.clients} client threads; "
+          f"{args.rounds} round(s); load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    servers: list[Server] = []
+    try:
+        for mode in modes:
+            sub = directory / mode.lower()
+            sub.mkdir()
+            env = {"HUB_CONFIG": str(write_config(sub, synchronous=mode)),
+                   "HUB_LOG_LEVEL": "WARNING"}
+            if not servers:
+                servers.append(Server("bare flask", "bench.intake:bare_app", env, args.clients))
+            servers.append(Server(f"hub {mode}", "hub:create_app()", env, args.clients))
+        for n in range(args.rounds):
+            hubs = servers[1:] if n % 2 == 0 else servers[:0:-1]  # each goes first in turn
+            for server in (servers[0], *hubs):
+                server.measure(args.requests)
+    finally:
+        for server in servers:
+            server.close()
+    bare = statistics.median(servers[0].rates)
+    first = statistics.median(servers[1].rates)
+    for server in servers[1:]:
+        rate = statistics.median(server.rates)
+        print(f"{server.name:>10}: median {rate:.1f}/s = {rate / bare:.2f} of the bare endpoint "
+              f"({bare:.1f}/s), {rate / first - 1:+.1%} against {servers[1].name}", flush=True)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=2000)
@@ -284,7 +322,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--postgres", default=os.environ.get("HUB_TEST_DATABASE_URL", ""),
                    help="a PostgreSQL URL (its server gets a scratch database); '' for none")
+    p.add_argument("--synchronous", default="",
+                   help="e.g. NORMAL,FULL: compare SQLite's synchronous settings side by side "
+                        "(SQLite only)")
     args = p.parse_args()
+    if args.synchronous:
+        with tempfile.TemporaryDirectory(prefix="cityhub-bench-") as tmp:
+            bench_synchronous(Path(tmp), args)
+        return
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="cityhub-bench-") as tmp:
         sqlite_dir = Path(tmp) / "sqlite"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from store.crypto import DataCipher
@@ -94,3 +94,13 @@ def write_calls(session: Session | Connection, cipher: DataCipher, records: list
 
 def write_call(session: Session | Connection, cipher: DataCipher, record: CallRecord) -> None:
     write_calls(session, cipher, [record])
+
+
+_LOGGED = DriverStatement(select(CallLogEntry.__table__.c.id).where(
+    CallLogEntry.__table__.c.ref_id == bindparam("ref_id")))
+
+
+def logged(conn: Session | Connection, ref_id: str) -> bool:
+    """Whether the call ``ref_id`` has its row already: the idempotency key of work that
+    runs again after a COMMIT whose answer was lost (store.resilience)."""
+    return bool(_LOGGED.execute(conn, {"ref_id": ref_id}))

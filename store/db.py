@@ -20,8 +20,20 @@ from store.sealed import bind_cipher
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine tuned for the hub: WAL and a busy timeout on SQLite, a pool on PostgreSQL."""
+#: ``PRAGMA synchronous`` values a config may choose (``sqlite_synchronous``).
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+
+
+def make_engine(url: str, pool_size: int = 10, sqlite_synchronous: str = "FULL") -> Engine:
+    """An engine tuned for the hub: WAL and a busy timeout on SQLite, a pool on PostgreSQL.
+
+    ``sqlite_synchronous``: FULL (the default) syncs the WAL at every commit, so an
+    application answered 0000 survives a power failure; NORMAL only survives a process
+    crash (README, "SQLite durability", has the measurement behind the default)."""
+    from store import resilience
+
+    if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"sqlite_synchronous: one of {', '.join(SQLITE_SYNCHRONOUS)}")
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -35,14 +47,19 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             hide_parameters=True,
         )
         memory = not parsed.database or parsed.database == ":memory:"
-        _tune_sqlite(engine, None if memory else f"{parsed.database}.writer-lock")
+        _tune_sqlite(engine, None if memory else f"{parsed.database}.writer-lock",
+                     sqlite_synchronous.upper())
+        resilience.install(engine)
         return engine
     # No pre-ping (a round trip per checkout on the hot path): connections are recycled
-    # before servers or proxies drop them, and a failed one is discarded by the pool.
+    # before servers or proxies drop them; a lost one invalidates the whole pool and the
+    # transaction it broke is retried on a fresh one (store.resilience).
     # hide_parameters: SQL errors (an IntegrityError, ...) never carry row values, which
     # hold personal data, into an exception text or a log.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
-                         hide_parameters=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+                           hide_parameters=True)
+    resilience.install(engine)  # a lost connection recycles the whole pool (store.resilience)
+    return engine
 
 
 class _WriterQueue:
@@ -78,7 +95,7 @@ class _WriterQueue:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _tune_sqlite(engine: Engine, lock_path: str | None) -> None:
+def _tune_sqlite(engine: Engine, lock_path: str | None, synchronous: str = "FULL") -> None:
     queue = _WriterQueue(lock_path) if lock_path else None
 
     @event.listens_for(engine, "connect")
@@ -87,7 +104,7 @@ def _tune_sqlite(engine: Engine, lock_path: str | None) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
@@ -137,11 +154,12 @@ def is_postgres(engine: Engine) -> bool:
 class Database:
     """The engine and a session factory; ``with db.session() as s:`` commits or rolls back."""
 
-    def __init__(self, url: str, pool_size: int = 10, cipher: DataCipher | None = None
-                 ) -> None:
+    def __init__(self, url: str, pool_size: int = 10, cipher: DataCipher | None = None,
+                 sqlite_synchronous: str = "FULL") -> None:
         """``cipher``: the hub's data cipher, for the sealed columns (store/sealed.py)."""
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size,
+                                  sqlite_synchronous=sqlite_synchronous)
         if cipher is not None:
             bind_cipher(self.engine, cipher)
         self.postgres = is_postgres(self.engine)

@@ -232,11 +232,13 @@ def buffered_writes(conn: Connection | Session) -> Iterator[None]:
 def _wrapped(connection: Connection, sql: str, params: Any, exc: Exception,
              cursor: Any) -> DBAPIError:
     """The driver's error as SQLAlchemy raises it (``IntegrityError`` for a unique
-    violation, ...); a lost connection is invalidated so the pool does not reuse it."""
+    violation, ...); a lost connection is invalidated with the rest of its pool."""
     dialect = connection.dialect
     lost = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
-    if lost:
-        connection.invalidate(exc)
+    if lost:  # this connection and every older one of the pool (store.resilience)
+        from store.resilience import recycle_pool
+
+        recycle_pool(connection, exc)
     # Parameters carry personal data: never in the error's text (it may be logged).
     return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
                                hide_parameters=True, connection_invalidated=lost,

@@ -18,8 +18,11 @@ it inserted itself.
 Isolation: if any unit raises (a replayed nonce, a unique violation from a duplicate in
 another process, a bug), the whole group is rolled back and every unit of it is run
 again alone, in a transaction of its own, so a failing unit fails only itself. Units
-must therefore have no effects outside the database that a second run would repeat,
-and must not rely on thread-local state (a Flask ``g`` or request): they may run on the
+must therefore have no effects outside the database that a second run would repeat.
+A group whose connection is lost also runs again (store.resilience), even when it was
+lost during COMMIT and may have committed: a unit must then recognise its own committed
+work by an idempotency key and answer as before (the intake: its call-log row's ref id).
+Units must not rely on thread-local state (a Flask ``g`` or request): they may run on the
 leader's thread.
 """
 
@@ -32,6 +35,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection, Engine
 
 from store.driver import buffered_writes
+from store.resilience import ambiguous, retry_on_disconnect
 
 T = TypeVar("T")
 
@@ -125,17 +129,22 @@ class GroupCommit:
             unit.wake.set()
 
     def _run_group(self, group: list[_Unit[Any]]) -> None:
-        try:
+        def transaction() -> list[Any]:
             with self.engine.begin() as conn:
                 self._answer(conn, group)
                 if self.buffer_writes:
                     with buffered_writes(conn):
-                        results = [unit.work(conn) for unit in group]
-                else:
-                    results = [unit.work(conn) for unit in group]
+                        return [unit.work(conn) for unit in group]
+                return [unit.work(conn) for unit in group]
+
+        try:  # a connection lost: the group again, on a fresh one (units are idempotent)
+            results = retry_on_disconnect(transaction, "group commit", idempotent=True)
         except BaseException as exc:
-            if len(group) == 1:
-                group[0].error, group[0].finished = exc, True
+            if len(group) == 1 or ambiguous(exc):
+                # Still lost during COMMIT: each unit fails; the partner's retry meets
+                # its idempotency key (store.resilience).
+                for unit in group:
+                    unit.error, unit.finished = exc, True
                 return
             for unit in group:  # each alone, so a failing unit fails only itself
                 self._run_alone(unit)
@@ -145,10 +154,14 @@ class GroupCommit:
             unit.result, unit.finished = result, True
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
-        try:
+        def transaction() -> Any:
             with self.engine.begin() as conn:
                 self._answer(conn, [unit])
-                unit.result = unit.work(conn)
+                return unit.work(conn)
+
+        try:
+            unit.result = retry_on_disconnect(transaction, "group commit unit",
+                                              idempotent=True)
             self._count(1, 1)
         except BaseException as exc:
             unit.error = exc

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -229,6 +230,25 @@ def claim(
         due = due.with_for_update(skip_locked=True)
     stmt = _claim_stmt(OutboxMessage.id.in_(due.scalar_subquery()), worker_id, lease_seconds, now)
     return [Claimed(*row) for row in session.execute(stmt).all()]
+
+
+def release(session: Session, worker_ids: list[str], ids: list[int] | None = None,
+            attempted: bool = False) -> int:
+    """Hand rows claimed by ``worker_ids`` back at once (a draining worker): pending and
+    due now. ``ids`` None: every row they hold. Unless ``attempted`` (a call may be under
+    way), the claim's attempt is not counted. Fenced on the claimer like ``finish``."""
+    where = and_(OutboxMessage.claimed_by.in_(worker_ids), OutboxMessage.status == IN_FLIGHT)
+    if ids is not None:
+        where = and_(where, OutboxMessage.id.in_(ids))
+    values: dict[str, Any] = {"status": PENDING, "claimed_by": None, "lease_until": None,
+                              "next_attempt_at": utcnow()}
+    if not attempted:
+        values["attempts"] = case((OutboxMessage.attempts > 0, OutboxMessage.attempts - 1),
+                                  else_=0)
+    return session.execute(
+        update(OutboxMessage).where(where).values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
 
 _T = OutboxMessage.__table__
