@@ -13,6 +13,7 @@ from admin.auth import requires
 from admin.deadlines import due_counts, due_rows, on_time_rates, soon_limit
 from admin.settings import get_setting
 from admin.web import audit, bp, hub, me, names, render, to_local
+from mapping.cells import xlsx_row
 from mapping.items import ITEMS, STAGES
 from store.models import utcnow
 
@@ -62,26 +63,21 @@ def deadlines_export():  # type: ignore[no-untyped-def]
     wb = Workbook()
     ws = wb.active
     ws.title = "逾期及即将到期"
-    ws.append(["状态", "案件编号", "区县", "事项", "当前环节", "收件时间", "承诺时限（工作日）",
-               "到期时间"])
+    ws.append(xlsx_row(ws, ["状态", "案件编号", "区县", "事项", "当前环节", "收件时间",
+                            "承诺时限（工作日）", "到期时间"]))
     for r in rows:
-        ws.append(["已逾期" if r.overdue else "即将到期", r.case_no,
+        ws.append(xlsx_row(ws, ["已逾期" if r.overdue else "即将到期", r.case_no,
                    n["counties"].get(r.county_code, r.county_code), n["items"].get(r.item, r.item),
                    STAGES.get(r.stage, r.stage), to_local(r.received_at), r.promised_days,
-                   to_local(r.due_at)])
+                   to_local(r.due_at)]))
     rate_ws = wb.create_sheet("按时办结率")
-    rate_ws.append(["区县", "事项", "月份（北京时间）", "办结数", "按时办结数", "无时限",
-                    "按时办结率"])
+    rate_ws.append(xlsx_row(rate_ws, ["区县", "事项", "月份（北京时间）", "办结数", "按时办结数",
+                                      "无时限", "按时办结率"]))
     for r in rates:
-        rate_ws.append([n["counties"].get(r["county"], r["county"]),
+        rate_ws.append(xlsx_row(rate_ws, [n["counties"].get(r["county"], r["county"]),
                         n["items"].get(r["item"], r["item"]), r["month"], r["completed"],
                         r["on_time"], r["untimed"],
-                        "" if r["rate"] is None else f"{r['rate']:.1%}"])
-    for sheet in (ws, rate_ws):
-        for row in sheet.iter_rows():
-            for cell in row:
-                if isinstance(cell.value, str):
-                    cell.data_type = "s"  # text stays text, never a formula
+                        "" if r["rate"] is None else f"{r['rate']:.1%}"]))
     buf = io.BytesIO()
     wb.save(buf)
     with hub().transaction() as s:
