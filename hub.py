@@ -505,12 +505,42 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_route(args: argparse.Namespace) -> int:
-    """The routing table's decision (configuration only: no store, no data key; the
-    admin page's "where would it go" also applies the operators' division settings)."""
-    topology = load_topology(load_config(args.config))
+def _with_division_settings(config: Config,
+                            table: RoutingTable) -> tuple[RoutingTable, str]:
+    """``table`` with the operators' division settings (routes/overrides.py) applied when
+    the store can be read, and where the settings came from; those tables hold nothing
+    sealed, so no data key is needed. A store that is not there (not migrated, not
+    reachable) leaves the table's decision, and says so."""
+    from sqlalchemy import select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from routes.overrides import Overrides
+    from store.admin_models import AdminDivisionRoute
+
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return table, "none applied (no store yet): the routing table's decision"
+    db = Database(config.database_url, pool_size=1)
     try:
-        route = topology.routes.resolve(args.county, args.item)
+        with db.session() as s:
+            s.execute(select(AdminDivisionRoute.county_code).limit(1)).all()
+        return Overrides(db).bind(table), "division settings read from the store"
+    except SQLAlchemyError as exc:
+        return table, (f"none applied (store not readable: {type(exc).__name__}): the "
+                       "routing table's decision")
+    finally:
+        db.dispose()
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    """The routing table's decision with the operators' division settings when the store
+    can be read (no data key needed: ``hub.py route`` runs before init-secrets too)."""
+    config = load_config(args.config)
+    topology = load_topology(config)
+    table, settings = _with_division_settings(config, topology.routes)
+    try:
+        route = table.resolve(args.county, args.item)
     except LookupError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -522,6 +552,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     r = route.retry
     print(f"  retry:    {r.max_attempts} attempts, backoff {r.min_backoff:g}s..{r.max_backoff:g}s")
     print("  why:      " + "; ".join(route.why) + f" (table {topology.routes.source})")
+    print(f"  settings: {settings}")
     return 0
 
 

@@ -504,15 +504,12 @@ def test_utf8_bom_before_county_json_is_accepted(make_hub, store_url):
     assert stages_of(hub, case_no) == ["accepted", "approved"]
 
 
-
 def test_wsse_in_config_is_checked_at_start(make_hub, store_url):
-    from adapters.web import make_app
-
     for bad in ({"max_age_seconds": "soon"}, {"max_age_seconds": -5}):
         hub = make_hub(store_url, inbound=["bank_soap"], partners={BANK_PARTNER: {
             "base_url": "http://127.0.0.1:9", "bank_code": BANK, "wsse_in": bad}})
         try:
             with pytest.raises(ValueError, match=f"partners.{BANK_PARTNER}.wsse_in"):
-                make_app(hub)
+                HubServer(hub)
         finally:
             hub.close()

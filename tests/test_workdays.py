@@ -21,6 +21,7 @@ from mapping.workdays import (
     package_year,
 )
 from store.calendar import CalendarError, load, save_year, seed_from_package, watch_next_year
+from store.crypto import DataCipher, decode_master_key, new_master_key
 from store.db import Database
 from store.models import Alert
 from tests.support import hub_command
@@ -98,7 +99,7 @@ def test_the_store_is_seeded_once_and_an_operator_enters_next_year(store_url):
 
 
 def test_next_years_missing_calendar_is_alerted_from_15_november(store_url):
-    db = Database(store_url)
+    db = Database(store_url, cipher=DataCipher(decode_master_key(new_master_key())))
     try:
         seed_from_package(db)
         assert watch_next_year(db, date(2026, 11, 14)) is False
