@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from admin.auth import requires
 from admin.masking import mask_if
 from admin.web import audit, bp, hub, me, render
-from mapping.fund import fen_to_yuan
+from mapping.fund import ABNORMAL, MOVEMENTS, fen_to_yuan, reported_late
 from store.fund_models import (
     FundConflict,
     FundEvent,
@@ -35,6 +35,10 @@ FIGURE_NAMES = {"opening_balance": "期初余额", "total_in": "收入合计", "
                 "closing_balance": "期末余额"}
 #: The ledger detail fields shown per movement (personal ones are masked by key).
 DETAIL_FIELDS = ("payer_name", "buyer_name", "payer_account", "payee_name", "payee_account")
+
+
+#: Ledger kinds of the abnormal events (freeze, unfreeze, judicial deduction).
+ABNORMAL_KINDS = frozenset(MOVEMENTS[op][0] for op in ABNORMAL)
 
 
 def yuan(fen: int | None) -> str:
@@ -130,8 +134,10 @@ def _account_page(account_no: str, reveal: bool) -> str:
             total += {"in": e.amount_fen, "out": -e.amount_fen}.get(e.direction, 0)
             detail = h.cipher.open_json(e.detail_enc) or {}
             detail = {k: detail.get(k) for k in DETAIL_FIELDS if detail.get(k)}
+            late = reported_late(e.occurred_at, e.created_at) if e.kind in ABNORMAL_KINDS \
+                else None
             entries.append({"e": e, "amount": yuan(e.amount_fen), "balance": yuan(total),
-                            "detail": mask_if(detail, reveal)})
+                            "detail": mask_if(detail, reveal), "late": late})
         now = utcnow()
         instructions = []
         for ins in s.scalars(select(FundInstruction).where(

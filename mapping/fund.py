@@ -226,16 +226,30 @@ def local_date(utc_naive: datetime, tz: ZoneInfo = LOCAL_TZ) -> date:
     return utc_naive.replace(tzinfo=UTC).astimezone(tz).date()
 
 
-def add_working_days(start: datetime, days: int, holidays: frozenset[date] = frozenset(),
-                     tz: ZoneInfo = LOCAL_TZ) -> datetime:
-    """``start`` (naive UTC) plus ``days`` working days (Mon–Fri, minus holidays)."""
-    local = start.replace(tzinfo=UTC).astimezone(tz)
+def weekdays_after(start: datetime, days: int, tz: ZoneInfo = LOCAL_TZ) -> datetime:
+    """The end (24:00 local) of the ``days``-th Monday-to-Friday after the local day of
+    ``start`` (naive UTC), as naive UTC: only the fallback of an instruction deadline when
+    the working-day calendar (mapping/workdays.py) has no data for the year."""
+    day = start.replace(tzinfo=UTC).astimezone(tz).date()
     left = days
     while left > 0:
-        local += timedelta(days=1)
-        if local.weekday() < 5 and local.date() not in holidays:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
             left -= 1
-    return local.astimezone(UTC).replace(tzinfo=None)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+    return end.astimezone(UTC).replace(tzinfo=None)
+
+
+#: The notice requires a bank to report an abnormal event (freeze, unfreeze, judicial
+#: deduction) within 24 hours of its occurrence (bank.md 3.1).
+ABNORMAL_REPORT_HOURS = 24
+
+
+def reported_late(occurred_at: datetime, received_at: datetime) -> float | None:
+    """Hours between an abnormal event and its notice (both naive UTC) when that is more
+    than the 24 the notice allows; None when on time."""
+    hours = (received_at - occurred_at).total_seconds() / 3600
+    return round(hours, 1) if hours > ABNORMAL_REPORT_HOURS else None
 
 
 # --------------------------------------------------------------------------- repeats

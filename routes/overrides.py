@@ -208,14 +208,21 @@ class Overrides:
         ``received_at`` (naive UTC); (days, None) when the calendar cannot count them
         (a year without data: the calendar watch alerts the operators)."""
         days = self.promised_days(county, item)
+        if days is None:
+            return None, None
+        return days, self.working_deadline(received_at, days, f"a {item} case of {county}")
+
+    def working_deadline(self, start: datetime, days: int, what: str) -> datetime | None:
+        """The end (24:00 Beijing time) of the ``days``-th working day after the day of
+        ``start`` (naive UTC), as naive UTC; None when the calendar cannot count them."""
         calendar = self.current().calendar
-        if days is None or calendar is None:
-            return days, None
+        if calendar is None:
+            return None
         try:
-            return days, due_at(calendar, received_at, days, self.tz)
+            return due_at(calendar, start, days, self.tz)
         except CalendarMissing as exc:
-            log.warning("no due time for a %s case of %s: %s", item, county, exc)
-            return days, None
+            log.warning("no due time for %s: %s", what, exc)
+            return None
 
     # -- loading
 

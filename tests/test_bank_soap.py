@@ -208,11 +208,12 @@ def test_bad_or_expired_token_books_nothing(fund):
 def test_abnormal_events_alert_at_once_and_are_routed(fund):
     tok = fund.token()
     svc = fund.client()
+    recent = datetime.now(TZ) - timedelta(hours=1)  # reported in time (within 24 h)
     for op, serial in (("AccountFrozenNotice", "F1"), ("AccountUnfrozenNotice", "U1"),
                        ("JudicialDeductionNotice", "J1")):
         answer = getattr(svc, op)(token=tok, serial_no=serial, account_no=ACC_SMART,
                                   amount=Decimal("1234.56"), authority="通川区人民法院",
-                                  document_no="(2026)川1702执1号", occurred_at=WHEN)
+                                  document_no="(2026)川1702执1号", occurred_at=recent)
         assert answer.result_code == "0000"
     with fund.hub.db.session() as s:
         alerts = s.scalars(select(Alert).order_by(Alert.id)).all()

@@ -43,6 +43,7 @@ from adapters.fund.reconcile import FIGURES, compare
 from adapters.fund.settings import BankSettings
 from mapping.fund import (
     ABNORMAL,
+    ABNORMAL_REPORT_HOURS,
     BAD_TOKEN,
     INTERNAL,
     INVALID,
@@ -59,6 +60,7 @@ from mapping.fund import (
     local_date,
     occurred_utc,
     operation_name,
+    reported_late,
 )
 from store.fund_models import FundHouse, FundInstruction, SupervisedAccount
 from store.models import utcnow
@@ -195,12 +197,22 @@ class FundDesk:
                   {"account_no": account.account_no, "amount": str(fen_to_yuan(fen))},
                   division=account.division, ref=f"fund_event:{event_id}")
         if op in ABNORMAL:
+            late = reported_late(when, utcnow())
             alert(s, f"fund_{kind}", "critical",
                   f"{operation_name(op)}：监管账户 {account.account_no}"
-                  f"（{account.project_name or '-'}）{fen_to_yuan(fen)} 元",
+                  f"（{account.project_name or '-'}）{fen_to_yuan(fen)} 元"
+                  + (f"（逾期报送：发生后 {late:g} 小时）" if late else ""),
                   {"authority": f.get("authority"), "document_no": f.get("document_no"),
-                   "occurred_at": f["occurred_at"], "bank_code": caller.bank_code},
+                   "occurred_at": f["occurred_at"], "bank_code": caller.bank_code,
+                   "reported_late_hours": late},
                   division=account.division, ref=f"fund_event:{event_id}")
+            if late:
+                alert(s, "fund_reported_late", "warning",
+                      f"{operation_name(op)} {f['serial_no']} 逾期报送：发生后 {late:g} 小时"
+                      f"才报送（应在 {ABNORMAL_REPORT_HOURS} 小时内）",
+                      {"bank_code": caller.bank_code, "account_no": account.account_no,
+                       "occurred_at": f["occurred_at"]},
+                      division=account.division, ref=f"fund_late:{event_id}")
         return answer
 
     # ------------------------------------------------------------------ POS

@@ -19,10 +19,10 @@ from adapters.fund.settings import BankSettings
 from mapping.fund import (
     INSTRUCTION_TYPES,
     LOCAL_TZ,
-    add_working_days,
     fen_to_yuan,
     operation_name,
     to_fen,
+    weekdays_after,
 )
 from store.fund_models import FundInstruction, SupervisedAccount
 from store.models import utcnow
@@ -50,6 +50,22 @@ def new_instruction_no(type_code: str) -> str:
 def reconciliation_no(account_no: str, day: date) -> str:
     digest = hashlib.sha256(account_no.encode()).hexdigest()[:12].upper()
     return f"01{day:%Y%m%d}{digest}"
+
+
+def deadline_of(hub: Hub, settings: BankSettings, type_code: str,
+                issued_at: datetime) -> datetime:
+    """When an instruction issued at ``issued_at`` (naive UTC) is overdue without its
+    result: the end (24:00 Beijing time) of the limit's last working day on the one
+    working-day calendar (系统设置 → 工作日历; transfers: 5 working days). Should the
+    calendar not hold that year yet (the calendar watch alerts from 15 November), the
+    count skips weekends only, logged, rather than refusing the instruction."""
+    days = settings.overdue_working_days[type_code]
+    deadline = hub.overrides.working_deadline(issued_at, days, f"instruction type {type_code}")
+    if deadline is None:
+        log.warning("instruction deadline counted on weekdays only: the working-day "
+                    "calendar has no data for it")
+        deadline = weekdays_after(issued_at, days)
+    return deadline
 
 
 def issue(hub: Hub, s: Session, settings: BankSettings, type_code: str, bank_code: str,
@@ -82,8 +98,7 @@ def issue(hub: Hub, s: Session, settings: BankSettings, type_code: str, bank_cod
         bank_code=bank_code, account_no=fields.get("account_no"), division=division,
         for_date=date.fromisoformat(day) if isinstance(day, str) else day,
         payload_enc=hub.cipher.seal_json(payload), status="queued",
-        deadline_at=add_working_days(now, settings.overdue_working_days[type_code],
-                                     settings.holidays),
+        deadline_at=deadline_of(hub, settings, type_code, now),
         created_by=actor, created_at=now,
     )
     s.add(row)

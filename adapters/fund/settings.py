@@ -7,8 +7,7 @@ Adding a bank is configuration: a partner entry with ``bank_code`` (and ``wsdl``
 bank:
   token_ttl_seconds: 1800
   reconciliation_time: "02:30"          # daily, local time (Asia/Shanghai)
-  overdue_working_days: {"01": 1, "02": 5, "03": 5, "04": 5}
-  holidays: ["2026-10-01"]
+  overdue_working_days: {"01": 1, "02": 5, "03": 5, "04": 5}   # on the working-day calendar
   overdue_check_minutes: 10
 ```
 """
@@ -16,7 +15,6 @@ bank:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,7 +30,6 @@ class BankSettings:
     reconciliation_hour: int = 2
     reconciliation_minute: int = 30
     overdue_working_days: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_OVERDUE))
-    holidays: frozenset[date] = frozenset()
     overdue_check_minutes: float = 10.0
     #: bank_code → partner app id
     banks: dict[str, str] = field(default_factory=dict)
@@ -57,6 +54,10 @@ def load_settings(hub: Hub) -> BankSettings:
             raise ValueError
     except ValueError:
         raise ValueError(f"{where}.reconciliation_time: must be HH:MM") from None
+    if raw.get("holidays"):
+        raise ValueError(f"{where}.holidays: no longer read: holidays and make-up working "
+                         "days come from the one working-day calendar (系统设置 → 工作日历, "
+                         "`hub.py migrate` seeds it); remove the key")
     overdue = dict(DEFAULT_OVERDUE)
     overdue.update({str(k).zfill(2): int(v) for k, v in
                     (raw.get("overdue_working_days") or {}).items()})
@@ -72,7 +73,6 @@ def load_settings(hub: Hub) -> BankSettings:
         reconciliation_hour=hour,
         reconciliation_minute=minute,
         overdue_working_days=overdue,
-        holidays=frozenset(date.fromisoformat(str(d)) for d in raw.get("holidays") or ()),
         overdue_check_minutes=float(raw.get("overdue_check_minutes", 10)),
         banks=banks,
         partners=partners,

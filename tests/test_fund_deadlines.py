@@ -1,0 +1,70 @@
+"""Presale-fund deadlines on the one working-day calendar (issue 14): an instruction's
+limit counts working days with the 调休 make-up days and the National Day holidays,
+and an abnormal event the bank reports more than 24 hours after it occurred is flagged
+late — alerted at once and marked on the account's ledger page. Notices go through the
+real SOAP service (zeep) of the hub served by waitress."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from adapters.bank_soap import fund_desk
+from adapters.fund.instructions import deadline_of
+from store.calendar import seed_from_package
+from store.models import Alert
+from tests.test_admin_fixtures import ALL_FUNCTIONS, Client, add_operator
+from tests.test_bank_fixtures import ACC_SMART
+
+pytest_plugins = ["tests.test_bank_fixtures"]  # the `fund` fixture
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def _utc(*args: int) -> datetime:
+    """Beijing wall-clock time as the naive UTC the store keeps."""
+    return datetime(*args, tzinfo=TZ).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def test_a_transfer_issued_before_national_day_is_due_on_the_fifth_working_day(fund):
+    hub = fund.hub
+    settings = fund_desk(hub).settings
+    issued = _utc(2026, 9, 30, 10, 0)  # Wednesday; 10-01..10-07 off, Saturday 10-10 works
+    # no calendar in the store yet: counted on weekdays only (the calendar watch alerts)
+    assert deadline_of(hub, settings, "03", issued) == _utc(2026, 10, 8, 0, 0)
+    seed_from_package(hub.db)
+    hub.overrides.reload()
+    # 10-08, 10-09, 10-10 (Sat, working), 10-12, 10-13: overdue after 24:00 on 10-13
+    assert deadline_of(hub, settings, "03", issued) == _utc(2026, 10, 14, 0, 0)
+    # a reconciliation (1 working day) issued on Friday 2026-09-18: Sunday 09-20 works
+    assert deadline_of(hub, settings, "01", _utc(2026, 9, 18, 15, 0)) == _utc(2026, 9, 21, 0, 0)
+
+
+def _frozen(fund, serial: str, occurred: datetime) -> str:
+    return fund.client().AccountFrozenNotice(
+        token=fund.token(), serial_no=serial, account_no=ACC_SMART, amount=Decimal("500.00"),
+        authority="通川区人民法院", document_no="(2026)川1702执9号",
+        occurred_at=occurred).result_code
+
+
+def test_an_abnormal_event_reported_after_24_hours_is_flagged_late(fund):
+    now = datetime.now(TZ)
+    assert _frozen(fund, "LATE-1", now - timedelta(hours=30)) == "0000"
+    assert _frozen(fund, "ONTIME-1", now - timedelta(hours=23)) == "0000"
+    with fund.hub.db.session() as s:
+        alerts = s.scalars(select(Alert).order_by(Alert.id)).all()
+    kinds = [a.kind for a in alerts]
+    assert kinds == ["fund_frozen", "fund_reported_late", "fund_frozen"], kinds
+    late_frozen, late, on_time = alerts
+    assert "逾期报送" in late_frozen.title and "逾期报送" not in on_time.title
+    assert "LATE-1" in late.title and "30" in late.title and late.severity == "warning"
+
+    add_operator(fund.hub, "root", ALL_FUNCTIONS)
+    op = Client(fund.server.url)
+    op.login("root")
+    page = op.get(f"/admin/fund/{ACC_SMART}").text
+    row_late = page.split('id="entry-LATE-1"')[1].split("</tr>")[0]
+    row_on_time = page.split('id="entry-ONTIME-1"')[1].split("</tr>")[0]
+    assert "逾期报送" in row_late and "逾期报送" not in row_on_time
