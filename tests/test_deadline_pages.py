@@ -8,6 +8,7 @@ import io
 import shutil
 from datetime import date, timedelta
 
+import openpyxl
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select, update
@@ -141,6 +142,9 @@ def test_the_deadline_page_in_chromium(served):  # noqa: F811
             with page.expect_download() as dl:
                 page.click("#deadlines-export")
             assert dl.value.suggested_filename.startswith("deadlines-all-all-")
+            book = openpyxl.load_workbook(io.BytesIO(dl.value.path().read_bytes()))
+            cells = {str(c) for row in book.active.iter_rows(values_only=True) for c in row}
+            assert made["late-702"] in cells and made["late-703"] not in cells  # scoped
             assert page.evaluate("document.documentElement.scrollWidth") <= 1366
         finally:
             browser.close()
