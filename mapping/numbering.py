@@ -334,3 +334,45 @@ def check_issued(kind: str, answer: Any, expected_prefix: str) -> tuple[str, str
     if not isinstance(chain, str) or not chain or len(chain) > 2000:
         raise ValueError("the province's answer has no chain_code")
     return number, chain  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class NumberingSettings:
+    """The config's ``numbering:`` section: the profile (None: no unified numbering, the
+    endpoints answer 4001) and the font of the QR code's caption."""
+
+    profile: str | None = None
+    caption_font: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.profile is not None
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> NumberingSettings:
+        """``where`` is ``<file>: numbering``; a wrong value raises ``ValueError`` saying
+        ``<file>: numbering.<key>: why``."""
+        from mapping.certificate_qr import find_font
+
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: must be a mapping")
+        unknown = sorted(set(raw) - {"profile", "caption_font"})
+        if unknown:
+            raise ValueError(f"{where}.{unknown[0]}: unknown setting")
+        profile = raw.get("profile")
+        if profile in (None, "none", False):
+            return cls()
+        if profile not in PROFILES:
+            raise ValueError(f"{where}.profile: one of {', '.join(PROFILES)} or none "
+                             f"(got {str(profile)[:32]!r})")
+        font = raw.get("caption_font")
+        if font is not None and not isinstance(font, str):
+            raise ValueError(f"{where}.caption_font: a font file's path")
+        found = find_font(font)
+        if found is None or (font and str(found) != font):
+            raise ValueError(f"{where}.caption_font: no CJK font for the QR code's caption "
+                             f"({font or 'none of the usual paths'}; install fonts-wqy-microhei "
+                             "or name a .ttf/.ttc file)")
+        return cls(profile, str(found))
