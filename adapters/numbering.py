@@ -88,9 +88,10 @@ def _province_failed(result: DeliveryResult) -> ApiError:
                             "nothing was recorded, ask again")
 
 
-def _ask(hub: Hub, operation: str, payload: dict[str, Any], county: str) -> DeliveryResult:
+def _ask(hub: Hub, operation: str, payload: dict[str, Any], county: str,
+         interface: str) -> DeliveryResult:
     return hub.adapter("province").ask(  # type: ignore[attr-defined]
-        operation, payload, f"province.{operation.replace('/', '.')}", division=county)
+        operation, payload, interface, division=county)
 
 
 def _taken(hub: Hub, county: str, number: str) -> ApiError:
@@ -127,7 +128,8 @@ def handle_presale(hub: Hub) -> dict[str, Any]:
             raise ApiError("1004", f"app {partner.app_id} may not ask for {exc}") from None
     if errors:
         raise _invalid(errors)
-    result = _ask(hub, "numbers/presale-permit", req.wire(county), county)
+    result = _ask(hub, "numbers/presale-permit", req.wire(county), county,
+                  "province.numbers.presale-permit")
     if not result.ok:
         raise _province_failed(result)
     try:
@@ -177,7 +179,8 @@ def handle_contract(hub: Hub) -> dict[str, Any]:
     if errors:
         raise _invalid(errors)
     assert permit is not None
-    result = _ask(hub, "numbers/contract-filing", req.wire(county), county)
+    result = _ask(hub, "numbers/contract-filing", req.wire(county), county,
+                  "province.numbers.contract-filing")
     if not result.ok:
         raise _province_failed(result)
     try:
@@ -221,7 +224,7 @@ def handle_cancel(hub: Hub, number: str) -> dict[str, Any]:
     county = partner.division
     assert county is not None
     result = _ask(hub, f"numbers/{number}/cancel", {"reason": reason, "county_code": county},
-                  county)
+                  county, "province.numbers.cancel")
     if not result.ok:
         raise _province_failed(result)
     with hub.transaction() as s:

@@ -275,3 +275,33 @@ def overdue_acceptance(rows: list[ProjectRow], today: date,
 def presale_without_permit(rows: list[ProjectRow]) -> list[ProjectRow]:
     """Projects with a presale permit but no construction permit in the register."""
     return [r for r in rows if r.presale_since is not None and r.permits == 0]
+
+
+def daily_digest(s: Session, today: date, calendar: WorkCalendar | None,
+                 county_names: dict[str, str]) -> list[str]:
+    """The day's alerts of the two lists, one per county and list, once per Beijing day
+    (kinds ``project_overdue_acceptance`` and ``presale_without_permit``, the county as
+    the division); returns the refs raised."""
+    from store.models import Alert
+
+    rows = projects(s, None)
+    lists = (("project_overdue_acceptance", overdue_acceptance(rows, today, calendar),
+              "个预售项目已过计划竣工日期仍未验收（逾期未竣工验收）"),
+             ("presale_without_permit", presale_without_permit(rows),
+              "个项目已办理预售许可但未办理施工许可"))
+    raised = []
+    for kind, found, what in lists:
+        per_county: dict[str, list[str]] = {}
+        for r in found:
+            per_county.setdefault(r.county_code, []).append(r.project_code)
+        for county, codes in sorted(per_county.items()):
+            ref = f"{kind}:{county}:{today:%Y%m%d}"
+            if s.scalar(select(Alert.id).where(Alert.ref == ref).limit(1)) is not None:
+                continue
+            s.add(Alert(kind=kind, severity="warning", division=county, ref=ref,
+                        title=f"{county_names.get(county, county)}：{len(codes)} {what}"[:200],
+                        detail="工改项目编码：" + "、".join(codes[:50])
+                               + ("等" if len(codes) > 50 else "")
+                               + "。详见“办件时限 → 预售项目监管”页面。"))
+            raised.append(ref)
+    return raised
