@@ -26,6 +26,7 @@ from mapping import certificate_qr
 from mapping.numbering import (
     CONTRACT,
     PRESALE,
+    PROJECT_CODE,
     NumberingInvalid,
     check_acceptance,
     check_cancel,
@@ -264,11 +265,13 @@ def handle_acceptance(hub: Hub, project_code: str) -> dict[str, Any]:
         kind, day = check_acceptance(body if isinstance(body, dict) else {})
     except NumberingInvalid as exc:
         raise _invalid(exc.errors) from None
+    if not PROJECT_CODE.fullmatch(project_code):
+        raise _invalid([("project_code", "not a 工改项目编码 (6-40 of A-Z, 0-9 and -)")])
     county = partner.division
     assert county is not None
     with hub.transaction() as s:
         try:
-            project = register.record_acceptance(s, county, project_code[:40], kind, day)
+            project = register.record_acceptance(s, county, project_code, kind, day)
         except register.NotOwn:
             raise ApiError("1004", f"app {partner.app_id} may not report for another "
                                    "county's project") from None
@@ -360,4 +363,4 @@ def register_routes(app: Flask, hub: Hub) -> None:
     @app.post(f"{PREFIX}/projects/<project_code>/acceptance")
     @inbound("county.projects.acceptance", party=PARTY)
     def projects_acceptance(project_code: str):  # type: ignore[no-untyped-def]
-        return handle_acceptance(hub_of_app(), project_code)
+        return handle_acceptance(hub_of_app(), project_code[:64])

@@ -247,6 +247,13 @@ def test_without_a_profile_the_endpoints_answer_4001(tmp_path, sqlite_url):
             r = env.post(f"{V1}/{path}", presale_body())
             assert (r.status_code, r.json()["code"]) == (404, "4001"), (path, r.text)
         assert env.get(f"{V1}/numbers/430223202406200101-Y01/qr.png").json()["code"] == "4001"
+        from tests.test_admin_fixtures import ALL_FUNCTIONS, Client, add_operator
+
+        add_operator(hub, "city", ALL_FUNCTIONS)
+        operator = Client(server.url)
+        operator.login("city")
+        assert operator.get("/admin/presale-projects").status_code == 404
+        assert "预售项目监管" not in operator.get("/admin/deadlines").text
     finally:
         server.stop()
         hub.close()

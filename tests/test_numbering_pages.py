@@ -44,6 +44,7 @@ def test_overdue_list_until_the_county_reports_acceptance(numbering_env):  # noq
     add_operator(env.hub, "chaling", COUNTY_FUNCTIONS, divisions=(CHALING,))
     city = Client(env.url)
     city.login("city")
+    assert 'id="presale-projects-link"' in city.get("/admin/deadlines").text
     listed = _overdue_codes(city)
     assert "ZZ-LATE-001" in listed and "ZZ-FUTURE-01" not in listed
     assert "2025-06-30" in listed and "攸县" in listed
