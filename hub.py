@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from adapters.base import Adapter, AdapterNotFound, Partner, resolve_adapter
 from mapping.divisions import City, Divisions
 from mapping.items import ITEMS
+from mapping.numbering import NumberingSettings
 from routes.overrides import Overrides
 from routes.policy import RetryPolicy, policy_fields
 from routes.table import RouteTableError, RoutingTable, load_table
@@ -331,11 +332,24 @@ def load_topology(config: Config, secrets: Secrets | None = None) -> Topology:
         raise ConfigError(f"{config.path}: city: {config.city} is not in the division table")
     city = divisions.city(config.city)
     partners = load_partners(config, city, secrets or Secrets(config))
+    numbering_settings(config, partners)  # checked here too, so `hub.py check` reports it
     routes = load_table(config.routing_table, divisions, items=ITEMS,
                         adapter_problem=adapter_problem, partners=partners,
                         policies=config.retry_policies, city_code=config.city)
     return Topology(divisions, city, partners, routes)
 
+
+def numbering_settings(config: Config, partners: dict[str, Partner]) -> NumberingSettings:
+    """The ``numbering:`` section (contracts/numbering.md): the profile, the QR caption font."""
+    where = f"{config.path}: numbering"
+    try:
+        settings = NumberingSettings.parse(config.raw.get("numbering"), where)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if settings.enabled and "province" not in partners:
+        raise ConfigError(f"{where}.profile: the province issues the numbers: "
+                          "partners.province is required")
+    return settings
 
 
 
@@ -349,6 +363,7 @@ class Hub:
         topology = load_topology(config, self.secrets)
         self.divisions, self.city = topology.divisions, topology.city
         self.partners = topology.partners
+        self.numbering = numbering_settings(config, self.partners)  # adapters/numbering.py
         self.routes: RoutingTable = topology.routes
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8,
                                  sqlite_synchronous=config.sqlite_synchronous)

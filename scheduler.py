@@ -168,8 +168,21 @@ def deadline_digest(hub: Hub) -> list[str]:
     from admin.settings import get_setting
 
     with hub.db.session() as s:
-        return daily_digest(s, hub.overrides.current().calendar, utcnow(),
-                            int(get_setting(s, "deadline_warning_days")), hub.overrides.tz,
+        alerted = daily_digest(s, hub.overrides.current().calendar, utcnow(),
+                               int(get_setting(s, "deadline_warning_days")), hub.overrides.tz,
+                               dict(hub.city.counties) | hub.overrides.names())
+    if hub.numbering.enabled:  # contracts/numbering.md: the two lists of presale projects
+        numbering_digest(hub)
+    return alerted
+
+
+def numbering_digest(hub: Hub) -> list[str]:
+    """The day's alerts of 逾期未竣工验收 and 已办预售未办施工许可 (store/numbering.py)."""
+    from store.numbering import daily_digest
+
+    today = utcnow_aware().astimezone(BEIJING).date()
+    with hub.db.session() as s:
+        return daily_digest(s, today, hub.overrides.current().calendar,
                             dict(hub.city.counties) | hub.overrides.names())
 
 

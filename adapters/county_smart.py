@@ -26,8 +26,10 @@ class CountySmartAdapter(HttpJsonAdapter):
 
     def register_inbound(self, app: Flask) -> None:
         from adapters.county_callbacks import register
+        from adapters.numbering import register_routes as register_numbering
 
         register(app, self.hub)
+        register_numbering(app, self.hub)  # contracts/numbering.md (4001 without a profile)
 
     # ------------------------------------------------------------------ outbound
 

@@ -61,23 +61,31 @@ class ProvinceAdapter(HttpJsonAdapter):
         result.permanent = False  # province.md: anything but 0000 is retried
         return result
 
-    def review_link(self, apply_no: str, item: str, county_code: str | None,
-                    case_id: int | None = None) -> str | None:
-        """Ask the province for the 好差评 link at once (call-logged); None if it fails."""
+    def ask(self, operation: str, payload: Any, interface: str, division: str | None = None,
+            item: str | None = None, case_id: int | None = None) -> DeliveryResult:
+        """Call the province at once, within its timeout, on this adapter's client, and
+        write the call-log row: the one path of every synchronous call to the province."""
         hub = self.hub
         partner = hub.partner(PROVINCE)
-        payload = {"apply_no": apply_no, "item": item, "county_code": county_code}
-        record = CallRecord(interface="province.review-link", direction="out", party=PROVINCE,
-                            started_at=utcnow(), division=county_code, item=item,
+        record = CallRecord(interface=interface, direction="out", party=PROVINCE,
+                            started_at=utcnow(), division=division, item=item,
                             case_id=case_id)
         started = time.perf_counter()
-        result = self.client.post(partner, "review-link", payload, partner.timeout)
+        result = self.client.post(partner, operation, payload, partner.timeout)
         record.duration_ms = (time.perf_counter() - started) * 1000
         record.outcome = "ok" if result.ok else "error"
         record.code, record.error = result.code, result.error
         record.request, record.response = result.request, result.response
         with hub.db.session() as s:
             write_call(s, hub.cipher, record)
+        return result
+
+    def review_link(self, apply_no: str, item: str, county_code: str | None,
+                    case_id: int | None = None) -> str | None:
+        """Ask the province for the 好差评 link at once (call-logged); None if it fails."""
+        payload = {"apply_no": apply_no, "item": item, "county_code": county_code}
+        result = self.ask("review-link", payload, "province.review-link", county_code, item,
+                          case_id)
         data = (result.response or {}).get("data") if result.ok else None
         url = data.get("url") if isinstance(data, dict) else None
         return url if isinstance(url, str) and url else None

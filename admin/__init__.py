@@ -49,6 +49,7 @@ def register(app: Flask, hub_: Hub) -> None:
         views_interfaces,
         views_manual,
         views_messages,
+        views_numbering,  # 预售项目监管 (Hunan profile only)
         views_people,
         views_settings,
     )

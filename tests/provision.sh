@@ -4,7 +4,8 @@
 #    download), from Debian's packages;
 #  - PHP with its soap extension and Node.js with npm, for the tests where other SOAP
 #    stacks call the hub from its WSDL (tests/test_interop_clients.py), from Debian's
-#    packages, and the npm package soap (pinned) in $HUB_NODE_SOAP_DIR (/tmp/nodesoap).
+#    packages, and the npm package soap (pinned) in $HUB_NODE_SOAP_DIR (/tmp/nodesoap);
+#  - a CJK font (fonts-wqy-microhei) for the caption of the numbering QR code.
 # `make test` runs this; it needs root (or sudo) only when something is missing, and
 # otherwise says which tests will be skipped and why.
 set -u
@@ -16,6 +17,8 @@ command -v php >/dev/null 2>&1 || missing+=(php-cli)
 { command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qix soap; } || missing+=(php-soap)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# a CJK font for the numbering QR code's caption (mapping/certificate_qr.py)
+fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
 
 if [ ${#missing[@]} -gt 0 ]; then
   apt=(apt-get)

@@ -33,7 +33,8 @@ def run(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env=env, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("config", ["config.yaml", "examples/jiangmen.yaml"])
+@pytest.mark.parametrize("config", ["config.yaml", "examples/jiangmen.yaml",
+                                    "examples/zhuzhou.yaml"])
 def test_check_needs_no_key_and_no_store(fresh, config):
     done = run(fresh, "--config", str(fresh / config), "check")
     assert done.returncode == 0, done.stderr

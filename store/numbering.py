@@ -1,0 +1,307 @@
+"""The register of unified numbers and the presale project register (Hunan profile,
+contracts/numbering.md): what the province issued, to which county, for which project,
+permit or contract; cancellations; the acceptance a county reports; the two lists.
+
+A number appears once (the table's unique key), is never deleted and never recorded
+again after its cancellation. Reads are scoped by the caller (a county, or an
+operator's divisions as a SQL condition).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mapping.numbering import CONTRACT, PRESALE, ContractRequest, PresaleRequest
+from mapping.workdays import CalendarMissing, WorkCalendar
+from store.models import utcnow
+from store.numbering_models import ConstructionPermit, IssuedNumber, Project
+
+#: The most rows a search or a list answers (and the export takes).
+MAX_ROWS = 5000
+
+
+class NotOwn(Exception):
+    """The project, permit or number belongs to another county (1004)."""
+
+
+class NumberTaken(Exception):
+    """The province answered a number the register already holds (issued or cancelled)."""
+
+
+# --------------------------------------------------------------------------- before asking
+
+
+def presale_conflicts(s: Session, county: str, req: PresaleRequest) -> list[tuple[str, str]]:
+    """Why the request cannot be for ``county``'s project: raises ``NotOwn`` for another
+    county's project or permit; returns field errors (a permit of another project)."""
+    if any(p.no[:6] != county for p in req.construction_permits):
+        raise NotOwn("a construction permit of another county")
+    project = s.get(Project, req.project_code)
+    if project is not None and project.county_code != county:
+        raise NotOwn(f"project {req.project_code} is a project of another county")
+    errors = []
+    nos = [p.no for p in req.construction_permits]
+    for no, code in s.execute(
+            select(ConstructionPermit.permit_no, ConstructionPermit.project_code)
+            .where(ConstructionPermit.permit_no.in_(nos))):
+        if code != req.project_code:
+            errors.append((f"construction_permits[{nos.index(no)}].no",
+                           f"a permit of project {code}, not of {req.project_code}"))
+    return errors
+
+
+def live_number(s: Session, county: str, number: str, kind: str) -> IssuedNumber | None:
+    """``number`` of ``kind`` issued to ``county`` and not cancelled; None if the register
+    has no such live number; ``NotOwn`` if it is another county's."""
+    row = s.scalars(select(IssuedNumber).where(IssuedNumber.number == number)).first()
+    if row is None or row.kind != kind:
+        return None
+    if row.county_code != county:
+        raise NotOwn(f"number {number} was issued to another county")
+    return None if row.cancelled_at is not None else row
+
+
+def is_registered(s: Session, county: str, number: str) -> bool:
+    """The 办结 check: ``number`` is in the register, issued to ``county``, not cancelled."""
+    return s.scalar(select(IssuedNumber.id).where(
+        IssuedNumber.number == number, IssuedNumber.county_code == county,
+        IssuedNumber.cancelled_at.is_(None)).limit(1)) is not None
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def _add_number(s: Session, row: IssuedNumber) -> None:
+    try:
+        with s.begin_nested():
+            s.add(row)
+            s.flush()
+    except IntegrityError:
+        raise NumberTaken(row.number) from None
+
+
+def record_presale(s: Session, county: str, req: PresaleRequest, number: str, chain: str,
+                   today: date) -> IssuedNumber:
+    """A presale permit number the province issued: the project (created or updated),
+    its construction permits and the number, in the caller's transaction."""
+    if s.scalar(select(IssuedNumber.id).where(IssuedNumber.number == number)) is not None:
+        raise NumberTaken(number)
+    now = utcnow()
+    project = s.get(Project, req.project_code)
+    if project is None:
+        project = Project(project_code=req.project_code, county_code=county,
+                          project_name=req.project_name, developer_name=req.developer_name,
+                          created_at=now)
+        s.add(project)
+    elif project.county_code != county:  # raced with another county's first request
+        raise NotOwn(req.project_code)
+    project.project_name, project.developer_name = req.project_name, req.developer_name
+    project.presale_since = min(filter(None, [project.presale_since, today]))
+    project.updated_at = now
+    s.flush()
+    for p in req.construction_permits:
+        permit = s.get(ConstructionPermit, p.no)
+        if permit is None:
+            s.add(ConstructionPermit(permit_no=p.no, project_code=req.project_code,
+                                     planned_completion=p.planned_completion))
+        else:
+            permit.planned_completion = p.planned_completion
+    row = IssuedNumber(number=number, kind=PRESALE, county_code=county,
+                       project_code=req.project_code, parent_number=None, chain_code=chain,
+                       request=json.dumps(req.wire(county), ensure_ascii=False), issued_at=now)
+    _add_number(s, row)
+    return row
+
+
+def record_contract(s: Session, county: str, permit: IssuedNumber, req: ContractRequest,
+                    number: str, chain: str) -> IssuedNumber:
+    """A contract filing number the province issued on ``permit``."""
+    if s.scalar(select(IssuedNumber.id).where(IssuedNumber.number == number)) is not None:
+        raise NumberTaken(number)
+    row = IssuedNumber(number=number, kind=CONTRACT, county_code=county,
+                       project_code=permit.project_code, parent_number=permit.number,
+                       chain_code=chain,
+                       request=json.dumps(req.wire(county), ensure_ascii=False),
+                       issued_at=utcnow())
+    _add_number(s, row)
+    return row
+
+
+def cancel(s: Session, row: IssuedNumber, reason: str) -> None:
+    """Mark ``row`` cancelled (kept in the register: the number is never issued again)."""
+    row.cancelled_at, row.cancel_reason = utcnow(), reason
+
+
+def record_acceptance(s: Session, county: str, project_code: str, kind: str,
+                      day: date) -> Project | None:
+    """The project's completion acceptance as the county reports it (the latest report
+    stands); None when the register has no such project; ``NotOwn`` for another's."""
+    project = s.get(Project, project_code)
+    if project is None:
+        return None
+    if project.county_code != county:
+        raise NotOwn(project_code)
+    project.acceptance_kind, project.acceptance_date = kind, day
+    project.updated_at = utcnow()
+    return project
+
+
+def register_presale_only(s: Session, county: str, project_code: str, project_name: str,
+                          developer_name: str, presale_since: date) -> Project:
+    """A project that has a presale permit but no construction permit (the seed: such
+    projects are entered by hand and handled as unauthorised construction)."""
+    project = s.get(Project, project_code)
+    if project is not None:
+        if project.county_code != county:
+            raise NotOwn(project_code)
+        project.presale_since = min(filter(None, [project.presale_since, presale_since]))
+        return project
+    now = utcnow()
+    project = Project(project_code=project_code, county_code=county, project_name=project_name,
+                      developer_name=developer_name, presale_since=presale_since,
+                      created_at=now, updated_at=now)
+    s.add(project)
+    return project
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class NumberRow:
+    number: str
+    kind: str
+    county_code: str
+    project_code: str
+    parent_number: str | None
+    issued_at: datetime
+    cancelled_at: datetime | None
+
+
+def search(s: Session, scope: ColumnElement[bool] | None, q: str | None = None,
+           kind: str | None = None, county: str | None = None, status: str | None = None,
+           limit: int = MAX_ROWS) -> list[NumberRow]:
+    """Numbers in ``scope`` (a condition on the county column), newest first; ``q``
+    matches a number's or a project code's beginning."""
+    conds: list[Any] = []
+    if scope is not None:
+        conds.append(scope)
+    if q:
+        like = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(or_(IssuedNumber.number.like(like, escape="\\"),
+                         IssuedNumber.project_code.like(like, escape="\\")))
+    if kind:
+        conds.append(IssuedNumber.kind == kind)
+    if county:
+        conds.append(IssuedNumber.county_code == county)
+    if status == "cancelled":
+        conds.append(IssuedNumber.cancelled_at.is_not(None))
+    elif status == "valid":
+        conds.append(IssuedNumber.cancelled_at.is_(None))
+    stmt = (select(IssuedNumber.number, IssuedNumber.kind, IssuedNumber.county_code,
+                   IssuedNumber.project_code, IssuedNumber.parent_number,
+                   IssuedNumber.issued_at, IssuedNumber.cancelled_at)
+            .where(*conds).order_by(IssuedNumber.id.desc()).limit(limit))
+    return [NumberRow(*r) for r in s.execute(stmt)]
+
+
+def number_of(s: Session, number: str) -> IssuedNumber | None:
+    return s.scalars(select(IssuedNumber).where(IssuedNumber.number == number)).first()
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    project_code: str
+    county_code: str
+    project_name: str
+    developer_name: str
+    presale_since: date | None
+    planned_completion: date | None  # the latest of its permits' (None: no permit)
+    permits: int
+    acceptance_kind: str | None
+    acceptance_date: date | None
+    #: Working days past the planned completion (None: not overdue, or uncountable).
+    overdue_working_days: int | None = None
+
+
+def projects(s: Session, scope: ColumnElement[bool] | None, county: str | None = None,
+             limit: int = MAX_ROWS) -> list[ProjectRow]:
+    """The project register: each project with its latest planned completion."""
+    planned = (select(ConstructionPermit.project_code,
+                      func.max(ConstructionPermit.planned_completion).label("planned"),
+                      func.count().label("permits"))
+               .group_by(ConstructionPermit.project_code).subquery())
+    conds: list[Any] = []
+    if scope is not None:
+        conds.append(scope)
+    if county:
+        conds.append(Project.county_code == county)
+    stmt = (select(Project.project_code, Project.county_code, Project.project_name,
+                   Project.developer_name, Project.presale_since, planned.c.planned,
+                   func.coalesce(planned.c.permits, 0), Project.acceptance_kind,
+                   Project.acceptance_date)
+            .outerjoin(planned, planned.c.project_code == Project.project_code)
+            .where(*conds).order_by(Project.county_code, Project.project_code).limit(limit))
+    return [ProjectRow(*r) for r in s.execute(stmt)]
+
+
+def overdue_acceptance(rows: list[ProjectRow], today: date,
+                       calendar: WorkCalendar | None) -> list[ProjectRow]:
+    """逾期未竣工验收: presale projects whose (latest) planned completion has passed
+    without a reported acceptance, with the working days since (mapping/workdays.py)."""
+    out = []
+    for r in rows:
+        if r.presale_since is None or r.acceptance_date is not None:
+            continue
+        if r.planned_completion is None or r.planned_completion >= today:
+            continue
+        days: int | None = None
+        if calendar is not None:
+            try:
+                days = calendar.count_between(r.planned_completion, today)
+            except CalendarMissing:
+                days = None
+        out.append(ProjectRow(**{**r.__dict__, "overdue_working_days": days}))
+    return out
+
+
+def presale_without_permit(rows: list[ProjectRow]) -> list[ProjectRow]:
+    """Projects with a presale permit but no construction permit in the register."""
+    return [r for r in rows if r.presale_since is not None and r.permits == 0]
+
+
+def daily_digest(s: Session, today: date, calendar: WorkCalendar | None,
+                 county_names: dict[str, str]) -> list[str]:
+    """The day's alerts of the two lists, one per county and list, once per Beijing day
+    (kinds ``project_overdue_acceptance`` and ``presale_without_permit``, the county as
+    the division); returns the refs raised."""
+    from store.models import Alert
+
+    rows = projects(s, None)
+    lists = (("project_overdue_acceptance", overdue_acceptance(rows, today, calendar),
+              "个预售项目已过计划竣工日期仍未验收（逾期未竣工验收）"),
+             ("presale_without_permit", presale_without_permit(rows),
+              "个项目已办理预售许可但未办理施工许可"))
+    raised = []
+    for kind, found, what in lists:
+        per_county: dict[str, list[str]] = {}
+        for r in found:
+            per_county.setdefault(r.county_code, []).append(r.project_code)
+        for county, codes in sorted(per_county.items()):
+            ref = f"{kind}:{county}:{today:%Y%m%d}"
+            if s.scalar(select(Alert.id).where(Alert.ref == ref).limit(1)) is not None:
+                continue
+            s.add(Alert(kind=kind, severity="warning", division=county, ref=ref,
+                        title=f"{county_names.get(county, county)}：{len(codes)} {what}"[:200],
+                        detail="工改项目编码：" + "、".join(codes[:50])
+                               + ("等" if len(codes) > 50 else "")
+                               + "。详见“办件时限 → 预售项目监管”页面。"))
+            raised.append(ref)
+    return raised
