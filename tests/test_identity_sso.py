@@ -10,9 +10,9 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from admin.people import create_user, set_role_functions, set_user_access
 from adapters.sim.cas import CasSim
 from adapters.sim.oidc import OidcSim
+from admin.people import create_user, set_role_functions, set_user_access
 from store.admin_models import AdminRole, AdminUnit, AdminUser
 from store.models import AuditEntry
 from tests.hubserver import HubServer
