@@ -218,32 +218,36 @@ def material():  # type: ignore[no-untyped-def]
     hub = _hub()
     started = time.perf_counter()
     limits = hub.config.limits
-    with hub.transaction() as s:
+    with hub.db.session() as s:
         row = _session_row(s)
         if row is None or not _csrf_ok():
             return _error("session", 403)
-        if row.case_no:
-            return redirect("/entry/s/receipt", code=303)
-        uploaded = json.loads(row.files or "[]")
-        upload = request.files.get("file")
-        if len(uploaded) >= MAX_MATERIALS:
-            return _view(row, status=400, upload_error=f"最多上传 {MAX_MATERIALS} 份材料")
-        if upload is None or not upload.filename:
-            return _view(row, status=400, upload_error="请选择要上传的文件")
-        data = upload.read(limits.max_material_bytes + 1)
-        try:
-            checked = files.check(data, limits.max_material_bytes,
-                                  ContentLimits.of(limits), upload.filename, upload.mimetype)
-        except files.FileRejected as exc:
-            _log("entry.material", "rejected", item=row.item, division=row.county_code,
-                 error=exc.reason[:200], started=started)
-            return _view(row, status=400, upload_error=UPLOAD_REFUSED)
-        filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:100] or "material"
+        s.expunge(row)
+    if row.case_no:
+        return redirect("/entry/s/receipt", code=303)
+    upload = request.files.get("file")
+    if len(json.loads(row.files or "[]")) >= MAX_MATERIALS:
+        return _view(row, status=400, upload_error=f"最多上传 {MAX_MATERIALS} 份材料")
+    if upload is None or not upload.filename:
+        return _view(row, status=400, upload_error="请选择要上传的文件")
+    data = upload.read(limits.max_material_bytes + 1)
+    try:
+        checked = files.check(data, limits.max_material_bytes, ContentLimits.of(limits),
+                              upload.filename, upload.mimetype)
+    except files.FileRejected as exc:
+        _log("entry.material", "rejected", item=row.item, division=row.county_code,
+             error=exc.reason[:200], started=started)
+        return _view(row, status=400, upload_error=UPLOAD_REFUSED)
+    filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:100] or "material"
+    with hub.transaction() as s:
+        stored = s.get(EntryHandover, row.id)
+        assert stored is not None
         saved = files.save(s, hub.cipher, data, filename, max_bytes=limits.max_material_bytes,
                            apply_no=row.apply_no, county_code=row.county_code,
                            uploaded_by="entry", checked=checked)
+        uploaded = json.loads(stored.files or "[]")
         uploaded.append({"file_id": saved.file_id, "name": filename})
-        row.files = json.dumps(uploaded, ensure_ascii=False)
+        stored.files = json.dumps(uploaded, ensure_ascii=False)
     _log("entry.material", "ok", item=row.item, division=row.county_code, started=started)
     return redirect("/entry/s/form", code=303)
 
