@@ -30,6 +30,7 @@ class AutoProvision:
 class OidcSettings:
     issuer: str
     client_id: str
+    #: Default "openid profile" with discovery; "profile" for plain OAuth2 (no ID token).
     scope: str = "openid profile"
     #: Explicit endpoints for a provider without discovery (plain OAuth2 code flow).
     authorize_url: str | None = None
@@ -136,7 +137,9 @@ def parse_identity(raw: Any, hub_app_id: str, where: str = "identity") -> Identi
         if "authorize_url" in urls and "userinfo_url" not in urls:
             raise IdentityConfigError(f"{where}.oidc.userinfo_url: required without discovery")
         oidc = OidcSettings(issuer=_url(o.get("issuer"), f"{where}.oidc.issuer"),
-                            client_id=client_id, scope=str(o.get("scope") or "openid profile"),
+                            client_id=client_id,
+                            scope=str(o.get("scope") or ("profile" if urls.get("authorize_url")
+                                                         else "openid profile")),
                             pkce=_bool(o.get("pkce"), f"{where}.oidc.pkce", True), **urls)
     elif protocol == "cas":
         c = _mapping(raw.get("cas"), f"{where}.cas", {"server"})

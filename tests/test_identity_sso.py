@@ -218,3 +218,29 @@ def test_local_password_refused_when_switched_off(cas_hub):
                            "csrf_token": token.group(1) if token else ""})
     assert resp.status_code in (400, 403)
     assert http.get(server.url + "/admin/", allow_redirects=False).status_code == 302
+
+
+def test_plain_oauth2_without_discovery_uses_the_userinfo_endpoint(
+        make_hub, sqlite_url, monkeypatch, browser):
+    sim = OidcSim(USERS, "cityhub_511700", IDP_SECRET, ()).start()
+    base = sim.issuer
+    try:
+        hub, server = _served(make_hub, sqlite_url, {"protocol": "oidc", "oidc": {
+            "issuer": base, "client_id": "cityhub_511700",
+            "authorize_url": base + "/authorize", "token_url": base + "/token",
+            "userinfo_url": base + "/userinfo", "end_session_url": base + "/logout"}},
+            monkeypatch)
+        sim.state.redirect_prefixes = (hub.config.public_url + "/admin",)
+        _operator(hub, "zhang", "p.zhang")
+        page = browser.new_page()
+        page.goto(server.url + "/admin/login")
+        page.click("#sso-login")
+        assert "nonce=" not in page.url and "code_challenge=" in page.url
+        _provider_sign_in(page, "p.zhang")
+        page.wait_for_selector("text=首页统计")
+        page.click(".who button[type=submit]")
+        page.wait_for_url(server.url + "/admin/login")
+        assert sim.signed_in_subs() == []
+        server.stop()
+    finally:
+        sim.stop()
