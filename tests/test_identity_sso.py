@@ -244,3 +244,25 @@ def test_plain_oauth2_without_discovery_uses_the_userinfo_endpoint(
         server.stop()
     finally:
         sim.stop()
+
+
+@pytest.mark.parametrize("tamper", ["aud", "iss", "nonce", "expired", "key"])
+def test_a_wrong_id_token_signs_nobody_in(oidc_hub, tamper):
+    """The ID token's audience, issuer, nonce, expiry and signature are each checked."""
+    import requests
+
+    hub, server, sim = oidc_hub
+    _operator(hub, "zhang", "p.zhang")
+    sim.state.tamper = tamper
+    http = requests.Session()
+    form = http.get(server.url + "/admin/sso/login", timeout=10)
+    assert form.url.startswith(sim.issuer + "/authorize") and "idp-submit" in form.text
+    back = http.post(form.url, data={"username": "p.zhang",
+                                     "password": USERS["p.zhang"]["password"]}, timeout=10)
+    assert back.status_code == 403 and "省统一身份认证未能完成" in back.text
+    assert http.get(server.url + "/admin/", allow_redirects=False).status_code == 302
+    assert [e.detail for e in _audit(hub, "login")] == []
+    assert len(_audit(hub, "login_refused")) == 1
+    sim.state.tamper = None  # the same flow with a good token works
+    form = http.get(server.url + "/admin/sso/login", timeout=10)
+    assert "首页统计" in form.text

@@ -43,6 +43,9 @@ class OidcState:
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> sub
     logouts: int = 0
+    #: For tests of the hub's checks: the next ID tokens are wrong in this way
+    #: (``aud``, ``iss``, ``nonce``, ``expired``, ``key``: signed by another key).
+    tamper: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -145,7 +148,18 @@ def make_app(state: OidcState, key: RSAKey, issuer_of: Any) -> Flask:
                   "exp": now + 300, "name": user.get("name"), "unit_id": user.get("unit_id")}
         if grant["nonce"]:
             claims["nonce"] = grant["nonce"]
-        id_token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+        signer = key
+        if state.tamper == "aud":
+            claims["aud"] = "another-client"
+        elif state.tamper == "iss":
+            claims["iss"] = "https://evil.example/oidc"
+        elif state.tamper == "nonce":
+            claims["nonce"] = "replayed-nonce"
+        elif state.tamper == "expired":
+            claims["iat"], claims["exp"] = now - 1000, now - 600
+        elif state.tamper == "key":
+            signer = RSAKey.generate_key(2048, parameters={"kid": key.kid})
+        id_token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, signer)
         access = secrets.token_urlsafe(24)
         with state.lock:
             state.tokens[access] = sub
