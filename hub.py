@@ -501,7 +501,9 @@ def _parse_time(text: str | None) -> datetime | None:
 
 def cmd_init_secrets(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    path = init_secrets(config)
+    # the client secret toward the province's identity provider (config identity.oidc)
+    sso = (config.raw.get("identity") or {}).get("protocol") == "oidc"
+    path = init_secrets(config, extra_app_ids=("idp",) if sso else ())
     print(f"secrets file ready: {path}")
     return 0
 

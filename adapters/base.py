@@ -25,6 +25,7 @@ ADAPTER_ALIASES: dict[str, str] = {
     "manual_excel": "adapters.manual_excel:ManualExcelAdapter",
     "bank_soap": "adapters.bank_soap:BankSoapAdapter",
     "pos": "adapters.pos:PosAdapter",
+    "entry": "adapters.entry:EntryAdapter",
     "http": "adapters.http:HttpJsonAdapter",
 }
 

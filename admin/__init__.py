@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from admin import auth, masking
+from admin import auth, masking, sso
+from admin.identity_config import identity_of
 from admin.modules import ModuleDisabled, catalogue, ensure_builtins_once, module_of_endpoint
 from admin.perms import FUNCTIONS, Forbidden
 from admin.settings import get_setting, item_names
@@ -18,7 +19,8 @@ from admin.web import bp, hub, names, render, to_local
 if TYPE_CHECKING:
     from hub import Hub
 
-_OPEN_ENDPOINTS = {"admin.login", "admin.static"}
+_OPEN_ENDPOINTS = {"admin.login", "admin.static", "admin.sso_login", "admin.sso_callback",
+                   "admin.sso_cas"}
 
 
 def register(app: Flask, hub_: Hub) -> None:
@@ -28,10 +30,17 @@ def register(app: Flask, hub_: Hub) -> None:
     app.secret_key = auth.secret_key(hub_)
     auth.trusted_proxies(hub_), auth.throttle_of(hub_)  # a bad ``admin`` config fails here
     admin_cfg = hub_.config.section("admin")
+    identity = identity_of(hub_.config)  # a bad ``identity`` config fails here
+    app.extensions["cityhub_identity"] = identity
+    if identity.oidc is not None:
+        app.extensions["cityhub_oidc"] = sso.init_oidc(app, hub_, identity)
     app.config.update(
         SESSION_COOKIE_NAME="cityhub_admin",
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
+        # Lax with single sign-on: the provider's redirect back (a cross-site top-level
+        # GET) must carry the cookie that holds the flow's state; every form has a CSRF
+        # token regardless.
+        SESSION_COOKIE_SAMESITE="Lax" if identity.sso else "Strict",
         # Secure whenever the hub is reached over https (``public_url``), or if forced.
         SESSION_COOKIE_SECURE=bool(admin_cfg.get("secure_cookie", False))
         or hub_.config.public_url.lower().startswith("https://"),

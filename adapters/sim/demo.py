@@ -33,6 +33,8 @@ CST = timezone(timedelta(hours=8))
 LOOPBACK = ("127.0.0.1", "localhost")
 SMART_COUNTY, MANUAL_COUNTY = "511702", "511725"
 BANK_USER = "demo-bank-front"
+#: The demo's province user (simulated IdP) and the operator it is mapped to.
+SSO_SUB, SSO_UNIT, SSO_OPERATOR = "demo.operator", "P-UNIT-DEMO", "demo-sso"
 
 
 def _local_port(url: str) -> int | None:
@@ -68,6 +70,44 @@ def _demo_password(hub: Hub) -> str:
     return demo["bank_password"]
 
 
+def _demo_sso_password(hub: Hub) -> str:
+    """The simulated IdP's password of the demo province user, generated once."""
+    path = hub.config.secrets_file
+    data = json.loads(path.read_text(encoding="utf-8"))
+    demo = data.setdefault("demo", {})
+    if "sso_password" not in demo:
+        demo["sso_password"] = secrets.token_urlsafe(12)
+        path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return demo["sso_password"]
+
+
+def ensure_sso_operator(hub: Hub) -> None:
+    """The demo operator the province user maps to: unit P-UNIT-DEMO, 通川区, viewing."""
+    from sqlalchemy import select
+
+    from admin.people import create_user, set_role_functions, set_user_access
+    from store.admin_models import AdminRole, AdminUnit, AdminUser
+
+    with hub.transaction() as s:
+        if s.scalars(select(AdminUser).where(AdminUser.username == SSO_OPERATOR)).first():
+            return
+        unit = s.scalars(select(AdminUnit).where(AdminUnit.province_unit_id == SSO_UNIT)).first()
+        if unit is None:
+            unit = AdminUnit(name="演示单位（通川区住建局）", province_unit_id=SSO_UNIT,
+                             division=SMART_COUNTY)
+            s.add(unit)
+            s.flush()
+        role = s.scalars(select(AdminRole).where(AdminRole.name == "演示经办")).first()
+        if role is None:
+            role = AdminRole(name="演示经办", description="hub.py demo")
+            s.add(role)
+            s.flush()
+            set_role_functions(s, role, ("view", "mark_stage", "export"))
+        user = create_user(s, SSO_OPERATOR, "演示经办人", secrets.token_urlsafe(24),
+                           unit_id=unit.id, province_user_id=SSO_SUB)
+        set_user_access(s, user, [role.id], (SMART_COUNTY,), hub.city.counties)
+
+
 class Demo:
     def __init__(self, hub: Hub, hub_url: str, every: float) -> None:
         self.hub, self.hub_url, self.every = hub, hub_url, every
@@ -80,9 +120,13 @@ class Demo:
         if province and (port := _local_port(province.base_url)) and province.secret:
             from adapters.sim.province import ProvinceSim
 
-            self.peers.append(ProvinceSim(province.secret, hub.config.hub_app_id,
-                                          port=port).start())
+            sim = ProvinceSim(province.secret, hub.config.hub_app_id, port=port)
+            if "entry" in hub.config.inbound:
+                sim.portal_hub_url, sim.portal_county = self.hub_url, SMART_COUNTY
+            self.peers.append(sim.start())
             print(f"  simulated province       {province.base_url}", flush=True)
+            if sim.portal_hub_url:
+                print(f"  一网通办 portal           {sim.url}/portal", flush=True)
         counties = {p.division: p for p in hub.partners.values()
                     if p.division and p.secret and _local_port(p.base_url)}
         ports = {_local_port(p.base_url) for p in counties.values()}
@@ -94,10 +138,40 @@ class Demo:
             self.peers.append(CountySim(config, port=ports.pop()).start())
             print(f"  simulated county platforms {', '.join(sorted(counties))} "
                   f"(smart; the others are manual)", flush=True)
+        self._start_idp()
         banks = [p for p in hub.partners.values()
                  if p.options.get("bank_code") and _local_port(p.base_url)]
         if banks and "bank_soap" in hub.config.inbound:
             self._start_bank(banks[0])
+
+    def _start_idp(self) -> None:
+        """The simulated province IdP where ``identity`` points at this machine."""
+        from admin.identity_config import identity_of
+        from admin.sso import idp_secret
+
+        hub = self.hub
+        identity = identity_of(hub.config)
+        users = {SSO_SUB: {"password": _demo_sso_password(hub), "name": "演示经办人",
+                           "unit_id": SSO_UNIT}}
+        back = (hub.config.public_url.rstrip("/") + "/admin",)
+        if identity.oidc is not None and (port := _local_port(identity.oidc.issuer)):
+            secret = idp_secret(hub)
+            if not secret:
+                print("  (no SSO: run `hub.py init-secrets` for the IdP client secret)")
+                return
+            from adapters.sim.oidc import OidcSim
+
+            self.peers.append(OidcSim(users, identity.oidc.client_id, secret, back,
+                                      port=port).start())
+        elif identity.cas is not None and (port := _local_port(identity.cas.server)):
+            from adapters.sim.cas import CasSim
+
+            self.peers.append(CasSim(users, back, port=port).start())
+        else:
+            return
+        ensure_sso_operator(hub)
+        print(f"  simulated province IdP   ({identity.protocol}) sign in as {SSO_SUB} / "
+              f"{users[SSO_SUB]['password']}", flush=True)
 
     def _start_bank(self, partner: Any) -> None:
         from adapters.fund.auth import add_login

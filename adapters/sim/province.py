@@ -67,7 +67,18 @@ class _Handler(BaseHTTPRequestHandler):
         send_json(self, status, body)
 
     def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/_received":
+        sim = self.server
+        if urlsplit(self.path).path == "/portal" and sim.portal_hub_url:
+            from adapters.sim.portal import portal_page
+
+            body = portal_page(sim.secret, sim.portal_hub_url, sim.hub_app_id,
+                               sim.portal_county).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/_received":
             pushes = [p.__dict__ for p in self.server.state.pushes()]
             self._answer(200, {"received": pushes})
         else:
@@ -134,6 +145,9 @@ class ProvinceSim(ThreadingHTTPServer):
         self.hub_app_id = hub_app_id
         self.prefix = prefix
         self.state = ProvinceState()
+        #: The hub the portal page (``GET /portal``) hands applicants over to; None: no portal.
+        self.portal_hub_url: str | None = None
+        self.portal_county = "511702"
         self._thread: threading.Thread | None = None
 
     @property

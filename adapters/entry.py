@@ -1,0 +1,340 @@
+"""一网通办: an applicant handed over from the province's portal (contracts/identity.md).
+
+``POST /entry/{item}`` takes the province's signed handover token (adapters/entry_token.py);
+a good one is stored once (its ``jti`` is unique: a token is used once) and opens the
+applicant's session — a random handle in an HttpOnly cookie on ``/entry``, 30 minutes,
+reaching only that handover. The applicant sees the handed-over fields read-only, fills
+in the item's own fields, uploads materials (the province API's decode checks,
+store/files.py) and submits: the application goes through the SAME intake as
+``POST /api/province/v1/{item}`` (adapters/intake.py: validation, idempotency on
+(item, apply_no), routing, status pushes to the province), and a receipt shows the case
+number. Every refusal is a Chinese error page and creates nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Flask, g, make_response, redirect, render_template, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from adapters.base import Adapter
+from adapters.entry_token import REFUSALS, Handover, HandoverRefused, verify
+from adapters.intake import Intake
+from admin.identity_config import identity_of
+from mapping.items import ITEMS, ItemKind, province_items
+from mapping.names import name
+from mapping.province_in import ValidationFailure, parse_application
+from store import files
+from store.calllog import CallRecord, write_call
+from store.content import ContentLimits
+from store.identity_models import EntryHandover
+from store.models import utcnow
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+COOKIE = "cityhub_entry"
+#: Items an applicant may be handed over for: the province's applications (a query's
+#: answer goes back to the province, not to a page).
+ENTRY_ITEMS = frozenset(i.code for i in province_items() if i.kind is ItemKind.APPLICATION)
+MAX_MATERIALS = 20
+#: Field kinds the applicant's form offers (``co_owners`` only through the province API).
+FORM_KINDS = ("str", "id_no", "uscc", "decimal", "bool", "list_str", "unit_code")
+CST = timedelta(hours=8)
+UPLOAD_REFUSED = "文件无法接收：仅支持 PDF、JPEG、PNG，且须完好、不超过大小限制"
+
+bp = Blueprint("entry", __name__, template_folder="templates")
+
+
+def _hub() -> Hub:
+    from flask import current_app
+
+    return current_app.extensions["cityhub"]
+
+
+def _hash(handle: str) -> str:
+    return hashlib.sha256(handle.encode()).hexdigest()
+
+
+def _csrf(handle: str) -> str:
+    from flask import current_app
+
+    return hmac.new(current_app.secret_key if isinstance(current_app.secret_key, bytes)
+                    else str(current_app.secret_key).encode(),
+                    b"entry-csrf:" + handle.encode(), hashlib.sha256).hexdigest()
+
+
+def _page(template: str, status: int = 200, **ctx: Any):  # type: ignore[no-untyped-def]
+    resp = make_response(render_template(template, city=_hub().city, **ctx), status)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'")
+    return resp
+
+
+def _error(reason: str, status: int = 400):  # type: ignore[no-untyped-def]
+    return _page("entry_error.html", status, message=REFUSALS[reason])
+
+
+def _log(interface: str, outcome: str, item: str | None = None, division: str | None = None,
+         case_id: int | None = None, error: str | None = None, started: float = 0.0) -> None:
+    """A call-log row for the handover or an upload (never the token: it holds personal data)."""
+    hub = _hub()
+    record = CallRecord(interface=interface, direction="in", party="province",
+                        started_at=utcnow(), item=item, division=division, case_id=case_id)
+    record.outcome, record.error = outcome, error
+    record.duration_ms = (time.perf_counter() - started) * 1000 if started else 0.0
+    record.request = {"mimetype": request.mimetype, "length": request.content_length}
+    with hub.db.session() as s:
+        write_call(s, hub.cipher, record)
+
+
+def _session_row(s: Any) -> EntryHandover | None:
+    handle = request.cookies.get(COOKIE, "")
+    if not handle or len(handle) > 128:
+        return None
+    row = s.scalars(select(EntryHandover).where(EntryHandover.handle_hash == _hash(handle))
+                    ).first()
+    if row is None or row.session_expires_at <= utcnow():
+        return None
+    return row
+
+
+def _csrf_ok() -> bool:
+    handle = request.cookies.get(COOKIE, "")
+    sent = request.form.get("csrf_token", "")
+    return bool(handle) and hmac.compare_digest(sent.encode(), _csrf(handle).encode())
+
+
+def _masked(value: str | None) -> str:
+    if not value:
+        return ""
+    return value[:3] + "*" * max(0, len(value) - 7) + value[-4:] if len(value) > 7 else "****"
+
+
+def _form_fields(item_code: str) -> list[dict[str, Any]]:
+    item = ITEMS[item_code]
+    return [{"name": f.name, "kind": f.kind, "required": f.required,
+             "label": name("fields", f.name), "choices": f.choices}
+            for f in item.fields if f.kind in FORM_KINDS]
+
+
+def _data_of(item_code: str, form: Any) -> dict[str, Any]:
+    """The item's ``data`` from the applicant's form (empty fields left out)."""
+    data: dict[str, Any] = {}
+    for f in _form_fields(item_code):
+        raw = str(form.get(f["name"], ""))[:2000].strip()
+        if f["kind"] == "bool":
+            if raw in ("true", "false"):
+                data[f["name"]] = raw == "true"
+        elif f["kind"] == "list_str":
+            lines = [line.strip() for line in raw.splitlines() if line.strip()]
+            if lines:
+                data[f["name"]] = lines[:200]
+        elif raw:
+            data[f["name"]] = raw
+    return data
+
+
+def _view(row: EntryHandover, **ctx: Any):  # type: ignore[no-untyped-def]
+    claims = json.loads(row.claims)
+    applicant = claims["applicant"]
+    uploaded = json.loads(row.files or "[]")
+    handle = request.cookies.get(COOKIE, "")
+    shown = {"name": applicant.get("name") or "", "id_no": _masked(applicant.get("id_no")),
+             "uscc": applicant.get("uscc") or "", "phone": _masked(applicant.get("phone"))}
+    return _page("entry_form.html", ctx.pop("status", 200), row=row,
+                 item_name=name("items", row.item),
+                 county_name=_hub().city.counties.get(row.county_code, row.county_code),
+                 applicant=shown, fields=_form_fields(row.item), uploaded=uploaded,
+                 csrf_token=_csrf(handle), values=ctx.pop("values", {}), **ctx)
+
+
+@bp.post("/entry/<item>")
+def handover(item: str):  # type: ignore[no-untyped-def]
+    hub = _hub()
+    started = time.perf_counter()
+    settings = identity_of(hub.config).entry
+    partner = hub.partners.get(settings.partner)
+    token = request.form.get("token", "") if request.mimetype == \
+        "application/x-www-form-urlencoded" else ""
+    interface = "entry.handover"
+    try:
+        if partner is None or not partner.secret:
+            raise HandoverRefused("signature")
+        found = verify(token, item[:64], secret=partner.secret, issuer=settings.issuer,
+                       audience=settings.audience, items=ENTRY_ITEMS,
+                       is_county=hub.city.is_county, max_bytes=settings.max_token_bytes)
+        handle = secrets.token_urlsafe(32)
+        now = utcnow()
+        try:
+            with hub.transaction() as s:
+                s.add(EntryHandover(
+                    jti=found.jti, handle_hash=_hash(handle), item=found.item,
+                    apply_no=found.apply_no, county_code=found.county_code,
+                    claims=json.dumps(found.claims(), ensure_ascii=False), files="[]",
+                    token_exp=datetime.fromtimestamp(found.exp, UTC).replace(tzinfo=None),
+                    session_expires_at=now + timedelta(minutes=settings.session_minutes),
+                    created_at=now))
+        except IntegrityError:
+            raise HandoverRefused("reused") from None
+    except HandoverRefused as refused:
+        _log(interface, "rejected", item=item[:64] if item in ITEMS else None,
+             error=refused.reason, started=started)
+        return _error(refused.reason, 403 if refused.reason != "item" else 404)
+    _log(interface, "ok", item=found.item, division=found.county_code, started=started)
+    resp = redirect("/entry/s/form", code=303)
+    resp.set_cookie(COOKIE, handle, max_age=settings.session_minutes * 60, path="/entry",
+                    httponly=True, samesite="Lax",
+                    secure=hub.config.public_url.lower().startswith("https://"))
+    return resp
+
+
+@bp.get("/entry/s/form")
+def form():  # type: ignore[no-untyped-def]
+    with _hub().db.session() as s:
+        row = _session_row(s)
+        if row is None:
+            return _error("session", 403)
+        if row.case_no:
+            return redirect("/entry/s/receipt", code=303)
+        return _view(row)
+
+
+@bp.post("/entry/s/material")
+def material():  # type: ignore[no-untyped-def]
+    hub = _hub()
+    started = time.perf_counter()
+    limits = hub.config.limits
+    with hub.db.session() as s:
+        row = _session_row(s)
+        if row is None or not _csrf_ok():
+            return _error("session", 403)
+        s.expunge(row)
+    if row.case_no:
+        return redirect("/entry/s/receipt", code=303)
+    upload = request.files.get("file")
+    if len(json.loads(row.files or "[]")) >= MAX_MATERIALS:
+        return _view(row, status=400, upload_error=f"最多上传 {MAX_MATERIALS} 份材料")
+    if upload is None or not upload.filename:
+        return _view(row, status=400, upload_error="请选择要上传的文件")
+    data = upload.read(limits.max_material_bytes + 1)
+    try:
+        checked = files.check(data, limits.max_material_bytes, ContentLimits.of(limits),
+                              upload.filename, upload.mimetype)
+    except files.FileRejected as exc:
+        _log("entry.material", "rejected", item=row.item, division=row.county_code,
+             error=exc.reason[:200], started=started)
+        return _view(row, status=400, upload_error=UPLOAD_REFUSED)
+    filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:100] or "material"
+    with hub.transaction() as s:
+        stored = s.get(EntryHandover, row.id)
+        assert stored is not None
+        saved = files.save(s, hub.cipher, data, filename, max_bytes=limits.max_material_bytes,
+                           apply_no=row.apply_no, county_code=row.county_code,
+                           uploaded_by="entry", checked=checked)
+        uploaded = json.loads(stored.files or "[]")
+        uploaded.append({"file_id": saved.file_id, "name": filename})
+        stored.files = json.dumps(uploaded, ensure_ascii=False)
+    _log("entry.material", "ok", item=row.item, division=row.county_code, started=started)
+    return redirect("/entry/s/form", code=303)
+
+
+@bp.post("/entry/s/submit")
+def submit():  # type: ignore[no-untyped-def]
+    hub = _hub()
+    with hub.db.session() as s:
+        row = _session_row(s)
+        if row is None or not _csrf_ok():
+            return _error("session", 403)
+        s.expunge(row)
+    if row.case_no:
+        return redirect("/entry/s/receipt", code=303)
+    claims = json.loads(row.claims)
+    doc = {
+        "apply_no": row.apply_no, "city_code": hub.city.code,
+        "county_codes": [row.county_code], "applicant": claims["applicant"],
+        "submitted_at": (datetime.now(UTC)).isoformat(timespec="seconds"),
+        "data": _data_of(row.item, request.form),
+        "materials": json.loads(row.files or "[]"),
+    }
+    item = ITEMS[row.item]
+    try:  # the province API's validation first: the applicant corrects the form
+        parse_application(item, doc, hub.city)
+    except ValidationFailure as failure:
+        problems = [f"{name('fields', e.field.removeprefix('data.'))}：{e.reason}"
+                    for e in failure.errors]
+        return _view(row, status=400, problems=problems, values=request.form)
+    answer = _intake_submit(hub, item, doc)
+    if answer.get("code") != "0000":
+        return _view(row, status=400, values=request.form,
+                     problems=[f"提交未成功（{answer.get('code')}），请稍后重试"])
+    with hub.transaction() as s:
+        stored = s.get(EntryHandover, row.id)
+        if stored is not None:
+            stored.case_no = answer["data"]["case_no"]
+    return redirect("/entry/s/receipt", code=303)
+
+
+def _intake_submit(hub: Hub, item: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """``Intake.submit`` inside the call-log context the province API's decorator makes."""
+    record = CallRecord(interface=f"entry.in.{item.code}", direction="in", party="province",
+                        started_at=utcnow())
+    g.call_record, g.call_started, g.call_logged = record, time.perf_counter(), False
+    answer = Intake(hub).submit(item, doc)
+    if not g.call_logged:
+        record.duration_ms = (time.perf_counter() - g.call_started) * 1000
+        record.code = str(answer.get("code"))
+        record.outcome = "ok" if record.code == "0000" else "rejected"
+        record.response = answer
+        record.request = {"mimetype": request.mimetype, "length": request.content_length}
+        with hub.db.session() as s:
+            write_call(s, hub.cipher, record)
+    return answer
+
+
+@bp.get("/entry/s/receipt")
+def receipt():  # type: ignore[no-untyped-def]
+    from store.models import Case
+
+    hub = _hub()
+    with hub.db.session() as s:
+        row = _session_row(s)
+        if row is None:
+            return _error("session", 403)
+        if not row.case_no:
+            return redirect("/entry/s/form", code=303)
+        case = s.scalars(select(Case).where(Case.case_no == row.case_no)).first()
+        subs = [] if case is None else list(s.scalars(
+            select(Case.case_no).where(Case.parent_id == case.id)))
+        received = "" if case is None else (case.created_at + CST).strftime("%Y-%m-%d %H:%M:%S")
+        return _page("entry_receipt.html", row=row, item_name=name("items", row.item),
+                     county_name=hub.city.counties.get(row.county_code, row.county_code),
+                     received=received, subs=subs)
+
+
+class EntryAdapter(Adapter):
+    """The 一网通办 entry's pages (config ``inbound: [..., entry]``)."""
+
+    alias = "entry"
+    delivers = False
+
+    def register_inbound(self, app: Flask) -> None:
+        identity_of(self.hub.config)  # a bad ``identity`` config fails at start-up
+        if "entry" not in app.blueprints:
+            app.register_blueprint(bp)
+
+
+__all__ = ["EntryAdapter", "Handover", "HandoverRefused"]
