@@ -156,3 +156,31 @@ def test_bad_config_refused_at_start(make_hub, sqlite_url, monkeypatch, metrics,
     hub = make_hub(sqlite_url, metrics=metrics)
     with pytest.raises(ConfigError, match=key):
         HubServer(hub)
+
+
+def test_counters_bounded_and_once_per_call():
+    """Labels cannot be steered: odd names and names past the cap count as ``other``; a
+    call whose row is built twice (a retried transaction) counts once."""
+    from datetime import datetime
+
+    from adapters.metrics import MAX_INTERFACES, CallCounters
+    from store.calllog import CallRecord
+
+    counters = CallCounters()
+
+    def rec(interface, ref):
+        return CallRecord(interface=interface, direction="in", party="p",
+                          started_at=datetime(2026, 12, 2), duration_ms=12.0, ref_id=ref)
+
+    counters.observe(rec("province.in.rental_filing", "a"))
+    counters.observe(rec("province.in.rental_filing", "a"))  # the same call again
+    counters.observe(rec('x"} 1\nevil{', "b"))
+    counters.observe(rec("张三", "c"))
+    for i in range(MAX_INTERFACES + 10):
+        counters.observe(rec(f"iface.{i}", f"n{i}"))
+    calls, hist = counters.snapshot()
+    assert calls[("province.in.rental_filing", "in", "ok")] == 1
+    assert calls[("other", "in", "ok")] == 2 + 11  # 2 odd names, 11 past the cap
+    assert len({k[0] for k in calls}) == MAX_INTERFACES + 1
+    counts, total = hist[("province.in.rental_filing", "in")]
+    assert sum(counts) == 1 and counts[1] == 1 and abs(total - 0.012) < 1e-9  # 10-20 ms
