@@ -266,6 +266,9 @@ def make_app(hub: Hub) -> Flask:
     for name in hub.config.inbound:
         hub.adapter(name).register_inbound(app)
 
+    from adapters import metrics  # GET /metrics (Prometheus); checks config ``metrics``
+
+    metrics.register(app, hub)
     import admin
 
     admin.register(app, hub)

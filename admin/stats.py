@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, literal, or_, select
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from admin.perms import Principal
@@ -174,6 +174,36 @@ def _raw_intervals(since: datetime, until: datetime,
     return out
 
 
+def _rollup_rows(session: Session, where, sums):  # type: ignore[no-untyped-def]
+    """The rollup summed two ways — by (interface, outcome) and by (day, outcome) — as
+    ``(kind, interface or day, outcome, *sums)``. PostgreSQL: one scan (GROUPING SETS);
+    the portable twin (SQLite): two GROUP BY queries; tests/test_admin_stats.py checks
+    both give the same rows."""
+    d = CallDaily
+    if session.get_bind().dialect.name == "postgresql":
+        # outcome is grouped on by itself in both sets (PostgreSQL will not match two
+        # ``outcome = $n`` expressions with different parameters to GROUP BY)
+        by_iface = func.grouping(d.interface)
+        rows = session.execute(
+            select(by_iface, d.interface, d.day, d.outcome, *sums).where(where)
+            .group_by(func.grouping_sets(tuple_(d.interface, d.outcome),
+                                         tuple_(d.day, d.outcome)))).all()
+        return [("interface", r[1], r[3], *r[4:]) if r[0] == 0 else ("day", r[2], r[3], *r[4:])
+                for r in rows]
+    return portable_rollup_rows(session, where, sums)
+
+
+def portable_rollup_rows(session: Session, where, sums):  # type: ignore[no-untyped-def]
+    d = CallDaily
+    out = [("interface", r[0], r[1], *r[2:]) for r in session.execute(
+        select(d.interface, d.outcome, *sums).where(where)
+        .group_by(d.interface, d.outcome)).all()]
+    out += [("day", r[0], r[1], r[2], None, None) for r in session.execute(
+        select(d.day, d.outcome, func.sum(d.calls)).where(where)
+        .group_by(d.day, d.outcome)).all()]
+    return out
+
+
 def interface_stats(session: Session, principal: Principal, since: datetime,
                     until: datetime) -> tuple[list[InterfaceStat], list[tuple[str, int, int]]]:
     days = _rollup_days(session, since, until)
@@ -192,25 +222,18 @@ def interface_stats(session: Session, principal: Principal, since: datetime,
 
     d = CallDaily
     if days:
-        in_days = and_(d.day >= days[0], d.day <= days[-1],
-                       d.day.in_(select(CallDailyDone.day).where(
-                           CallDailyDone.day >= days[0], CallDailyDone.day <= days[-1])))
-        rows = session.execute(
-            select(d.interface, d.outcome, func.sum(d.calls), func.sum(d.total_ms),
-                   func.max(d.max_ms), *[func.sum(getattr(d, h)) for h in HIST])
-            .where(in_days, principal.scope(d.division))
-            .group_by(d.interface, d.outcome)).all()
-        for r in rows:
-            add(r[0], r[1], int(r[2]), float(r[3] or 0), float(r[4] or 0),
-                [int(x or 0) for x in r[5:]])
-        # group by the outcome itself: PostgreSQL will not match two ``outcome = $n``
-        # expressions (their parameters differ) between SELECT and GROUP BY
-        for day, outcome, calls in session.execute(
-                select(d.day, d.outcome, func.sum(d.calls))
-                .where(in_days, principal.scope(d.division))
-                .group_by(d.day, d.outcome)).all():
-            slot = per_day.setdefault(str(day), [0, 0])
-            slot[0 if outcome == "ok" else 1] += int(calls)
+        # rollup rows exist only for days marked done (refresh_rollup writes both in one
+        # transaction): a plain range on the day index, no join on the done marks
+        in_days = and_(d.day >= days[0], d.day <= days[-1], principal.scope(d.division))
+        sums = [func.sum(d.calls), func.sum(d.total_ms), func.max(d.max_ms),
+                *[func.sum(getattr(d, h)) for h in HIST]]
+        for kind, key, outcome, *r in _rollup_rows(session, in_days, sums):
+            if kind == "interface":
+                add(key, outcome, int(r[0]), float(r[1] or 0), float(r[2] or 0),
+                    [int(x or 0) for x in r[3:]])
+            else:
+                slot = per_day.setdefault(str(key)[:10], [0, 0])
+                slot[0 if outcome == "ok" else 1] += int(r[0])
     c = CallLogEntry
     intervals = _raw_intervals(since, until, days)
     if intervals:
@@ -240,11 +263,20 @@ def case_counts(session: Session, principal: Principal, since: datetime,
     base = and_(Case.created_at >= since, Case.created_at < until, Case.county_code != "",
                 principal.scope(Case.county_code))
 
-    def by(col) -> dict[str, int]:  # type: ignore[no-untyped-def]
-        rows = session.execute(select(col, func.count()).where(base).group_by(col)).all()
-        return {str(k): int(n) for k, n in sorted(rows, key=lambda r: -r[1])}
+    by_item: dict[str, int] = {}
+    by_county: dict[str, int] = {}
+    by_stage: dict[str, int] = {}
+    # one scan grouped by all three (at most items x counties x stages rows), summed here
+    for item, county, stage, n in session.execute(
+            select(Case.item, Case.county_code, Case.stage, func.count()).where(base)
+            .group_by(Case.item, Case.county_code, Case.stage)).all():
+        for table, key in ((by_item, item), (by_county, county), (by_stage, stage)):
+            table[str(key)] = table.get(str(key), 0) + int(n)
 
-    return by(Case.item), by(Case.county_code), by(Case.stage)
+    def ordered(table: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(table.items(), key=lambda kv: -kv[1]))
+
+    return ordered(by_item), ordered(by_county), ordered(by_stage)
 
 
 def message_outcomes(session: Session, principal: Principal, since: datetime,

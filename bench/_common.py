@@ -39,10 +39,12 @@ def reset_store(url: str) -> None:
     db.dispose()
 
 
-def start_peer() -> tuple[subprocess.Popen[bytes], str]:
-    """The loopback peer in its own process, so it does not share our GIL."""
+def start_peer(clock: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """The loopback peer in its own process, so it does not share our GIL; with ``clock``
+    it also notes each message's arrival time (``bench/_clock_peer.py``)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "adapters.sim.loopback", "--port", str(port)],
+    module = ["bench/_clock_peer.py"] if clock else ["-m", "adapters.sim.loopback"]
+    proc = subprocess.Popen([sys.executable, *module, "--port", str(port)],
                             cwd=ROOT, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):

@@ -224,6 +224,20 @@ def scratch_postgres(url: str) -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def in_place(url: str) -> Iterator[str]:
+    """``url``'s own database, its schema dropped and created again (a scratch database
+    the caller owns)."""
+    from sqlalchemy import text as sql
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sql("DROP SCHEMA public CASCADE"))
+        conn.execute(sql("CREATE SCHEMA public"))
+    engine.dispose()
+    yield url
+
+
 class Server:
     """One gunicorn under test, kept running across the rounds."""
 
@@ -325,6 +339,10 @@ def main() -> None:
     p.add_argument("--synchronous", default="",
                    help="e.g. NORMAL,FULL: compare SQLite's synchronous settings side by side "
                         "(SQLite only)")
+    p.add_argument("--in-place", action="store_true",
+                   help="use the --postgres database itself (its schema reset) instead of a "
+                        "scratch database beside it")
+    p.add_argument("--no-sqlite", action="store_true")
     args = p.parse_args()
     if args.synchronous:
         with tempfile.TemporaryDirectory(prefix="cityhub-bench-") as tmp:
@@ -334,14 +352,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cityhub-bench-") as tmp:
         sqlite_dir = Path(tmp) / "sqlite"
         sqlite_dir.mkdir()
-        results["SQLite"] = bench_store("SQLite", sqlite_dir, None, args)
+        if not args.no_sqlite:
+            results["SQLite"] = bench_store("SQLite", sqlite_dir, None, args)
         if args.postgres:
             pg_dir = Path(tmp) / "postgres"
             pg_dir.mkdir()
-            with scratch_postgres(args.postgres) as url:
+            with (in_place(args.postgres) if args.in_place
+                  else scratch_postgres(args.postgres)) as url:
                 results["PostgreSQL"] = bench_store("PostgreSQL", pg_dir, url, args)
     print("     ratio: " + ", ".join(f"{k} {v:.2f}" for k, v in results.items())
           + " of the bare endpoint (target >= 0.40)")
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
 if __name__ == "__main__":

@@ -7,8 +7,14 @@ and for one county. Target: under 500 ms on PostgreSQL, under 2 s on SQLite. The
 办件时限 queries on the sub-cases (default 100,000): the overdue list with its counts,
 and a year of on-time rates; target under 300 ms on PostgreSQL.
 
+The call-log rows are generated inside the database (``--fill sql``: PostgreSQL
+``generate_series``, SQLite a recursive CTE; ``--fill python`` builds them here) with
+the call log's indexes dropped meanwhile and built again after. ``--rows`` with several
+sizes is the scale run: the dashboard is timed at each size (the store topped up and
+rolled up again in between) and its time at each size is printed against the first.
+
     python bench/stats.py sqlite:////tmp/bench.db
-    python bench/stats.py postgresql+psycopg://user:pw@host/db --rows 1000000
+    python bench/stats.py postgresql+psycopg://user:pw@host/db --rows 1000000,10000000
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
@@ -24,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from admin import stats  # noqa: E402
 from admin.deadlines import due_counts, due_rows, on_time_rates  # noqa: E402
@@ -42,8 +49,7 @@ BATCH = 20000
 
 
 def fill_calls(db: Database, n: int, now: datetime, rng: random.Random) -> None:
-    interfaces = [f"county.{i}" for i in ITEMS] + [f"province.{op}" for op in (
-        "status", "results", "review-link")] + [f"province.in.{i}" for i in ITEMS]
+    interfaces = _interfaces()
     rows = []
     for i in range(n):
         iface = rng.choice(interfaces)
@@ -60,6 +66,64 @@ def fill_calls(db: Database, n: int, now: datetime, rng: random.Random) -> None:
         if len(rows) == BATCH:
             _flush(db, CallLogEntry, rows)
     _flush(db, CallLogEntry, rows)
+
+
+def fill_calls_sql(db: Database, start: int, n: int, now: datetime) -> None:
+    """``n`` call-log rows generated inside the database (PostgreSQL ``generate_series``,
+    SQLite a recursive CTE), in chunks of a million: same shape as ``fill_calls`` (23
+    interfaces, 7 counties, log-normal durations, 90/7/3 % ok/error/rejected over a
+    year), for the sizes where building rows in Python would take most of an hour."""
+    interfaces = _interfaces()
+    pg = db.engine.dialect.name == "postgresql"
+
+    def pick(values: list[str], u: str) -> str:
+        # a CASE on a uniform [0,1) value: portable (no arrays on SQLite)
+        whens = " ".join(f"WHEN {u} < {(i + 1) / len(values)!r} THEN '{v}'"
+                         for i, v in enumerate(values[:-1]))
+        return f"CASE {whens} ELSE '{values[-1]}' END"
+
+    uni = "random()" if pg else "((random() & 9007199254740991) / 9007199254740992.0)"
+    # in time order, as a call log is appended: row g at (last - g) / n of the year back
+    # (random times would scatter each day over the table, which no real log does)
+    age = "((CAST(:last AS float) - g) / :n)"
+    at = (f"CAST(:now AS timestamp) - {age} * interval '365 days'" if pg else
+          f"strftime('%Y-%m-%d %H:%M:%S', :now, '-' || CAST({age} * 31536000 AS INTEGER) "
+          "|| ' seconds') || '.000000'")
+    ref = "'bench' || lpad(g::text, 12, '0')" if pg else "'bench' || printf('%012d', g)"
+    us = ", ".join(f"{uni} AS u{k}" for k in range(7))
+    # the uniform values are drawn once per row: a PostgreSQL subquery with volatile
+    # columns is not flattened; on SQLite the recursive CTE's columns are its rows
+    if pg:
+        source = f"(SELECT g, {us} FROM generate_series(:a, :b) AS g) r"
+        prefix = ""
+    else:
+        cols = ", ".join(f"u{k}" for k in range(7))
+        draws = ", ".join(uni for _ in range(7))
+        prefix = (f"WITH RECURSIVE r(g, {cols}) AS (SELECT :a, {draws} UNION ALL "
+                  f"SELECT g + 1, {draws} FROM r WHERE g < :b) ")
+        source = "r"
+    stmt = text(
+        "INSERT INTO call_log (ref_id, interface, direction, party, division, item, "
+        "started_at, duration_ms, outcome) " + prefix + f"""
+        SELECT {ref}, iface, CASE WHEN iface LIKE '%.in.%' THEN 'in' ELSE 'out' END, 'bench',
+               {pick(COUNTIES, 'u1')}, {pick(ITEMS, 'u2')}, {at},
+               exp(4.5 + sqrt(-2 * ln(1 - u4)) * cos(2 * pi() * u5)),
+               CASE WHEN u6 < 0.9 THEN 'ok' WHEN u6 < 0.97 THEN 'error' ELSE 'rejected' END
+        FROM (SELECT r.*, {pick(interfaces, 'u0')} AS iface FROM {source}) s""")
+    stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    done = 0
+    while done < n:
+        size = min(1_000_000, n - done)
+        with db.engine.begin() as conn:
+            conn.execute(stmt, {"a": start + done, "b": start + done + size - 1, "now": stamp,
+                                "last": start + n, "n": n})
+        done += size
+        print(f"  generated {done}/{n} call-log rows in the database", flush=True)
+
+
+def _interfaces() -> list[str]:
+    return [f"county.{i}" for i in ITEMS] + [f"province.{op}" for op in (
+        "status", "results", "review-link")] + [f"province.in.{i}" for i in ITEMS]
 
 
 def fill_cases(db: Database, n: int, now: datetime, rng: random.Random) -> None:
@@ -118,13 +182,68 @@ def timed(fn, runs: int) -> tuple[float, object]:  # type: ignore[no-untyped-def
     return statistics.median(times), result
 
 
+def _sizes(text_: str) -> list[int]:
+    sizes = [int(x.replace("_", "")) for x in text_.split(",") if x.strip()]
+    if not sizes or sizes != sorted(sizes) or sizes[0] < 1:
+        raise argparse.ArgumentTypeError("increasing row counts, e.g. 1000000,10000000")
+    return sizes
+
+
+def top_up_calls(db: Database, target: int, now: datetime, rng: random.Random,
+                 how: str) -> float:
+    """Bring the call log to ``target`` rows; seconds taken. Indexes are dropped while a
+    large batch is generated and built again after (faster than row by row)."""
+    with db.session() as s:
+        have = int(s.scalar(select(func.count()).select_from(CallLogEntry)) or 0)
+    if have >= target:
+        return 0.0
+    t = time.perf_counter()
+    if how == "python":
+        fill_calls(db, target - have, now, rng)
+        return time.perf_counter() - t
+    indexes = [i for i in CallLogEntry.__table__.indexes if not i.unique]
+    with db.engine.begin() as conn:
+        for index in indexes:
+            index.drop(conn)
+    fill_calls_sql(db, have + 1, target - have, now)
+    with db.engine.begin() as conn:
+        for index in indexes:
+            index.create(conn)
+    return time.perf_counter() - t
+
+
+def rebuild_rollup(db: Database, today) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+    """Roll every past day up again (the nightly job, after a bulk fill); days, seconds."""
+    from store.admin_models import CallDailyDone
+
+    t = time.perf_counter()
+    with db.session() as s:
+        s.execute(CallDailyDone.__table__.delete())
+        days = stats.refresh_pending(s, today=today)
+    return len(days), time.perf_counter() - t
+
+
+def analyze(db: Database) -> None:
+    # Planner statistics, as autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) keep
+    # them on a store in use: a store just bulk-filled has none.
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("url", help="store URL (SQLAlchemy), e.g. sqlite:////tmp/bench.db")
-    p.add_argument("--rows", type=int, default=1_000_000, help="call-log rows")
+    p.add_argument("--rows", type=_sizes, default=[1_000_000],
+                   help="call-log rows; several (1000000,10000000) for a scale run: the "
+                        "dashboard is measured at each size, the store topped up in between")
+    p.add_argument("--fill", choices=("sql", "python"), default="sql",
+                   help="generate call-log rows inside the database (default) or in Python")
     p.add_argument("--cases", type=int, default=100_000, help="sub-cases (one message each)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--no-fill", action="store_true", help="reuse what is in the store")
+    p.add_argument("--no-rollup", action="store_true",
+                   help="with --no-fill: keep the rollup as it is (already rebuilt)")
     args = p.parse_args()
 
     db = Database(args.url)
@@ -133,36 +252,43 @@ def main() -> int:
     rng = random.Random(2026)
     if not args.no_fill:
         t = time.perf_counter()
-        fill_calls(db, args.rows, now, rng)
         fill_cases(db, args.cases, now, rng)
-        print(f"filled {args.rows} call-log rows and {args.cases} cases in "
-              f"{time.perf_counter() - t:.1f} s")
-        # Planner statistics, as autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) keep
-        # them on a store in use: a store just bulk-filled has none.
-        with db.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
-            conn.commit()
-    with db.session() as s:
-        total = s.scalar(select(func.count()).select_from(CallLogEntry))
-    t = time.perf_counter()
-    with db.session() as s:
-        days = stats.refresh_pending(s, today=now.date())
-    print(f"rollup refresh (nightly job): {len(days)} day(s) in "
-          f"{time.perf_counter() - t:.1f} s")
-
+        print(f"filled {args.cases} cases in {time.perf_counter() - t:.1f} s", flush=True)
     city = Principal(0, "bench", "bench", frozenset(FUNCTIONS), None)
     county = Principal(0, "bench", "bench", frozenset(FUNCTIONS), frozenset({"511702"}))
     since, until = now - timedelta(days=365), now + timedelta(seconds=1)
-    print(f"store: {db.engine.dialect.name}, {total} call-log rows; range {since:%Y-%m-%d} "
-          f"to {until:%Y-%m-%d} (median of {args.runs} runs)")
-    for label, who in (("city-wide", city), ("one county", county)):
-        def run(who: Principal = who):  # type: ignore[no-untyped-def]
-            with db.session() as s:
-                return stats.dashboard(s, who, since, until)
-        ms, dash = timed(run, args.runs)
-        calls = sum(st.calls for st in dash.interfaces)  # type: ignore[attr-defined]
-        parts = ", ".join(f"{k} {v:.0f} ms" for k, v in dash.timings.items())  # type: ignore[attr-defined]
-        print(f"dashboard, one year, {label}: {ms:.0f} ms ({parts}); {calls} calls counted")
+    figures: list[tuple[int, dict[str, float]]] = []
+    for size in args.rows:
+        if not args.no_fill:
+            took = top_up_calls(db, size, now, rng, args.fill)
+            print(f"call log filled to {size} rows ({args.fill}) in {took:.1f} s", flush=True)
+            analyze(db)
+        if not args.no_rollup:
+            n_days, took = rebuild_rollup(db, now.date())
+            print(f"rollup refresh (nightly job): {n_days} day(s) in {took:.1f} s", flush=True)
+            analyze(db)
+        with db.session() as s:
+            total = s.scalar(select(func.count()).select_from(CallLogEntry))
+        print(f"store: {db.engine.dialect.name}, {total} call-log rows; range {since:%Y-%m-%d} "
+              f"to {until:%Y-%m-%d} (median of {args.runs} runs)")
+        at_size: dict[str, float] = {}
+        for label, who in (("city-wide", city), ("one county", county)):
+            def run(who: Principal = who):  # type: ignore[no-untyped-def]
+                with db.session() as s:
+                    return stats.dashboard(s, who, since, until)
+            ms, dash = timed(run, args.runs)
+            calls = sum(st.calls for st in dash.interfaces)  # type: ignore[attr-defined]
+            parts = ", ".join(f"{k} {v:.0f} ms" for k, v in dash.timings.items())  # type: ignore[attr-defined]
+            print(f"dashboard, one year, {label}: {ms:.0f} ms ({parts}); {calls} calls counted",
+                  flush=True)
+            at_size[label] = ms
+        figures.append((total or 0, at_size))
+    if len(figures) > 1:
+        base_rows, base = figures[0]
+        for rows, got in figures[1:]:
+            for label, ms in got.items():
+                print(f"scale: dashboard {label} on {rows} rows / on {base_rows} rows: "
+                      f"{ms:.0f} / {base[label]:.0f} ms = {ms / base[label]:.2f} (target <= 1.5)")
     # 办件时限: the overdue/due-soon list and counts, and a year of on-time rates
     soon = now + timedelta(days=3)
     tz = ZoneInfo("Asia/Shanghai")
@@ -182,6 +308,7 @@ def main() -> int:
         print(f"on-time rates, one year, {label}: {ms:.0f} ms ({len(out)} county×item×month "
               f"rows)")
     db.dispose()
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     return 0
 
 

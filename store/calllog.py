@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,8 +59,24 @@ def _loggable(body: Any) -> Any:
     return body
 
 
+#: Called with every record whose row is built (``adapters.metrics`` counts calls here).
+_observers: list[Callable[[CallRecord], None]] = []
+
+
+def add_observer(fn: Callable[[CallRecord], None]) -> None:
+    """Have ``fn(record)`` called as each call's row is built (maybe more than once for
+    one call when its transaction is retried: ``record.ref_id`` tells them apart)."""
+    if fn not in _observers:
+        _observers.append(fn)
+
+
 def call_row(cipher: DataCipher, record: CallRecord) -> dict[str, Any]:
     """The call-log row for ``record`` as column values; bodies sealed."""
+    for fn in _observers:
+        try:
+            fn(record)
+        except Exception:  # counting never stops a call from being logged
+            logging.getLogger("cityhub.calllog").exception("call-log observer failed")
     request, response = _loggable(record.request), _loggable(record.response)
     return {
         "ref_id": record.ref_id,

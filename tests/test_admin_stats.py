@@ -72,3 +72,32 @@ def test_hist_quantile():
     hist = [0] * stats.NBUCKETS
     hist[-1] = 2  # beyond the last bound: up to the maximum
     assert 30000 <= stats.hist_quantile(hist, 0.5, 45000.0) <= 45000
+
+
+def test_grouping_sets_match_portable_twin(make_hub, store_url):
+    """The rollup read two ways at once (PostgreSQL GROUPING SETS) gives the rows of the
+    two plain GROUP BY queries (on SQLite both sides are the portable twin)."""
+    hub = make_hub(store_url, inbound=[])
+    now = datetime(2026, 11, 20, 15, 30)
+    _fill(hub, now)
+    with hub.transaction() as s:
+        stats.refresh_pending(s, today=now.date())
+    d = stats.CallDaily
+    for who in (CITY, COUNTY):
+        where = stats.and_(d.day >= datetime(2026, 11, 11).date(),
+                           d.day <= datetime(2026, 11, 19).date(), who.scope(d.division))
+        sums = [stats.func.sum(d.calls), stats.func.sum(d.total_ms), stats.func.max(d.max_ms),
+                *[stats.func.sum(getattr(d, h)) for h in stats.HIST]]
+        with hub.transaction() as s:
+            fast = stats._rollup_rows(s, where, sums)
+            twin = stats.portable_rollup_rows(s, where, sums)
+
+        def norm(rows):
+            out = []
+            for kind, key, outcome, *r in rows:
+                vals = [round(float(x), 3) if x is not None else None for x in r]
+                out.append((kind, str(key), outcome, *(vals if kind == "interface" else vals[:1])))
+            return sorted(out)
+
+        assert norm(fast) == norm(twin)
+        assert {k for k, *_ in fast} == {"interface", "day"}
