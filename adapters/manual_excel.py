@@ -272,7 +272,7 @@ def export_names(hub: Hub, county: str | None, item: str | None,
     county_code = county if county in hub.city.counties else "all"
     item_code = item if item in ITEMS else "all"
     ascii_stem = f"manual-{county_code}-{item_code}-{day:%Y%m%d}"
-    county_zh = hub.city.counties[county] if county in hub.city.counties else "全部区县"
+    county_zh = hub.city.counties.get(county or "", "全部区县")
     item_zh = ITEMS[item].name_zh if item in ITEMS else "全部事项"
     return ascii_stem, f"{county_zh}-{item_zh}-{day:%Y%m%d}"
 
@@ -416,8 +416,9 @@ def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
                 errors.append((n, f"案件编号：没有案件 {row.case_no[:40] if row.case_no else ''}，"
                                   "请核对是否从导出的工作簿复制"))
             elif case.item != row.item:
-                errors.append((n, f"案件编号：{row.case_no} 是「{ITEMS[case.item].name_zh if case.item in ITEMS else case.item}」"
-                                  "的案件，请填在该事项的工作表中"))
+                kind = ITEMS[case.item].name_zh if case.item in ITEMS else case.item
+                errors.append((n, f"案件编号：{row.case_no} 是「{kind}」的案件，"
+                                  "请填在该事项的工作表中"))
             else:
                 known.append(n)
         # every row is decided first (as a callback would be); nothing is written unless

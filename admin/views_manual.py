@@ -27,7 +27,6 @@ from mapping.excel import (
 )
 from store.models import Case
 
-
 #: An export is spooled in memory up to this size, then to a temporary file.
 SPOOL_BYTES = 8 * 1024 * 1024
 

@@ -199,7 +199,8 @@ def test_one_bad_row_applies_nothing_and_names_it(hub):
     fill(ws, header, 2, new_stage="办完了")
     report = import_workbook(hub, save(bad_cell), operator="admin01")
     assert report.applied == 0 and report.errors[0][:2] == ("房屋租赁备案", 2)
-    assert "办完了" in report.errors[0][2] and "请从下拉列表选择：受理、审批、办结、不予受理" in report.errors[0][2]
+    assert "办完了" in report.errors[0][2]
+    assert "请从下拉列表选择：受理、审批、办结、不予受理" in report.errors[0][2]
     assert import_workbook(hub, b"not a workbook", "admin01").errors[0][2].startswith("不是 Excel")
 
 
