@@ -58,8 +58,9 @@ def county_op(served):  # noqa: F811
 ATTEMPTS = [
     ("/admin/settings/division", {"code": OTHER, "name": "改名", "active": "1", "mode": "manual"},
      "divisions", "不在您的数据权限范围内"),
-    ("/admin/settings/division-item", {"county_code": OTHER, "item": "rental_filing",
-                                        "mode": "manual"}, "division-items", "不在您的数据权限范围内"),
+    ("/admin/settings/division-item",
+     {"county_code": OTHER, "item": "rental_filing", "mode": "manual"}, "division-items",
+     "不在您的数据权限范围内"),
     ("/admin/settings/mapping", {"item": "rental_filing", "county_code": OTHER,
                                  "county_item_code": "X-1"}, "mapping", "事项或区县不正确"),
     ("/admin/settings/item", {"item": "rental_filing", "display_name": "改名",
