@@ -34,14 +34,14 @@ MISALIGNED = """() => {
       }
       Array.from(head.cells).forEach((th, i) => {
         const a = th.getBoundingClientRect(), b = r.cells[i].getBoundingClientRect();
-        if (Math.abs(a.left - b.left) > %d || Math.abs(a.width - b.width) > %d) {
+        if (Math.abs(a.left - b.left) > TOL || Math.abs(a.width - b.width) > TOL) {
           bad.push(name + ': ' + th.innerText.trim());
         }
       });
     });
   });
   return Array.from(new Set(bad));
-}""" % (TOLERANCE, TOLERANCE)
+}""".replace("TOL", str(TOLERANCE))
 
 
 @pytest.mark.parametrize("path", ["/admin/settings", "/admin/users", "/admin/interfaces",
