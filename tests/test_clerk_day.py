@@ -196,3 +196,30 @@ def test_export_filename_is_ascii_safe_with_rfc5987(served):  # noqa: F811
     # a county that is not manual, or an unknown item: nothing exported
     assert c.get("/admin/manual/export?county=511702").status_code == 404
     assert c.get("/admin/manual/export?item=nope").status_code == 404
+
+
+def test_queue_counts_are_right_after_an_import(served, tmp_path):  # noqa: F811
+    """Over HTTP (no browser): the page after an import counts the queue anew."""
+    from tests.test_admin_fixtures import Client
+
+    add_operator(served.hub, "clerk", ALL_FUNCTIONS)
+    first = new_case(served.hub, [MANUAL], "COUNT-1")["subs"][MANUAL]
+    new_case(served.hub, [MANUAL], "COUNT-2")
+    c = Client(served.url)
+    c.login("clerk")
+    link = f'href="/admin/manual?county={MANUAL}">渠县 '
+    assert link + "2<" in c.get("/admin/manual").text
+    resp = c.get(f"/admin/manual/export?county={MANUAL}")
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
+        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
+        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
+    ws = wb["房屋租赁备案"]
+    header = [cell.value for cell in ws[1]]
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == first)
+    ws.cell(row, header.index("新环节") + 1, "不予受理")
+    out = io.BytesIO()
+    wb.save(out)
+    page = c.http.post(served.url + "/admin/manual/import", data={"csrf_token": c.token},
+                       files={"workbook": ("filled.xlsx", out.getvalue())}).text
+    assert "导入完成：应用 1 行" in page
+    assert link + "1<" in page  # one case left, counted after the import
