@@ -76,3 +76,31 @@ def test_refused_change_is_shown_at_the_form(served, browser):  # noqa: F811
     box = message.bounding_box()
     assert box is not None and 0 <= box["y"] < 768  # in view, where the operator looks
     shot(page, "settings-refused")
+
+
+def test_switching_an_item_off_asks_first(served, browser):  # noqa: F811
+    from store.models import InterfaceSwitch
+
+    add_operator(served.hub, "root", ALL_FUNCTIONS)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(served.url + "/admin/login")
+    page.fill("input[name=username]", "root")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login-submit")
+    page.goto(served.url + "/admin/settings#items")
+    asked: list[str] = []
+
+    def decline(dialog):  # type: ignore[no-untyped-def]
+        asked.append(dialog.message)
+        dialog.dismiss()
+    page.once("dialog", decline)
+    page.uncheck("#item-rental_filing input[name=enabled]")
+    page.click("#item-rental_filing button[type=submit]")
+    assert asked and "确定停用事项" in asked[0]
+    with served.hub.transaction() as s:
+        assert s.get(InterfaceSwitch, ("interface", "province.in.rental_filing")) is None
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#item-rental_filing button[type=submit]")
+    page.wait_for_selector("[data-section=items]")
+    with served.hub.transaction() as s:
+        assert s.get(InterfaceSwitch, ("interface", "province.in.rental_filing")).enabled is False
