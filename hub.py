@@ -488,15 +488,52 @@ def create_app(hub: Hub | None = None):  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------- CLI
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    value = datetime.fromisoformat(text)
+class CliError(Exception):
+    """Bad command-line input: ``main`` prints it as one line and exits 2 (no traceback,
+    nothing done, nothing audited)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line on stderr (no usage block) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_when(text: str) -> datetime:
+    """A ``--since``/``--until`` value: an ISO date or date-time (naive = UTC, as stored);
+    anything else (``2026-13-45``, ``yesterday``) is refused with one line."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"不是有效的日期或时间（应为 YYYY-MM-DD 或 YYYY-MM-DDTHH:MM:SS）: {text[:40]!r}"
+        ) from None
     if value.tzinfo is not None:
         from datetime import UTC
 
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value
+
+
+def _parse_time(text: str | datetime | None) -> datetime | None:
+    if not text:
+        return None
+    return text if isinstance(text, datetime) else parse_when(text)
+
+
+def check_county(hub_or_city: Any, county: str | None) -> None:
+    """``county`` (if given) is a county of the configured city, else ``CliError``."""
+    city = getattr(hub_or_city, "city", hub_or_city)
+    if county is not None and county not in city.counties:
+        raise CliError(f"未知区县 {county[:16]!r}：不是{city.name}（{city.code}）的区县")
+
+
+def check_item(item: str | None) -> None:
+    from routes.table import EXTRA_ITEMS
+
+    if item is not None and item not in ITEMS and item not in EXTRA_ITEMS:
+        raise CliError(f"未知事项 {item[:40]!r}（可用: {', '.join(sorted(ITEMS))}）")
 
 
 def cmd_init_secrets(args: argparse.Namespace) -> int:
@@ -574,30 +611,48 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from mapping.names import name
+    from store.models import OutboxMessage
     from store.outbox import MessageFilter, find, resubmit
 
-    hub = build_hub(args.config)
-    statuses = tuple(args.status or ["dead"])
-    flt = MessageFilter(
-        ids=tuple(args.id or ()), item=args.item, division=args.county,
-        interface=args.interface, partner=args.partner, statuses=statuses,
-        since=_parse_time(args.since), until=_parse_time(args.until),
-    )
     if not (args.id or args.filter):
         print("error: give --id N (repeatable) or --filter with criteria", file=sys.stderr)
         return 2
+    hub = build_hub(args.config)
     try:
+        check_county(hub, args.county)
+        check_item(args.item)
+        if args.partner is not None and args.partner not in hub.partners:
+            raise CliError(f"未知对接方 {args.partner[:40]!r}")
+        statuses = tuple(args.status or ["dead"])
+        flt = MessageFilter(
+            ids=tuple(args.id or ()), item=args.item, division=args.county,
+            interface=args.interface, partner=args.partner, statuses=statuses,
+            since=_parse_time(args.since), until=_parse_time(args.until),
+        )
         with hub.transaction() as s:
+            if args.id:
+                found = set(s.scalars(select(OutboxMessage.id).where(
+                    OutboxMessage.id.in_(args.id))))
+                missing = [str(i) for i in args.id if i not in found]
+                if missing:
+                    raise CliError(f"消息不存在: {', '.join(missing[:5])}")
             if args.dry_run:
                 rows = find(s, flt)
+                print("id\tstatus\tinterface\tpartner\tdivision\tattempts\tlast_error")
                 for m in rows:
-                    print(f"{m.id}\t{m.status}\t{m.interface}\t{m.partner}\t{m.division or '-'}"
+                    print(f"{m.id}\t{m.status}（{name('message_statuses', m.status)}）"
+                          f"\t{m.interface}\t{m.partner}\t{m.division or '-'}"
                           f"\t{m.attempts}\t{(m.last_error or '')[:80]}")
                 print(f"{len(rows)} message(s) would be resubmitted")
                 return 0
             ids = resubmit(s, flt, actor=args.actor)
-            hub.audit(s, args.actor, "resubmit", target=",".join(map(str, ids)),
-                      detail={k: v for k, v in vars(args).items() if k != "func"})
+            if ids:  # nothing resubmitted: nothing happened, nothing to audit
+                hub.audit(s, args.actor, "resubmit", target=",".join(map(str, ids)),
+                          detail={k: (v.isoformat() if isinstance(v, datetime) else v)
+                                  for k, v in vars(args).items() if k != "func"})
         print(f"resubmitted {len(ids)} message(s): {', '.join(map(str, ids)) or '-'}")
         return 0
     finally:
@@ -713,7 +768,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hub.py", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="hub.py", description=__doc__.splitlines()[0])
     p.add_argument("--config", help="config file (default: $HUB_CONFIG or ./config.yaml)")
     p.add_argument("--log-level", default=os.environ.get("HUB_LOG_LEVEL", "INFO"))
     sub = p.add_subparsers(dest="command", required=True)
@@ -754,8 +809,8 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--partner")
     rs.add_argument("--status", action="append", choices=["dead", "done"],
                     help="statuses to take (default dead; done resends delivered messages)")
-    rs.add_argument("--since", help="created at or after (ISO 8601)")
-    rs.add_argument("--until", help="created before (ISO 8601)")
+    rs.add_argument("--since", type=parse_when, help="created at or after (ISO 8601)")
+    rs.add_argument("--until", type=parse_when, help="created before (ISO 8601)")
     rs.add_argument("--dry-run", action="store_true", help="list, send nothing")
     rs.add_argument("--actor", default=os.environ.get("HUB_ACTOR") or getpass.getuser())
     rs.set_defaults(func=cmd_resubmit)
@@ -791,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args)
-    except (ConfigError, RouteTableError) as exc:
+    except (ConfigError, RouteTableError, CliError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -6,49 +6,92 @@ import argparse
 import getpass
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+
+from mapping.items import ITEMS
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def cmd_export_manual(args: argparse.Namespace) -> int:
-    from adapters.manual_excel import export_workbook
-    from hub import build_hub
+    from adapters.manual_excel import export_names, export_workbook, manual_counties
+    from hub import CliError, build_hub, check_county, check_item
+    from mapping.excel import LOCAL_TZ
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return _fail(f"--out {args.out!r} 不是目录")
     hub = build_hub(args.config)
     try:
+        check_county(hub, args.county)
+        check_item(args.item)
+        if args.item is not None and args.item not in ITEMS:
+            raise CliError(f"事项 {args.item!r} 不在人工办理的事项中")
+        if args.county is not None and args.county not in manual_counties(hub):
+            raise CliError(f"{hub.city.counties[args.county]}（{args.county}）不是人工办理的"
+                           "区县（路由表和区划设置都不是人工）：没有可导出的人工办理清单")
         xlsx, archive = export_workbook(hub, county=args.county, item=args.item,
                                         show_personal_data=args.show_personal_data)
-    except LookupError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 2
+        stem, _ = export_names(hub, args.county, args.item,
+                               datetime.now(UTC).astimezone(LOCAL_TZ).date())
+    except CliError as exc:
+        return _fail(str(exc))
     finally:
         hub.close()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"manual-{args.county or 'all'}-{args.item or 'all'}-{datetime.now():%Y%m%d%H%M%S}"
-    (out / f"{stem}.xlsx").write_bytes(xlsx)
-    (out / f"{stem}-materials.zip").write_bytes(archive)
+    stem += datetime.now(UTC).astimezone(LOCAL_TZ).strftime("-%H%M%S")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{stem}.xlsx").write_bytes(xlsx)
+        (out / f"{stem}-materials.zip").write_bytes(archive)
+    except OSError as exc:
+        return _fail(f"不能写入 {args.out!r}: {exc.strerror}")
     print(f"wrote {out / (stem + '.xlsx')} and {out / (stem + '-materials.zip')}")
     return 0
 
 
+def _workbook_bytes(path: str) -> bytes:
+    """The file's bytes if it is there and looks like an .xlsx (a zip package)."""
+    from hub import CliError
+
+    file = Path(path)
+    if not file.is_file():
+        raise CliError(f"文件不存在: {path[:200]!r}")
+    if file.suffix.lower() != ".xlsx":
+        raise CliError(f"不是 Excel 工作簿（.xlsx）: {path[:200]!r}")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"不能读取 {path[:200]!r}: {exc.strerror}") from None
+    if not data.startswith(b"PK\x03\x04"):
+        raise CliError(f"不是 Excel 工作簿（.xlsx）: {path[:200]!r}")
+    return data
+
+
 def cmd_import_manual(args: argparse.Namespace) -> int:
     from adapters.manual_excel import import_workbook
-    from hub import build_hub
+    from hub import CliError, build_hub
 
-    data = Path(args.file).read_bytes()
+    try:
+        data = _workbook_bytes(args.file)
+    except CliError as exc:
+        return _fail(str(exc))
     hub = build_hub(args.config)
     try:
         report = import_workbook(hub, data, operator=args.operator)
     finally:
         hub.close()
     for sheet, row, reason in report.errors:
-        print(f"error: sheet {sheet!r} row {row}: {reason}", file=sys.stderr)
+        print(f"error: 工作表 {sheet!r} 第 {row} 行: {reason}", file=sys.stderr)
     if report.errors:
-        print(f"nothing applied: {len(report.errors)} bad row(s)", file=sys.stderr)
+        print(f"未导入任何行: {len(report.errors)} 行有错误", file=sys.stderr)
         return 1
+    print("sheet\trow\tnote")
     for sheet, row, reason in report.skipped:
-        print(f"skipped: sheet {sheet!r} row {row}: {reason}")
+        print(f"{sheet}\t{row}\t{reason}")
     print(f"applied {report.applied} stage(s), skipped {len(report.skipped)}")
     return 0
 

@@ -16,9 +16,9 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -43,6 +43,8 @@ from mapping.excel import (
     CellError,
     case_row,
     columns_for,
+    explain,
+    explain_outcome,
     header_map,
     item_of_sheet,
     operator_values,
@@ -140,7 +142,7 @@ def _material_names(payload: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _add_materials(session: Session, hub: Hub, archive: zipfile.ZipFile, case_no: str,
-                   materials: list[tuple[str, str]]) -> list[str]:
+                   materials: list[tuple[str, str]], prefix: str = "") -> list[str]:
     """Write a case's materials as JPG into the zip; return the paths (or why not)."""
     paths: list[str] = []
     for n, (file_id, name) in enumerate(materials, start=1):
@@ -156,7 +158,7 @@ def _add_materials(session: Session, hub: Hub, archive: zipfile.ZipFile, case_no
             continue
         for p, jpeg in enumerate(pages, start=1):
             suffix = f"-p{p}" if len(pages) > 1 else ""
-            path = f"{case_no}/{n:02d}-{stem}{suffix}.jpg"
+            path = f"{prefix}{case_no}/{n:02d}-{stem}{suffix}.jpg"
             archive.writestr(path, jpeg)
             paths.append(path)
     return paths
@@ -210,13 +212,32 @@ def export_workbook(hub: Hub, county: str | None = None, item: str | None = None
     holds each case's materials as JPG under ``<case_no>/``. ID numbers and phones are
     masked unless ``show_personal_data`` (the caller decides who may see them).
     """
+    zip_buf = io.BytesIO()
+    with zipfile.ZipFile(zip_buf, "w", zipfile.ZIP_STORED) as archive:
+        xlsx = _write_export(hub, archive, "", county, item, show_personal_data, divisions,
+                             with_materials)
+    return xlsx, zip_buf.getvalue()
+
+
+def export_bundle(hub: Hub, out: IO[bytes], stem: str, county: str | None = None,
+                  item: str | None = None, show_personal_data: bool = False,
+                  divisions: Iterable[str] | None = None) -> None:
+    """The export as one zip written to ``out``: ``<stem>.xlsx`` and a ``materials/``
+    folder (``materials/<case_no>/NN-name.jpg``, as the workbook's 材料 column names)."""
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        xlsx = _write_export(hub, archive, "materials/", county, item, show_personal_data,
+                             divisions, True)
+        archive.writestr(f"{stem}.xlsx", xlsx)
+
+
+def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str | None,
+                  item: str | None, show_personal_data: bool,
+                  divisions: Iterable[str] | None, with_materials: bool) -> bytes:
     if item is not None and item not in ITEMS:
         raise LookupError(f"unknown item {item!r}")
     wb = Workbook(write_only=True)
-    zip_buf = io.BytesIO()
     sheet: _SheetWriter | None = None
-    with zipfile.ZipFile(zip_buf, "w", zipfile.ZIP_STORED) as archive, \
-            hub.db.session() as s:
+    with hub.db.session() as s:
         for case in _open_cases(s, work_queue(county, item, divisions)):
             if sheet is None or sheet.item.code != case.item:
                 if sheet is not None:
@@ -224,8 +245,8 @@ def export_workbook(hub: Hub, county: str | None = None, item: str | None = None
                 sheet = _SheetWriter(wb, case.item)
             payload = hub.cipher.open_json(case.payload_enc)
             materials = _material_names(payload)
-            paths = (_add_materials(s, hub, archive, case.case_no, materials) if with_materials
-                     else [name for _, name in materials])
+            paths = (_add_materials(s, hub, archive, case.case_no, materials, prefix)
+                     if with_materials else [name for _, name in materials])
             sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
                                   payload, paths, show_personal_data))
     if sheet is None:  # nothing open: still a valid workbook with the layout
@@ -233,7 +254,27 @@ def export_workbook(hub: Hub, county: str | None = None, item: str | None = None
     sheet.close()
     out = io.BytesIO()
     wb.save(out)
-    return out.getvalue(), zip_buf.getvalue()
+    return out.getvalue()
+
+
+def manual_counties(hub: Hub) -> list[str]:
+    """Counties routed manually by the table or by an operator's division setting (a
+    county set to auto keeps its queue of earlier manual cases)."""
+    routes = [*hub.routes.routes.values(), *hub.routes.effective_routes()]
+    return sorted({r.county for r in routes if r.manual})
+
+
+def export_names(hub: Hub, county: str | None, item: str | None,
+                 day: date) -> tuple[str, str]:
+    """``(ascii_stem, chinese_stem)`` of an export, by county, item and (Beijing) date:
+    ``manual-511725-rental_filing-20261202`` and ``渠县-房屋租赁备案-20261202``. Both
+    are built from the configuration's names and codes only, never from the request."""
+    county_code = county if county in hub.city.counties else "all"
+    item_code = item if item in ITEMS else "all"
+    ascii_stem = f"manual-{county_code}-{item_code}-{day:%Y%m%d}"
+    county_zh = hub.city.counties.get(county or "", "全部区县")
+    item_zh = ITEMS[item].name_zh if item in ITEMS else "全部事项"
+    return ascii_stem, f"{county_zh}-{item_zh}-{day:%Y%m%d}"
 
 
 # --------------------------------------------------------------------------- import
@@ -277,8 +318,9 @@ def workbook_problem(data: bytes) -> str | None:
         return None  # not a zip package: the reader reports "not an Excel workbook"
     unpacked = sum(p.file_size for p in parts)
     if len(parts) > MAX_WORKBOOK_PARTS or unpacked > MAX_WORKBOOK_UNPACKED:
-        return (f"工作簿解压后过大 ({len(parts)} parts, {unpacked} bytes unpacked; at most "
-                f"{MAX_WORKBOOK_PARTS} parts, {MAX_WORKBOOK_UNPACKED} bytes)")
+        return (f"工作簿解压后过大（{len(parts)} 个部件、{unpacked // (1024 * 1024)} MB；最多 "
+                f"{MAX_WORKBOOK_PARTS} 个部件、{MAX_WORKBOOK_UNPACKED // (1024 * 1024)} MB），"
+                "请只导入本平台导出的工作簿")
     return None
 
 
@@ -290,7 +332,8 @@ def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
-        report.errors.append(("", 0, f"not an Excel workbook: {type(exc).__name__}"))
+        report.errors.append(("", 0, "不是 Excel 工作簿（.xlsx），请选择本平台导出并填写的"
+                                     f"工作簿（{type(exc).__name__}）"))
         return []
     rows: list[_Row] = []
     try:
@@ -299,8 +342,8 @@ def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
             lines = ws.iter_rows(values_only=True)
             header = header_map(next(lines, ()) or ())
             if item is None or "case_no" not in header or "new_stage" not in header:
-                report.errors.append((ws.title, 1, "not a sheet of an exported workbook "
-                                                   "(unknown sheet name or header row)"))
+                report.errors.append((ws.title[:31], 1, "不是导出的工作表（工作表名称或表头"
+                                                        "已被修改），请勿修改工作表名称和表头"))
                 continue
             for number, line in enumerate(lines, start=2):
                 cells = operator_values(header, line)
@@ -329,9 +372,9 @@ def _parse_row(sheet: str, number: int, item: str, cells: dict[str, Any], operat
         opinion=text_of(cells["opinion"]), filing_no=text_of(cells["filing_no"]), result=result)
     problems = check_stage(item, stage_report)
     if not case_no:
-        problems.insert(0, ("案件编号", "required"))
+        problems.insert(0, ("case_no", "required"))
     if problems:
-        report.errors.append((sheet, number, "; ".join(f"{f}: {r}" for f, r in problems)))
+        report.errors.append((sheet, number, "；".join(explain(f, r) for f, r in problems)))
         return None
     return _Row(sheet, number, case_no, item, stage_report)
 
@@ -370,9 +413,12 @@ def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
         for n, row in enumerate(rows):
             case = cases.get(row.case_no or "")
             if case is None:
-                errors.append((n, f"unknown case {row.case_no}"))
+                errors.append((n, f"案件编号：没有案件 {row.case_no[:40] if row.case_no else ''}，"
+                                  "请核对是否从导出的工作簿复制"))
             elif case.item != row.item:
-                errors.append((n, f"case {row.case_no} is a {case.item} case"))
+                kind = ITEMS[case.item].name_zh if case.item in ITEMS else case.item
+                errors.append((n, f"案件编号：{row.case_no} 是「{kind}」的案件，"
+                                  "请填在该事项的工作表中"))
             else:
                 known.append(n)
         # every row is decided first (as a callback would be); nothing is written unless
@@ -383,9 +429,10 @@ def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
             if plan.recorded:
                 continue
             if plan.duplicate and plan.seen_before:  # a repeat, or a workbook imported again
-                report.skipped.append((rows[n].sheet, rows[n].row, "already recorded"))
+                report.skipped.append((rows[n].sheet, rows[n].row,
+                                       explain_outcome("already recorded")))
             else:
-                errors.append((n, plan.reason))
+                errors.append((n, explain_outcome(plan.reason)))
         if errors:
             report.errors = [(rows[n].sheet, rows[n].row, reason) for n, reason in sorted(errors)]
             return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.orm import Session
 
 from admin.auth import check_password_policy, hash_password
@@ -20,6 +20,8 @@ from store.admin_models import (
 )
 
 ADMIN_ROLE = "系统管理员"
+#: The function that makes someone an administrator of people (users and roles).
+USER_ADMIN_FUNCTION = "manage_users"
 
 
 class PeopleError(ValueError):
@@ -102,3 +104,46 @@ def set_password(user: AdminUser, password: str) -> None:
     user.password_hash = hash_password(password)
     user.session_epoch += 1
     user.failed_logins, user.locked_until = 0, None
+
+
+# --------------------------------------------------------------------------- last admin
+
+
+def lock_people(s: Session) -> None:
+    """Serialise every change that could remove the last administrator: each takes the
+    row locks of all roles first (``FOR UPDATE``, in id order; on SQLite the write
+    transaction is already exclusive). Two operators disabling the last two
+    administrators at once: the second waits, then sees the first's change and is
+    refused by ``check_administrators_remain``. Call it before any other lock."""
+    s.execute(select(AdminRole.id).order_by(AdminRole.id).with_for_update()).all()
+
+
+def administrators(s: Session) -> int:
+    """Active city-wide users holding ``manage_users`` through a role."""
+    return s.scalar(
+        select(func.count(distinct(AdminUser.id)))
+        .join(AdminUserRole, AdminUserRole.user_id == AdminUser.id)
+        .join(AdminRoleFunction, AdminRoleFunction.role_id == AdminUserRole.role_id)
+        .where(AdminUser.active.is_(True), AdminUser.all_divisions.is_(True),
+               AdminRoleFunction.function == USER_ADMIN_FUNCTION)) or 0
+
+
+def user_admin_roles(s: Session) -> int:
+    return s.scalar(select(func.count(distinct(AdminRoleFunction.role_id))).where(
+        AdminRoleFunction.function == USER_ADMIN_FUNCTION)) or 0
+
+
+def check_administrators_remain(s: Session, had_admins: bool = True) -> None:
+    """After a change (in its transaction, under ``lock_people``): at least one active
+    city-wide administrator and one role granting user management remain, or
+    ``PeopleError`` (the transaction rolls back, the change with it). A store that had
+    none before (``had_admins`` False) is not held to it."""
+    if not had_admins:
+        return
+    s.flush()
+    if user_admin_roles(s) == 0:
+        raise PeopleError("这是最后一个含“用户管理”权限的角色，不能删除或去掉该权限"
+                          "（否则没有人能再管理用户）")
+    if administrators(s) == 0:
+        raise PeopleError("这是最后一个可用的全市系统管理员，不能停用、删除或取消其权限；"
+                          "请先为另一位用户授予管理员角色")

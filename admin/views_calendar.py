@@ -62,6 +62,9 @@ def settings_calendar():  # type: ignore[no-untyped-def]
 @requires("manage_settings")
 def settings_calendar_save():  # type: ignore[no-untyped-def]
     year_text = request.form.get("year", "").strip()
+    if me().divisions is not None:  # one calendar for every county's deadlines
+        flash("工作日历对全市所有区县的办理时限生效，只有全市范围的管理员才能修改", "error")
+        return redirect(url_for("admin.settings_calendar"))
     if not (year_text.isdigit() and 2000 <= int(year_text) <= 2100):
         flash("年份应为 2000–2100 之间的四位数字", "error")
         return redirect(url_for("admin.settings_calendar"))

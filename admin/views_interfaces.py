@@ -13,6 +13,7 @@ from admin.auth import requires
 from admin.journey import _open
 from admin.switches import set_switch
 from admin.web import CALL_OUTCOMES, audit, bp, hub, me, page_args, parse_dt, render
+from mapping.names import name as code_name
 from store.models import CallLogEntry, InterfaceSwitch, OutboxMessage, utcnow
 from store.outbox import held_condition
 
@@ -61,12 +62,32 @@ def interface_switch():  # type: ignore[no-untyped-def]
         abort(400, description="参数不正确")
     if kind == "partner" and name not in hub().partners:
         abort(400, description="未知的对接方")
+    refused = _switch_refused(kind, name)
+    if refused:
+        flash(refused, "error")
+        return redirect(url_for("admin.interfaces"))
+    if not enabled and request.form.get("confirm") != "1":  # ask first: messages will wait
+        label = code_name("interfaces" if kind == "interface" else "partners", name)
+        return render("switch_confirm.html", kind=kind, name=name, label=label,
+                      reason=reason or "")
     with hub().transaction() as s:
         set_switch(s, kind, name, enabled, reason)
     if enabled and hub().workers is not None:
         hub().workers.wake()
     flash(f"{'已启用' if enabled else '已停用'} {name}", "ok")
     return redirect(url_for("admin.interfaces"))
+
+
+def _switch_refused(kind: str, name: str) -> str | None:
+    """Why the operator may not switch this (None: they may). An interface serves every
+    county, so only a city-wide operator switches it; a county operator switches only
+    its own county's partner."""
+    if me().divisions is None:
+        return None
+    if kind == "partner" and me().sees(hub().partners[name].division):
+        return None
+    return ("该接口（或对接方）服务全市或其他区县，只有全市范围的管理员才能停用或启用；"
+            "您只能开关本区县的对接方")
 
 
 @bp.get("/interfaces/route")

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import io
-import zipfile
+import tempfile
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 from flask import Response, abort, flash, redirect, request, url_for
 from openpyxl import load_workbook
@@ -13,15 +15,24 @@ from sqlalchemy import func, select
 from adapters import manual_excel
 from admin.auth import requires
 from admin.web import audit, bp, hub, me, page_args, render
-from mapping.excel import OPERATOR_STAGES, header_map, operator_values, text_of
+from mapping.excel import (
+    LOCAL_TZ,
+    OPERATOR_STAGES,
+    explain,
+    explain_outcome,
+    header_map,
+    operator_values,
+    stage_label,
+    text_of,
+)
 from store.models import Case
+
+#: An export is spooled in memory up to this size, then to a temporary file.
+SPOOL_BYTES = 8 * 1024 * 1024
 
 
 def _manual_counties() -> list[str]:
-    """Counties routed manually by the table or by an operator's division setting (a
-    county set to auto keeps its queue of earlier manual cases)."""
-    routes = [*hub().routes.routes.values(), *hub().routes.effective_routes()]
-    return sorted({r.county for r in routes if r.manual and me().sees(r.county)})
+    return [c for c in manual_excel.manual_counties(hub()) if me().sees(c)]
 
 
 def _divisions() -> list[str] | None:
@@ -35,6 +46,12 @@ def manual():  # type: ignore[no-untyped-def]
     item = request.args.get("item") or None
     if county is not None and not me().sees(county):
         abort(404)
+    return _queue_page(county, item, None)
+
+
+def _queue_page(county: str | None, item: str | None,
+                report: manual_excel.ImportReport | None) -> str:
+    """The queue with its per-county counts, read now (after an import too)."""
     page, per = page_args()
     stmt = manual_excel.work_queue(county, item, _divisions())
     with hub().transaction() as s:
@@ -45,7 +62,7 @@ def manual():  # type: ignore[no-untyped-def]
                                     .group_by(queue.c.county_code)).all())
     return render("manual.html", rows=rows, total=total, page=page, per=per, county=county,
                   item=item, counties=_manual_counties(), stages=OPERATOR_STAGES,
-                  per_county=per_county, report=None)
+                  per_county=per_county, report=report)
 
 
 @bp.post("/manual/mark")
@@ -63,12 +80,13 @@ def manual_mark():  # type: ignore[no-untyped-def]
             opinion=request.form.get("opinion") or None,
             filing_no=request.form.get("filing_no") or None)
     except manual_excel.StageRefused as exc:
-        flash(f"未能标记：{exc}", "error")
+        flash("未能标记：" + "；".join(explain(f, r) for f, r in exc.errors), "error")
     else:
         if outcome.recorded:
-            flash(f"{case_no} 已标记为 {stage}", "ok")
+            flash(f"{case_no} 已标记为 {stage_label(stage)}", "ok")
         else:
-            flash(f"{case_no} 未改变：{outcome.reason or '重复'}", "error")
+            flash(f"{case_no} 未改变：{explain_outcome(outcome.reason or 'already recorded')}",
+                  "error")
     back = request.form.get("back") or ""
     return redirect(back if back.startswith("/admin/") else url_for("admin.manual"))
 
@@ -83,20 +101,36 @@ def manual_export():  # type: ignore[no-untyped-def]
     personal = request.args.get("personal") == "1"
     if personal:
         me().require("view_personal_data")
-    try:
-        xlsx, materials = manual_excel.export_workbook(
-            hub(), county, item, show_personal_data=personal, divisions=_divisions())
-    except LookupError:
+    if item is not None and item not in manual_excel.ITEMS:
         abort(404)
+    if county is not None and county not in _manual_counties():
+        abort(404)
+    day = datetime.now(UTC).astimezone(LOCAL_TZ).date()  # the operators' (Beijing) date
+    stem, stem_zh = manual_excel.export_names(hub(), county, item, day)
+    out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (streamed)
+    manual_excel.export_bundle(hub(), out, stem, county, item, show_personal_data=personal,
+                               divisions=_divisions())
     with hub().transaction() as s:
         audit(s, "export_manual", county or "all", {"item": item, "personal_data": personal})
-    name = f"manual-{county or 'all'}-{item or 'all'}"
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(f"{name}.xlsx", xlsx)
-        z.writestr(f"{name}-materials.zip", materials)
-    return Response(buf.getvalue(), mimetype="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.zip"'})
+    size = out.tell()
+    out.seek(0)
+
+    def chunks():  # type: ignore[no-untyped-def]
+        try:
+            while block := out.read(64 * 1024):
+                yield block
+        finally:
+            out.close()
+
+    disposition = (f'attachment; filename="{stem}.zip"; '
+                   f"filename*=UTF-8''{quote(stem_zh + '.zip', safe='')}")
+    token = request.args.get("token", "")
+    resp = Response(chunks(), mimetype="application/zip", headers={
+        "Content-Disposition": disposition, "Content-Length": str(size)})
+    if token.isalnum() and len(token) <= 32:  # the page's "导出完成" notice (manual.js)
+        resp.set_cookie("manual_export_done", token, max_age=300, path="/admin/",
+                        samesite="Strict", secure=request.is_secure)
+    return resp
 
 
 def out_of_scope_rows(data: bytes) -> list[tuple[str, int, str]]:
@@ -141,6 +175,4 @@ def manual_import():  # type: ignore[no-untyped-def]
     with hub().transaction() as s:
         audit(s, "import_manual", upload.filename[:128], {
             "applied": report.applied, "errors": len(report.errors)})
-    return render("manual.html", rows=[], total=0, page=1, per=50, county=None, item=None,
-                  counties=_manual_counties(), stages=OPERATOR_STAGES, per_county={},
-                  report=report)
+    return _queue_page(None, None, report)

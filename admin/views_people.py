@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from admin import grants, people
 from admin.auth import requires
+from admin.flashes import flashes_at
 from admin.modules import grouped
 from admin.people import (
     PeopleError,
@@ -113,7 +114,8 @@ def user_new():  # type: ignore[no-untyped-def]
         username = f.get("username", "").strip()
         flash(_conflict(AdminUser.username, username, None, f"用户名 {username} 已存在"),
               "error")
-    return redirect(url_for("admin.users"))
+    flashes_at("users")
+    return redirect(url_for("admin.users") + "#users")
 
 
 @bp.post("/users/<int:user_id>")
@@ -123,6 +125,8 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
     action = f.get("action", "save")
     try:
         with hub().transaction() as s:
+            people.lock_people(s)  # before any other lock (the last administrator)
+            had_admins = people.administrators(s) > 0
             user = grants.check_user(s, me(), user_id)
             if user is None:
                 abort(404)
@@ -147,13 +151,15 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
                 detail = {}
             else:
                 raise PeopleError("操作不正确")
+            people.check_administrators_remain(s, had_admins)
             audit(s, f"user_{action}", user.username, detail)
         flash("已保存", "ok")
     except PeopleError as exc:
         flash(str(exc), "error")
     except IntegrityError:
         flash(_CONFLICT, "error")
-    return redirect(url_for("admin.users"))
+    flashes_at("users")
+    return redirect(url_for("admin.users") + "#users")
 
 
 @bp.post("/roles")
@@ -163,12 +169,15 @@ def role_save():  # type: ignore[no-untyped-def]
     role_id = f.get("role_id", "")
     try:
         with hub().transaction() as s:
+            people.lock_people(s)  # before any other lock (the last administrator)
+            had_admins = people.administrators(s) > 0
             if f.get("action") == "delete" and role_id.isdigit():
                 role = s.get(AdminRole, int(role_id), with_for_update=True)
                 if role is None:
                     abort(404)
                 grants.check_role_editable(s, me(), role)
                 s.delete(role)
+                people.check_administrators_remain(s, had_admins)
                 audit(s, "delete_role", role.name)
             else:
                 name = f.get("name", "").strip()
@@ -192,6 +201,7 @@ def role_save():  # type: ignore[no-untyped-def]
                     s.flush()
                 role.name, role.description = name, f.get("description") or None
                 set_role_functions(s, role, f.getlist("function"))
+                people.check_administrators_remain(s, had_admins)
                 audit(s, "save_role", name, {"functions": f.getlist("function")})
         flash("已保存角色", "ok")
     except PeopleError as exc:
@@ -200,6 +210,7 @@ def role_save():  # type: ignore[no-untyped-def]
         name = f.get("name", "").strip()
         flash(_conflict(AdminRole.name, name, _id(role_id),
                         f"角色名称 {name} 已存在，请换一个名称"), "error")
+    flashes_at("roles")
     return redirect(url_for("admin.users") + "#roles")
 
 
@@ -252,4 +263,5 @@ def unit_save():  # type: ignore[no-untyped-def]
         name = f.get("name", "").strip()
         flash(_conflict(AdminUnit.name, name, _id(unit_id),
                         f"单位名称 {name} 已存在，请换一个名称"), "error")
+    flashes_at("units")
     return redirect(url_for("admin.users") + "#units")

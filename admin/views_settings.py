@@ -10,7 +10,9 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 from sqlalchemy import delete, select
 
+from admin import grants
 from admin.auth import requires
+from admin.flashes import flashes_at
 from admin.modules import (
     BUILTIN_MODULES,
     LOCKED_MODULE,
@@ -48,7 +50,18 @@ EXTRA_ITEM_NAMES = {"fund_supervision": "资金监管事件"}
 
 
 def _back(anchor: str):  # type: ignore[no-untyped-def]
+    """Back to the form's section; this request's messages are shown there (the operator
+    is looking at the form, not at the top of a long page)."""
+    flashes_at(anchor)
     return redirect(url_for("admin.settings") + "#" + anchor)
+
+
+def city_wide_only(what: str) -> None:
+    """Settings that hold for every county (parameters, items, modules, functions, the
+    calendar, interfaces) are changed only by a city-wide operator; a county operator
+    holding ``manage_settings`` changes only its own divisions' settings."""
+    if not grants.city_wide(me()):
+        raise SettingError(f"{what}对全市所有区县生效，只有全市范围的管理员才能修改")
 
 
 def _table_summary() -> dict[str, dict[str, Any]]:
@@ -102,6 +115,7 @@ def settings():  # type: ignore[no-untyped-def]
 def settings_params():  # type: ignore[no-untyped-def]
     changed = {}
     try:
+        city_wide_only("系统参数")
         with hub().transaction() as s:
             for key in PARAMS:
                 if key in request.form:
@@ -113,7 +127,7 @@ def settings_params():  # type: ignore[no-untyped-def]
         flash("已保存参数" if changed else "没有变化", "ok")
     except SettingError as exc:
         flash(str(exc), "error")
-    return redirect(url_for("admin.settings"))
+    return _back("params")
 
 
 # --------------------------------------------------------------------------- items
@@ -165,6 +179,7 @@ def settings_item():  # type: ignore[no-untyped-def]
     try:
         if item is None:
             raise SettingError("事项不正确")
+        city_wide_only("业务事项的名称、承诺时限和启用")
         name = f.get("display_name", "").strip()
         if len(name) > 100:
             raise SettingError(f"{item.name_zh}：名称最多 100 个字符")
@@ -319,6 +334,8 @@ def settings_module():  # type: ignore[no-untyped-def]
     f = request.form
     action = f.get("action", "save")
     try:
+        if not grants.city_wide(me()):
+            raise CatalogueError("系统模块对全市生效，只有全市范围的管理员才能修改")
         with hub().transaction() as s:
             if action == "add":
                 code = check_code(f.get("code", ""), "模块")
@@ -388,6 +405,8 @@ def settings_function():  # type: ignore[no-untyped-def]
     f = request.form
     action = f.get("action", "save")
     try:
+        if not grants.city_wide(me()):
+            raise CatalogueError("系统功能对全市生效，只有全市范围的管理员才能修改")
         with hub().transaction() as s:
             if action == "add":
                 code = check_code(f.get("code", ""), "功能")

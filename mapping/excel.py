@@ -173,7 +173,8 @@ def stage_of(value: Any) -> str | None:
         return OPERATOR_STAGES[text]
     if text in OPERATOR_STAGES.values():
         return text
-    raise CellError(f"新环节 {text!r} is not one of {', '.join(OPERATOR_STAGES)}")
+    raise CellError(f"新环节 填写的「{text[:20]}」不是可选的环节，请从下拉列表选择："
+                    f"{'、'.join(OPERATOR_STAGES)}")
 
 
 def time_of(value: Any) -> datetime | None:
@@ -187,7 +188,8 @@ def time_of(value: Any) -> datetime | None:
         try:
             at = datetime.fromisoformat(text)
         except ValueError:
-            raise CellError(f"办理时间 {text!r} is not a time like 2026-11-22 10:00:00") from None
+            raise CellError(f"办理时间 填写的「{text[:30]}」不是时间，请按 2026-11-22 10:00:00 "
+                            "的格式填写北京时间") from None
     if at.tzinfo is None:
         at = at.replace(tzinfo=LOCAL_TZ)
     try:
@@ -209,6 +211,50 @@ def result_of(value: Any) -> dict[str, Any] | None:
         if isinstance(parsed, dict):
             return parsed
     return {"summaries": [text]}
+
+
+#: The workbook column an operator fills in for each field of a stage report.
+FIELD_COLUMNS: dict[str, str] = {
+    "stage": "新环节", "at": "办理时间", "operator": "经办人", "opinion": "意见",
+    "filing_no": "备案号", "result": "结果", "case_no": "案件编号",
+}
+
+
+def stage_label(code: str) -> str:
+    return STAGES.get(code, code)
+
+
+def explain(field_name: str, reason: str) -> str:
+    """A field error of a stage report (``adapters.county_stages.check_stage``: English,
+    for callers of the API) as the workbook's column label and what to do, in Chinese."""
+    column = FIELD_COLUMNS.get(field_name, field_name)
+    if reason.startswith("must be one of"):
+        return f"{column}：请从下拉列表选择 {'、'.join(OPERATOR_STAGES)}"
+    if reason.startswith("must be a string of at most"):
+        limit = "".join(ch for ch in reason if ch.isdigit())
+        return f"{column}：内容过长，最多 {limit} 个字符，请删减后重新导入"
+    if reason.startswith("required on completed for a filing"):
+        return f"{column}：新环节为「办结」的备案类事项必须填写备案号"
+    if reason.startswith("required on completed for a query"):
+        return f"{column}：新环节为「办结」的查询类事项必须填写结果"
+    if reason == "must be an object":
+        return f"{column}：请填写结果文字，或以 {{ 开头的 JSON 对象"
+    if reason.startswith("only a completed stage"):
+        return f"{column}：只有新环节为「办结」时才填写结果，请清空或改为「办结」"
+    if reason == "required":
+        return f"{column}：必须填写，请勿删除导出的{column}"
+    return f"{column}：{reason}"
+
+
+def explain_outcome(reason: str) -> str:
+    """Why a stage was not recorded (``store.cases``), in Chinese with what to do."""
+    words = reason.split()
+    if len(words) == 5 and words[0] == "stage" and words[2:4] == ["cannot", "follow"]:
+        return (f"新环节「{stage_label(words[1])}」不能接在当前环节「{stage_label(words[4])}」"
+                f"之后，请按 受理 → 审批 → 办结 的顺序填写（可重复案件编号另起一行）")
+    if reason == "already recorded":
+        return "该环节已记录过（重复导入），已跳过"
+    return reason
 
 
 def operator_values(header: dict[str, int], row: tuple[Any, ...]) -> dict[str, Any]:

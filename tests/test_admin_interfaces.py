@@ -30,8 +30,14 @@ def test_disable_holds_and_enable_delivers(served, county_peer):  # noqa: F811
     c = Client(served.url)
     c.login("root")
     c.get("/admin/interfaces")
+    ask = c.post("/admin/interfaces/switch", {"kind": "interface", "name": "county.rental_filing",
+                                              "enabled": "0", "reason": "县平台维护"})
+    # a confirmation first: nothing switched until the operator confirms
+    assert 'id="switch-confirm"' in ask.text and "确定停用" in ask.text
+    with hub.transaction() as s:
+        assert s.get(InterfaceSwitch, ("interface", "county.rental_filing")) is None
     c.post("/admin/interfaces/switch", {"kind": "interface", "name": "county.rental_filing",
-                                        "enabled": "0", "reason": "县平台维护"})
+                                        "enabled": "0", "reason": "县平台维护", "confirm": "1"})
     hub.start_workers(threads=1)
     new_case(hub, ["511702"], "H-1")
     page = c.get("/admin/messages?status=held").text

@@ -15,7 +15,14 @@ from adapters.fund.instructions import issue, mark_overdue, send_reconciliations
 from store.fund_models import FundInstruction, Reconciliation, SupervisedAccount
 from store.models import Alert, CallLogEntry, OutboxMessage, utcnow
 from tests.support import wait_until
-from tests.test_bank_fixtures import ACC_MANUAL, ACC_SMART, BANK, BANK_PARTNER, build_env
+from tests.test_bank_fixtures import (
+    ACC_MANUAL,
+    ACC_SMART,
+    BANK,
+    BANK_PARTNER,
+    HOUSE,
+    build_env,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 20)
@@ -137,6 +144,8 @@ def test_transfer_waits_for_its_result_and_is_overdue_after_five_working_days(ma
     env, stop = env_of(make_hub, store_url, sim_kwargs={"answer_results": False})
     try:
         settings = fund_desk(env.hub).settings
+        # the account holds enough for the transfer (the simulated bank keeps balances)
+        env.sim.deposit(ACC_SMART, Decimal("20000.00"), house_code=HOUSE)
         with env.hub.transaction() as s:
             row = issue(env.hub, s, settings, "03", BANK, {
                 "account_no": ACC_SMART, "amount": "12000.00", "payee_account": "5100009",
@@ -155,7 +164,7 @@ def test_transfer_waits_for_its_result_and_is_overdue_after_five_working_days(ma
         # the result arrives late: answered, and the movement is booked by its notice
         env.sim._answer_TransferInstruction(number, ACC_SMART, Decimal("12000.00"))
         assert instruction(env, number).status == "answered"
-        [move] = env.ledger(ACC_SMART)
+        [move] = [m for m in env.ledger(ACC_SMART) if m.kind != "deposit"]
         assert (move.kind, move.amount_fen, move.instruction_no) == (
             "withdrawal", 1200000, number)
     finally:

@@ -217,8 +217,10 @@ def test_abnormal_events_alert_at_once_and_are_routed(fund):
         assert answer.result_code == "0000"
     with fund.hub.db.session() as s:
         alerts = s.scalars(select(Alert).order_by(Alert.id)).all()
+        # the deduction takes more than the (empty) account holds: flagged as well
         assert [(a.kind, a.severity, a.division) for a in alerts] == [
             ("fund_frozen", "critical", "511702"), ("fund_unfrozen", "critical", "511702"),
+            ("fund_overdrawn", "critical", "511702"),
             ("fund_judicial_deduction", "critical", "511702")]
         msgs = s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
         assert [m.interface for m in msgs] == ["fund.AccountFrozenNotice",

@@ -176,7 +176,7 @@ def test_one_bad_row_applies_nothing_and_names_it(hub):
     report = import_workbook(hub, save(wb), operator="admin01")
     assert report.applied == 0
     assert report.errors == [
-        ("房屋租赁备案", 4, "filing_no: required on completed for a filing item")]
+        ("房屋租赁备案", 4, "备案号：新环节为「办结」的备案类事项必须填写备案号")]
     assert stages_of(hub, good) == [] and stages_of(hub, other) == []
     assert province_messages(hub) == []
 
@@ -188,8 +188,10 @@ def test_one_bad_row_applies_nothing_and_names_it(hub):
     fill(ws, header, rows[other], new_stage=None)  # so 审批 comes before any 受理
     report = import_workbook(hub, save(wb), operator="admin01")
     assert report.applied == 0
-    assert report.errors == [("房屋租赁备案", 4, "stage approved cannot follow received"),
-                             ("房屋租赁备案", 5, "unknown case 511725209901019999")]
+    [(_, four, follow), (_, five, unknown)] = report.errors
+    assert (four, five) == (4, 5)
+    assert follow.startswith("新环节「审批」不能接在当前环节「申请」之后，请按")
+    assert unknown.startswith("案件编号：没有案件 511725209901019999，请核对")
     assert stages_of(hub, good) == [] and province_messages(hub) == []
 
     bad_cell = openpyxl.load_workbook(io.BytesIO(xlsx))
@@ -198,7 +200,8 @@ def test_one_bad_row_applies_nothing_and_names_it(hub):
     report = import_workbook(hub, save(bad_cell), operator="admin01")
     assert report.applied == 0 and report.errors[0][:2] == ("房屋租赁备案", 2)
     assert "办完了" in report.errors[0][2]
-    assert import_workbook(hub, b"not a workbook", "admin01").errors[0][2].startswith("not an")
+    assert "请从下拉列表选择：受理、审批、办结、不予受理" in report.errors[0][2]
+    assert import_workbook(hub, b"not a workbook", "admin01").errors[0][2].startswith("不是 Excel")
 
 
 def test_mark_stage_as_a_callback_would(hub):
@@ -317,5 +320,5 @@ def test_a_workbook_that_unpacks_too_large_is_refused_unread(hub):
     assert (sheet, row) == ("", 0) and "工作簿解压后过大" in reason
     assert report.applied == 0 and stages_of(hub, case_no) == []
     assert import_workbook(hub, b"PK\x03\x04 not a zip", "operator").errors[0][2] \
-        .startswith("not an Excel workbook")
+        .startswith("不是 Excel 工作簿（.xlsx），请选择")
     assert import_workbook(hub, filled, "operator").applied == 1  # the same, unpadded

@@ -32,6 +32,7 @@ from adapters.fund.ledger import (
     SoapCall,
     account_view,
     alert,
+    balance_fen,
     hold,
     insert_booked,
     new_event,
@@ -196,6 +197,15 @@ class FundDesk:
             alert(s, "fund_unlinked", "info", f"入账 {f['serial_no']} 未注明房屋编码（未关联）",
                   {"account_no": account.account_no, "amount": str(fen_to_yuan(fen))},
                   division=account.division, ref=f"fund_event:{event_id}")
+        if direction == "out":
+            total_in, total_out = balance_fen(s, account.account_no)
+            if total_out > total_in:  # the bank paid out more than the account holds
+                alert(s, "fund_overdrawn", "critical",
+                      f"{operation_name(op)}后监管账户 {account.account_no} 余额为负："
+                      f"{fen_to_yuan(total_in - total_out)} 元，请与银行核实",
+                      {"account_no": account.account_no, "serial_no": f["serial_no"],
+                       "amount": str(fen_to_yuan(fen)), "bank_code": caller.bank_code},
+                      division=account.division, ref=f"fund_event:{event_id}")
         if op in ABNORMAL:
             late = reported_late(when, utcnow())
             alert(s, f"fund_{kind}", "critical",

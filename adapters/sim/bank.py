@@ -83,7 +83,13 @@ class SimState:
     wsse_users: list[str] = field(default_factory=list)
     answers: list[tuple[str, str, str]] = field(default_factory=list)  # op, serial, code
     book: dict[str, list[Movement]] = field(default_factory=dict)
+    frozen: dict[str, int] = field(default_factory=dict)  # fen frozen per account
     errors: list[str] = field(default_factory=list)
+
+
+class Overdrawn(ValueError):
+    """A withdrawal, deduction or freeze beyond what the account holds (a real bank
+    refuses it; a scenario that wants it passes ``overdraw=True``, and the hub flags it)."""
 
 
 class SimBank:
@@ -265,8 +271,25 @@ class SimBank:
                          pay_method=extra.get("pay_method", "01"),
                          buyer_name=extra.get("buyer_name", "张三"), remark=extra.get("remark"))
 
+    def balance_fen(self, account_no: str) -> int:
+        return sum((m.fen if m.direction == "in" else -m.fen)
+                   for m in self.state.book.get(account_no, []))
+
+    def available_fen(self, account_no: str) -> int:
+        """The balance less what is frozen: what may still be paid out."""
+        return self.balance_fen(account_no) - self.state.frozen.get(account_no, 0)
+
+    def _check_cover(self, account_no: str, yuan: Decimal, overdraw: bool,
+                     what: str, available: int | None = None) -> None:
+        have = self.available_fen(account_no) if available is None else available
+        if not overdraw and int(yuan * 100) > have:
+            raise Overdrawn(f"{what} {yuan} 元超过账户 {account_no} 可用余额 "
+                            f"{Decimal(have) / 100} 元")
+
     def withdraw(self, account_no: str, yuan: Decimal, when: datetime | None = None,
-                 instruction_no: str | None = None, notify: bool = True) -> Any:
+                 instruction_no: str | None = None, notify: bool = True,
+                 overdraw: bool = False) -> Any:
+        self._check_cover(account_no, yuan, overdraw, "支出")
         when = when or datetime.now(TZ)
         serial_no = self.serial()
         self._book(account_no, when, "out", yuan, serial_no)
@@ -277,9 +300,26 @@ class SimBank:
                          payee_account="5100000000000009", instruction_no=instruction_no)
 
     def abnormal(self, operation: str, account_no: str, yuan: Decimal,
-                 when: datetime | None = None) -> Any:
+                 when: datetime | None = None, overdraw: bool = False) -> Any:
+        """A freeze (of at most the available balance), an unfreeze (of at most what is
+        frozen) or a judicial deduction (of at most the balance), unless ``overdraw``."""
         when = when or datetime.now(TZ)
         serial_no = self.serial()
+        fen = int(yuan * 100)
+        with self._lock:
+            if operation == "AccountFrozenNotice":
+                self._check_cover(account_no, yuan, overdraw, "冻结")
+                self.state.frozen[account_no] = self.state.frozen.get(account_no, 0) + fen
+            elif operation == "AccountUnfrozenNotice":
+                self._check_cover(account_no, yuan, overdraw, "解冻",
+                                  available=self.state.frozen.get(account_no, 0))
+                self.state.frozen[account_no] = max(
+                    0, self.state.frozen.get(account_no, 0) - fen)
+            elif operation == "JudicialDeductionNotice":
+                self._check_cover(account_no, yuan, overdraw, "司法扣划",
+                                  available=self.balance_fen(account_no))
+                frozen = self.state.frozen.get(account_no, 0)  # frozen money goes first
+                self.state.frozen[account_no] = max(0, frozen - fen)
         if operation == "JudicialDeductionNotice":
             self._book(account_no, when, "out", yuan, serial_no)
         return self.call(operation, serial_no=serial_no, account_no=account_no,
@@ -321,7 +361,13 @@ class SimBank:
                                     amount: Decimal, **fields: Any) -> None:
         yuan = amount / 100 if self.in_fen else amount
         when = datetime.now(TZ)
-        self.withdraw(account_no, yuan, when, instruction_no=instruction_no)
+        try:
+            self.withdraw(account_no, yuan, when, instruction_no=instruction_no)
+        except Overdrawn as exc:  # a real bank refuses the transfer
+            self.call("TransferResult", serial_no=self.serial(), instruction_no=instruction_no,
+                      account_no=account_no, amount=self.amount(yuan), result="01",
+                      message=str(exc)[:100], occurred_at=when)
+            return
         self.call("TransferResult", serial_no=self.serial(), instruction_no=instruction_no,
                   account_no=account_no, amount=self.amount(yuan), result="00",
                   message="transferred", occurred_at=when)
@@ -329,19 +375,23 @@ class SimBank:
     # ------------------------------------------------------------------ on its own
 
     def tick(self, rng: random.Random) -> None:
-        """One round of spontaneous activity on every account it knows."""
+        """One round of spontaneous activity on every account it knows; amounts stay
+        within the balance (a withdrawal or freeze of at most what is available)."""
         for account_no in list(self.state.book):
             roll = rng.random()
-            yuan = Decimal(rng.randrange(10_000, 5_000_000)) / 100
-            if roll < 0.6:
+            available = self.available_fen(account_no)
+            frozen = self.state.frozen.get(account_no, 0)
+            if roll >= 0.97 and frozen:
+                self.abnormal("AccountUnfrozenNotice", account_no, Decimal(frozen) / 100)
+            elif roll < 0.6 or roll >= 0.97 or available < 100:
+                yuan = Decimal(rng.randrange(10_000, 5_000_000)) / 100
                 self.deposit(account_no, yuan, house_code=f"H{rng.randrange(1, 200):04d}"
                              if rng.random() < 0.9 else None)
             elif roll < 0.9:
-                self.withdraw(account_no, yuan)
-            elif roll < 0.97:
-                self.abnormal("AccountFrozenNotice", account_no, yuan)
+                self.withdraw(account_no, Decimal(rng.randrange(1, available // 2 + 2)) / 100)
             else:
-                self.abnormal("AccountUnfrozenNotice", account_no, yuan)
+                self.abnormal("AccountFrozenNotice", account_no,
+                              Decimal(rng.randrange(1, available // 4 + 2)) / 100)
 
 
 def main() -> None:

@@ -221,6 +221,50 @@ class Demo:
             if stop.wait(self.every):
                 return
 
+    def watch(self, stop: threading.Event, every: float = 2.0) -> None:
+        """Print dead messages and new alerts as they happen (not only the successes)."""
+        from sqlalchemy import func, select
+
+        from store.models import Alert, OutboxMessage
+
+        with self.hub.db.session() as s:
+            last_alert = s.scalar(select(func.max(Alert.id))) or 0
+            seen_dead = set(s.scalars(select(OutboxMessage.id).where(
+                OutboxMessage.status == "dead")))
+        while not stop.wait(every):
+            try:
+                lines, last_alert = self.news(seen_dead, last_alert)
+            except Exception:
+                log.exception("demo watch failed")
+                continue
+            for line in lines:
+                print(line, flush=True)
+
+    def news(self, seen_dead: set[int], last_alert: int) -> tuple[list[str], int]:
+        """Console lines for messages that died and alerts raised since the last look."""
+        from sqlalchemy import select
+
+        from mapping.names import name
+        from store.models import Alert, OutboxMessage
+
+        lines: list[str] = []
+        with self.hub.db.session() as s:
+            dead = s.execute(select(OutboxMessage.id, OutboxMessage.interface,
+                                    OutboxMessage.attempts, OutboxMessage.last_error).where(
+                OutboxMessage.status == "dead", OutboxMessage.id.not_in(seen_dead or {-1}))
+                .order_by(OutboxMessage.id).limit(50)).all()
+            alerts = s.execute(select(Alert.id, Alert.kind, Alert.title)
+                               .where(Alert.id > last_alert).order_by(Alert.id).limit(50)).all()
+        for mid, interface, attempts, error in dead:
+            seen_dead.add(mid)
+            lines.append(f"  ✗ 消息 {mid} 已停止（{name('interfaces', interface)}，"
+                         f"尝试 {attempts} 次）：{(error or '')[:80]}  "
+                         "→ /admin/messages?status=dead")
+        for aid, kind, title in alerts:
+            last_alert = max(last_alert, aid)
+            lines.append(f"  ! 告警 {name('alert_kinds', kind)}：{title[:100]}")
+        return lines, last_alert
+
     def stop(self) -> None:
         for peer in self.peers:
             peer.stop()
@@ -243,7 +287,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.every > 0:
             threading.Thread(target=demo.traffic, args=(stop,), daemon=True,
                              name="demo-traffic").start()
-        print(f"  admin page: http://{host}:{port}/admin/  (first: python hub.py "
+        threading.Thread(target=demo.watch, args=(stop,), daemon=True,
+                         name="demo-watch").start()
+        print(f"  admin page: http://{host}:{port}/admin/  (first: .venv/bin/python hub.py "
               "create-admin --username NAME)", flush=True)
 
     try:

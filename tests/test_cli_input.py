@@ -1,0 +1,76 @@
+"""Bad command-line input: one clear line on stderr, a non-zero exit, never a traceback,
+and nothing in the audit trail for what did not happen (subprocesses, as an operator
+runs them)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from sqlalchemy import func, select
+
+from hub import Hub, load_config
+from store.models import AuditEntry
+from tests.support import ROOT, hub_command
+
+BAD = [
+    ("export-manual", "--county", "999999", "--out", "{out}"),          # unknown county
+    ("export-manual", "--item", "no_such_item", "--out", "{out}"),      # unknown item
+    ("export-manual", "--county", "511702", "--out", "{out}"),          # not a manual county
+    ("export-manual", "--out", "{file}"),                               # --out is a file
+    ("import-manual", "{missing}"),                                     # no such file
+    ("import-manual", "{text}"),                                        # not .xlsx
+    ("import-manual", "{fake}"),                                        # .xlsx, not a zip
+    ("resubmit", "--id", "987654"),                                     # no such message
+    ("resubmit", "--id", "abc"),                                        # not a number
+    ("resubmit", "--filter", "--since", "2026-13-45"),                  # bad date
+    ("resubmit", "--filter", "--since", "yesterday"),                   # not a date
+    ("resubmit", "--filter", "--county", "999999"),                     # unknown county
+    ("resubmit", "--filter", "--item", "no_such_item"),                 # unknown item
+    ("route", "--county", "999999", "--item", "rental_filing"),         # unknown county
+    ("route", "--county", "511702", "--item", "no_such_item"),          # unknown item
+    ("due", "--from", "2026-13-45", "--days", "3"),                     # bad date
+    ("due", "--from", "yesterday", "--days", "3"),
+]
+
+
+def _run(config, *args):  # type: ignore[no-untyped-def]
+    return subprocess.run(hub_command(config, *args), cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={"HUB_LOG_LEVEL": "WARNING",
+                                                      "PATH": "/usr/bin:/bin"})
+
+
+def _audits(config) -> int:  # type: ignore[no-untyped-def]
+    hub = Hub(load_config(config))
+    try:
+        with hub.transaction() as s:
+            return s.scalar(select(func.count()).select_from(AuditEntry)) or 0
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize("args", BAD, ids=[" ".join(a) for a in BAD])
+def test_bad_input_is_one_line_and_a_non_zero_exit(make_config, sqlite_url, tmp_path, args):
+    config = make_config(sqlite_url)
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.xlsx").write_text("not a workbook")
+    (tmp_path / "a-file").write_text("x")
+    paths = {"out": str(tmp_path / "out"), "file": str(tmp_path / "a-file"),
+             "missing": str(tmp_path / "nope.xlsx"), "text": str(tmp_path / "notes.txt"),
+             "fake": str(tmp_path / "fake.xlsx")}
+    before = _audits(config)
+    done = _run(config, *(a.format(**paths) for a in args))
+    assert done.returncode != 0, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr and "error" in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing written
+    assert _audits(config) == before
+
+
+def test_dry_run_has_column_headers(make_config, sqlite_url):
+    config = make_config(sqlite_url)
+    done = _run(config, "resubmit", "--filter", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].split("\t") == [
+        "id", "status", "interface", "partner", "division", "attempts", "last_error"]
