@@ -7,24 +7,30 @@ from datetime import date, timedelta
 from markupsafe import Markup, escape
 
 
-def bars(data: dict[str, int], labels: dict[str, str] | None = None, width: int = 420,
-         row: int = 20, color: str = "#2f6db5") -> Markup:
-    """A horizontal bar chart of ``{key: count}``."""
-    labels = labels or {}
+def bars(data: dict[str, int], labels: dict[str, str] | None = None, width: int = 460,
+         row: int = 20, color: str = "#2f6db5",
+         colors: dict[str, str] | None = None) -> Markup:
+    """A horizontal bar chart of ``{key: count}`` labelled by ``labels`` (a long label is
+    cut, whole in the tooltip); ``colors`` gives a key its own colour."""
+    labels, colors = labels or {}, colors or {}
     if not data:
         return Markup('<p class="muted">无数据</p>')
     top = max(data.values()) or 1
-    label_w, num_w = 130, 60
+    label_w, num_w = 170, 60
     bar_w = width - label_w - num_w
     parts = [f'<svg class="chart" width="{width}" height="{row * len(data) + 4}" '
              f'role="img" xmlns="http://www.w3.org/2000/svg">']
     for i, (key, n) in enumerate(data.items()):
         y = i * row + 2
         w = max(1, round(bar_w * n / top)) if n else 0
-        name = escape(labels.get(key, key))
+        full = labels.get(key, key)
+        name = escape(full)
+        short = escape(full if len(full) <= 12 else full[:11] + "…")
+        fill = colors.get(key, color)
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + row - 6}" text-anchor="end">{name}</text>'
-            f'<rect x="{label_w}" y="{y + 3}" width="{w}" height="{row - 6}" fill="{color}">'
+            f'<text x="{label_w - 6}" y="{y + row - 6}" text-anchor="end">'
+            f'<title>{name}</title>{short}</text>'
+            f'<rect x="{label_w}" y="{y + 3}" width="{w}" height="{row - 6}" fill="{fill}">'
             f'<title>{name}: {n}</title></rect>'
             f'<text x="{label_w + w + 4}" y="{y + row - 6}">{n}</text>')
     parts.append("</svg>")

@@ -86,8 +86,12 @@ def day_start(day: date) -> datetime:
     return _utc(datetime.combine(day, time()))
 
 
-class BadDate(ValueError):
-    """An operator's date that is not one: the page says so in Chinese."""
+class BadInput(ValueError):
+    """A search or filter value the page cannot take (a date that is not one, a number
+    too long): the page says so in Chinese, and what to do."""
+
+
+BadDate = BadInput
 
 
 def parse_dt(text: str | None, end: bool = False, label: str = "日期") -> datetime | None:
