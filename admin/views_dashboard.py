@@ -83,9 +83,9 @@ def open_alerts(s) -> tuple[list[AlertGroup], dict[int, tuple[str, str] | None],
            if (a.ref or "").startswith("message:") and a.ref[8:].isdigit()]
     cases: dict[int, str] = {}
     if ids:
-        cases = dict(s.execute(select(OutboxMessage.id, Case.case_no)
-                               .join(Case, Case.id == OutboxMessage.case_id)
-                               .where(OutboxMessage.id.in_(ids))).tuples())
+        cases = {mid: no for mid, no in s.execute(
+            select(OutboxMessage.id, Case.case_no).join(Case, Case.id == OutboxMessage.case_id)
+            .where(OutboxMessage.id.in_(ids)))}
     groups: dict[str, AlertGroup] = {}
     for a in alerts:
         groups.setdefault(a.kind, AlertGroup(a.kind, [])).alerts.append(a)

@@ -67,8 +67,9 @@ def messages():  # type: ignore[no-untyped-def]
                               .offset((page - 1) * per).limit(per)))
         held = set(s.scalars(select(m.id).where(m.id.in_([r.id for r in rows]),
                                                 m.status == "pending", held_condition())))
-        cases = dict(s.execute(select(m.id, Case.case_no).join(Case, Case.id == m.case_id)
-                               .where(m.id.in_([r.id for r in rows]))).tuples())
+        cases = {mid: no for mid, no in s.execute(
+            select(m.id, Case.case_no).join(Case, Case.id == m.case_id)
+            .where(m.id.in_([r.id for r in rows])))}
         known = set(s.scalars(select(m.interface).distinct()))
     return render("messages.html", rows=rows, total=total, args=args, page=page, per=per,
                   held=held, statuses=MESSAGE_STATUS, cases=cases, error=error,
