@@ -12,14 +12,16 @@ from zoneinfo import ZoneInfo
 
 import lxml.html
 import pytest
+import requests
+import yaml
 from sqlalchemy import select, update
 
 from adapters.manual_excel import mark_stage
 from admin import stats
-from hub import ConfigError, load_config
+from hub import ConfigError, Hub, load_config
 from mapping import names
 from store.models import Alert, CallLogEntry, Case, OutboxMessage
-from tests.support import wait_until
+from tests.support import start_hub_process, stop_process, wait_until
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     ALL_FUNCTIONS,
     COUNTY_FUNCTIONS,
@@ -257,3 +259,44 @@ def test_timezone_setting_is_validated(make_config, sqlite_url):
         load_config(path)
     assert load_config(make_config(sqlite_url)).timezone == "Asia/Shanghai"
     assert load_config(make_config(sqlite_url, timezone="UTC")).timezone == "UTC"
+
+
+def test_beijing_day_in_a_served_hub_whose_clock_is_new_york(make_config, sqlite_url,
+                                                             tmp_path):
+    """``hub.py serve`` in TZ=America/New_York still counts 01:00 Beijing on that day."""
+    config = make_config(sqlite_url, inbound=[])
+    port = yaml.safe_load(config.read_text())["listen"]["port"]
+    hub = Hub(load_config(config))
+    add_operator(hub, "root", ALL_FUNCTIONS)
+    today = datetime.now(BEIJING).date()
+    one_am_utc = (datetime.combine(today, datetime.min.time(), BEIJING)
+                  + timedelta(hours=1)).astimezone(UTC).replace(tzinfo=None)
+    case = new_case(hub, ["511702"], "NY-0100")
+    with hub.transaction() as s:
+        s.execute(update(Case).where(Case.case_no.in_([case["parent"], *case["subs"].values()]))
+                  .values(created_at=one_am_utc))
+    proc = start_hub_process(config, "serve", "--no-workers", "--no-scheduler",
+                             env={"TZ": "America/New_York"}, log=tmp_path / "serve.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(base + "/healthz"), timeout=30, what="the served hub")
+        c = Client(base)
+        assert c.login("root").status_code == 200
+        dash = lxml.html.fromstring(c.get("/admin/").text)
+        assert dash.get_element_by_id("today-applications").text_content() == "1"
+        found = c.get("/admin/cases", params={"since": today.isoformat(),
+                                              "until": today.isoformat()}).text
+        assert "NY-0100" in found
+        yesterday = (today - timedelta(days=1)).isoformat()
+        assert "NY-0100" not in c.get("/admin/cases", params={
+            "since": yesterday, "until": yesterday}).text
+    finally:
+        stop_process(proc)
+        hub.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code in (200, 503)
+    except requests.RequestException:
+        return False
