@@ -300,3 +300,10 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code in (200, 503)
     except requests.RequestException:
         return False
+
+
+def test_case_numbers_carry_the_beijing_day():
+    from store.cases import case_no_for
+
+    assert case_no_for("511702", 7, datetime(2026, 12, 1, 17, 0)) == "5117022026120200000007"
+    assert case_no_for("511702", 7, datetime(2026, 12, 1, 15, 59)) == "5117022026120100000007"
