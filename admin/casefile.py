@@ -145,6 +145,8 @@ def _scalar(key: str, value: Any, named: Callable[[str, str], str]) -> str:
              "supervision_bank": "banks"}
     if key in kinds:
         return named(kinds[key], text)
+    if key.endswith("_at") or key == "at":
+        return named("time", text)
     return text
 
 

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from markupsafe import Markup, escape
 
 
-def bars(data: dict[str, int], labels: dict[str, str] | None = None, width: int = 460,
+def bars(data: dict[str, int], labels: dict[str, str] | None = None, width: int = 380,
          row: int = 20, color: str = "#2f6db5",
          colors: dict[str, str] | None = None) -> Markup:
     """A horizontal bar chart of ``{key: count}`` labelled by ``labels`` (a long label is
@@ -16,7 +16,7 @@ def bars(data: dict[str, int], labels: dict[str, str] | None = None, width: int 
     if not data:
         return Markup('<p class="muted">无数据</p>')
     top = max(data.values()) or 1
-    label_w, num_w = 170, 60
+    label_w, num_w = 150, 50
     bar_w = width - label_w - num_w
     parts = [f'<svg class="chart" width="{width}" height="{row * len(data) + 4}" '
              f'role="img" xmlns="http://www.w3.org/2000/svg">']

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import abort, flash, g, redirect, request, url_for
 from sqlalchemy import and_, func, select
 
@@ -9,7 +11,19 @@ from admin import casefile, journey
 from admin.auth import requires
 from admin.reprocess import ReprocessRefused, reprocess_sub_case
 from admin.settings import promised_days
-from admin.web import BadDate, BadInput, audit, bp, hub, me, page_args, parse_dt, render, zh
+from admin.web import (
+    BadDate,
+    BadInput,
+    audit,
+    bp,
+    hub,
+    me,
+    page_args,
+    parse_dt,
+    render,
+    to_local,
+    zh,
+)
 from store.models import Case
 
 FILTERS = ("apply_no", "case_no", "item", "county", "stage", "since", "until", "id_no")
@@ -115,6 +129,14 @@ def zh_named(kind: str, code: str) -> str:
     """A code in the application form by its name (cities by the division table)."""
     if kind == "cities":
         return hub().city.name if code == hub().city.code else code
+    if kind == "time":  # an ISO time in the operators' zone; anything else as it is
+        try:
+            value = datetime.fromisoformat(code)
+        except ValueError:
+            return code
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return to_local(value)
     return zh(code, kind)
 
 

@@ -101,6 +101,7 @@ def test_case_page_timeline_form_and_no_raw_code(served, county_peer):  # noqa: 
     for label in ("承租人姓名", "出租人证件号码", "房屋坐落", "证件种类", "居民身份证", "通川区"):
         assert label in form, label
     assert "lessee_name" not in form and "{" not in form
+    assert re.search(r"提交时间\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s", form), form  # local time
     # the dead message is offered for resubmission, with the one-line explanations
     attention = doc.get_element_by_id("needs-action").text_content()
     assert "房屋租赁备案 · 推送区县" in attention and "重新提交" in attention
