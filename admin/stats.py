@@ -19,6 +19,7 @@ from sqlalchemy import and_, case, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from admin.perms import Principal
+from mapping.names import interface_name
 from store.admin_models import CallDaily, CallDailyDone
 from store.models import CallLogEntry, Case, OutboxMessage, utcnow
 from store.outbox import held_condition
@@ -329,6 +330,7 @@ def stats_rows(dash: Dashboard, names: dict[str, Any]) -> list[list[Any]]:
         for key, n in data.items():
             rows.append([section, key, table.get(key, key), n, "", "", "", ""])
     for st in dash.interfaces:
-        rows.append(["接口", st.interface, "", st.calls, round(st.success_rate, 4),
+        rows.append(["接口", st.interface, interface_name(st.interface), st.calls,
+                     round(st.success_rate, 4),
                      round(st.avg_ms, 1), round(st.median_ms, 1), round(st.max_ms, 1)])
     return rows
