@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from sqlalchemy.orm import Session
@@ -120,6 +121,8 @@ class Config:
     #: SQLite's ``PRAGMA synchronous`` (FULL: an answered application survives a power
     #: failure; README "SQLite durability").
     sqlite_synchronous: str = "FULL"
+    #: The zone of every time and day boundary operators see (stored times stay UTC).
+    timezone: str = "Asia/Shanghai"
 
     def section(self, name: str) -> dict[str, Any]:
         """A free-form section for an adapter's own settings (e.g. ``bank``)."""
@@ -145,6 +148,18 @@ def _typed(cls, raw: Any, where: str):  # type: ignore[no-untyped-def]
         return cls(**known)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _timezone(value: Any, where: str) -> str:
+    """An IANA zone name (``Asia/Shanghai``), checked against the zone database."""
+    if value is None or value == "":
+        return "Asia/Shanghai"
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: not a known time zone (e.g. Asia/Shanghai): "
+                          f"{str(value)[:60]!r}") from None
+    return str(value)
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -188,6 +203,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if synchronous not in SQLITE_SYNCHRONOUS:
         raise ConfigError(f"{path}: sqlite_synchronous: one of {', '.join(SQLITE_SYNCHRONOUS)}"
                           f" (got {raw.get('sqlite_synchronous')!r})")
+    timezone = _timezone(raw.get("timezone"), f"{path}: timezone")
     return Config(
         path=path,
         city=city,
@@ -207,6 +223,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raw=raw,
         public_url=public_url,
         sqlite_synchronous=synchronous,
+        timezone=timezone,
     )
 
 
@@ -380,7 +397,7 @@ class Hub:
         self.overrides = Overrides(self.db, config.raw.get("settings_refresh_seconds", 5),
                                    where=f"{config.path}: settings_refresh_seconds",
                                    default_promised_days=deadlines.get("default_promised_days"),
-                                   tz=str(config.raw.get("timezone") or "Asia/Shanghai"))
+                                   tz=config.timezone)
         self.routes = self.overrides.bind(self.routes)
         self.city = self.overrides.city(self.city)
         self._adapters: dict[str, Adapter] = {}

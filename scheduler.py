@@ -132,7 +132,7 @@ def refresh_statistics(hub: Hub) -> int:
     from admin.stats import refresh_pending
 
     with hub.db.session() as s:
-        return len(refresh_pending(s))
+        return len(refresh_pending(s, tz=hub.overrides.tz))
 
 
 def housekeeping(hub: Hub) -> dict[str, int]:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adapters.base import DeliveryResult, OutgoingMessage
+from store.alerts import close_delivered
 from store.calllog import CallRecord, call_row, write_calls
 from store.calllog_buffer import insert_rows
 from store.models import Alert, utcnow
-from store.outbox import DEAD, Claimed, Outcome, claim, claim_one, finish_many, release
+from store.outbox import DEAD, DONE, Claimed, Outcome, claim, claim_one, finish_many, release
 from store.resilience import retry_on_disconnect, retry_until_back
 
 if TYPE_CHECKING:
@@ -171,6 +172,8 @@ class Dispatcher:
                     s.add(dead_alert(a.row, a.result))
                 if adapter is not None:
                     adapter.after_delivery(s, a.message, a.result, status)
+            close_delivered(s, [a.row.id for a, st in zip(attempts, statuses, strict=True)
+                                if st == DONE])  # a resubmitted dead message's alert
             if repeat:  # the first run may have committed after all: keyed on ref_id
                 insert_rows(s.connection(), [call_row(hub.cipher, a.record) for a in attempts])
             else:

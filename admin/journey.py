@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from admin.casefile import Track, overall, track
 from admin.masking import mask, mask_if, scrub, show_body
 from admin.perms import Principal
-from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, StoredFile
+from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, StoredFile, utcnow
+from store.outbox import held_condition
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -38,6 +40,9 @@ class Journey:
     payload: Any
     steps: list[Step]
     messages: list[OutboxMessage]
+    tracks: list[Track] = field(default_factory=list)  # the business timeline, per sub-case
+    overall: str = ""  # the parent's state (办结 when all its sub-cases are)
+    held: set[int] = field(default_factory=set)  # messages held by a switched-off interface
 
 
 def visible_case(s: Session, principal: Principal, case_no: str) -> Case | None:
@@ -120,8 +125,9 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
                                       "ms": round(c.duration_ms)},
                               body=[("请求", _open(hub, c.request_enc, reveal)),
                                     ("应答", _open(hub, c.response_enc, reveal))]))
-    for ev in s.scalars(select(StageEvent).where(StageEvent.case_id.in_(ids))
-                        .order_by(StageEvent.id)):
+    events = list(s.scalars(select(StageEvent).where(StageEvent.case_id.in_(ids))
+                            .order_by(StageEvent.id)))
+    for ev in events:
         owner = by_id[ev.case_id]
         steps.append(Step(ev.recorded_at, "stage", f"环节：{ev.stage}", owner.case_no,
                           status=ev.stage, detail={
@@ -141,4 +147,11 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
             if not isinstance(st.detail, dict):
                 st.detail = {"detail": st.detail}
     steps.sort(key=lambda st: st.at)
-    return Journey(case, parent, subs, payload, steps, messages)
+    now = utcnow()
+    tracks = [track(c, [e for e in events if e.case_id == c.id], parent.created_at, now, reveal)
+              for c in (subs or [parent])]
+    held = set(s.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.id.in_(msg_ids), OutboxMessage.status == "pending",
+        held_condition()))) if msg_ids else set()
+    return Journey(case, parent, subs, payload, steps, messages, tracks,
+                   overall(parent, subs), held)

@@ -4,18 +4,22 @@ Call-log figures come from the daily rollup (``admin_call_daily``) for whole day
 holds, and from the call log itself for the rest of the range (today, partial days),
 so a year of data reads a few hundred thousand rollup rows instead of millions of
 calls. Medians are estimated from the duration histogram (linear inside a bucket).
+Days are the operators' days (config ``timezone``, Asia/Shanghai by default): a call at
+01:00 Beijing time counts on that Beijing day, whatever the server's clock zone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from admin.perms import Principal
+from mapping.names import interface_name
 from store.admin_models import CallDaily, CallDailyDone
 from store.models import CallLogEntry, Case, OutboxMessage, utcnow
 from store.outbox import held_condition
@@ -41,13 +45,26 @@ def _bucket_sums(duration):  # type: ignore[no-untyped-def]
     return cols
 
 
+#: The operators' zone when a caller passes none (the hub passes config ``timezone``).
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def day_start(day: date, tz: tzinfo) -> datetime:
+    """The first instant of the local ``day`` as naive UTC (the store's times)."""
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+
+def local_day(value: datetime, tz: tzinfo) -> date:
+    """The local day of a stored naive-UTC time."""
+    return value.replace(tzinfo=UTC).astimezone(tz).date()
+
+
 # --------------------------------------------------------------------------- rollup
 
 
-def refresh_rollup(session: Session, day: date) -> int:
-    """(Re)build one day of the rollup from the call log; returns its rollup rows."""
-    start = datetime.combine(day, time())
-    end = start + timedelta(days=1)
+def refresh_rollup(session: Session, day: date, tz: tzinfo = DEFAULT_TZ) -> int:
+    """(Re)build one local day of the rollup from the call log; returns its rollup rows."""
+    start, end = day_start(day, tz), day_start(day + timedelta(days=1), tz)
     c = CallLogEntry
     session.execute(delete(CallDaily).where(CallDaily.day == day))
     src = (
@@ -68,22 +85,23 @@ def refresh_rollup(session: Session, day: date) -> int:
     return rows
 
 
-def refresh_pending(session: Session, today: date | None = None, max_days: int = 800) -> list[date]:
+def refresh_pending(session: Session, today: date | None = None, max_days: int = 800,
+                    tz: tzinfo = DEFAULT_TZ) -> list[date]:
     """Roll up every past day not yet done, and yesterday again (late calls).
 
     The scheduler job for the lead: run this a few minutes after midnight (and at
     start-up); each day is one indexed range scan of the call log.
     """
-    today = today or utcnow().date()
+    today = today or local_day(utcnow(), tz)
     first = session.scalar(select(func.min(CallLogEntry.started_at)))
     if first is None:
         return []
     done = set(session.scalars(select(CallDailyDone.day)))
-    day = max(first.date(), today - timedelta(days=max_days))
+    day = max(local_day(first, tz), today - timedelta(days=max_days))
     refreshed = []
     while day < today:
         if day not in done or day == today - timedelta(days=1):
-            refresh_rollup(session, day)
+            refresh_rollup(session, day, tz)
             refreshed.append(day)
         day += timedelta(days=1)
     return refreshed
@@ -151,24 +169,27 @@ class Dashboard:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _rollup_days(session: Session, since: datetime, until: datetime) -> list[date]:
-    """Whole days inside [since, until) that the rollup holds."""
-    first = since.date() if since.time() == time() else since.date() + timedelta(days=1)
-    last = until.date()  # exclusive
+def _rollup_days(session: Session, since: datetime, until: datetime,
+                 tz: tzinfo) -> list[date]:
+    """Whole local days inside [since, until) that the rollup holds."""
+    first = local_day(since, tz)
+    if day_start(first, tz) < since:
+        first += timedelta(days=1)
+    last = local_day(until, tz)  # exclusive: the day holding ``until`` is partial or after
     return list(session.scalars(select(CallDailyDone.day).where(
         CallDailyDone.day >= first, CallDailyDone.day < last).order_by(CallDailyDone.day)))
 
 
-def _raw_intervals(since: datetime, until: datetime,
-                   days: list[date]) -> list[tuple[datetime, datetime]]:
+def _raw_intervals(since: datetime, until: datetime, days: list[date],
+                   tz: tzinfo) -> list[tuple[datetime, datetime]]:
     """The parts of [since, until) not covered by the rolled-up days."""
     out: list[tuple[datetime, datetime]] = []
     cursor = since
     for day in days:
-        start = datetime.combine(day, time())
+        start = day_start(day, tz)
         if start > cursor:
             out.append((cursor, start))
-        cursor = max(cursor, start + timedelta(days=1))
+        cursor = max(cursor, day_start(day + timedelta(days=1), tz))
     if cursor < until:
         out.append((cursor, until))
     return out
@@ -204,9 +225,23 @@ def portable_rollup_rows(session: Session, where, sums):  # type: ignore[no-unty
     return out
 
 
+def _local_pieces(intervals: list[tuple[datetime, datetime]],
+                  tz: tzinfo) -> list[tuple[date, datetime, datetime]]:
+    """The intervals cut at local midnights: (local day, start, end) in naive UTC."""
+    out = []
+    for a, b in intervals:
+        while a < b:
+            day = local_day(a, tz)
+            end = min(b, day_start(day + timedelta(days=1), tz))
+            out.append((day, a, end))
+            a = end
+    return out
+
+
 def interface_stats(session: Session, principal: Principal, since: datetime,
-                    until: datetime) -> tuple[list[InterfaceStat], list[tuple[str, int, int]]]:
-    days = _rollup_days(session, since, until)
+                    until: datetime, tz: tzinfo = DEFAULT_TZ,
+                    ) -> tuple[list[InterfaceStat], list[tuple[str, int, int]]]:
+    days = _rollup_days(session, since, until, tz)
     stats: dict[str, InterfaceStat] = {}
     per_day: dict[str, list[int]] = {}
 
@@ -235,7 +270,7 @@ def interface_stats(session: Session, principal: Principal, since: datetime,
                 slot = per_day.setdefault(str(key)[:10], [0, 0])
                 slot[0 if outcome == "ok" else 1] += int(r[0])
     c = CallLogEntry
-    intervals = _raw_intervals(since, until, days)
+    intervals = _raw_intervals(since, until, days, tz)
     if intervals:
         in_raw = or_(*[and_(c.started_at >= a, c.started_at < b) for a, b in intervals])
         rows = session.execute(
@@ -246,13 +281,14 @@ def interface_stats(session: Session, principal: Principal, since: datetime,
         for r in rows:
             add(r[0], r[1], int(r[2]), float(r[3] or 0), float(r[4] or 0),
                 [int(x or 0) for x in r[5:]])
-        day_col = func.date(c.started_at)
-        for day, outcome, calls in session.execute(
-                select(day_col, c.outcome, func.count())
-                .where(in_raw, principal.scope(c.division))
-                .group_by(day_col, c.outcome)).all():
-            slot = per_day.setdefault(str(day)[:10], [0, 0])
-            slot[0 if outcome == "ok" else 1] += int(calls)
+        # one indexed range count per local day (a SQL date() would cut at UTC midnight)
+        for day, a, b in _local_pieces(intervals, tz):
+            for outcome, calls in session.execute(
+                    select(c.outcome, func.count())
+                    .where(c.started_at >= a, c.started_at < b, principal.scope(c.division))
+                    .group_by(c.outcome)).all():
+                slot = per_day.setdefault(day.isoformat(), [0, 0])
+                slot[0 if outcome == "ok" else 1] += int(calls)
     series = [(k, v[0], v[1]) for k, v in sorted(per_day.items())]
     return sorted(stats.values(), key=lambda s: s.interface), series
 
@@ -298,7 +334,7 @@ def message_outcomes(session: Session, principal: Principal, since: datetime,
 
 
 def dashboard(session: Session, principal: Principal, since: datetime,
-              until: datetime) -> Dashboard:
+              until: datetime, tz: tzinfo = DEFAULT_TZ) -> Dashboard:
     import time as _time
 
     timings: dict[str, float] = {}
@@ -307,7 +343,7 @@ def dashboard(session: Session, principal: Principal, since: datetime,
     t1 = _time.perf_counter()
     outcomes = message_outcomes(session, principal, since, until)
     t2 = _time.perf_counter()
-    interfaces, series = interface_stats(session, principal, since, until)
+    interfaces, series = interface_stats(session, principal, since, until, tz)
     t3 = _time.perf_counter()
     timings.update(cases_ms=(t1 - t0) * 1000, messages_ms=(t2 - t1) * 1000,
                    calls_ms=(t3 - t2) * 1000)
@@ -326,6 +362,7 @@ def stats_rows(dash: Dashboard, names: dict[str, Any]) -> list[list[Any]]:
         for key, n in data.items():
             rows.append([section, key, table.get(key, key), n, "", "", "", ""])
     for st in dash.interfaces:
-        rows.append(["接口", st.interface, "", st.calls, round(st.success_rate, 4),
+        rows.append(["接口", st.interface, interface_name(st.interface), st.calls,
+                     round(st.success_rate, 4),
                      round(st.avg_ms, 1), round(st.median_ms, 1), round(st.max_ms, 1)])
     return rows

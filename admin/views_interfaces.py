@@ -26,7 +26,7 @@ def interfaces():  # type: ignore[no-untyped-def]
     since = until - timedelta(days=7)
     c = CallLogEntry
     with h.transaction() as s:
-        stat_rows, _ = stats.interface_stats(s, me(), since, until)
+        stat_rows, _ = stats.interface_stats(s, me(), since, until, hub().overrides.tz)
         last_ids = dict(s.execute(
             select(c.interface, func.max(c.id))
             .where(c.outcome != "ok", c.started_at >= until - timedelta(days=30),

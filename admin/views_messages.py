@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from flask import abort, flash, redirect, request, url_for
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, false, func, select
 
 from admin.auth import requires
-from admin.web import MESSAGE_STATUS, audit, bp, hub, me, page_args, parse_dt, render
-from store.models import OutboxMessage
+from admin.web import MESSAGE_STATUS, BadInput, audit, bp, hub, me, page_args, parse_dt, render
+from store.models import Case, OutboxMessage
 from store.outbox import MessageFilter, find, held_condition, resubmit
 
 FIELDS = ("item", "division", "interface", "partner", "status", "since", "until")
@@ -49,9 +49,16 @@ def messages():  # type: ignore[no-untyped-def]
         conds += [m.status == "pending", held_condition()]
     elif args["status"]:
         conds.append(m.status == args["status"])
-    if since := parse_dt(args["since"]):
+    error = ""
+    try:
+        since = parse_dt(args["since"], label="开始日期")
+        until = parse_dt(args["until"], end=True, label="结束日期")
+    except BadInput as exc:  # said on the page; nothing listed
+        error, since, until = str(exc), None, None
+        conds.append(false())
+    if since:
         conds.append(m.created_at >= since)
-    if until := parse_dt(args["until"], end=True):
+    if until:
         conds.append(m.created_at < until)
     where = and_(*conds)
     with hub().transaction() as s:
@@ -60,8 +67,14 @@ def messages():  # type: ignore[no-untyped-def]
                               .offset((page - 1) * per).limit(per)))
         held = set(s.scalars(select(m.id).where(m.id.in_([r.id for r in rows]),
                                                 m.status == "pending", held_condition())))
+        cases = {mid: no for mid, no in s.execute(
+            select(m.id, Case.case_no).join(Case, Case.id == m.case_id)
+            .where(m.id.in_([r.id for r in rows])))}
+        known = set(s.scalars(select(m.interface).distinct()))
     return render("messages.html", rows=rows, total=total, args=args, page=page, per=per,
-                  held=held, statuses=MESSAGE_STATUS,
+                  held=held, statuses=MESSAGE_STATUS, cases=cases, error=error,
+                  interfaces=sorted((known | {args["interface"]}) - {""}),
+                  partners=sorted({*hub().partners, args["partner"]} - {""}),
                   counties=me().visible_counties(hub().city.counties))
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -36,9 +37,16 @@ class OpenedCase:
     subs: list[tuple[Case, Route]]
 
 
-def case_no_for(prefix: str, row_id: int, when: datetime) -> str:
-    """Readable, unique case numbers: city or county code, date, row id."""
-    return f"{prefix}{when:%Y%m%d}{row_id:08d}"
+#: The day in a case number is the operators' day (a case at 01:00 Beijing time carries
+#: that Beijing date, not the UTC date before it).
+CASE_NO_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def case_no_for(prefix: str, row_id: int, when: datetime, tz: tzinfo = CASE_NO_TZ) -> str:
+    """Readable, unique case numbers: city or county code, local date, row id (``when``
+    is the store's naive UTC)."""
+    local = when.replace(tzinfo=UTC).astimezone(tz) if when.tzinfo is None else when.astimezone(tz)
+    return f"{prefix}{local:%Y%m%d}{row_id:08d}"
 
 
 def _new_case(session: Session, **fields: Any) -> Case:

@@ -54,27 +54,32 @@ def test_find_failed_case_resubmit_and_see_it_delivered(served, county_peer, bro
     # the dead message shows on the messages page once the retries are used up
     def dead_listed() -> bool:
         page.goto(served.url + "/admin/messages?status=dead")
-        return "county.rental_filing" in page.inner_text("#message-list")
+        return "房屋租赁备案 · 推送区县" in page.inner_text("#message-list")
     wait_until(dead_listed, timeout=30, interval=0.5, what="a dead message")
     page.click("text=办件查询")
     page.fill("input[name=apply_no]", "BROWSER-1")
     page.click("#case-search button[type=submit]")
     page.click(f"#case-results a:text('{sub}')")
-    assert page.inner_text("#messages .status") == "dead"
+    assert page.inner_text("#messages-attention .status") == "已停止"
+    page.click("#technical > summary")  # the technical log, folded under the timeline
     journey = page.inner_text("#journey")
     assert "拆分子办件 → 511702" in journey and "503" in page.content()
-    # the county is back; resubmit from the journey page
+    # the county is back; resubmit from the case page
     county_peer.state.mode = "ok"
-    page.click("#messages button.resubmit")
+    page.click("#messages-attention button.resubmit")
     assert "已重新提交 1 条报文" in page.inner_text("main")
 
     def delivered() -> bool:
         page.reload()
-        return page.inner_text("#messages .status") == "done"
+        page.click("#technical > summary")
+        return page.inner_text("#messages .status") == "已送达"
     wait_until(delivered, timeout=20, interval=0.3, what="delivery after resubmit")
     assert [r.body["case_no"] for r in county_peer.state.received] == [sub]
     assert "root" in page.inner_text("#messages")  # who resubmitted, shown on the case
-    # the layout fits a 1366-wide screen: no horizontal scrolling
+    assert page.query_selector("#needs-action") is None  # nothing left to do
+    # the layout fits a 1366-wide screen: no horizontal scrolling (case page, dashboard)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    page.goto(served.url + "/admin/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
 
 
