@@ -26,6 +26,7 @@ ADAPTER_ALIASES: dict[str, str] = {
     "bank_soap": "adapters.bank_soap:BankSoapAdapter",
     "pos": "adapters.pos:PosAdapter",
     "http": "adapters.http:HttpJsonAdapter",
+    "departments": "adapters.departments:DepartmentsAdapter",
 }
 
 
