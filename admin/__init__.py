@@ -51,6 +51,7 @@ def register(app: Flask, hub_: Hub) -> None:
         views_messages,
         views_people,
         views_settings,
+        views_share,
     )
 
     app.register_blueprint(bp)

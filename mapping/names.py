@@ -21,7 +21,8 @@ from mapping.items import ITEMS, STAGES
 
 CATALOGUE = Path(__file__).with_name("data") / "names.yaml"
 KINDS = ("message_statuses", "alert_kinds", "audit_actions", "directions", "outcomes",
-         "interfaces", "partners", "banks", "result_codes", "items", "stages", "operations")
+         "interfaces", "partners", "banks", "result_codes", "items", "stages", "operations",
+         "share_actions")
 
 
 @functools.cache
