@@ -24,6 +24,7 @@ BUYER = "11010519491231002X"
 SELLER = "51072219800101001X"
 LISTED = "110105198001011238"
 BANK_RATE = 12
+HEADER_START = ["时间（北京时间）", "部门", "操作"]
 
 
 @pytest.fixture
@@ -266,3 +267,42 @@ def test_mortgage_push_idempotent_and_shown_with_the_house(world):
     [entry] = house.body["data"]["contracts"]
     assert [m["mortgage_no"] for m in entry["mortgages"]] == ["DY-001"]
     assert c["police"].call("mortgages", body).body["code"] == "1004"
+
+
+def test_admin_page_searches_and_exports_the_sharing_audit(world):
+    import io
+
+    from openpyxl import load_workbook
+
+    from tests.test_admin_fixtures import ALL_FUNCTIONS, Client, add_operator
+
+    hub, url, _province, _p, _county, _d, c = world
+    c["bank_icbc"].contracts(BUYER, operator="=cmd|calc!A0", purpose="个人住房贷款审批")
+    c["police"].contracts(SELLER, operator="pol-9", purpose="刑事案件协查")
+    c["tax"].housing_count(BUYER)  # refused 1004, audited too
+    add_operator(hub, "auditor", ALL_FUNCTIONS)
+    add_operator(hub, "county-op", ALL_FUNCTIONS, divisions=("511703",))
+    client = Client(url)
+    assert client.login("auditor").status_code == 200
+    page = client.get("/admin/share").text
+    assert "工商银行个人信贷系统" in page and "查询合同备案" in page and "无权办理" in page
+    assert BUYER not in page and "证件号（已脱敏）" in page
+    found = client.get(f"/admin/share?id_no={BUYER.lower()}").text
+    assert "个人住房贷款审批" in found and "刑事案件协查" not in found
+    assert "pol-9" in client.get("/admin/share?operator=pol-9").text
+    export = client.get(f"/admin/share.xlsx?id_no={BUYER}")
+    assert export.status_code == 200
+    ws = load_workbook(io.BytesIO(export.content))["共享访问审计"]
+    rows = [[cell.value for cell in row] for row in ws.iter_rows()]
+    assert rows[0][:3] == HEADER_START and len(rows) == 2, rows  # header, the bank's query
+    cell = next(cell for row in ws.iter_rows() for cell in row
+                if isinstance(cell.value, str) and "calc" in cell.value)
+    assert cell.data_type == "s" and cell.quotePrefix  # never a formula
+    scoped = Client(url)
+    assert scoped.login("county-op").status_code == 200
+    assert "没有记录" in scoped.get("/admin/share").text  # city-wide queries: not its scope
+    with hub.transaction() as s:
+        [summary] = [m for m in share.monthly_summary(
+            s, __import__("datetime").datetime(2000, 1, 1),
+            __import__("datetime").datetime(2100, 1, 1)) if m["app_id"] == "tax"]
+    assert summary["refusals"] == 1 and summary["queries"] == 0
