@@ -32,9 +32,24 @@ if str(ROOT) not in sys.path:
 from bench._common import reset_store  # noqa: E402
 from mapping.departments import DEFAULT_SCOPES, Scope  # noqa: E402
 from store import share  # noqa: E402
-from store.crypto import DataCipher, decode_master_key, new_master_key  # noqa: E402
+from store.crypto import DataCipher  # noqa: E402
 from store.db import Database  # noqa: E402
 from store.sealed import bind_cipher  # noqa: E402
+
+BENCH_KEY = b"cityhub-bench-share-fixed-key-00"
+
+
+def loaded(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM shared_filings")).scalar() or 0)
+    except Exception:
+        return 0
+    finally:
+        engine.dispose()
 
 
 def ids(n: int) -> list[str]:
@@ -99,18 +114,25 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--samples", type=int, default=2000)
+    p.add_argument("--reuse", action="store_true",
+                   help="keep the rows a previous run loaded (same count) instead of reloading")
     args = p.parse_args()
     url = os.environ.get("HUB_BENCH_DATABASE_URL")
     if not url or not url.startswith("postgresql"):
         sys.exit("set HUB_BENCH_DATABASE_URL to a PostgreSQL database the bench may reset")
-    reset_store(url)
-    cipher = DataCipher(decode_master_key(new_master_key()))
-    db = Database(url)
-    bind_cipher(db.engine, cipher)
+    cipher = DataCipher(BENCH_KEY)  # a fixed key: --reuse finds the same blind indexes
     people = ids(max(10, int(args.rows * 0.8)))
-    print(f"loading {args.rows:,} shared filings ({len(people):,} people) at "
-          f"{datetime.now():%H:%M:%S}", flush=True)
-    load(db, cipher, args.rows, people)
+    if not (args.reuse and loaded(url) == args.rows):
+        reset_store(url)
+        db = Database(url)
+        bind_cipher(db.engine, cipher)
+        print(f"loading {args.rows:,} shared filings ({len(people):,} people) at "
+              f"{datetime.now():%H:%M:%S}", flush=True)
+        load(db, cipher, args.rows, people)
+    else:
+        db = Database(url)
+        bind_cipher(db.engine, cipher)
+        print(f"reusing {args.rows:,} shared filings", flush=True)
     rng = random.Random(7)
     sample = [rng.choice(people) for _ in range(args.samples)]
     scope = Scope(frozenset(DEFAULT_SCOPES["bank"]["kinds"]), True, True, True)

@@ -306,3 +306,21 @@ def test_admin_page_searches_and_exports_the_sharing_audit(world):
             s, __import__("datetime").datetime(2000, 1, 1),
             __import__("datetime").datetime(2100, 1, 1)) if m["app_id"] == "tax"]
     assert summary["refusals"] == 1 and summary["queries"] == 0
+
+
+def test_case_page_shows_the_seizure_warning(world):
+    from tests.test_admin_fixtures import ALL_FUNCTIONS, Client, add_operator
+
+    hub, url, province, _p, county, _d, c = world
+    c["court"].seize("CF-2026-002", "H-0888", "达州市通川区人民法院", "(2026)川1702执保8号")
+    answer = province.submit("resale_contract_filing",
+                             filing("resale_contract_filing", "RS-88", house="H-0888"))
+    case_no = sub_case_no(answer)
+    other = sub_case_no(province.submit("resale_contract_filing",
+                                        filing("resale_contract_filing", "RS-89")))
+    add_operator(hub, "root", ALL_FUNCTIONS)
+    client = Client(url)
+    assert client.login("root").status_code == 200
+    page = client.get(f"/admin/cases/{case_no}").text
+    assert 'id="seizure-warning"' in page and "(2026)川1702执保8号" in page
+    assert 'id="seizure-warning"' not in client.get(f"/admin/cases/{other}").text
