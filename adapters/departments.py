@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from flask import request
+from sqlalchemy.exc import IntegrityError
 
 from adapters.auth import authenticate, read_body
 from adapters.base import DeliveryResult, OutgoingMessage
@@ -308,7 +309,6 @@ class Gateway:
         self.hub, self.dept = hub, dept
 
     def handle(self, name: str, body: bytes) -> dict[str, Any]:
-        dept = self.dept
         try:
             doc: dict[str, Any] | None = parse_json(body)
             bad_body: ApiError | None = None
@@ -318,6 +318,18 @@ class Gateway:
                                        and "seizure_no" not in doc)
         action = f"{'push' if push else 'query'}.{name}"
         who, header_errors = asker(request.headers)
+        for attempt in range(3):  # a concurrent duplicate push: its unique key, once more
+            try:
+                return self._once(name, action, push, doc, bad_body, who, header_errors)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _once(self, name: str, action: str, push: bool, doc: dict[str, Any] | None,
+              bad_body: ApiError | None, who: Any, header_errors: list[dict[str, str]]
+              ) -> dict[str, Any]:
+        dept = self.dept
         audit: dict[str, Any] = {"asked": None, "asked_id": None, "returned": ()}
         answer: dict[str, Any] | None = None
         error: ApiError | None = None
