@@ -400,6 +400,9 @@ class Hub:
                                    tz=config.timezone)
         self.routes = self.overrides.bind(self.routes)
         self.city = self.overrides.city(self.city)
+        from adapters.departments import Sharing  # the data-sharing gateway's departments
+
+        self.sharing = Sharing(self)
         self._adapters: dict[str, Adapter] = {}
         self._adapters_lock = threading.Lock()
         self.workers = None  # DeliveryWorkers, when this process delivers

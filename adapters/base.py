@@ -27,6 +27,7 @@ ADAPTER_ALIASES: dict[str, str] = {
     "pos": "adapters.pos:PosAdapter",
     "entry": "adapters.entry:EntryAdapter",
     "http": "adapters.http:HttpJsonAdapter",
+    "departments": "adapters.departments:DepartmentsAdapter",
 }
 
 

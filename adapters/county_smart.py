@@ -35,12 +35,13 @@ class CountySmartAdapter(HttpJsonAdapter):
 
     def deliver(self, message: OutgoingMessage) -> DeliveryResult:
         """POST the sub-case; its materials travel with it (content, type and SHA-256)."""
-        payload = message.payload
+        logged = self.hub.sharing.with_warnings(message.payload, message.item)  # 查封 warnings
+        payload = logged
         if payload.get("materials"):
             payload = {**payload, "materials": self._with_content(payload["materials"])}
         result = self.client.post(message.partner, message.operation, payload, message.timeout,
                                   message.id)
-        result.request = message.payload  # the call log keeps references, not the files
+        result.request = logged  # the call log keeps references, not the files
         return result
 
     def _with_content(self, materials: list[dict[str, Any]]) -> list[dict[str, Any]]:

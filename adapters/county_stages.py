@@ -108,6 +108,8 @@ def apply_stage(session: Session, hub: Hub, case: Case, report: StageReport,
         session, hub, case, report.stage, at=report.at, operator=report.operator,
         opinion=report.opinion, filing_no=report.filing_no, result=report.result, source=source,
     )
+    if outcome.recorded and outcome.event is not None:  # 办结 → the shared record, pushes
+        hub.sharing.on_stage(session, case, report.stage, report.filing_no, outcome.event.at)
     if outcome.recorded and report.stage == "completed" and report.result is not None:
         from adapters.intake import results_payload  # the one /results format
 
@@ -241,4 +243,6 @@ def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
         set_committed_value(case, "stage", stage)
         set_committed_value(case, "updated_at", now)
     hub.enqueue_many(session, messages)
+    for p in recorded:  # 办结 of a filing → the shared record and its pushes out
+        hub.sharing.on_stage(session, p.case, p.report.stage, p.report.filing_no, p.at)
     return len(recorded)

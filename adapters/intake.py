@@ -124,6 +124,10 @@ class Intake:
         try:
             canonical = parse_application(item, doc, self.hub.city)
             record.division = canonical.county_codes[0] if canonical.county_codes else None
+            listing = self.hub.sharing.refusal(canonical)  # a listed defaulter (departments.md)
+            if listing is not None:
+                return self._unique_retry(
+                    lambda s: self.hub.sharing.refuse(s, canonical, listing), nonce)
             if item.kind is ItemKind.SYNC_QUERY:
                 return self._sync(canonical, nonce)
             if not canonical.materials:

@@ -61,6 +61,7 @@ def register(app: Flask, hub_: Hub) -> None:
         views_numbering,  # 预售项目监管 (Hunan profile only)
         views_people,
         views_settings,
+        views_share,
     )
 
     app.register_blueprint(bp)

@@ -107,7 +107,8 @@ def case_page(case_no: str):  # type: ignore[no-untyped-def]
         case = _case_or_404(s, case_no)
         j = journey.build(s, hub(), me(), case, reveal=False)
         promised = promised_days(s, case.item)
-    return render("case.html", j=j, reveal=False, promised=promised,
+        seizures = hub().sharing.warnings_for(s, case)  # 查封 (departments.md)
+    return render("case.html", j=j, reveal=False, promised=promised, seizures=seizures,
                   fields=casefile.form(j.payload, zh_named))
 
 
@@ -121,7 +122,8 @@ def case_reveal(case_no: str):  # type: ignore[no-untyped-def]
         audit(s, "view_personal_data", case.case_no,
               {"reason": request.form.get("reason", "")[:200]})
         promised = promised_days(s, case.item)
-    return render("case.html", j=j, reveal=True, promised=promised,
+        seizures = hub().sharing.warnings_for(s, case)  # 查封 (departments.md)
+    return render("case.html", j=j, reveal=True, promised=promised, seizures=seizures,
                   fields=casefile.form(j.payload, zh_named))
 
 

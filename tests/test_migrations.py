@@ -11,7 +11,8 @@ from sqlalchemy import create_engine
 from store.models import Base
 
 for optional in ("store.fund_models", "store.admin_models", "store.calendar_models",
-                 "store.numbering_models", "store.identity_models"):
+                 "store.numbering_models", "store.identity_models",
+                 "store.share_models"):
     try:
         importlib.import_module(optional)
     except ModuleNotFoundError as exc:

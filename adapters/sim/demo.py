@@ -139,6 +139,16 @@ class Demo:
             print(f"  simulated county platforms {', '.join(sorted(counties))} "
                   f"(smart; the others are manual)", flush=True)
         self._start_idp()
+        receivers = {a: p for a in ("tax", "fund") if (p := hub.partners.get(a)) is not None
+                     and p.secret and _local_port(p.base_url)}
+        dept_ports = {_local_port(p.base_url) for p in receivers.values()}
+        if len(dept_ports) == 1:  # the tax bureau's and fund centre's receivers (departments.md)
+            from adapters.sim.departments import DepartmentSim
+
+            self.peers.append(DepartmentSim({a: p.secret for a, p in receivers.items()},  # type: ignore[misc]
+                                            hub.config.hub_app_id,
+                                            port=dept_ports.pop() or 0).start())
+            print(f"  simulated departments    {', '.join(sorted(receivers))}", flush=True)
         banks = [p for p in hub.partners.values()
                  if p.options.get("bank_code") and _local_port(p.base_url)]
         if banks and "bank_soap" in hub.config.inbound:

@@ -9,7 +9,8 @@ from store.models import Base
 
 # Models of optional parts register on the same metadata when their module exists.
 for _name in ("store.fund_models", "store.admin_models", "store.calendar_models",
-              "store.numbering_models", "store.identity_models"):
+              "store.numbering_models", "store.identity_models",
+              "store.share_models"):
     try:
         importlib.import_module(_name)
     except ModuleNotFoundError as exc:

@@ -1,0 +1,326 @@
+"""The data-sharing gateway end to end, real servers only: the simulated province sends
+filings to the hub (waitress), the simulated county files them and calls back 办结, the
+hub pushes them to the simulated tax bureau and fund centre, and simulated departments
+(a bank's credit system, the police, the court) query and push, signed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from adapters.sim.county import CountySim, SimConfig
+from adapters.sim.departments import DepartmentClient, DepartmentSim
+from adapters.sim.province import ProvinceClient, ProvinceSim
+from store import share
+from store.models import Case, OutboxMessage
+from store.share_models import ShareAccess
+from tests.county_support import secret, served
+from tests.support import wait_until
+
+COUNTY = "511702"
+BUYER = "11010519491231002X"
+SELLER = "51072219800101001X"
+LISTED = "110105198001011238"
+BANK_RATE = 12
+HEADER_START = ["时间（北京时间）", "部门", "操作"]
+
+
+@pytest.fixture
+def world(make_hub, store_url):
+    province = ProvinceSim(secret("province")).start()
+    county = CountySim(SimConfig(hub_url="http://127.0.0.1:9",
+                                 secrets={COUNTY: secret(f"county_{COUNTY}")},
+                                 delays=(0.05, 0.05, 0.05))).start()
+    depts = DepartmentSim({"tax": secret("tax"), "fund": secret("fund")}).start()
+    partners = {
+        "province": {"base_url": province.base_url},
+        f"county_{COUNTY}": {"base_url": county.county_url(COUNTY), "division": COUNTY},
+        "bank_icbc": {"department": "bank", "rate_per_minute": BANK_RATE},
+        "bank_boc": {"department": "bank"},  # no secret: not enabled
+        "police": {"department": "police"},
+        "court": {"department": "court"},
+        "tax": {"department": "tax", "base_url": depts.base("tax")},
+        "fund": {"department": "fund", "base_url": depts.base("fund")},
+    }
+    hub = make_hub(store_url, inbound=["province", "county_smart", "departments"],
+                   partners=partners, secrets={"bank_boc": ""})
+    hub.start_workers(2)
+    with served(hub) as url:
+        county.config.hub_url = url
+        clients = {a: DepartmentClient(url, a, secret(a))
+                   for a in ("bank_icbc", "police", "court", "tax", "fund")}
+        yield hub, url, ProvinceClient(url, secret("province")), province, county, depts, clients
+        for c in clients.values():
+            c.close()
+    county.stop()
+    province.stop()
+    depts.stop()
+
+
+def filing(item: str, apply_no: str, buyer: str = BUYER, house: str = "H-0001",
+           price: str = "880000.00") -> dict:
+    return {"apply_no": apply_no, "city_code": "511700", "county_codes": [COUNTY],
+            "applicant": {"name": "张三", "id_type": "1", "id_no": buyer, "uscc": None,
+                          "phone": "13800138000"},
+            "submitted_at": "2026-11-22T10:00:00+08:00", "materials": [],
+            "data": {"buyer_name": "张三", "buyer_id_no": buyer, "seller_name": "李四",
+                     "seller_id_no": SELLER, "house_id": house, "address": "通川区朝阳路1号",
+                     "price": price}}
+
+
+def sub_case_no(answer) -> str:
+    return answer.body["data"]["sub_cases"][0]["case_no"]
+
+
+def stages_pushed(province, case_no):
+    return [p.body["stage"] for p in province.state.pushes("status")
+            if p.body.get("case_no") == case_no]
+
+
+def audit_rows(hub, **where):
+    with hub.transaction() as s:
+        stmt = select(ShareAccess).order_by(ShareAccess.id)
+        for k, v in where.items():
+            stmt = stmt.where(getattr(ShareAccess, k) == v)
+        return [{c: getattr(r, c) for c in ("app_id", "action", "operator", "purpose", "asked",
+                                             "asked_hash", "returned", "count", "code",
+                                             "direction")}
+                for r in s.scalars(stmt)]
+
+
+def test_resale_filed_pushed_to_tax_then_queried_by_the_bank(world):
+    hub, _url, province, prov_sim, county, depts, c = world
+    answer = province.submit("resale_contract_filing", filing("resale_contract_filing", "RS-1"))
+    assert answer.status == 200 and answer.body["code"] == "0000", answer.body
+    case_no = sub_case_no(answer)
+    wait_until(lambda: "completed" in stages_pushed(prov_sim, case_no), what="办结 pushed")
+    wait_until(lambda: depts.state.of("tax"), what="tax receives the filing")
+    [got] = depts.state.of("tax")
+    contract = got.body["contract"]
+    filing_no = contract["filing_no"]
+    assert got.signer == "cityhub_511700" and got.body["event"] == "filed"
+    assert filing_no.startswith("BA511702") and contract["kind"] == "resale"
+    assert contract["price"] == "880000.00"
+    assert {"role": "buyer", "name": "张三", "id_no": BUYER} in contract["parties"]
+    wait_until(lambda: depts.state.of("fund"), what="fund receives the filing")
+
+    def tax_done():  # through the outbox, so resubmittable and call-logged
+        with hub.transaction() as s:
+            out = s.scalars(select(OutboxMessage).where(OutboxMessage.partner == "tax")).one()
+            return out.status == "done" and out.interface == "share.out.tax"
+
+    wait_until(tax_done, what="the tax push recorded as done")
+
+    purpose = "个人住房贷款审批 (2026)贷字第77号"
+    found = c["bank_icbc"].contracts(BUYER.lower(), operator="loan-officer-7", purpose=purpose)
+    assert found.status == 200 and found.body["code"] == "0000", found.body
+    [entry] = found.body["data"]["contracts"]
+    assert entry["filing_no"] == filing_no and entry["price"] == "880000.00"
+    assert entry["status"] == "filed" and entry["county_code"] == COUNTY
+    count = c["bank_icbc"].housing_count(BUYER, operator="loan-officer-7", purpose=purpose)
+    assert count.body["data"]["count"] == 1 and count.body["data"]["as_of"]
+    assert c["bank_icbc"].housing_count(SELLER).body["data"]["count"] == 0  # seller: no home
+
+    rows = audit_rows(hub, app_id="bank_icbc", code="0000")
+    assert [r["action"] for r in rows] == ["query.contracts", "query.housing_count",
+                                           "query.housing_count"]
+    asked = rows[0]
+    assert asked["operator"] == "loan-officer-7" and asked["purpose"] == purpose
+    assert asked["returned"] == filing_no and asked["count"] == 1
+    with hub.db.session() as s:  # the ID number only as a keyed hash, never in clear
+        raw = s.execute(select(ShareAccess.__table__.c.asked_hash, ShareAccess.__table__.c.asked)
+                        .where(ShareAccess.__table__.c.app_id == "bank_icbc")).first()
+    assert raw.asked_hash == hub.cipher.blind_index(BUYER) and BUYER not in json.dumps(
+        list(raw))
+    wait_until(lambda: audit_rows(hub, app_id="tax"), what="the push audited")
+    [pushed] = audit_rows(hub, app_id="tax")
+    assert pushed["direction"] == "out" and pushed["returned"] == filing_no
+
+    police = c["police"].contracts(BUYER, purpose="刑事案件协查")
+    [seen] = police.body["data"]["contracts"]
+    assert "price" not in seen and seen["filing_no"] == filing_no
+
+
+def test_scope_purpose_and_rate(world):
+    hub, _url, province, _p, _county, _d, c = world
+    tax = c["tax"].housing_count(BUYER)
+    assert tax.status == 403 and tax.body["code"] == "1004"
+    police = c["police"].call("seizures", {"house_id": "H-0001"})
+    assert police.status == 403 and police.body["code"] == "1004"
+    pushes = c["bank_icbc"].list_defaulter(BUYER, "张三", "(2026)川1702执1号", "通川区人民法院")
+    assert pushes.body["code"] == "1004"  # only a court lists defaulters
+    for headers in ({"operator": None}, {"purpose": None}):
+        missing = c["bank_icbc"].contracts(BUYER, **headers)
+        assert missing.status == 400 and missing.body["code"] == "2002", missing.body
+    broken = c["bank_icbc"].contracts(BUYER, headers={"X-Purpose": "%E4%B8"})  # not UTF-8
+    assert broken.body["code"] == "2002"
+    long = c["bank_icbc"].contracts(BUYER, purpose="审" * 201)
+    assert long.body["code"] == "2002"
+    bad = c["bank_icbc"].call("contracts", {"id_no": BUYER, "house_id": "H-1"})
+    assert bad.body["code"] == "2002"
+    # the province is a partner but not a department; a department without a secret: 1001
+    not_dept = province.request("POST", "/api/share/v1/contracts", b'{"id_no":"x"}')
+    assert not_dept.status == 403 and not_dept.body["code"] == "1004"
+    boc = DepartmentClient(c["bank_icbc"].hub_url, "bank_boc", b"guessed-secret-000000")
+    assert boc.contracts(BUYER).body["code"] == "1001"
+    codes = [c["bank_icbc"].housing_count(BUYER).body["code"] for _ in range(BANK_RATE)]
+    assert codes.count("1005") >= 1 and codes[0] == "0000"
+    limited = c["bank_icbc"].housing_count(BUYER)
+    assert limited.status == 429 and limited.body["code"] == "1005"
+    refused = [r["code"] for r in audit_rows(hub, app_id="bank_icbc")]
+    assert "1005" in refused and "2002" in refused and "1004" in refused
+    police_ok = c["police"].contracts(BUYER)  # other departments keep their own rate
+    assert police_ok.body["code"] == "0000"
+
+
+def test_listed_buyer_refused_then_accepted_after_removal(world):
+    hub, _url, province, prov_sim, county, _d, c = world
+    court = c["court"]
+    listed = court.list_defaulter(LISTED, "王五", "(2026)川1702执123号", "达州市通川区人民法院")
+    assert listed.body["code"] == "0000" and listed.body["data"]["changed"] == 1
+    again = court.list_defaulter(LISTED, "王五", "(2026)川1702执123号", "达州市通川区人民法院")
+    assert again.body["data"]["changed"] == 0  # idempotent on (id_no, case_no)
+
+    refused = province.submit("presale_contract_filing",
+                              filing("presale_contract_filing", "PS-1", buyer=LISTED))
+    assert refused.status == 200 and refused.body["code"] == "0000", refused.body
+    data = refused.body["data"]
+    assert data["stage"] == "rejected" and "(2026)川1702执123号" in data["reason"]
+    assert "失信被执行人" in data["reason"] and LISTED not in data["reason"]
+    case_no = sub_case_no(refused)
+    wait_until(lambda: stages_pushed(prov_sim, case_no) == ["rejected"], what="不予受理 pushed")
+    [status] = [p.body for p in prov_sim.state.pushes("status") if p.body["case_no"] == case_no]
+    assert "(2026)川1702执123号" in status["opinion"]
+    repeat = province.submit("presale_contract_filing",
+                             filing("presale_contract_filing", "PS-1", buyer=LISTED))
+    assert repeat.body == refused.body  # the first answer, nothing new
+    with hub.transaction() as s:
+        assert s.scalars(select(Case.stage).where(Case.case_no == case_no)).one() == "rejected"
+        assert not s.scalars(select(OutboxMessage).where(
+            OutboxMessage.interface.like("county.%"))).all()
+    assert county.received == []  # nothing went to the county
+
+    removed = court.list_defaulter(LISTED, "王五", "(2026)川1702执123号", "达州市通川区人民法院",
+                                   removed_at="2026-11-30")
+    assert removed.body["data"]["changed"] == 1
+    accepted = province.submit("presale_contract_filing",
+                               filing("presale_contract_filing", "PS-2", buyer=LISTED))
+    assert "stage" not in accepted.body["data"], accepted.body
+    wait_until(lambda: [r for r in county.received if r.body["apply_no"] == "PS-2"],
+               what="the new filing delivered")
+
+
+def test_rule_switched_off_lets_a_listed_buyer_through(world):
+    hub, _url, province, _p, county, _d, c = world
+    c["court"].list_defaulter(LISTED, "王五", "(2026)川1702执9号", "达州市通川区人民法院")
+    with hub.transaction() as s:
+        share.set_rule(s, "presale_contract_filing", False, "admin")
+    passed = province.submit("presale_contract_filing",
+                             filing("presale_contract_filing", "PS-9", buyer=LISTED))
+    assert "stage" not in passed.body["data"]
+    resale = province.submit("resale_contract_filing",  # the rule is per item: still on here
+                             filing("resale_contract_filing", "RS-9", buyer=LISTED))
+    assert resale.body["data"]["stage"] == "rejected"
+
+
+def test_seized_house_delivered_with_the_warning(world):
+    hub, _url, province, _p, county, _d, c = world
+    seized = c["court"].seize("CF-2026-001", "H-0777", "达州市中级人民法院", "(2026)川17执保5号")
+    assert seized.body["code"] == "0000" and seized.body["data"]["duplicate"] is False
+    assert c["court"].seize("CF-2026-001", "H-0777", "达州市中级人民法院",
+                            "(2026)川17执保5号").body["data"]["duplicate"] is True
+    province.submit("resale_contract_filing",
+                    filing("resale_contract_filing", "RS-7", house="H-0777"))
+    got = wait_until(lambda: [r for r in county.received if r.body["apply_no"] == "RS-7"],
+                     what="the filing delivered")
+    assert got[0].body["warnings"] == [{"kind": "seizure", "seizure_no": "CF-2026-001",
+                                        "court": "达州市中级人民法院",
+                                        "document_no": "(2026)川17执保5号"}]
+    answer = c["bank_icbc"].call("seizures", {"house_id": "H-0777"})
+    assert [z["seizure_no"] for z in answer.body["data"]["seizures"]] == ["CF-2026-001"]
+    # released: the next filing goes without the warning
+    c["court"].seize("CF-2026-001", "H-0777", "达州市中级人民法院", "(2026)川17执保5号",
+                     released_at="2026-11-30T09:00:00+08:00")
+    province.submit("resale_contract_filing",
+                    filing("resale_contract_filing", "RS-8", house="H-0777"))
+    later = wait_until(lambda: [r for r in county.received if r.body["apply_no"] == "RS-8"],
+                       what="the second filing delivered")
+    assert "warnings" not in later[0].body
+
+
+def test_mortgage_push_idempotent_and_shown_with_the_house(world):
+    hub, _url, province, prov_sim, _county, depts, c = world
+    answer = province.submit("resale_contract_filing", filing("resale_contract_filing", "RS-3"))
+    case_no = sub_case_no(answer)
+    wait_until(lambda: "completed" in stages_pushed(prov_sim, case_no), what="办结 pushed")
+    body = {"mortgage_no": "DY-001", "house_id": "H-0001", "filing_no": None,
+            "mortgagor": {"name": "张三", "id_no": BUYER}, "mortgagee": "工商银行达州分行",
+            "amount": "500000.00", "signed_at": "2026-11-25"}
+    first = c["bank_icbc"].call("mortgages", body)
+    assert first.body["code"] == "0000" and first.body["data"]["duplicate"] is False
+    assert c["bank_icbc"].call("mortgages", body).body["data"]["duplicate"] is True
+    bad = c["bank_icbc"].call("mortgages", {**body, "amount": "-1", "mortgagor": {}})
+    assert bad.body["code"] == "2002" and len(bad.body["errors"]) >= 3
+    house = c["bank_icbc"].call("contracts", {"house_id": "H-0001"})
+    [entry] = house.body["data"]["contracts"]
+    assert [m["mortgage_no"] for m in entry["mortgages"]] == ["DY-001"]
+    assert c["police"].call("mortgages", body).body["code"] == "1004"
+
+
+def test_admin_page_searches_and_exports_the_sharing_audit(world):
+    import io
+
+    from openpyxl import load_workbook
+
+    from tests.test_admin_fixtures import ALL_FUNCTIONS, Client, add_operator
+
+    hub, url, _province, _p, _county, _d, c = world
+    c["bank_icbc"].contracts(BUYER, operator="=cmd|calc!A0", purpose="个人住房贷款审批")
+    c["police"].contracts(SELLER, operator="pol-9", purpose="刑事案件协查")
+    c["tax"].housing_count(BUYER)  # refused 1004, audited too
+    add_operator(hub, "auditor", ALL_FUNCTIONS)
+    add_operator(hub, "county-op", ALL_FUNCTIONS, divisions=("511703",))
+    client = Client(url)
+    assert client.login("auditor").status_code == 200
+    page = client.get("/admin/share").text
+    assert "工商银行个人信贷系统" in page and "查询合同备案" in page and "无权办理" in page
+    assert BUYER not in page and "证件号（已脱敏）" in page
+    found = client.get(f"/admin/share?id_no={BUYER.lower()}").text
+    assert "个人住房贷款审批" in found and "刑事案件协查" not in found
+    assert "pol-9" in client.get("/admin/share?operator=pol-9").text
+    export = client.get(f"/admin/share.xlsx?id_no={BUYER}")
+    assert export.status_code == 200
+    ws = load_workbook(io.BytesIO(export.content))["共享访问审计"]
+    rows = [[cell.value for cell in row] for row in ws.iter_rows()]
+    assert rows[0][:3] == HEADER_START and len(rows) == 2, rows  # header, the bank's query
+    cell = next(cell for row in ws.iter_rows() for cell in row
+                if isinstance(cell.value, str) and "calc" in cell.value)
+    assert cell.data_type == "s" and cell.quotePrefix  # never a formula
+    scoped = Client(url)
+    assert scoped.login("county-op").status_code == 200
+    assert "没有记录" in scoped.get("/admin/share").text  # city-wide queries: not its scope
+    with hub.transaction() as s:
+        [summary] = [m for m in share.monthly_summary(
+            s, __import__("datetime").datetime(2000, 1, 1),
+            __import__("datetime").datetime(2100, 1, 1)) if m["app_id"] == "tax"]
+    assert summary["refusals"] == 1 and summary["queries"] == 0
+
+
+def test_case_page_shows_the_seizure_warning(world):
+    from tests.test_admin_fixtures import ALL_FUNCTIONS, Client, add_operator
+
+    hub, url, province, _p, county, _d, c = world
+    c["court"].seize("CF-2026-002", "H-0888", "达州市通川区人民法院", "(2026)川1702执保8号")
+    answer = province.submit("resale_contract_filing",
+                             filing("resale_contract_filing", "RS-88", house="H-0888"))
+    case_no = sub_case_no(answer)
+    other = sub_case_no(province.submit("resale_contract_filing",
+                                        filing("resale_contract_filing", "RS-89")))
+    add_operator(hub, "root", ALL_FUNCTIONS)
+    client = Client(url)
+    assert client.login("root").status_code == 200
+    page = client.get(f"/admin/cases/{case_no}").text
+    assert 'id="seizure-warning"' in page and "(2026)川1702执保8号" in page
+    assert 'id="seizure-warning"' not in client.get(f"/admin/cases/{other}").text
