@@ -110,7 +110,7 @@ def test_a_clerks_day_in_chinese(served, county_peer, browser, tmp_path):  # noq
     else:
         after_merge.append("the dashboard's alert does not link its case")
         page.goto(f"{served.url}/admin/cases/{smart}")
-    page.wait_for_selector("#messages")
+    page.wait_for_selector("#needs-action")
     shot(page, "03-case")
     # its business timeline: 申请 first (受理/审批/办结 follow as the county works)
     timeline = page.locator("#timeline, [aria-label=办理进度], .business-timeline")
@@ -121,7 +121,7 @@ def test_a_clerks_day_in_chinese(served, county_peer, browser, tmp_path):  # noq
 
     # resubmit the dead message once the county is back
     county_peer.state.mode = "ok"
-    page.click("#messages button.resubmit")
+    page.click("#needs-action button.resubmit")
     assert "已重新提交 1 条" in page.inner_text("main")
     wait_until(lambda: [r.body["case_no"] for r in county_peer.state.received] == [smart],
                timeout=20, interval=0.3, what="delivery after resubmit")
