@@ -77,11 +77,23 @@ class Limits:
 @dataclass(frozen=True)
 class DeliveryConfig:
     threads: int = 4
-    batch: int = 20
+    #: Rows claimed per statement; ``lease_seconds`` must cover a batch of the slowest
+    #: calls (checked at start-up: adapters/lease.py).
+    batch: int = 8
     lease_seconds: float = 120.0
     poll_interval: float = 0.5
     #: On SIGTERM: seconds to finish the calls under way before handing their rows back.
     drain_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TypeError(f"{name}: must be a whole number >= 1, not {value!r}")
+        for name in ("lease_seconds", "poll_interval", "drain_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise TypeError(f"{name}: must be a positive number of seconds, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -337,6 +349,18 @@ def load_topology(config: Config, secrets: Secrets | None = None) -> Topology:
     return Topology(divisions, city, partners, routes)
 
 
+def check_delivery_lease(config: Config, topology: Topology) -> None:
+    """Refuse a lease a batch of the slowest calls could outlive (adapters/lease.py)."""
+    from adapters.lease import lease_problem
+
+    timeouts = [(f"route {r.county}/{r.item}", r.timeout)
+                for r in topology.routes.routes.values() if r.partner]
+    timeouts += [(f"partner {p.app_id}", p.timeout) for p in topology.partners.values()]
+    why = lease_problem(config.delivery.lease_seconds, config.delivery.batch, timeouts)
+    if why:
+        raise ConfigError(f"{config.path}: delivery.lease_seconds: {why}")
+
+
 
 
 class Hub:
@@ -347,6 +371,7 @@ class Hub:
         self.secrets = Secrets(config)
         self.cipher = DataCipher(self.secrets.data_key())
         topology = load_topology(config, self.secrets)
+        check_delivery_lease(config, topology)
         self.divisions, self.city = topology.divisions, topology.city
         self.partners = topology.partners
         self.routes: RoutingTable = topology.routes

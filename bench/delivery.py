@@ -100,7 +100,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=3000)
     p.add_argument("--threads", type=int, default=4)
-    p.add_argument("--batch", type=int, default=20, help="rows claimed per statement")
+    p.add_argument("--batch", type=int, default=8, help="rows claimed per statement")
     p.add_argument("--postgres", default=os.environ.get("HUB_TEST_DATABASE_URL"))
     args = p.parse_args()
     peer, peer_url = start_peer()

@@ -251,6 +251,25 @@ def release(session: Session, worker_ids: list[str], ids: list[int] | None = Non
     ).rowcount
 
 
+def renew(session: Session, worker_id: str, ids: list[int], lease_seconds: float,
+          now: datetime | None = None) -> set[int]:
+    """Extend the lease of rows ``worker_id`` still holds (a batch under way); the ids
+    still held. Fenced on the claimer like ``finish``: a row whose lease ran out and
+    that another worker claimed since is not taken back."""
+    if not ids:
+        return set()
+    now = now or utcnow()
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.claimed_by == worker_id,
+               OutboxMessage.status == IN_FLIGHT)
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(stmt).all())
+
+
 _T = OutboxMessage.__table__
 # Built once: finishing is on the hot path, and building a statement costs more than running it.
 _FINISH = (

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 PATIENT = RetryPolicy(max_attempts=50, min_backoff=0.1, max_backoff=0.5, jitter=0.1)
 #: Far longer than the test may take: a row taken over before this ran out was handed back.
-LONG_LEASE = 120
+LONG_LEASE = 150
 
 
 def enqueue(hub: Hub, n: int) -> list[int]:
