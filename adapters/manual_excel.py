@@ -216,7 +216,7 @@ def export_workbook(hub: Hub, county: str | None = None, item: str | None = None
     zip_buf = io.BytesIO()
     sheet: _SheetWriter | None = None
     with zipfile.ZipFile(zip_buf, "w", zipfile.ZIP_STORED) as archive, \
-            hub.db.session() as s:
+            hub.db.read_session() as s:
         for case in _open_cases(s, work_queue(county, item, divisions)):
             if sheet is None or sheet.item.code != case.item:
                 if sheet is not None:

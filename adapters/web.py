@@ -227,7 +227,7 @@ def make_app(hub: Hub) -> Flask:
         store: dict[str, Any] = {"dialect": hub.db.engine.dialect.name}
 
         def probe() -> dict[str, int]:
-            with hub.db.session() as s:
+            with hub.db.read_session() as s:
                 s.execute(text("SELECT 1"))
                 return counts_by_status(s)
 

@@ -19,7 +19,7 @@ from store.outbox import counts_by_status
 
 
 def _dashboard():  # type: ignore[no-untyped-def]
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         since, until = time_range(int(get_setting(s, "dashboard_days")))
         dash = stats.dashboard(s, me(), since, until)
     return dash
@@ -39,7 +39,7 @@ def deadline_totals(s) -> tuple[int, int]:  # type: ignore[no-untyped-def]
 def dashboard():  # type: ignore[no-untyped-def]
     dash = _dashboard()
     n = names()
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         alerts = list(s.scalars(
             select(Alert).where(Alert.acknowledged_at.is_(None), me().scope(Alert.division))
             .order_by(Alert.created_at.desc()).limit(50)))
