@@ -103,7 +103,15 @@ class SchedulerConfig:
     housekeeping_hour: int = 3
     nonce_window_seconds: int = 600
     call_log_retention_days: int = 730
+    #: Delivered outbox rows move to outbox_archive after this many days (store/retention.py).
+    outbox_archive_days: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("outbox_archive_days", "call_log_retention_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TypeError(f"{name}: must be a whole number of days >= 1, not {value!r}")
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,12 @@ class Claimed:
     min_backoff: float
     max_backoff: float
     timeout: float
+    jitter: float
 
     @property
     def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.min_backoff, self.max_backoff)
+        """The message's retry policy as configured when it was queued (jitter too)."""
+        return RetryPolicy(self.max_attempts, self.min_backoff, self.max_backoff, self.jitter)
 
 
 _CLAIMED_COLUMNS = (
@@ -91,13 +93,14 @@ _CLAIMED_COLUMNS = (
     OutboxMessage.min_backoff,
     OutboxMessage.max_backoff,
     OutboxMessage.timeout,
+    OutboxMessage.jitter,
 )
 
 
 #: The columns ``message_row`` gives (the others keep their NULL until the row is claimed).
 ROW_COLUMNS = (
     "interface", "adapter", "partner", "operation", "division", "item", "case_id", "payload_enc",
-    "status", "attempts", "max_attempts", "min_backoff", "max_backoff", "timeout",
+    "status", "attempts", "max_attempts", "min_backoff", "max_backoff", "jitter", "timeout",
     "next_attempt_at", "created_at", "resubmit_count",
 )
 # Every producer's hot path: run on the driver's cursor (store.driver).
@@ -122,6 +125,7 @@ def message_row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str,
         "max_attempts": msg.policy.max_attempts,
         "min_backoff": msg.policy.min_backoff,
         "max_backoff": msg.policy.max_backoff,
+        "jitter": msg.policy.jitter,
         "timeout": msg.timeout,
         "next_attempt_at": now + timedelta(seconds=msg.delay),
         "created_at": now,
