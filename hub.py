@@ -36,7 +36,7 @@ from store.crypto import DataCipher, decode_master_key, new_master_key
 from store.db import SQLITE_SYNCHRONOUS, Database
 from store.group_commit import GroupCommit
 from store.models import AuditEntry
-from store.outbox import NewMessage, enqueue, enqueue_many
+from store.outbox import NewMessage, enqueue, enqueue_many, on_new_rows
 from store.private import private_dir
 from store.sealed import bind_cipher
 
@@ -386,6 +386,8 @@ class Hub:
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8,
                                  sqlite_synchronous=config.sqlite_synchronous)
         bind_cipher(self.db.engine, self.cipher)  # sealed columns (store/sealed.py)
+        # a commit that queued messages wakes this process's delivery workers
+        on_new_rows(self.db.engine, self._new_rows)
         private_dir(config.files_dir)
         # Call-log rows the store could not take when their call ended (store.calllog_buffer)
         self.call_log_buffer = CallLogBuffer(self.db, self.cipher)
@@ -428,23 +430,23 @@ class Hub:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A unit of work; delivery workers in this process are woken after it commits."""
+        """A unit of work; delivery workers in this process are woken after it commits if
+        it queued messages (store.outbox's after-commit signal)."""
         with self.db.session() as session:
             yield session
-        if session.info.get("enqueued") and self.workers is not None:
+
+    def _new_rows(self) -> None:
+        if self.workers is not None:
             self.workers.wake()
 
     def enqueue(self, session: Session, message: NewMessage, want_id: bool = True) -> int | None:
         """Queue ``message`` in the caller's transaction; its id when ``want_id`` (asking
         for none saves a RETURNING when the caller does not need it)."""
-        session.info["enqueued"] = True
         return enqueue(session, self.cipher, message, want_id=want_id)
 
     def enqueue_many(self, session: Session, messages: list[NewMessage]) -> None:
         """Queue many messages in the caller's transaction (bulk paths, e.g. Excel import)."""
-        if messages:
-            session.info["enqueued"] = True
-            enqueue_many(session, self.cipher, messages)
+        enqueue_many(session, self.cipher, messages)
 
     def audit(self, session: Session, actor: str, action: str, target: str = "",
               detail: Any = None) -> None:

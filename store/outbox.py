@@ -10,15 +10,19 @@ worker died) is simply due again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary, WeakMethod
 
 from sqlalchemy import (
     Connection,
+    Engine,
     and_,
     bindparam,
     case,
+    event,
     func,
     insert,
     or_,
@@ -133,11 +137,53 @@ def message_row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str,
     }
 
 
+# ---------------------------------------------------------------- "new rows": wake the workers
+# A producer marks its session (``mark_new_rows``); once that transaction has committed
+# (SQLAlchemy's ``after_commit``), the callbacks registered for its engine run — the
+# delivery workers of this process wake at once instead of at their next poll.
+
+_NEW_ROWS = "outbox_new_rows"
+_on_new_rows: WeakKeyDictionary[Engine, list[WeakMethod[Callable[[], None]]]] = (
+    WeakKeyDictionary())
+
+
+def on_new_rows(engine: Engine, callback: Callable[[], None]) -> None:
+    """Call ``callback`` (a bound method, held weakly: a closed hub is forgotten) after
+    each commit on ``engine`` that queued messages."""
+    _on_new_rows.setdefault(engine, []).append(WeakMethod(callback))  # type: ignore[arg-type]
+
+
+def mark_new_rows(session: Session) -> None:
+    """The session's transaction queues messages: wake the workers once it commits."""
+    session.info[_NEW_ROWS] = True
+
+
+def new_rows_committed(engine: Engine) -> None:
+    """Messages were committed on ``engine`` (a bare connection's caller says so itself)."""
+    for ref in _on_new_rows.get(engine, ()):
+        callback = ref()
+        if callback is not None:
+            callback()
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_NEW_ROWS, False):
+        bind = session.get_bind()
+        new_rows_committed(getattr(bind, "engine", bind))
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_NEW_ROWS, None)
+
+
 def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
             want_id: bool = True) -> int | None:
     """Insert the message in the caller's transaction: one prepared Core statement (no
     ORM flush, no statement built per call — every producer's hot path); its id when
-    ``want_id``."""
+    ``want_id``. The workers wake when the transaction commits."""
+    mark_new_rows(session)
     if want_id:
         return int(_INSERT_ID.scalar(session, message_row(cipher, msg, utcnow())))
     _INSERT.execute(session, message_row(cipher, msg, utcnow()))
@@ -146,12 +192,15 @@ def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
 
 def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -> None:
     """Insert many messages in the caller's transaction (one executemany), in order."""
+    if msgs:
+        mark_new_rows(session)
     enqueue_rows(session, cipher, msgs)
 
 
 def enqueue_rows(conn: Connection | Session, cipher: DataCipher, msgs: list[NewMessage]
                  ) -> None:
-    """``enqueue_many`` on a Session or a bare Connection (no wake-up flag is set)."""
+    """``enqueue_many`` on a Session or a bare Connection (no wake-up flag is set: on a
+    Connection the caller calls ``new_rows_committed`` after its commit)."""
     if msgs:
         now = utcnow()
         _INSERT.executemany(conn, [message_row(cipher, m, now) for m in msgs])

@@ -25,7 +25,7 @@ from mapping.fund import (
 )
 from store.fund_models import FundConflict, FundEvent, LedgerEntry, SupervisedAccount
 from store.models import Alert, OutboxMessage, utcnow
-from store.outbox import ROW_COLUMNS, NewMessage, message_row
+from store.outbox import ROW_COLUMNS, NewMessage, mark_new_rows, message_row
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -336,7 +336,7 @@ def insert_booked(s: Session, hub: Hub, bank_code: str, operation: str,
         params.update(ev_route_mode=mode, ev_created_at=now, lg_created_at=now)
         if message is not None:
             params.update({f"ob_{k}": v for k, v in message_row(hub.cipher, message, now).items()})
-            s.info["enqueued"] = True  # as hub.enqueue: wakes the delivery workers
+            mark_new_rows(s)  # as hub.enqueue: wakes the workers after the commit
         return int(conn.execute(_BOOKED_PG[message is not None], params).scalar_one())
     mode, message_id = route_to(s, hub, operation, bank_code, account, fields)
     event_id = conn.execute(_INSERT_EVENT, dict(
