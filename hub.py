@@ -724,7 +724,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check the configuration and the routing table (no store, no data key needed)."""
-    topology = load_topology(load_config(args.config))
+    config = load_config(args.config)
+    topology = load_topology(config)
+    check_delivery_lease(config, topology)  # as a starting hub does
     print(f"configuration ok: {topology.city.name} ({topology.city.code}), "
           f"{len(topology.routes.counties())} counties routed from {topology.routes.source}")
     return 0
