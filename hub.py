@@ -79,8 +79,8 @@ class DeliveryConfig:
     threads: int = 4
     #: Rows claimed per statement; ``lease_seconds`` must cover a batch of the slowest
     #: calls (checked at start-up: adapters/lease.py).
-    batch: int = 8
-    lease_seconds: float = 120.0
+    batch: int = 20
+    lease_seconds: float = 300.0
     poll_interval: float = 0.5
     #: On SIGTERM: seconds to finish the calls under way before handing their rows back.
     drain_seconds: float = 30.0

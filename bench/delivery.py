@@ -85,6 +85,8 @@ def hub_rate(hub: Hub, n: int, threads: int) -> float:
 def measure(store: str, url: str | None, peer_url: str, n: int, threads: int, batch: int) -> None:
     config, db_url = temp_config(url, partners={"peer": {"base_url": peer_url}}, inbound=[],
                                  delivery={"threads": threads, "batch": batch,
+                                           # a batch of the slowest calls fits (hub.py)
+                                           "lease_seconds": max(120, batch * 15),
                                            "poll_interval": 0.05})
     reset_store(db_url)
     hub = Hub(load_config(config))
@@ -100,7 +102,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=3000)
     p.add_argument("--threads", type=int, default=4)
-    p.add_argument("--batch", type=int, default=8, help="rows claimed per statement")
+    p.add_argument("--batch", type=int, default=20, help="rows claimed per statement")
     p.add_argument("--postgres", default=os.environ.get("HUB_TEST_DATABASE_URL"))
     args = p.parse_args()
     peer, peer_url = start_peer()

@@ -120,8 +120,8 @@ def test_a_lease_a_batch_of_slow_calls_could_outlive_is_refused(make_config, sql
                        partners={"peer0": {"base_url": "http://127.0.0.1:9", "timeout": 30}})
     with pytest.raises(ConfigError, match=r"partner peer0"):
         Hub(load_config(path))
-    # the shipped defaults fit: 8 × 15 s = 120 s
-    Hub(load_config(make_config(sqlite_url, delivery={"batch": 8, "lease_seconds": 120}))
+    # the shipped defaults fit: 20 × 15 s = 300 s
+    Hub(load_config(make_config(sqlite_url, delivery={"batch": 20, "lease_seconds": 300}))
         ).close()
 
 
