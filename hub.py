@@ -38,7 +38,7 @@ from store.crypto import DataCipher, decode_master_key, new_master_key
 from store.db import SQLITE_SYNCHRONOUS, Database
 from store.group_commit import GroupCommit
 from store.models import AuditEntry
-from store.outbox import NewMessage, enqueue, enqueue_many
+from store.outbox import NewMessage, enqueue, enqueue_many, on_new_rows
 from store.private import private_dir
 from store.sealed import bind_cipher
 
@@ -79,11 +79,23 @@ class Limits:
 @dataclass(frozen=True)
 class DeliveryConfig:
     threads: int = 4
+    #: Rows claimed per statement; ``lease_seconds`` must cover a batch of the slowest
+    #: calls (checked at start-up: adapters/lease.py).
     batch: int = 20
-    lease_seconds: float = 120.0
+    lease_seconds: float = 300.0
     poll_interval: float = 0.5
     #: On SIGTERM: seconds to finish the calls under way before handing their rows back.
     drain_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TypeError(f"{name}: must be a whole number >= 1, not {value!r}")
+        for name in ("lease_seconds", "poll_interval", "drain_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise TypeError(f"{name}: must be a positive number of seconds, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,15 @@ class SchedulerConfig:
     housekeeping_hour: int = 3
     nonce_window_seconds: int = 600
     call_log_retention_days: int = 730
+    #: Delivered outbox rows move to outbox_archive after this many days (store/retention.py).
+    outbox_archive_days: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("outbox_archive_days", "call_log_retention_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TypeError(f"{name}: must be a whole number of days >= 1, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -369,6 +389,19 @@ def numbering_settings(config: Config, partners: dict[str, Partner]) -> Numberin
     return settings
 
 
+def check_delivery_lease(config: Config, topology: Topology) -> None:
+    """Refuse a lease a batch of the slowest calls could outlive (adapters/lease.py)."""
+    from adapters.lease import lease_problem
+
+    timeouts = [(f"route {r.county}/{r.item}", r.timeout)
+                for r in topology.routes.routes.values() if r.partner]
+    timeouts += [(f"partner {p.app_id}", p.timeout) for p in topology.partners.values()]
+    why = lease_problem(config.delivery.lease_seconds, config.delivery.batch, timeouts)
+    if why:
+        raise ConfigError(f"{config.path}: delivery.lease_seconds: {why}")
+
+
+
 
 class Hub:
     """Everything a request, a worker or a job needs, built once from the config."""
@@ -378,6 +411,7 @@ class Hub:
         self.secrets = Secrets(config)
         self.cipher = DataCipher(self.secrets.data_key())
         topology = load_topology(config, self.secrets)
+        check_delivery_lease(config, topology)
         self.divisions, self.city = topology.divisions, topology.city
         self.partners = topology.partners
         self.numbering = numbering_settings(config, self.partners)  # adapters/numbering.py
@@ -385,6 +419,8 @@ class Hub:
         self.db = db or Database(config.database_url, pool_size=config.delivery.threads + 8,
                                  sqlite_synchronous=config.sqlite_synchronous)
         bind_cipher(self.db.engine, self.cipher)  # sealed columns (store/sealed.py)
+        # a commit that queued messages wakes this process's delivery workers
+        on_new_rows(self.db.engine, self._new_rows)
         private_dir(config.files_dir)
         # Call-log rows the store could not take when their call ended (store.calllog_buffer)
         self.call_log_buffer = CallLogBuffer(self.db, self.cipher)
@@ -430,23 +466,23 @@ class Hub:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A unit of work; delivery workers in this process are woken after it commits."""
+        """A unit of work; delivery workers in this process are woken after it commits if
+        it queued messages (store.outbox's after-commit signal)."""
         with self.db.session() as session:
             yield session
-        if session.info.get("enqueued") and self.workers is not None:
+
+    def _new_rows(self) -> None:
+        if self.workers is not None:
             self.workers.wake()
 
     def enqueue(self, session: Session, message: NewMessage, want_id: bool = True) -> int | None:
         """Queue ``message`` in the caller's transaction; its id when ``want_id`` (asking
         for none saves a RETURNING when the caller does not need it)."""
-        session.info["enqueued"] = True
         return enqueue(session, self.cipher, message, want_id=want_id)
 
     def enqueue_many(self, session: Session, messages: list[NewMessage]) -> None:
         """Queue many messages in the caller's transaction (bulk paths, e.g. Excel import)."""
-        if messages:
-            session.info["enqueued"] = True
-            enqueue_many(session, self.cipher, messages)
+        enqueue_many(session, self.cipher, messages)
 
     def audit(self, session: Session, actor: str, action: str, target: str = "",
               detail: Any = None) -> None:
@@ -781,7 +817,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Check the configuration and the routing table (no store, no data key needed)."""
-    topology = load_topology(load_config(args.config))
+    config = load_config(args.config)
+    topology = load_topology(config)
+    check_delivery_lease(config, topology)  # as a starting hub does
     print(f"configuration ok: {topology.city.name} ({topology.city.code}), "
           f"{len(topology.routes.counties())} counties routed from {topology.routes.source}")
     return 0

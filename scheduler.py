@@ -137,8 +137,9 @@ def refresh_statistics(hub: Hub) -> int:
 
 def housekeeping(hub: Hub) -> dict[str, int]:
     """Forget nonces past the replay window, call-log rows past retention, and old
-    sign-in failures."""
+    sign-in failures; move delivered outbox rows to the archive (store/retention.py)."""
     from admin.auth import prune_login_failures  # keeps Flask out of this module's imports
+    from store.retention import archive_delivered, prune_archive
 
     cfg = hub.config.scheduler
     now = utcnow()
@@ -152,7 +153,10 @@ def housekeeping(hub: Hub) -> dict[str, int]:
             )
         ).rowcount
         login_failures = prune_login_failures(s)
-    return {"nonces": nonces, "call_log": calls, "login_failures": login_failures}
+    archived = archive_delivered(hub.db, cfg.outbox_archive_days, now)
+    pruned = prune_archive(hub.db, cfg.call_log_retention_days, now)
+    return {"nonces": nonces, "call_log": calls, "login_failures": login_failures,
+            "outbox_archived": archived, "outbox_archive_pruned": pruned}
 
 
 def watch_calendar(hub: Hub) -> bool:

@@ -16,11 +16,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adapters.base import DeliveryResult, OutgoingMessage
+from adapters.lease import BatchLease
 from store.alerts import close_delivered
 from store.calllog import CallRecord, call_row, write_calls
 from store.calllog_buffer import insert_rows
 from store.models import Alert, utcnow
-from store.outbox import DEAD, DONE, Claimed, Outcome, claim, claim_one, finish_many, release
+from store.outbox import (
+    DEAD,
+    DONE,
+    Claimed,
+    Outcome,
+    claim,
+    claim_one,
+    finish_many,
+    release,
+    renew,
+)
 from store.resilience import retry_on_disconnect, retry_until_back
 
 if TYPE_CHECKING:
@@ -43,28 +54,68 @@ class Dispatcher:
         self.lease_seconds = hub.config.delivery.lease_seconds
         self._stopping: threading.Event | None = None
         self._claimed_at = 0.0
+        self._lease = BatchLease(self.lease_seconds, 0.0)
 
     def run_once(self) -> int:
-        """Claim a batch, deliver each, then record all outcomes in one transaction.
+        """Claim a batch and deliver it, recording each outcome as its call ends.
 
-        One commit per batch instead of per message: a worker that dies between the
-        calls and the commit loses no message — the lease runs out and the batch is
-        delivered again (at least once; peers get ``X-Message-Id`` to spot repeats).
+        The batch never outlives its lease: before a call that might not end inside it,
+        the lease of the rows still to call is renewed (fenced on this claimer); a row
+        whose lease is lost or cannot be renewed is not called (it is due again when the
+        lease ends, or at once if handed back). Each outcome is recorded as its call
+        ends — outcomes of fast calls together, within ``RECORD_WITHIN`` (one commit for
+        many, as the throughput needs) — so a worker that dies mid-batch leaves at most
+        that much to be sent again (at least once; peers get ``X-Message-Id``).
         """
         self._claimed_at = time.monotonic()
         with self.hub.db.session() as s:
             claimed = claim(
                 s, self.worker_id, self.batch, self.lease_seconds, postgres=self.hub.db.postgres
             )
-        attempts: list[_Attempt] = []
+        self._lease = BatchLease.claimed(self.lease_seconds, self._claimed_at)
+        lost: set[int] = set()
+        done: list[_Attempt] = []  # called, outcome not yet recorded (still leased)
+        oldest = 0.0  # when the first of ``done`` ended
         for i, row in enumerate(claimed):
             if self.stopping():  # draining: the rest go back at once (store.outbox.release)
-                self._release([r.id for r in claimed[i:]])
+                self._release([r.id for r in claimed[i:] if r.id not in lost])
                 break
-            attempts.append(self._attempt(row))
-        if attempts:
-            self._record(attempts)
+            if row.id in lost:
+                continue
+            if not self._lease.covers(row.timeout):
+                held = self._renew([a.row.id for a in done]
+                                   + [r.id for r in claimed[i:] if r.id not in lost])
+                if held is None:  # the store is away: call nothing the lease may not cover
+                    log.warning("lease of %d message(s) not renewed: they are due again when "
+                                "it ends", len(claimed) - i)
+                    break
+                lost.update(r.id for r in claimed[i:] if r.id not in held)
+                if row.id in lost:
+                    log.warning("message %s: lease lost before its call; not called", row.id)
+                    continue
+            started = time.monotonic()
+            done.append(self._attempt(row))
+            ended = time.monotonic()
+            if len(done) == 1:
+                oldest = ended
+            if ended - started >= RECORD_WITHIN or ended - oldest >= RECORD_WITHIN:
+                self._record(done)
+                done = []
+        if done:
+            self._record(done)
         return len(claimed)
+
+    def _renew(self, ids: list[int]) -> set[int] | None:
+        """Renew the lease of ``ids``; the ids still held, None if the store is away."""
+        started = time.monotonic()
+        try:
+            with self.hub.db.session() as s:
+                held = renew(s, self.worker_id, ids, self.lease_seconds)
+        except Exception:
+            log.exception("renewing the lease of %d message(s) failed", len(ids))
+            return None
+        self._lease.renewed(started)
+        return held
 
     def stopping(self) -> bool:
         """Whether this process is shutting down (set by ``DeliveryWorkers.stop``)."""
@@ -84,6 +135,7 @@ class Dispatcher:
         Returns its new status, or None when it was not claimable (held, or taken).
         """
         self._claimed_at = time.monotonic()
+        self._lease = BatchLease.claimed(self.lease_seconds, self._claimed_at)
         with self.hub.db.session() as s:
             row = claim_one(s, message_id, self.worker_id, self.lease_seconds)
         if row is None:
@@ -145,8 +197,9 @@ class Dispatcher:
             runs += 1
             return self._record_once(attempts, repeat=runs > 1)
 
-        held = time.monotonic() - self._claimed_at  # the rows' lease runs from their claim
-        budget = max(0.0, min(RECORD_BUDGET, self.lease_seconds - 10 - held))
+        # within the rows' lease (from their claim or last renewal), so they are not
+        # claimed again meanwhile
+        budget = max(0.0, min(RECORD_BUDGET, self._lease.remaining() - 10))
         try:
             return retry_until_back(transaction, budget, "delivery outcomes")
         except Exception:
@@ -188,6 +241,9 @@ class _Attempt:
     result: DeliveryResult
     record: CallRecord
 
+
+#: Seconds at most an outcome waits to be recorded with the next ones (fast calls).
+RECORD_WITHIN = 0.2
 
 #: Seconds at most spent retrying to record a batch's outcomes while the store is away.
 RECORD_BUDGET = 60.0

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from adapters.base import Adapter, DeliveryResult, OutgoingMessage, Partner
+from adapters.lease import connect_timeout
 from adapters.signing import signed_headers
 from mapping import json_limits
 
@@ -53,7 +54,7 @@ class JsonClient:
         try:
             resp = self.pool.request(
                 "POST", url, body=body, headers=headers,
-                timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+                timeout=urllib3.Timeout(connect=connect_timeout(timeout), read=timeout),
                 preload_content=False,
             )
             raw = resp.read(MAX_RESPONSE_BYTES + 1)

@@ -57,6 +57,7 @@ from store.cases import (
 from store.group_commit import Question
 from store.intake_checks import Asked, ask_together, find_parent, intake_checks
 from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, utcnow
+from store.outbox import new_rows_committed
 from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
@@ -295,8 +296,8 @@ class Intake:
         if answer.get("code") == "0000":
             log.logged()
         call_context().case_id = case_id
-        if queued and hub.workers is not None:
-            hub.workers.wake()
+        if queued:  # committed on a bare connection: no session signal
+            new_rows_committed(hub.db.engine)
         return answer
 
     def _accept(self, s: Session, canonical: CanonicalCase) -> dict[str, Any]:

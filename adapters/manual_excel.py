@@ -237,7 +237,7 @@ def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str |
         raise LookupError(f"unknown item {item!r}")
     wb = Workbook(write_only=True)
     sheet: _SheetWriter | None = None
-    with hub.db.session() as s:
+    with hub.db.read_session() as s:
         for case in _open_cases(s, work_queue(county, item, divisions)):
             if sheet is None or sheet.item.code != case.item:
                 if sheet is not None:

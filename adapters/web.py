@@ -28,12 +28,11 @@ from flask import (
     request,
 )
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from store.calllog import CallRecord, write_call
 from store.models import utcnow
-from store.outbox import counts_by_status
+from store.reads import queue_counts
 from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
@@ -226,10 +225,9 @@ def make_app(hub: Hub) -> Flask:
     def healthz():  # type: ignore[no-untyped-def]
         store: dict[str, Any] = {"dialect": hub.db.engine.dialect.name}
 
-        def probe() -> dict[str, int]:
-            with hub.db.session() as s:
-                s.execute(text("SELECT 1"))
-                return counts_by_status(s)
+        def probe() -> dict[str, Any]:
+            with hub.db.read_session() as s:  # bounded counts: store/reads.py
+                return queue_counts(s)
 
         try:
             store["outbox"] = retry_on_disconnect(probe, "health check")

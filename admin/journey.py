@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 from admin.casefile import Track, overall, track
 from admin.masking import mask, mask_if, scrub, show_body
 from admin.perms import Principal
-from store.models import CallLogEntry, Case, OutboxMessage, StageEvent, StoredFile, utcnow
+from store.models import (
+    ArchivedMessage,
+    CallLogEntry,
+    Case,
+    OutboxMessage,
+    StageEvent,
+    StoredFile,
+    utcnow,
+)
 from store.outbox import held_condition
 
 if TYPE_CHECKING:
@@ -39,7 +47,7 @@ class Journey:
     subs: list[Case]
     payload: Any
     steps: list[Step]
-    messages: list[OutboxMessage]
+    messages: list[OutboxMessage | ArchivedMessage]
     tracks: list[Track] = field(default_factory=list)  # the business timeline, per sub-case
     overall: str = ""  # the parent's state (办结 when all its sub-cases are)
     held: set[int] = field(default_factory=set)  # messages held by a switched-off interface
@@ -84,8 +92,11 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
     if not isinstance(payload, dict):  # masked away (too big or deep): nothing to show
         payload = {"内容": payload}
 
-    messages = list(s.scalars(select(OutboxMessage).where(OutboxMessage.case_id.in_(ids))
-                              .order_by(OutboxMessage.id)))
+    # live rows and those archived after delivery (store/retention.py), in id order
+    messages: list[OutboxMessage | ArchivedMessage] = sorted(
+        [*s.scalars(select(OutboxMessage).where(OutboxMessage.case_id.in_(ids))),
+         *s.scalars(select(ArchivedMessage).where(ArchivedMessage.case_id.in_(ids)))],
+        key=lambda m: m.id)
     if principal.divisions is not None:
         messages = [m for m in messages if principal.sees(m.division)]
     msg_ids = [m.id for m in messages]

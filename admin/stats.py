@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from admin.perms import Principal
 from mapping.names import interface_name
 from store.admin_models import CallDaily, CallDailyDone
-from store.models import CallLogEntry, Case, OutboxMessage, utcnow
+from store.models import ArchivedMessage, CallLogEntry, Case, OutboxMessage, utcnow
 from store.outbox import held_condition
 
 #: Upper bounds (ms) of histogram buckets h0..h10; h11 is everything slower.
@@ -330,6 +330,9 @@ def message_outcomes(session: Session, principal: Principal, since: datetime,
     rows = session.execute(select(label, func.count()).where(base).group_by(label)).all()
     out = {k: 0 for k in ("succeeded", "retrying", "queued", "held", "dead")}
     out.update({str(k): int(n) for k, n in rows})
+    a = ArchivedMessage  # delivered rows moved out of the queue (store/retention.py)
+    out["succeeded"] += session.scalar(select(func.count()).select_from(a).where(
+        a.created_at >= since, a.created_at < until, principal.scope(a.division))) or 0
     return out
 
 

@@ -29,7 +29,7 @@ def audit_trail():  # type: ignore[no-untyped-def]
     if until := parse_dt(args["until"], end=True):
         conds.append(a.at < until)
     where = and_(*conds) if conds else a.id > 0
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         total = s.scalar(select(func.count()).select_from(a).where(where)) or 0
         rows = list(s.scalars(select(a).where(where).order_by(a.id.desc())
                               .offset((page - 1) * per).limit(per)))

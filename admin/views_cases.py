@@ -103,7 +103,7 @@ def _case_or_404(s, case_no: str) -> Case:  # type: ignore[no-untyped-def]
 @bp.get("/cases/<case_no>")
 @requires("view")
 def case_page(case_no: str):  # type: ignore[no-untyped-def]
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         case = _case_or_404(s, case_no)
         j = journey.build(s, hub(), me(), case, reveal=False)
         promised = promised_days(s, case.item)

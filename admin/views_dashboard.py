@@ -38,7 +38,7 @@ from store.outbox import counts_by_status
 
 def _dashboard():  # type: ignore[no-untyped-def]
     """The statistics of the asked range (local days); BadDate for a date that is not one."""
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         since, until = time_range(int(get_setting(s, "dashboard_days")))
         dash = stats.dashboard(s, me(), since, until, zone())
     return dash
@@ -115,7 +115,7 @@ def dashboard():  # type: ignore[no-untyped-def]
             since = until - timedelta(days=int(get_setting(s, "dashboard_days")))
             dash = stats.dashboard(s, me(), since, until, zone())
     n = names()
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         groups, links, total = open_alerts(s)
         queue = counts_by_status(s) if me().divisions is None else None
         deadlines = deadline_totals(s)

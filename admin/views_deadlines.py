@@ -34,7 +34,7 @@ def _query() -> tuple[str | None, str | None]:
 
 def _lists(county: str | None, item: str | None):  # type: ignore[no-untyped-def]
     h, now = hub(), utcnow()
-    with h.transaction() as s:
+    with h.db.read_session() as s:
         days = int(get_setting(s, "deadline_warning_days"))
         until = soon_limit(h.overrides.current().calendar, now, days, h.overrides.tz)
         rows = due_rows(s, me(), now, until, county, item)

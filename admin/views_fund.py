@@ -110,7 +110,7 @@ def fund():  # type: ignore[no-untyped-def]
                 .where(LedgerEntry.account_no == SupervisedAccount.account_no,
                        LedgerEntry.unlinked.is_(True))
                 .scalar_subquery())
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         rows = [{"a": a, "balance": yuan(int(bal or 0)), "unlinked": int(n or 0)}
                 for a, bal, n in s.execute(
                     select(SupervisedAccount, balance, unlinked).where(and_(true(), *conds))

@@ -25,7 +25,7 @@ def interfaces():  # type: ignore[no-untyped-def]
     until = utcnow()
     since = until - timedelta(days=7)
     c = CallLogEntry
-    with h.transaction() as s:
+    with h.db.read_session() as s:
         stat_rows, _ = stats.interface_stats(s, me(), since, until, hub().overrides.tz)
         last_ids = dict(s.execute(
             select(c.interface, func.max(c.id))
@@ -122,7 +122,7 @@ def calls():  # type: ignore[no-untyped-def]
     conds.append(c.started_at >= since)
     if until := parse_dt(args["until"], end=True):
         conds.append(c.started_at < until)
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         rows = list(s.scalars(select(c).where(and_(*conds)).order_by(c.started_at.desc())
                               .offset((page - 1) * per).limit(per + 1)))
     return render("calls.html", rows=rows[:per], more=len(rows) > per, args=args, page=page,

@@ -54,7 +54,7 @@ def _queue_page(county: str | None, item: str | None,
     """The queue with its per-county counts, read now (after an import too)."""
     page, per = page_args()
     stmt = manual_excel.work_queue(county, item, _divisions())
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         total = s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
         rows = list(s.scalars(stmt.offset((page - 1) * per).limit(per)))
         queue = manual_excel.work_queue(None, None, _divisions()).order_by(None).subquery()

@@ -61,7 +61,7 @@ def messages():  # type: ignore[no-untyped-def]
     if until:
         conds.append(m.created_at < until)
     where = and_(*conds)
-    with hub().transaction() as s:
+    with hub().db.read_session() as s:
         total = s.scalar(select(func.count()).select_from(m).where(where)) or 0
         rows = list(s.scalars(select(m).where(where).order_by(m.id.desc())
                               .offset((page - 1) * per).limit(per)))

@@ -22,7 +22,7 @@ from mapping.items import can_follow
 from routes.table import Route
 from store.driver import DriverStatement
 from store.models import Case, StageEvent, utcnow
-from store.outbox import NewMessage, enqueue_rows
+from store.outbox import NewMessage, enqueue_rows, mark_new_rows
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -190,7 +190,7 @@ def open_case(
         parent = _attached(session, written.parent)
         subs = [(_attached(session, row), route) for row, route in written.subs]
         if written.queued:
-            session.info["enqueued"] = True  # as hub.enqueue: wakes the delivery workers
+            mark_new_rows(session)  # as hub.enqueue: wakes the workers after the commit
         return OpenedCase(parent, subs)
     # another store: the ORM, one flush per case
     common = {"item": canonical.item, "apply_no": canonical.apply_no, "namespace": namespace,

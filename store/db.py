@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -19,6 +20,9 @@ from store.sealed import bind_cipher
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+
+#: The execution option that marks a read-only transaction (``Database.read_session``).
+READ_ONLY = "hub_read_only"
 
 #: ``PRAGMA synchronous`` values a config may choose (``sqlite_synchronous``).
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
@@ -122,6 +126,14 @@ def _tune_sqlite(engine: Engine, lock_path: str | None, synchronous: str = "FULL
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get(READ_ONLY):
+            # A read: a deferred transaction (a snapshot of the WAL) outside the writer
+            # queue, so a long export never holds the write lock; query_only refuses a
+            # write made through it by mistake.
+            conn.exec_driver_sql("BEGIN")
+            conn.exec_driver_sql("PRAGMA query_only=ON")
+            conn.info["read_only"] = True
+            return
         fd = _fd(conn)
         if queue is not None and fd is not None and queue.acquire(fd):
             conn.info["writer_locked"] = True
@@ -129,6 +141,12 @@ def _tune_sqlite(engine: Engine, lock_path: str | None, synchronous: str = "FULL
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def _end(conn, finish: str) -> None:  # type: ignore[no-untyped-def]
+        if conn.info.pop("read_only", False):
+            # the connection goes back to the pool able to write again (a broken one is
+            # discarded by the pool)
+            with contextlib.suppress(Exception):
+                conn.exec_driver_sql("PRAGMA query_only=OFF")
+            return
         if not conn.info.pop("writer_locked", False):
             return
         # End the transaction here, then free the queue: SQLAlchemy's own COMMIT/ROLLBACK
@@ -164,10 +182,22 @@ class Database:
             bind_cipher(self.engine, cipher)
         self.postgres = is_postgres(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads: SQLite's deferred BEGIN outside the writer queue (see _tune_sqlite),
+        # PostgreSQL's READ ONLY transactions (the psycopg driver's read_only).
+        reader = self.engine.execution_options(
+            **({"postgresql_readonly": True} if self.postgres else {READ_ONLY: True}))
+        self._read_factory = sessionmaker(reader, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._factory() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A read-only transaction that never waits for, nor blocks, a writer: for pages,
+        statistics, exports and health checks. A write through it is refused."""
+        with self._read_factory() as s, s.begin():
             yield s
 
     def migrate(self, cipher: object = None) -> None:

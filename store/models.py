@@ -135,6 +135,8 @@ class OutboxMessage(Base):
     max_attempts: Mapped[int] = mapped_column(Integer)
     min_backoff: Mapped[float] = mapped_column(Float)
     max_backoff: Mapped[float] = mapped_column(Float)
+    #: The retry policy's jitter (a fraction of each backoff), as configured per policy.
+    jitter: Mapped[float] = mapped_column(Float, default=0.2, server_default="0.2")
     timeout: Mapped[float] = mapped_column(Float)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
@@ -146,6 +148,39 @@ class OutboxMessage(Base):
                                                        key="resubmitted_by")
     resubmitted_at: Mapped[datetime | None] = mapped_column(DateTime)
     resubmit_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    #: Live in the queue (``ArchivedMessage.archived`` is True).
+    archived = False
+
+
+class ArchivedMessage(Base):
+    """A delivered outbox row moved out of the queue after ``scheduler.outbox_archive_days``
+    (store/retention.py): what statistics and case journeys show of it, without its
+    payload (the call log keeps the request, sealed, for its own retention)."""
+
+    __tablename__ = "outbox_archive"
+    __table_args__ = (Index("ix_outbox_archive_created", "created_at"),)
+
+    #: Never resubmitted from the archive: the case page offers 再次发送 on live rows only.
+    archived = True
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    interface: Mapped[str] = mapped_column(String(64))
+    partner: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(64))
+    division: Mapped[str | None] = mapped_column(String(6))
+    item: Mapped[str | None] = mapped_column(String(64))
+    case_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column("last_error_enc", Sealed(), key="last_error")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resubmitted_by: Mapped[str | None] = mapped_column("resubmitted_by_enc", Sealed(),
+                                                       key="resubmitted_by")
+    resubmitted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resubmit_count: Mapped[int] = mapped_column(Integer)
+    archived_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class CallLogEntry(Base):

@@ -10,15 +10,19 @@ worker died) is simply due again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary, WeakMethod
 
 from sqlalchemy import (
     Connection,
+    Engine,
     and_,
     bindparam,
     case,
+    event,
     func,
     insert,
     or_,
@@ -70,10 +74,12 @@ class Claimed:
     min_backoff: float
     max_backoff: float
     timeout: float
+    jitter: float
 
     @property
     def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.min_backoff, self.max_backoff)
+        """The message's retry policy as configured when it was queued (jitter too)."""
+        return RetryPolicy(self.max_attempts, self.min_backoff, self.max_backoff, self.jitter)
 
 
 _CLAIMED_COLUMNS = (
@@ -91,13 +97,14 @@ _CLAIMED_COLUMNS = (
     OutboxMessage.min_backoff,
     OutboxMessage.max_backoff,
     OutboxMessage.timeout,
+    OutboxMessage.jitter,
 )
 
 
 #: The columns ``message_row`` gives (the others keep their NULL until the row is claimed).
 ROW_COLUMNS = (
     "interface", "adapter", "partner", "operation", "division", "item", "case_id", "payload_enc",
-    "status", "attempts", "max_attempts", "min_backoff", "max_backoff", "timeout",
+    "status", "attempts", "max_attempts", "min_backoff", "max_backoff", "jitter", "timeout",
     "next_attempt_at", "created_at", "resubmit_count",
 )
 # Every producer's hot path: run on the driver's cursor (store.driver).
@@ -122,6 +129,7 @@ def message_row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str,
         "max_attempts": msg.policy.max_attempts,
         "min_backoff": msg.policy.min_backoff,
         "max_backoff": msg.policy.max_backoff,
+        "jitter": msg.policy.jitter,
         "timeout": msg.timeout,
         "next_attempt_at": now + timedelta(seconds=msg.delay),
         "created_at": now,
@@ -129,11 +137,53 @@ def message_row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str,
     }
 
 
+# ---------------------------------------------------------------- "new rows": wake the workers
+# A producer marks its session (``mark_new_rows``); once that transaction has committed
+# (SQLAlchemy's ``after_commit``), the callbacks registered for its engine run — the
+# delivery workers of this process wake at once instead of at their next poll.
+
+_NEW_ROWS = "outbox_new_rows"
+_on_new_rows: WeakKeyDictionary[Engine, list[WeakMethod[Callable[[], None]]]] = (
+    WeakKeyDictionary())
+
+
+def on_new_rows(engine: Engine, callback: Callable[[], None]) -> None:
+    """Call ``callback`` (a bound method, held weakly: a closed hub is forgotten) after
+    each commit on ``engine`` that queued messages."""
+    _on_new_rows.setdefault(engine, []).append(WeakMethod(callback))  # type: ignore[arg-type]
+
+
+def mark_new_rows(session: Session) -> None:
+    """The session's transaction queues messages: wake the workers once it commits."""
+    session.info[_NEW_ROWS] = True
+
+
+def new_rows_committed(engine: Engine) -> None:
+    """Messages were committed on ``engine`` (a bare connection's caller says so itself)."""
+    for ref in _on_new_rows.get(engine, ()):
+        callback = ref()
+        if callback is not None:
+            callback()
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_NEW_ROWS, False):
+        bind = session.get_bind()
+        new_rows_committed(getattr(bind, "engine", bind))
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_NEW_ROWS, None)
+
+
 def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
             want_id: bool = True) -> int | None:
     """Insert the message in the caller's transaction: one prepared Core statement (no
     ORM flush, no statement built per call — every producer's hot path); its id when
-    ``want_id``."""
+    ``want_id``. The workers wake when the transaction commits."""
+    mark_new_rows(session)
     if want_id:
         return int(_INSERT_ID.scalar(session, message_row(cipher, msg, utcnow())))
     _INSERT.execute(session, message_row(cipher, msg, utcnow()))
@@ -142,12 +192,15 @@ def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
 
 def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -> None:
     """Insert many messages in the caller's transaction (one executemany), in order."""
+    if msgs:
+        mark_new_rows(session)
     enqueue_rows(session, cipher, msgs)
 
 
 def enqueue_rows(conn: Connection | Session, cipher: DataCipher, msgs: list[NewMessage]
                  ) -> None:
-    """``enqueue_many`` on a Session or a bare Connection (no wake-up flag is set)."""
+    """``enqueue_many`` on a Session or a bare Connection (no wake-up flag is set: on a
+    Connection the caller calls ``new_rows_committed`` after its commit)."""
     if msgs:
         now = utcnow()
         _INSERT.executemany(conn, [message_row(cipher, m, now) for m in msgs])
@@ -249,6 +302,25 @@ def release(session: Session, worker_ids: list[str], ids: list[int] | None = Non
         update(OutboxMessage).where(where).values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+def renew(session: Session, worker_id: str, ids: list[int], lease_seconds: float,
+          now: datetime | None = None) -> set[int]:
+    """Extend the lease of rows ``worker_id`` still holds (a batch under way); the ids
+    still held. Fenced on the claimer like ``finish``: a row whose lease ran out and
+    that another worker claimed since is not taken back."""
+    if not ids:
+        return set()
+    now = now or utcnow()
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.claimed_by == worker_id,
+               OutboxMessage.status == IN_FLIGHT)
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(stmt).all())
 
 
 _T = OutboxMessage.__table__

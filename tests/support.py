@@ -74,7 +74,7 @@ def write_config(
             "query": {"max_attempts": 3, "min_backoff": 0.2, "max_backoff": 1.0, "jitter": 0.1},
             "province": {"max_attempts": 8, "min_backoff": 0.2, "max_backoff": 1.0, "jitter": 0.1},
         },
-        "delivery": {"threads": 4, "batch": 10, "lease_seconds": 30, "poll_interval": 0.1},
+        "delivery": {"threads": 4, "batch": 10, "lease_seconds": 150, "poll_interval": 0.1},
         "scheduler": {"enabled": True, "lease_seconds": 5},
         "partners": all_partners,
         "inbound": ["province", "county_smart", "manual_excel", "bank_soap", "pos"],

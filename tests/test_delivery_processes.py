@@ -40,7 +40,7 @@ def count_status(hub: Hub, status: str) -> int:
 
 def test_sigkill_mid_delivery_loses_nothing(make_config, store_url, peer, tmp_path):
     config = make_config(store_url, partners={"peer0": {"base_url": peer.url}},
-                         delivery={"threads": 4, "batch": 5, "lease_seconds": 2,
+                         delivery={"threads": 4, "batch": 1, "lease_seconds": 15,
                                    "poll_interval": 0.1})
     hub = Hub(load_config(config))
     ids = enqueue_many(hub, "peer0", 200)
@@ -69,7 +69,7 @@ def test_sigkill_mid_delivery_loses_nothing(make_config, store_url, peer, tmp_pa
 def test_two_workers_on_postgres_deliver_each_message_once(make_config, postgres_url, peer,
                                                            tmp_path):
     config = make_config(postgres_url, partners={"peer0": {"base_url": peer.url}},
-                         delivery={"threads": 4, "batch": 10, "lease_seconds": 60,
+                         delivery={"threads": 4, "batch": 10, "lease_seconds": 150,
                                    "poll_interval": 0.1})
     hub = Hub(load_config(config))
     ids = enqueue_many(hub, "peer0", 1000)

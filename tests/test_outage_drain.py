@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 PATIENT = RetryPolicy(max_attempts=50, min_backoff=0.1, max_backoff=0.5, jitter=0.1)
 #: Far longer than the test may take: a row taken over before this ran out was handed back.
-LONG_LEASE = 120
+LONG_LEASE = 150
 
 
 def enqueue(hub: Hub, n: int) -> list[int]:
@@ -62,7 +62,9 @@ def test_sigterm_on_a_worker_mid_batch_hands_everything_over_at_once(
     second = None
     try:
         wait_until(lambda: len(peer.state.received) >= 2, timeout=60, what="a batch under way")
-        assert statuses(hub).get("in_flight") == 10  # one batch of 10, one row being sent
+        under_way = statuses(hub)  # one batch of 10: each outcome recorded as it ends
+        assert under_way.get("in_flight", 0) >= 7, under_way
+        assert under_way.get("in_flight", 0) + under_way.get("done", 0) == 10, under_way
         assert str(first.pid) in (lease_holder(hub) or "")
         first.send_signal(signal.SIGTERM)
         started = time.monotonic()
@@ -135,7 +137,9 @@ def test_a_call_that_outlasts_the_drain_has_its_row_handed_back(
         assert worker.wait(20) == 0, (tmp_path / "w.log").read_text()
         assert time.monotonic() - started < 5  # bounded by drain_seconds, not the peer
         after = statuses(hub)
-        assert after == {"pending": 3}, after  # nothing in flight until the lease ends
+        # the first call ended and was recorded; the one under way and the last row were
+        # handed back: nothing in flight until the lease ends
+        assert after == {"done": 1, "pending": 2}, after
     finally:
         stop_process(worker)
         hub.close()

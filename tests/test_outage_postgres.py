@@ -106,7 +106,7 @@ def _check_nothing_lost(env: Any, answers: list[tuple[str, int, Any, str | None]
 def test_terminated_connections_under_load_answer_no_5000_and_lose_nothing(
         make_hub, postgres_url, admin):
     env = province_env(make_hub, postgres_url,
-                       delivery={"threads": 2, "batch": 10, "lease_seconds": 60,
+                       delivery={"threads": 2, "batch": 10, "lease_seconds": 150,
                                  "poll_interval": 0.1})
     env.hub.start_workers()
     answers: list[tuple[str, int, Any, str | None]] = []
@@ -176,7 +176,7 @@ def test_requests_answered_while_the_store_is_down_reach_the_call_log_later(make
 
 def test_outcomes_of_a_batch_are_recorded_once_the_store_is_back(make_hub, proxy):
     env = province_env(make_hub, proxy.url,
-                       delivery={"threads": 1, "batch": 10, "lease_seconds": 30,
+                       delivery={"threads": 1, "batch": 10, "lease_seconds": 150,
                                  "poll_interval": 0.1})
     try:
         answers = [_send(env, f"510000-20261122-20000{i}") for i in range(3)]

@@ -25,7 +25,7 @@ from mapping.fund import (
 )
 from store.fund_models import FundConflict, FundEvent, LedgerEntry, SupervisedAccount
 from store.models import Alert, OutboxMessage, utcnow
-from store.outbox import NewMessage, message_row
+from store.outbox import ROW_COLUMNS, NewMessage, mark_new_rows, message_row
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -291,11 +291,7 @@ def _booked_pg(with_outbox: bool):  # type: ignore[no-untyped-def]
             .returning(lg_t.c.event_id))
 
 
-_OUTBOX_COLUMNS = (
-    "interface", "adapter", "partner", "operation", "division", "item", "case_id",
-    "payload_enc", "status", "attempts", "max_attempts", "min_backoff", "max_backoff",
-    "timeout", "next_attempt_at", "created_at", "resubmit_count",
-)
+_OUTBOX_COLUMNS = ROW_COLUMNS  # the outbox's one row format (store.outbox.message_row)
 _EVENT_COLUMNS = (
     "bank_code", "serial_no", "operation", "result_type", "account_no", "instruction_no",
     "amount_fen", "occurred_at", "status", "answer_code", "answer_msg", "division",
@@ -340,7 +336,7 @@ def insert_booked(s: Session, hub: Hub, bank_code: str, operation: str,
         params.update(ev_route_mode=mode, ev_created_at=now, lg_created_at=now)
         if message is not None:
             params.update({f"ob_{k}": v for k, v in message_row(hub.cipher, message, now).items()})
-            s.info["enqueued"] = True  # as hub.enqueue: wakes the delivery workers
+            mark_new_rows(s)  # as hub.enqueue: wakes the workers after the commit
         return int(conn.execute(_BOOKED_PG[message is not None], params).scalar_one())
     mode, message_id = route_to(s, hub, operation, bank_code, account, fields)
     event_id = conn.execute(_INSERT_EVENT, dict(

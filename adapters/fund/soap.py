@@ -209,8 +209,7 @@ class FundSoapEndpoint:
                 self._log_alone(record)
         finally:
             session.close()
-        if session.info.get("enqueued") and self.hub.workers is not None:
-            self.hub.workers.wake()
+        # queued messages wake the workers on commit (store.outbox's after-commit signal)
         resp.headers["X-Ref-Id"] = record.ref_id
         return resp
 
