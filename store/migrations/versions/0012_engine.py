@@ -2,15 +2,15 @@
 value that applied to them), and ``outbox_archive`` for delivered rows past
 ``scheduler.outbox_archive_days`` (store/retention.py)
 
-Revision ID: 0009_engine
-Revises: 0008_pii
+Revision ID: 0012_engine
+Revises: 0011_sharing
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0009_engine"
-down_revision = "0008_pii"
+revision = "0012_engine"
+down_revision = "0011_sharing"
 branch_labels = None
 depends_on = None
 
