@@ -21,6 +21,12 @@ from hub import Hub, load_config
 from store.db import Database
 from tests.support import write_config
 
+# tmp_path on tmpfs when the machine has one: every test's SQLite store syncs at each
+# commit (sqlite_synchronous FULL, the hub's default), a disk flush each on a real disk.
+# PYTEST_DEBUG_TEMPROOT (pytest's own variable) set by hand wins.
+if "PYTEST_DEBUG_TEMPROOT" not in os.environ and os.access("/dev/shm", os.W_OK | os.X_OK):
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = "/dev/shm"
+
 #: The PostgreSQL store the ``[postgres]`` parametrisations use. Under pytest-xdist each
 #: worker (gw0, gw1, ...) has a database of its own beside the configured one
 #: (``<name>_gw0``, ...), created on first use.
