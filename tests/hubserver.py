@@ -54,8 +54,11 @@ class HubServer:
             wasyncore.close_all(self.server._map, ignore_all=True)
             closed.set()
 
-        self.server.trigger.pull_trigger(close_all)
-        closed.wait(5)
+        try:
+            self.server.trigger.pull_trigger(close_all)
+            closed.wait(5)
+        except OSError:  # the trigger's pipe is already gone: close from here after all
+            wasyncore.close_all(self.server._map, ignore_all=True)
         self.thread.join(timeout=5)
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
