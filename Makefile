@@ -6,6 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+# pytest-xdist workers for `make test` (each has its own files and, with
+# HUB_TEST_DATABASE_URL, its own PostgreSQL database <name>_gwN); 0 runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: run serve test lint bench clean
 
@@ -33,7 +36,7 @@ serve: $(VENV)/.run-deps
 
 test: $(VENV)/.test-deps
 	tests/provision.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

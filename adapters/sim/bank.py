@@ -35,6 +35,8 @@ from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 from werkzeug.serving import make_server
 
+from adapters.sim.loopback import POLL
+
 log = logging.getLogger("cityhub.sim.bank")
 NS = "urn:cityhub:banksim:v1"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -48,7 +50,7 @@ class ServerThread:
     def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0) -> None:
         self.server = make_server(host, port, app, threaded=True)
         self.server.daemon_threads = True  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, kwargs=POLL,
                                        name=f"wsgi-{self.server.port}")
 
     @property

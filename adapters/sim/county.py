@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from adapters.signing import SignatureError, check_signature, signed_headers
-from adapters.sim.loopback import send_json
+from adapters.sim.loopback import POLL, send_json
 
 CST = timezone(timedelta(hours=8))
 EVENTS_PATH = "/api/county/v1/events"
@@ -172,7 +172,7 @@ class CountySim:
         return f"{self.url}/county/{code}"
 
     def start(self) -> CountySim:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, kwargs=POLL,
                                         name="county-sim")
         self._thread.start()
         return self

@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: shutdown() waits for serve_forever's next poll (0.5 s by default): a short one makes
+#: stop() prompt (the simulators and the tests stop peers often).
+POLL: dict[str, Any] = {"poll_interval": 0.05}
+
 
 @dataclass
 class Received:
@@ -118,7 +122,7 @@ class LoopbackServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def start(self) -> LoopbackServer:
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True, kwargs=POLL,
                                         name="loopback-peer")
         self._thread.start()
         return self

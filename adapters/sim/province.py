@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from adapters.signing import SignatureError, check_signature, signed_headers
-from adapters.sim.loopback import send_json
+from adapters.sim.loopback import POLL, send_json
 
 OPERATIONS = ("status", "results", "review-link")
 
@@ -160,7 +160,7 @@ class ProvinceSim(ThreadingHTTPServer):
         return self.url + self.prefix
 
     def start(self) -> ProvinceSim:
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True,
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True, kwargs=POLL,
                                         name="province-sim")
         self._thread.start()
         return self
