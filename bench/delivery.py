@@ -94,6 +94,8 @@ def latency(store: str, url: str | None, peer_url: str, rate: float, seconds: fl
     default poll interval (0.5 s), so only the wake-up on commit can make it short."""
     config, db_url = temp_config(url, partners={"peer": {"base_url": peer_url}}, inbound=[],
                                  delivery={"threads": threads, "batch": batch,
+                                           # a batch of the slowest calls fits (hub.py)
+                                           "lease_seconds": max(300, batch * 15),
                                            "poll_interval": 0.5})
     reset_store(db_url)
     hub = Hub(load_config(config))
@@ -135,7 +137,7 @@ def measure(store: str, url: str | None, peer_url: str, n: int, threads: int, ba
     config, db_url = temp_config(url, partners={"peer": {"base_url": peer_url}}, inbound=[],
                                  delivery={"threads": threads, "batch": batch,
                                            # a batch of the slowest calls fits (hub.py)
-                                           "lease_seconds": max(120, batch * 15),
+                                           "lease_seconds": max(300, batch * 15),
                                            "poll_interval": 0.05})
     reset_store(db_url)
     hub = Hub(load_config(config))
