@@ -370,6 +370,13 @@ def load_topology(config: Config, secrets: Secrets | None = None) -> Topology:
     city = divisions.city(config.city)
     partners = load_partners(config, city, secrets or Secrets(config))
     numbering_settings(config, partners)  # checked here too, so `hub.py check` reports it
+    from adapters.departments import load_departments  # and the departments (Sharing)
+    from mapping.departments import DepartmentConfigError
+
+    try:
+        load_departments(config, partners)
+    except DepartmentConfigError as exc:
+        raise ConfigError(str(exc)) from None
     routes = load_table(config.routing_table, divisions, items=ITEMS,
                         adapter_problem=adapter_problem, partners=partners,
                         policies=config.retry_policies, city_code=config.city)

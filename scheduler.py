@@ -26,12 +26,15 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from store.identity_models import EntryHandover
 from store.models import CallLogEntry, Lease, Nonce, OutboxMessage, utcnow
 from store.outbox import IN_FLIGHT, PENDING
 from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from sqlalchemy.orm import Session
 
     from hub import Hub
 
@@ -44,6 +47,9 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 def utcnow_aware() -> datetime:
     return datetime.now(UTC)
 LEASE_NAME = "scheduler"
+#: The departments' rate windows (store/share.py) count per minute; older minutes are
+#: kept a while for an operator looking into a 1005, then forgotten.
+RATE_WINDOW_KEPT_MINUTES = 60
 
 
 @dataclass(frozen=True)
@@ -135,11 +141,25 @@ def refresh_statistics(hub: Hub) -> int:
         return len(refresh_pending(s, tz=hub.overrides.tz))
 
 
+def prune_handovers(hub: Hub, s: Session, now: datetime) -> int:
+    """Forget the 一网通办 handovers whose session ended and whose token expired a session
+    lifetime ago: until then the row's unique ``jti`` refuses a replay (a token past its
+    ``exp`` is refused by ``adapters.entry_token.verify`` anyway)."""
+    from admin.identity_config import identity_of
+
+    lifetime = timedelta(minutes=identity_of(hub.config).entry.session_minutes)
+    return s.execute(delete(EntryHandover).where(
+        EntryHandover.session_expires_at < now, EntryHandover.token_exp < now - lifetime)
+    ).rowcount
+
+
 def housekeeping(hub: Hub) -> dict[str, int]:
-    """Forget nonces past the replay window, call-log rows past retention, and old
-    sign-in failures; move delivered outbox rows to the archive (store/retention.py)."""
+    """Forget nonces past the replay window, call-log rows past retention, old sign-in
+    failures, ended 一网通办 handovers and past minutes of the departments' rate windows;
+    move delivered outbox rows to the archive (store/retention.py)."""
     from admin.auth import prune_login_failures  # keeps Flask out of this module's imports
     from store.retention import archive_delivered, prune_archive
+    from store.share import prune_rate
 
     cfg = hub.config.scheduler
     now = utcnow()
@@ -153,10 +173,13 @@ def housekeeping(hub: Hub) -> dict[str, int]:
             )
         ).rowcount
         login_failures = prune_login_failures(s)
+        handovers = prune_handovers(hub, s, now)
+        rate = prune_rate(s, now - timedelta(minutes=RATE_WINDOW_KEPT_MINUTES))
     archived = archive_delivered(hub.db, cfg.outbox_archive_days, now)
     pruned = prune_archive(hub.db, cfg.call_log_retention_days, now)
     return {"nonces": nonces, "call_log": calls, "login_failures": login_failures,
-            "outbox_archived": archived, "outbox_archive_pruned": pruned}
+            "entry_handovers": handovers, "share_rate_windows": rate, "outbox_archived": archived,
+            "outbox_archive_pruned": pruned}
 
 
 def watch_calendar(hub: Hub) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.auth import authenticate, read_body
 from adapters.base import Partner
 from adapters.county_stages import (
+    StageRefused,
     StageReport,
     apply_stage,
     check_stage,
@@ -29,7 +30,6 @@ from adapters.county_stages import (
 )
 from adapters.http import JsonClient
 from adapters.json_body import parse_json
-from adapters.numbering import check_filing_no
 from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
 from mapping.canonical import Applicant, CanonicalCase
 from mapping.items import ITEMS, Item
@@ -136,9 +136,10 @@ def handle_event(hub: Hub) -> dict[str, Any]:
             _context(case)
             if case.item != item.code:
                 raise _field_error([("item", f"case {case.case_no} is a {case.item} case")])
-            # numbering.md: under the Hunan profile a 办结 carries a number of the register
-            check_filing_no(hub, s, case.item, case.county_code, report.stage, report.filing_no)
-            outcome = apply_stage(s, hub, case, report, source="county")
+            try:  # numbering.md: under the Hunan profile a 办结 carries a registered number
+                outcome = apply_stage(s, hub, case, report, source="county")
+            except StageRefused as refused:
+                raise _field_error(refused.errors) from None
             return outcome, {"case_no": case.case_no, "stage": case.stage,
                              "recorded": outcome.recorded, "duplicate": outcome.duplicate}
 

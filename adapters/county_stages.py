@@ -101,9 +101,32 @@ def check_stage(item: str, report: StageReport) -> list[tuple[str, str]]:
     return errors
 
 
+class StageRefused(ValueError):
+    """A stage report is invalid (``errors`` lists ``(field, reason)``)."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {r}" for f, r in errors))
+        self.errors = errors
+
+
+def store_errors(session: Session, hub: Hub, case: Case,
+                 report: StageReport) -> list[tuple[str, str]]:
+    """Field errors only the store can tell (``check_stage`` cannot): under the numbering
+    profile a 办结's filing number must be the register's (contracts/numbering.md)."""
+    from adapters.numbering import filing_no_errors
+
+    return filing_no_errors(hub, session, case.item, case.county_code, report.stage,
+                            report.filing_no)
+
+
 def apply_stage(session: Session, hub: Hub, case: Case, report: StageReport,
                 source: str) -> StageOutcome:
-    """Record ``report`` on the sub-case and queue its pushes to the province."""
+    """Record ``report`` on the sub-case and queue its pushes to the province.
+
+    Raises ``StageRefused`` (nothing recorded) for a report ``store_errors`` refuses."""
+    errors = store_errors(session, hub, case, report)
+    if errors:
+        raise StageRefused(errors)
     outcome = record_stage(
         session, hub, case, report.stage, at=report.at, operator=report.operator,
         opinion=report.opinion, filing_no=report.filing_no, result=report.result, source=source,

@@ -58,7 +58,8 @@ if TYPE_CHECKING:
     from flask import Flask
     from sqlalchemy.orm import Session
 
-    from hub import Hub
+    from adapters.base import Partner
+    from hub import Config, Hub
     from mapping.canonical import CanonicalCase
     from store.models import Case
 
@@ -119,25 +120,33 @@ def load_push_routes(path: Path, departments: dict[str, Department],
     return routes
 
 
+def load_departments(config: Config, partners: dict[str, Partner]
+                     ) -> tuple[dict[str, Department], dict[str, PushRoute]]:
+    """The departments among the partners and the routing table's pushes to them.
+
+    A bad entry raises ``DepartmentConfigError`` worded ``file: key: why``; hub.py's
+    ``load_topology`` turns it into its ``ConfigError`` (start-up and ``hub.py check``)."""
+    departments: dict[str, Department] = {}
+    try:
+        for app_id, partner in partners.items():
+            dept = department_of(app_id, partner.options)
+            if dept is not None:
+                departments[app_id] = dept
+        pushes = load_push_routes(config.routing_table, departments, config.retry_policies)
+    except DepartmentConfigError as exc:
+        text = str(exc)
+        if text.startswith("/"):  # the routing table's own path leads already
+            raise
+        raise DepartmentConfigError(f"{config.path}: {text}") from None
+    return departments, pushes
+
+
 class Sharing:
     """The departments of this hub and the gateway's hooks into the engine."""
 
     def __init__(self, hub: Hub) -> None:
-        from hub import ConfigError
-
-        self.hub = hub
-        self.departments: dict[str, Department] = {}
-        try:
-            for app_id, partner in hub.partners.items():
-                dept = department_of(app_id, partner.options)
-                if dept is not None:
-                    self.departments[app_id] = dept
-            self.pushes = load_push_routes(hub.config.routing_table, self.departments,
-                                           hub.config.retry_policies)
-        except DepartmentConfigError as exc:
-            text = str(exc)
-            raise ConfigError(text if text.startswith("/") else
-                              f"{hub.config.path}: {text}") from None
+        self.hub = hub  # the config was checked already: hub.load_topology
+        self.departments, self.pushes = load_departments(hub.config, hub.partners)
 
     # -- 办结 → the shared record and the pushes out
 

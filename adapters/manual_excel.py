@@ -29,11 +29,13 @@ from sqlalchemy.orm import Session, defer
 
 from adapters.base import Adapter
 from adapters.county_stages import (
+    StageRefused,
     StageReport,
     apply_stage,
     check_stage,
     find_sub_case,
     plan_stages,
+    store_errors,
     write_stages,
 )
 from adapters.materials import MaterialError, to_jpegs
@@ -77,14 +79,6 @@ class ManualExcelAdapter(Adapter):
 
     alias = "manual_excel"
     delivers = False
-
-
-class StageRefused(ValueError):
-    """A mark is invalid (``errors`` lists ``(field, reason)``)."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{f}: {r}" for f, r in errors))
-        self.errors = errors
 
 
 # --------------------------------------------------------------------------- work queue
@@ -419,6 +413,8 @@ def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
                 kind = ITEMS[case.item].name_zh if case.item in ITEMS else case.item
                 errors.append((n, f"案件编号：{row.case_no} 是「{kind}」的案件，"
                                   "请填在该事项的工作表中"))
+            elif problems := store_errors(s, hub, case, row.report):  # as apply_stage
+                errors.append((n, "；".join(explain(f, r) for f, r in problems)))
             else:
                 known.append(n)
         # every row is decided first (as a callback would be); nothing is written unless

@@ -312,16 +312,24 @@ def handle_upload(hub: Hub) -> dict[str, Any]:
 # --------------------------------------------------------------------------- 办结 check
 
 
-def check_filing_no(hub: Hub, s: Session, item: str, county: str, stage: str,
-                    filing_no: str | None) -> None:
+#: The field error of a 办结 whose filing number is not the register's (mapping/excel.py
+#: ``explain`` words it in Chinese for operators).
+NOT_REGISTERED = ("not a number of the register issued to this county "
+                  "(the province's unified number is required)")
+
+
+def filing_no_errors(hub: Hub, s: Session, item: str, county: str, stage: str,
+                     filing_no: str | None) -> list[tuple[str, str]]:
     """At 办结 of a presale permit or contract filing under the profile, ``filing_no``
-    must be a live number of the register issued to ``county`` (else 2002)."""
+    must be a live number of the register issued to ``county``: the field error, if not.
+
+    Checked for every way a stage is applied (adapters/county_stages.py)."""
     kind = FILING_KINDS.get(item)
     if not hub.numbering.enabled or stage != "completed" or kind is None:
-        return
+        return []
     if kind_of(filing_no) != kind or not register.is_registered(s, county, filing_no):  # type: ignore[arg-type]
-        raise _invalid([("filing_no", "not a number of the register issued to this county "
-                                      "(the province's unified number is required)")])
+        return [("filing_no", NOT_REGISTERED)]
+    return []
 
 
 # --------------------------------------------------------------------------- registration

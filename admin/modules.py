@@ -52,6 +52,9 @@ BUILTIN_MODULES: dict[str, tuple[str, Page]] = {
                               ("admin.user", "admin.role_save", "admin.unit_save"))),
     "settings": ("系统设置", Page("admin.settings", "manage_settings", ("admin.settings",))),
     "audit": ("审计记录", Page("admin.audit_trail", "view_audit", ("admin.audit_trail",))),
+    # added after the seed (0004): ensure_builtins adds it at start-up
+    "share": ("数据共享审计", Page("admin.share_audit", "view_audit",
+                               ("admin.share_audit", "admin.share_export", "admin.share_rules"))),
 }
 #: The module a built-in function is seeded in.
 BUILTIN_FUNCTION_MODULES: dict[str, str] = {

@@ -237,6 +237,9 @@ def explain(field_name: str, reason: str) -> str:
         return f"{column}：新环节为「办结」的备案类事项必须填写备案号"
     if reason.startswith("required on completed for a query"):
         return f"{column}：新环节为「办结」的查询类事项必须填写结果"
+    if reason.startswith("not a number of the register"):  # adapters/numbering.py
+        return (f"{column}：不是省平台发给本区县的统一编号，请填写省平台赋予的"
+                "预售许可证号或合同备案号")
     if reason == "must be an object":
         return f"{column}：请填写结果文字，或以 {{ 开头的 JSON 对象"
     if reason.startswith("only a completed stage"):

@@ -336,8 +336,10 @@ def bump_rate(session: Session, app_id: str, now: datetime | None = None) -> int
     return int(session.execute(stmt).scalar_one())
 
 
-def prune_rate(session: Session, before: datetime) -> None:
-    session.execute(ShareRateWindow.__table__.delete().where(ShareRateWindow.minute < before))
+def prune_rate(session: Session, before: datetime) -> int:
+    """Forget the rate windows of minutes before ``before`` (scheduler housekeeping)."""
+    table = ShareRateWindow.__table__
+    return session.execute(table.delete().where(table.c.minute < before)).rowcount
 
 
 def write_access(session: Session, *, app_id: str, department: str, direction: str,

@@ -133,6 +133,33 @@ def test_reused_jti_is_refused_and_creates_nothing(entry):
     assert _counts(hub) == before
 
 
+def test_housekeeping_forgets_ended_handovers_and_keeps_the_jti_while_it_could_replay(entry):
+    from datetime import timedelta
+
+    from scheduler import housekeeping
+    from store.models import utcnow
+
+    hub, url = entry
+    tokens = {jti: handover_token(SECRET, "rental_filing", f"510000-20261202-H{i}", COUNTY,
+                                  jti=jti)
+              for i, jti in enumerate(("ended", "just-expired", "live"))}
+    for token in tokens.values():
+        assert _post(url, "rental_filing", token).status_code == 303
+    now = utcnow()
+    with hub.transaction() as s:
+        rows = {r.jti: r for r in s.scalars(select(EntryHandover))}
+        for jti, exp_ago in (("ended", timedelta(minutes=31)), ("just-expired",
+                                                                timedelta(minutes=29))):
+            rows[jti].token_exp = now - exp_ago  # the session lifetime is 30 minutes
+            rows[jti].session_expires_at = now - timedelta(minutes=1)
+    assert housekeeping(hub)["entry_handovers"] == 1
+    with hub.db.session() as s:
+        assert sorted(s.scalars(select(EntryHandover.jti))) == ["just-expired", "live"]
+    replay = _post(url, "rental_filing", tokens["live"])  # still within its validity
+    assert replay.status_code == 403 and "已使用过" in replay.text
+    assert housekeeping(hub)["entry_handovers"] == 0
+
+
 def _session(url: str, apply_no: str) -> tuple[requests.Session, str]:
     http = requests.Session()
     token = handover_token(SECRET, "rental_filing", apply_no, COUNTY)

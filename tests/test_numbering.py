@@ -213,6 +213,58 @@ def test_completion_of_a_presale_contract_filing_needs_a_registered_number(numbe
         assert s.scalars(select(Case.stage).where(Case.case_no == case_no)).one() == "completed"
 
 
+def test_operator_marks_and_imports_are_checked_against_the_register(numbering_env):  # noqa: F811
+    """The same 办结 check as the callbacks (adapters/county_stages.apply_stage) for an
+    operator's mark and an imported workbook, with a Chinese error and nothing recorded."""
+    from tests.test_admin_fixtures import COUNTY_FUNCTIONS, Client, add_operator
+
+    env = numbering_env
+    canonical = CanonicalCase(
+        item="presale_contract_filing", apply_no="HN-0002", city_code="430200",
+        county_codes=[YOUXIAN], applicant=Applicant("张三", "1", "11010519491231002X"),
+        submitted_at=datetime(2026, 11, 22, 2, 0, tzinfo=UTC),
+        data=dict(DATA["presale_contract_filing"]))
+    with env.hub.transaction() as s:
+        case = open_case(s, env.hub, canonical).subs[0][0]
+        case.route_mode = "manual"  # this county works it by hand (the export lists it)
+        case_no = case.case_no
+    add_operator(env.hub, "youxian-op", COUNTY_FUNCTIONS, divisions=(YOUXIAN,))
+    op = Client(env.url)
+    assert op.login("youxian-op").status_code == 200
+
+    def mark(stage: str, filing_no: str = "") -> str:
+        return op.post("/admin/manual/mark", {"case_no": case_no, "stage": stage,
+                                              "filing_no": filing_no}).text
+
+    assert f"{case_no} 已标记为" in mark("受理")
+    page = mark("办结", "430223202406200101-Y01-B0001")  # well formed, not in the register
+    assert "未能标记：" in page and "不是省平台发给本区县的统一编号" in page
+    assert stages_of(env.hub, case_no) == ["accepted"]
+
+    import openpyxl
+
+    export = op.get("/admin/manual/export")  # the operator's divisions: 攸县
+    assert export.status_code == 200, export.text
+    with __import__("zipfile").ZipFile(io.BytesIO(export.content)) as z:
+        xlsx = z.read(next(n for n in z.namelist() if n.endswith(".xlsx")))
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    [ws] = wb.worksheets
+    header = [c.value for c in ws[1]]
+    for label, value in (("新环节", "办结"), ("备案号", "YS2026-0001"), ("经办人", "王")):
+        ws.cell(row=2, column=header.index(label) + 1).value = value
+    out = io.BytesIO()
+    wb.save(out)
+    page = op.post("/admin/manual/import", files={"workbook": ("q.xlsx", out.getvalue())}).text
+    assert "不是省平台发给本区县的统一编号" in page
+    assert stages_of(env.hub, case_no) == ["accepted"]
+
+    env.post(f"{V1}/numbers/presale-permit", presale_body())
+    number = env.post(f"{V1}/numbers/contract-filing",
+                      contract_body("430223202406200101-Y01", _scan(env))).json()["data"]["number"]
+    assert f"{case_no} 已标记为" in mark("办结", number)
+    assert stages_of(env.hub, case_no) == ["accepted", "completed"]
+
+
 def test_the_qr_code_decodes_to_the_chain_string(numbering_env):  # noqa: F811
     env = numbering_env
     data = env.post(f"{V1}/numbers/presale-permit", presale_body()).json()["data"]

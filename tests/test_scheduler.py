@@ -23,11 +23,13 @@ def test_housekeeping_forgets_old_nonces_and_calls(make_hub, store_url):
                                                  started_at=now - timedelta(days=age),
                                                  ref_id=ref))
     assert housekeeping(hub) == {"nonces": 1, "call_log": 1, "login_failures": 0,
+                                 "entry_handovers": 0, "share_rate_windows": 0,
                                  "outbox_archived": 0, "outbox_archive_pruned": 0}
     with hub.transaction() as s:
         assert s.scalars(select(Nonce.nonce)).all() == ["b" * 16]
         assert s.scalars(select(CallLogEntry.ref_id)).all() == ["new"]
     assert housekeeping(hub) == {"nonces": 0, "call_log": 0, "login_failures": 0,
+                                 "entry_handovers": 0, "share_rate_windows": 0,
                                  "outbox_archived": 0, "outbox_archive_pruned": 0}
 
 

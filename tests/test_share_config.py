@@ -19,6 +19,25 @@ def test_a_wrong_department_stops_start_up(make_hub, sqlite_url, partner, key):
         make_hub(sqlite_url, partners={"bank_icbc": partner})
 
 
+def test_check_reports_a_wrong_department_as_start_up_does(tmp_path, sqlite_url):
+    """``hub.py check`` (no store, no data key) names the same ``file: key: why``."""
+    import subprocess
+
+    from tests.support import ROOT, hub_command, write_config
+
+    config = write_config(tmp_path / "cfg", sqlite_url,
+                          partners={"bank_icbc": {"department": "bank", "rate_per_minute": 0}})
+    proc = subprocess.run(hub_command(config, "check"), capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 2, proc.stdout
+    assert f"{config}: partners.bank_icbc.rate_per_minute: " in proc.stderr
+    assert "Traceback" not in proc.stderr
+    good = write_config(tmp_path / "ok", sqlite_url, partners={"bank_icbc": {"department": "bank"}})
+    done = subprocess.run(hub_command(good, "check"), capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    assert done.returncode == 0 and "configuration ok" in done.stdout, done.stderr
+
+
 def test_a_scope_never_widens_the_contract(make_hub, sqlite_url):
     with pytest.raises(ConfigError, match=r"partners\.police\.scope\.price: "):
         make_hub(sqlite_url, partners={"police": {"department": "police",

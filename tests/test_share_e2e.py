@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from adapters.sim.county import CountySim, SimConfig
 from adapters.sim.departments import DepartmentClient, DepartmentSim
@@ -175,6 +175,24 @@ def test_scope_purpose_and_rate(world):
     assert police_ok.body["code"] == "0000"
 
 
+def test_housekeeping_forgets_past_rate_windows(world):
+    from datetime import timedelta
+
+    from scheduler import housekeeping
+    from store.models import utcnow
+    from store.share_models import ShareRateWindow
+
+    hub, _url, _province, _p, _county, _d, c = world
+    assert c["bank_icbc"].housing_count(BUYER).body["code"] == "0000"
+    assert c["police"].contracts(BUYER).body["code"] == "0000"
+    with hub.transaction() as s:  # the bank's minute is two hours old, the police's current
+        s.execute(update(ShareRateWindow).where(ShareRateWindow.app_id == "bank_icbc")
+                  .values(minute=utcnow() - timedelta(hours=2)))
+    assert housekeeping(hub)["share_rate_windows"] == 1
+    with hub.db.session() as s:
+        assert s.scalars(select(ShareRateWindow.app_id)).all() == ["police"]
+
+
 def test_listed_buyer_refused_then_accepted_after_removal(world):
     hub, _url, province, prov_sim, county, _d, c = world
     court = c["court"]
@@ -285,6 +303,7 @@ def test_admin_page_searches_and_exports_the_sharing_audit(world):
     client = Client(url)
     assert client.login("auditor").status_code == 200
     page = client.get("/admin/share").text
+    assert 'id="nav-share"' in page and 'class="on" id="nav-share"' in page
     assert "工商银行个人信贷系统" in page and "查询合同备案" in page and "无权办理" in page
     assert BUYER not in page and "证件号（已脱敏）" in page
     found = client.get(f"/admin/share?id_no={BUYER.lower()}").text
@@ -301,6 +320,11 @@ def test_admin_page_searches_and_exports_the_sharing_audit(world):
     scoped = Client(url)
     assert scoped.login("county-op").status_code == 200
     assert "没有记录" in scoped.get("/admin/share").text  # city-wide queries: not its scope
+    add_operator(hub, "viewer", ("view",))
+    viewer = Client(url)
+    assert viewer.login("viewer").status_code == 200
+    assert 'id="nav-share"' not in viewer.get("/admin/").text  # no 查看审计记录: no link
+    assert viewer.get("/admin/share").status_code == 403
     with hub.transaction() as s:
         [summary] = [m for m in share.monthly_summary(
             s, __import__("datetime").datetime(2000, 1, 1),
