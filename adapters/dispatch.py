@@ -253,14 +253,13 @@ RECORD_BUDGET = 60.0
 def dead_alert(row: Claimed, result: DeliveryResult) -> Alert:
     """An operator must see a parked message until acknowledged (and resubmit it)."""
     what = f"{name('interfaces', row.interface)} → {name('partners', row.partner)}"
-    why = ("对方拒绝接收，不会自动重试" if result.permanent
+    why = ("对方拒绝接收，已停止重试" if result.permanent
            else f"已尝试 {row.attempts} 次，已停止重试")
     return Alert(
         kind="dead_message", severity="warning",
         title=(f"消息 {row.id}（{what}）发送失败：{why}；"
                "请检查对方系统后在办件页“重新提交”")[:200],
-        detail=f"最后错误：{result.error or '未知'}"[:2000], division=row.division,
-        ref=f"message:{row.id}",
+        detail=(result.error or "")[:2000], division=row.division, ref=f"message:{row.id}",
     )
 
 
