@@ -164,7 +164,7 @@ def refuse_other_bank(s: Session, call: SoapCall, caller_bank: str, owner_bank: 
     the caller's login. Nothing is booked; the operators are alerted (the call log has
     the attempt)."""
     alert(s, "fund_other_bank", "critical",
-          f"{code_name('banks', caller_bank)} 的{operation_name(call.operation)}涉及"
+          f"{code_name('banks', caller_bank)}的{operation_name(call.operation)}涉及"
           f"{code_name('banks', owner_bank)}的{what}，已拒绝；请与该银行核实",
           {"bank_code": caller_bank, "owner_bank_code": owner_bank,
            "operation": call.operation, "target": what},
