@@ -1,5 +1,5 @@
 """No raw catalogue code as visible text on the pages a clerk reads most — the dashboard,
-a case and the interfaces page (with its "where would this go" answer) — through the
+a case and the interfaces page (with its "where would this go" answer and call log) — through the
 real server, with a dead message so every section has rows. Codes stay findable in a
 grey ``span.code``, a tooltip or a folded ``<details>``; the detector is the one of
 tests/test_admin_words_time.py."""
@@ -9,7 +9,7 @@ from __future__ import annotations
 import lxml.html
 from sqlalchemy import select
 
-from store.models import Alert
+from store.models import Alert, CallLogEntry
 from tests.test_admin_fixtures import county_peer, served  # noqa: F401  (fixtures)
 from tests.test_admin_words_time import _dead, _signed_in, raw_codes, visible_text
 
@@ -26,11 +26,15 @@ def test_dashboard_case_and_interfaces_show_names_not_codes(served, county_peer)
                           params={"county": "511702", "item": "rental_filing"}).text,
         "route-refused": root.get("/admin/interfaces/route",
                                   params={"county": "511702", "item": "no_such_item"}).text,
+        "calls": root.get("/admin/calls").text,
     }
+    with served.hub.transaction() as s:
+        call_id = s.scalars(select(CallLogEntry.id).where(CallLogEntry.message_id == mid)).first()
+    pages["call"] = root.get(f"/admin/calls/{call_id}").text
     for page, html in pages.items():
         assert raw_codes(visible_text(html)) == [], page
     # the codes are on the pages (so the check can fail), only not as visible text
-    for page in ("case", "interfaces", "route"):
+    for page in ("case", "interfaces", "route", "calls", "call"):
         assert "county.rental_filing" in raw_codes(pages[page]) \
             or "county_511702" in raw_codes(pages[page]), page
 
