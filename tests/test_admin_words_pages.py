@@ -6,9 +6,12 @@ tests/test_admin_words_time.py."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import lxml.html
 from sqlalchemy import select
 
+from store.calendar import watch_next_year
 from store.models import Alert, CallLogEntry
 from tests.test_admin_fixtures import county_peer, served  # noqa: F401  (fixtures)
 from tests.test_admin_words_time import _dead, _signed_in, raw_codes, visible_text
@@ -59,6 +62,18 @@ def test_dashboard_case_and_interfaces_show_names_not_codes(served, county_peer)
     assert "503" in alert.detail  # the technical error as it came, shown under a label
     dash = lxml.html.fromstring(pages["dashboard"]).get_element_by_id(f"alert-{alert.id}")
     assert "最后错误：" in dash.text_content() and "请检查对方系统" in dash.text_content()
+
+
+def test_the_hubs_own_advice_is_readable_on_the_dashboard(served):  # noqa: F811
+    """An alert's detail the hub wrote (what to do) is not masked like a partner's text."""
+    root = _signed_in(served)
+    assert watch_next_year(served.hub.db, date(2040, 12, 1))
+    with served.hub.transaction() as s:
+        alert_id = s.scalars(select(Alert.id).where(Alert.kind == "calendar_missing")).one()
+    row = lxml.html.fromstring(root.get("/admin/").text).get_element_by_id(f"alert-{alert_id}")
+    shown = " ".join(row.text_content().split())
+    assert "工作日历缺少 2041 年的节假日安排" in shown
+    assert "请在“系统设置 → 工作日历”中录入国务院办公厅公布的 2041 年节假日及调休安排" in shown
 
 
 def test_switch_notice_names_the_partner(served):  # noqa: F811
