@@ -30,6 +30,7 @@ from adapters.base import Adapter, AdapterNotFound, Partner, resolve_adapter
 from mapping.divisions import City, Divisions
 from mapping.items import ITEMS
 from mapping.numbering import NumberingSettings
+from routes.explain import why_unrouted
 from routes.overrides import Overrides
 from routes.policy import RetryPolicy, policy_fields
 from routes.table import RouteTableError, RoutingTable, load_table
@@ -658,8 +659,8 @@ def cmd_route(args: argparse.Namespace) -> int:
     table, settings = _with_division_settings(config, topology.routes)
     try:
         route = table.resolve(args.county, args.item)
-    except LookupError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
+    except LookupError:
+        print(f"错误：{why_unrouted(table, args.county, args.item)}", file=sys.stderr)
         return 2
     print(f"{route.county} {route.county_name} / {route.item}")
     print(f"  adapter:  {route.adapter}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from adapters.base import DeliveryResult, OutgoingMessage
 from adapters.lease import BatchLease
+from mapping.names import name
 from store.alerts import close_delivered
 from store.calllog import CallRecord, call_row, write_calls
 from store.calllog_buffer import insert_rows
@@ -251,9 +252,13 @@ RECORD_BUDGET = 60.0
 
 def dead_alert(row: Claimed, result: DeliveryResult) -> Alert:
     """An operator must see a parked message until acknowledged (and resubmit it)."""
+    what = f"{name('interfaces', row.interface)} → {name('partners', row.partner)}"
+    why = ("对方拒绝接收，已停止重试" if result.permanent
+           else f"已尝试 {row.attempts} 次，已停止重试")
     return Alert(
         kind="dead_message", severity="warning",
-        title=f"消息 {row.id} 投递失败已停止重试: {row.interface} → {row.partner}"[:200],
+        title=(f"消息 {row.id}（{what}）发送失败：{why}；"
+               "请检查对方系统后在办件页“重新提交”")[:200],
         detail=(result.error or "")[:2000], division=row.division, ref=f"message:{row.id}",
     )
 

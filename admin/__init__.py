@@ -15,6 +15,7 @@ from admin.modules import ModuleDisabled, catalogue, ensure_builtins_once, modul
 from admin.perms import FUNCTIONS, Forbidden
 from admin.settings import get_setting, item_names
 from admin.web import bp, hub, names, render, to_local
+from store.alerts import WORDED_BY_HUB
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -161,6 +162,14 @@ def _masked_title(value):  # type: ignore[no-untyped-def]
 def _masked_detail(value):  # type: ignore[no-untyped-def]
     """A stored JSON detail (alerts, audit rows) through the masker unless revealing."""
     return masking.show_detail(value)
+
+
+@bp.app_template_filter("alert_detail")
+def _alert_detail(alert):  # type: ignore[no-untyped-def]
+    """An alert's detail: the hub's own words read as written, anything else masked."""
+    if alert.kind in WORDED_BY_HUB:
+        return masking.show_title(alert.detail)
+    return masking.show_detail(alert.detail)
 
 
 @bp.errorhandler(Forbidden)

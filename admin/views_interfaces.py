@@ -14,6 +14,7 @@ from admin.journey import _open
 from admin.switches import set_switch
 from admin.web import CALL_OUTCOMES, audit, bp, hub, me, page_args, parse_dt, render
 from mapping.names import name as code_name
+from routes.explain import why_unrouted
 from store.models import CallLogEntry, InterfaceSwitch, OutboxMessage, utcnow
 from store.outbox import held_condition
 
@@ -74,7 +75,8 @@ def interface_switch():  # type: ignore[no-untyped-def]
         set_switch(s, kind, name, enabled, reason)
     if enabled and hub().workers is not None:
         hub().workers.wake()
-    flash(f"{'已启用' if enabled else '已停用'} {name}", "ok")
+    label = code_name("interfaces" if kind == "interface" else "partners", name)
+    flash(f"{'已启用' if enabled else '已停用'}：{label}", "ok")
     return redirect(url_for("admin.interfaces"))
 
 
@@ -97,8 +99,8 @@ def where_would_it_go():  # type: ignore[no-untyped-def]
     route, error = None, None
     try:
         route = hub().routes.resolve(county, item)
-    except LookupError as exc:
-        error = str(exc.args[0])
+    except LookupError:
+        error = why_unrouted(hub().routes, county, item)
     return render("route.html", route=route, error=error, county=county, item=item,
                   source=hub().routes.source)
 

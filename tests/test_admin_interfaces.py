@@ -71,8 +71,10 @@ def test_where_would_this_go(served):  # noqa: F811
     page = c.get("/admin/interfaces/route", params={"county": "511724",
                                                     "item": "survey_review"}).text
     assert "manual_excel" in page and "人工" in page
-    assert "is not a county" in c.get("/admin/interfaces/route", params={
+    assert "未知区县 999999（不在达州市区划表中）" in c.get("/admin/interfaces/route", params={
         "county": "999999", "item": "rental_filing"}).text
+    assert "未知事项 no_such（不在事项目录中）" in c.get("/admin/interfaces/route", params={
+        "county": "511724", "item": "no_such"}).text
 
 
 def test_alerts_until_acknowledged_by_division(served):  # noqa: F811

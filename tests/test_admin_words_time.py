@@ -49,7 +49,7 @@ def raw_codes(text: str) -> list[str]:
     """Catalogue codes that appear as words in ``text``."""
     codes = set()
     for kind in ("message_statuses", "alert_kinds", "interfaces", "items", "stages",
-                 "partners"):
+                 "partners", "adapters"):
         codes |= set(names.known(kind))
     codes |= {"county.rental_filing", "county_511702", "province.status", "dead_message"}
     return sorted(c for c in codes

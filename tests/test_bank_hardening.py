@@ -170,7 +170,10 @@ def test_a_bank_acts_only_on_its_own_accounts_houses_and_instructions(two_banks)
     assert len(raised) == len(answers)
     assert {a.severity for a in raised} == {"critical"} and {a.division for a in raised} == {
         "511702"}
-    assert all("CCB" in a.title and "拒绝" in a.title for a in raised)
+    # in words an operator reads: the banks by name, what to do
+    assert all(a.title.startswith("中国建设银行的") and "涉及中国工商银行的" in a.title
+               and a.title.endswith("已拒绝；请与该银行核实") for a in raised), [
+        a.title for a in raised]
     # each bank still acts on its own
     assert svc.DepositNotice(
         token=ccb, serial_no="OWN-1", account_no=ACC_OTHER, amount=Decimal("1.00"),
@@ -424,6 +427,8 @@ def test_authenticate_locks_out_as_the_admin_sign_in_does(fund):
     assert "locked" in locked.result_msg
     assert len(alerts(fund, "fund_login_locked")) == 1
     assert "icbc-front" not in alerts(fund, "fund_login_locked")[0].detail
+    assert alerts(fund, "fund_login_locked")[0].title.startswith(
+        "中国工商银行的接口登录账号连续登录失败，已被锁定；")
     assert login(PASSWORD, "pos-terminal-1").result_code == "0000"  # per login
     with fund.hub.db.session() as s:
         row = s.scalars(select(FundLogin).where(FundLogin.username == "icbc-front")).one()

@@ -99,7 +99,9 @@ def test_bank_refusing_wsse_parks_the_instruction_and_alerts(make_hub, store_url
         assert env.sim.state.instructions == []
         with env.hub.db.session() as s:
             assert s.scalars(select(OutboxMessage)).one().status == "dead"
-            assert s.scalars(select(Alert)).one().kind == "fund_instruction_failed"
+            failed = s.scalars(select(Alert)).one()
+            assert failed.kind == "fund_instruction_failed"
+            assert failed.title.endswith("请检查银行系统后在“报文与重新提交”页重新提交")
     finally:
         stop_all(stop)
 

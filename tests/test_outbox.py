@@ -99,6 +99,10 @@ def test_exhausted_and_permanent_failures_are_parked(make_hub, store_url, peer):
         ("dead_message", f"message:{retried}", "511702"),
         ("dead_message", f"message:{rejected}", "511702")]
     assert "2002" in alerts[1].detail
+    # in words an operator reads: what happened, and what to do
+    assert f"消息 {retried}（" in alerts[0].title and "已尝试 3 次，已停止重试" in alerts[0].title
+    assert "对方拒绝接收，已停止重试" in alerts[1].title
+    assert all(a.title.endswith("请检查对方系统后在办件页“重新提交”") for a in alerts)
 
 
 def test_parked_message_does_not_block_others(make_hub, store_url, peer):

@@ -111,4 +111,5 @@ def test_route_command_dry_run(tmp_path, sqlite_url):
                                      "rental_filing"),
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode != 0
-    assert "440703" in bad.stderr and "not a county of 达州市" in bad.stderr
+    assert bad.returncode == 2
+    assert bad.stderr == "错误：区县 蓬江区 440703 属于江门市，不是本市（达州市）的区县\n"

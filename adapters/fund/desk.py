@@ -63,6 +63,7 @@ from mapping.fund import (
     operation_name,
     reported_late,
 )
+from mapping.names import name as code_name
 from store.fund_models import FundHouse, FundInstruction, SupervisedAccount
 from store.models import utcnow
 
@@ -128,7 +129,8 @@ class FundDesk:
             issued = self.tokens.issue(s, bank_code, username, password)
             if issued == "locked_now":
                 alert(s, "fund_login_locked", "warning",
-                      f"银行 {bank_code} 的接口登录账号连续登录失败，已被锁定",
+                      f"{code_name('banks', bank_code)}的接口登录账号连续登录失败，已被锁定；"
+                      "请联系该银行核实账号后等待解锁",
                       {"bank_code": bank_code}, ref=f"fund_login:{bank_code}")
         if isinstance(issued, str):
             if issued == "bad":

@@ -122,7 +122,8 @@ def on_delivered(s: Session, message_id: int, status: str, error: str | None) ->
         if row is not None and row.status in ("queued", "sent"):
             row.status = "failed"
             alert(s, "fund_instruction_failed", "warning",
-                  f"{operation_name(row.operation)} {row.instruction_no} 发送失败",
+                  f"{operation_name(row.operation)} {row.instruction_no} 发送失败（已停止重试）；"
+                  "请检查银行系统后在“报文与重新提交”页重新提交",
                   {"error": error, "partner": row.partner}, division=row.division,
                   ref=f"fund_instruction:{row.instruction_no}")
 

@@ -23,6 +23,7 @@ from mapping.fund import (
     fen_to_yuan,
     operation_name,
 )
+from mapping.names import name as code_name
 from store.fund_models import FundConflict, FundEvent, LedgerEntry, SupervisedAccount
 from store.models import Alert, OutboxMessage, utcnow
 from store.outbox import ROW_COLUMNS, NewMessage, mark_new_rows, message_row
@@ -163,9 +164,10 @@ def refuse_other_bank(s: Session, call: SoapCall, caller_bank: str, owner_bank: 
     the caller's login. Nothing is booked; the operators are alerted (the call log has
     the attempt)."""
     alert(s, "fund_other_bank", "critical",
-          f"银行 {caller_bank} 的{operation_name(call.operation)}涉及其他银行（{owner_bank}）"
-          f"的{what}，已拒绝", {"bank_code": caller_bank, "owner_bank_code": owner_bank,
-                             "operation": call.operation, "target": what},
+          f"{code_name('banks', caller_bank)}的{operation_name(call.operation)}涉及"
+          f"{code_name('banks', owner_bank)}的{what}，已拒绝；请与该银行核实",
+          {"bank_code": caller_bank, "owner_bank_code": owner_bank,
+           "operation": call.operation, "target": what},
           division=division)
     call.division = division
     return Answer(OTHER_BANK, f"the {_WHAT.get(what, 'account')} belongs to another bank "
