@@ -447,6 +447,9 @@ class Hub:
         from adapters.departments import Sharing  # the data-sharing gateway's departments
 
         self.sharing = Sharing(self)
+        from adapters.calls import Calls  # one JSON client per partner, the logged sync calls
+
+        self.calls = Calls(self)
         self._adapters: dict[str, Adapter] = {}
         self._adapters_lock = threading.Lock()
         self.workers = None  # DeliveryWorkers, when this process delivers
@@ -521,6 +524,7 @@ class Hub:
         for adapter in self._adapters.values():
             with suppress(Exception):
                 adapter.close()
+        self.calls.close()
         self.call_log_buffer.close()
         self.db.dispose()
 

@@ -11,7 +11,6 @@ case numbers are in its own namespace (``handle_apply_and_accept``).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -28,16 +27,15 @@ from adapters.county_stages import (
     find_sub_case,
     parse_at,
 )
-from adapters.http import JsonClient
 from adapters.json_body import parse_json
+from adapters.province import review_url
 from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
 from mapping.canonical import Applicant, CanonicalCase
 from mapping.items import ITEMS, Item
 from mapping.province_in import ID_TYPES, ValidationFailure, parse_application
 from mapping.validators import apply_no_ok, resident_id_ok
-from store.calllog import CallRecord, write_call
-from store.cases import PROVINCE, open_case, record_stage
-from store.models import Case, utcnow
+from store.cases import open_case, record_stage
+from store.models import Case
 from store.resilience import retry_on_disconnect
 
 if TYPE_CHECKING:
@@ -272,34 +270,14 @@ def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
 
 
 def ask_province_review_link(hub: Hub, case: Case) -> tuple[str | None, str | None]:
-    """Ask the province (好差评) for a case's review link, synchronously; log the call.
-
-    Returns ``(url, None)`` or ``(None, reason)``.
-    """
-    province = hub.partner(PROVINCE)
-    payload = {"apply_no": case.apply_no, "item": case.item, "county_code": case.county_code}
-    record = CallRecord(interface="province.review-link", direction="out", party=PROVINCE,
-                        started_at=utcnow(), division=case.county_code, item=case.item,
-                        case_id=case.id)
-    client = JsonClient(hub.config.hub_app_id, pool_size=1)
-    started = time.perf_counter()
-    try:
-        result = client.post(province, "review-link", payload, province.timeout)
-    finally:
-        client.close()
-    record.duration_ms = (time.perf_counter() - started) * 1000
-    record.request, record.response = result.request, result.response
-    record.code, record.error = result.code, result.error
-    url = None
-    if result.ok:
-        data = (result.response or {}).get("data") or {}
-        url = data.get("url") if isinstance(data, dict) else None
-        if not isinstance(url, str) or not url:
-            url, record.error = None, "the province's answer has no url"
-    record.outcome = "ok" if url else "error"
-    with hub.db.session() as s:
-        write_call(s, hub.cipher, record)
-    return url, None if url else (record.error or "no answer")
+    """Ask the province (好差评) for a case's review link, synchronously, on the hub's one
+    logged-call path (the province adapter's ``ask``). Returns ``(url, None)`` or
+    ``(None, reason)``."""
+    province = hub.adapter("province")
+    result = province.review_link_call(  # type: ignore[attr-defined]
+        case.apply_no, case.item, case.county_code, case.id)
+    url = review_url(result) if result.ok else None
+    return url, None if url else (result.error or "no answer")
 
 
 def handle_review_link(hub: Hub) -> dict[str, Any]:

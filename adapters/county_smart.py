@@ -39,8 +39,8 @@ class CountySmartAdapter(HttpJsonAdapter):
         payload = logged
         if payload.get("materials"):
             payload = {**payload, "materials": self._with_content(payload["materials"])}
-        result = self.client.post(message.partner, message.operation, payload, message.timeout,
-                                  message.id)
+        result = self.client(message.partner).post(
+            message.partner, message.operation, payload, message.timeout, message.id)
         result.request = logged  # the call log keeps references, not the files
         return result
 

@@ -89,14 +89,12 @@ class HttpJsonAdapter(Adapter):
 
     alias = "http"
 
-    def __init__(self, hub) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(hub)
-        self.client = JsonClient(hub.config.hub_app_id, pool_size=hub.config.delivery.threads + 4)
+    def client(self, partner: Partner) -> JsonClient:
+        """The partner's one client, kept on the hub (``adapters.calls``) and shared with
+        the sync calls; the hub closes it."""
+        return self.hub.calls.client(partner.app_id)
 
     def deliver(self, message: OutgoingMessage) -> DeliveryResult:
-        return self.client.post(
+        return self.client(message.partner).post(
             message.partner, message.operation, message.payload, message.timeout, message.id
         )
-
-    def close(self) -> None:
-        self.client.close()

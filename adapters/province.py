@@ -13,13 +13,13 @@ says so), never parked at once as a permanent failure.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, jsonify, request
 
 from adapters.auth import authenticate, authenticate_deferred, read_body
 from adapters.base import DeliveryResult, OutgoingMessage, Partner
+from adapters.calls import Check
 from adapters.http import HttpJsonAdapter
 from adapters.intake import Intake
 from adapters.json_body import parse_json
@@ -27,10 +27,8 @@ from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
 from mapping.items import province_items
 from mapping.validators import apply_no_ok
 from store import files
-from store.calllog import CallRecord, write_call
 from store.cases import PROVINCE
 from store.content import ContentLimits
-from store.models import utcnow
 from store.resilience import ambiguous
 
 if TYPE_CHECKING:
@@ -45,6 +43,17 @@ MULTIPART_OVERHEAD = 64 * 1024
 def is_province(partner: Partner) -> bool:
     """The partners that may call the province's endpoints (the app id, or role: province)."""
     return partner.app_id == PROVINCE or partner.options.get("role") == "province"
+
+
+def review_url(result: DeliveryResult) -> str | None:
+    """The url of a review-link answer, if it carries one."""
+    data = (result.response or {}).get("data") if isinstance(result.response, dict) else None
+    url = data.get("url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
+def _has_review_url(result: DeliveryResult) -> str | None:
+    return None if review_url(result) else "the province's answer has no url"
 
 
 def _interface(item: str) -> str:
@@ -62,33 +71,25 @@ class ProvinceAdapter(HttpJsonAdapter):
         return result
 
     def ask(self, operation: str, payload: Any, interface: str, division: str | None = None,
-            item: str | None = None, case_id: int | None = None) -> DeliveryResult:
-        """Call the province at once, within its timeout, on this adapter's client, and
-        write the call-log row: the one path of every synchronous call to the province."""
-        hub = self.hub
-        partner = hub.partner(PROVINCE)
-        record = CallRecord(interface=interface, direction="out", party=PROVINCE,
-                            started_at=utcnow(), division=division, item=item,
-                            case_id=case_id)
-        started = time.perf_counter()
-        result = self.client.post(partner, operation, payload, partner.timeout)
-        record.duration_ms = (time.perf_counter() - started) * 1000
-        record.outcome = "ok" if result.ok else "error"
-        record.code, record.error = result.code, result.error
-        record.request, record.response = result.request, result.response
-        with hub.db.session() as s:
-            write_call(s, hub.cipher, record)
-        return result
+            item: str | None = None, case_id: int | None = None,
+            check: Check | None = None) -> DeliveryResult:
+        """Call the province at once, call-logged, on the hub's one logged-call path
+        (``adapters.calls``): every synchronous call to the province goes here."""
+        return self.hub.calls.call(PROVINCE, operation, payload, interface, division=division,
+                                   item=item, case_id=case_id, check=check)
 
     def review_link(self, apply_no: str, item: str, county_code: str | None,
                     case_id: int | None = None) -> str | None:
         """Ask the province for the 好差评 link at once (call-logged); None if it fails."""
+        result = self.review_link_call(apply_no, item, county_code, case_id)
+        return review_url(result) if result.ok else None
+
+    def review_link_call(self, apply_no: str, item: str, county_code: str | None,
+                         case_id: int | None = None) -> DeliveryResult:
+        """The review-link call itself; an answer without a url is logged as an error."""
         payload = {"apply_no": apply_no, "item": item, "county_code": county_code}
-        result = self.ask("review-link", payload, "province.review-link", county_code, item,
-                          case_id)
-        data = (result.response or {}).get("data") if result.ok else None
-        url = data.get("url") if isinstance(data, dict) else None
-        return url if isinstance(url, str) and url else None
+        return self.ask("review-link", payload, "province.review-link", county_code, item,
+                        case_id, check=_has_review_url)
 
     # ------------------------------------------------------------------ inbound
 

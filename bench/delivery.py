@@ -22,7 +22,6 @@ import urllib.request
 from _common import reset_store, start_peer, temp_config
 from sqlalchemy import func, select
 
-from adapters.http import JsonClient
 from hub import Hub, load_config
 from routes.policy import RetryPolicy
 from store.models import OutboxMessage
@@ -37,7 +36,7 @@ def payload(i: int) -> dict:
 
 
 def direct_rate(hub: Hub, n: int, threads: int) -> float:
-    client = JsonClient(hub.config.hub_app_id, pool_size=threads)
+    client = hub.calls.client("peer")  # the hub's one client for the partner
     partner = hub.partner("peer")
     counter = iter(range(n))
     lock = threading.Lock()
