@@ -114,7 +114,7 @@ def load_push_routes(path: Path, departments: dict[str, Department],
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise fail(f"{key}.timeout", "must be a positive number of seconds")
         if key not in departments:
-            log.info("sharing: %s is not a configured department; nothing is pushed to it", key)
+            log.debug("sharing: %s is not a configured department; nothing is pushed to it", key)
             continue
         routes[key] = PushRoute(key, frozenset(items), policies[retry], float(timeout))
     return routes
