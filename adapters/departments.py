@@ -165,7 +165,7 @@ class Sharing:
         elif case.item == CANCEL_ITEM:
             contract_no = self._data(case).get("contract_no")
             if isinstance(contract_no, str):
-                filing = share.cancel_filing(session, contract_no.strip(), at)
+                filing = share.cancel_filing(session, contract_no.strip(), case.county_code, at)
                 if filing is not None:
                     self._push(session, case, filing, "cancelled")
 

@@ -197,6 +197,16 @@ def handle_contract(hub: Hub) -> dict[str, Any]:
         retry_on_disconnect(record, "numbering register")
     except register.NumberTaken:
         raise _taken(hub, county, number) from None
+    except register.PermitCancelled:
+        with hub.transaction() as s:
+            s.add(Alert(kind="number_reissued", severity="critical", division=county,
+                        ref=f"number:{number}"[:128],
+                        title=f"省厅发放的编号 {number} 未登记：预售许可证 {permit.number} "
+                              "已在发放期间注销"[:200],
+                        detail="请联系省厅注销该编号；本次未登记，已答复区县。"))
+        raise _invalid([("presale_permit_no", "the presale permit was cancelled while the "
+                                              "number was issued; nothing was recorded")]
+                       ) from None
     return _ok(number, chain)
 
 

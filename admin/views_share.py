@@ -123,6 +123,10 @@ def share_export():  # type: ignore[no-untyped-def]
 @bp.post("/share/rules")
 @requires("manage_settings")
 def share_rules():  # type: ignore[no-untyped-def]
+    if me().divisions is not None:  # the rule holds for every county's filings
+        flash("失信被执行人自动不予办理规则对全市所有区县生效，只有全市范围的管理员才能修改",
+              "error")
+        return redirect(url_for("admin.share_audit"))
     with hub().transaction() as s:
         for item in share.RULE_ITEMS:
             on = request.form.get(item) == "on"

@@ -289,6 +289,9 @@ def contract_view(record: dict[str, Any], scope: Scope) -> dict[str, Any] | None
     if record["kind"] not in scope.kinds:
         return None
     view = {k: v for k, v in record.items() if k != "price"}
+    if not scope.price and view.get("mortgages"):  # a mortgage's amount is a price too
+        view["mortgages"] = [{k: v for k, v in m.items() if k != "amount"}
+                             for m in view["mortgages"]]
     if scope.price:
         view = {**view, "price": record.get("price")}
         order = ("filing_no", "kind", "house_id", "address", "parties", "price", "filed_at",

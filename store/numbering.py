@@ -31,6 +31,10 @@ class NotOwn(Exception):
     """The project, permit or number belongs to another county (1004)."""
 
 
+class PermitCancelled(Exception):
+    """The presale permit was cancelled while the province issued a contract number on it."""
+
+
 class NumberTaken(Exception):
     """The province answered a number the register already holds (issued or cancelled)."""
 
@@ -122,9 +126,15 @@ def record_presale(s: Session, county: str, req: PresaleRequest, number: str, ch
 
 def record_contract(s: Session, county: str, permit: IssuedNumber, req: ContractRequest,
                     number: str, chain: str) -> IssuedNumber:
-    """A contract filing number the province issued on ``permit``."""
+    """A contract filing number the province issued on ``permit``; the permit is read
+    again, locked, so a cancellation that landed during the province's call wins."""
     if s.scalar(select(IssuedNumber.id).where(IssuedNumber.number == number)) is not None:
         raise NumberTaken(number)
+    live = s.scalar(select(IssuedNumber.id).where(
+        IssuedNumber.number == permit.number, IssuedNumber.cancelled_at.is_(None))
+        .with_for_update())
+    if live is None:
+        raise PermitCancelled(permit.number)
     row = IssuedNumber(number=number, kind=CONTRACT, county_code=county,
                        project_code=permit.project_code, parent_number=permit.number,
                        chain_code=chain,

@@ -94,11 +94,13 @@ def record_filing(session: Session, case: Case, data: dict[str, Any], filing_no:
     return filing
 
 
-def cancel_filing(session: Session, contract_no: str, at: datetime) -> SharedFiling | None:
-    """A presale contract's filing cancelled (注销) at 办结 of its cancellation."""
+def cancel_filing(session: Session, contract_no: str, county_code: str,
+                  at: datetime) -> SharedFiling | None:
+    """A presale contract's filing cancelled (注销) at 办结 of its cancellation — only a
+    filing of the county whose case cancels it: a county never cancels another's."""
     filing = session.scalars(select(SharedFiling).where(
         SharedFiling.filing_no == contract_no, SharedFiling.kind == "presale",
-        SharedFiling.status == "filed")).first()
+        SharedFiling.county_code == county_code, SharedFiling.status == "filed")).first()
     if filing is not None:
         filing.status, filing.cancelled_at = "cancelled", at
     return filing

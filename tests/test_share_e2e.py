@@ -284,6 +284,12 @@ def test_mortgage_push_idempotent_and_shown_with_the_house(world):
     house = c["bank_icbc"].call("contracts", {"house_id": "H-0001"})
     [entry] = house.body["data"]["contracts"]
     assert [m["mortgage_no"] for m in entry["mortgages"]] == ["DY-001"]
+    assert entry["mortgages"][0]["amount"] == "500000.00"
+    # the police see the mortgage on the house but not its amount (no price in scope)
+    [seen] = c["police"].call("contracts", {"house_id": "H-0001"},
+                              purpose="刑事案件协查").body["data"]["contracts"]
+    assert "price" not in seen and [m["mortgage_no"] for m in seen["mortgages"]] == ["DY-001"]
+    assert "amount" not in seen["mortgages"][0]
     assert c["police"].call("mortgages", body).body["code"] == "1004"
 
 
@@ -320,6 +326,11 @@ def test_admin_page_searches_and_exports_the_sharing_audit(world):
     scoped = Client(url)
     assert scoped.login("county-op").status_code == 200
     assert "没有记录" in scoped.get("/admin/share").text  # city-wide queries: not its scope
+    # the defaulter rule holds city-wide: a county administrator cannot switch it off
+    refused = scoped.post("/admin/share/rules", {})
+    assert "只有全市范围的管理员才能修改" in refused.text
+    with hub.transaction() as s:
+        assert all(share.rule_enabled(s, item) for item in share.RULE_ITEMS)
     add_operator(hub, "viewer", ("view",))
     viewer = Client(url)
     assert viewer.login("viewer").status_code == 200
