@@ -239,9 +239,11 @@ def material():  # type: ignore[no-untyped-def]
              error=exc.reason[:200], started=started)
         return _view(row, status=400, upload_error=UPLOAD_REFUSED)
     filename = upload.filename.replace("\\", "/").rsplit("/", 1)[-1][:100] or "material"
-    with hub.transaction() as s:
-        stored = s.get(EntryHandover, row.id)
+    with hub.transaction() as s:  # locked and counted again: parallel uploads of one session
+        stored = s.get(EntryHandover, row.id, with_for_update=True)
         assert stored is not None
+        if len(json.loads(stored.files or "[]")) >= MAX_MATERIALS:
+            return _view(row, status=400, upload_error=f"最多上传 {MAX_MATERIALS} 份材料")
         saved = files.save(s, hub.cipher, data, filename, max_bytes=limits.max_material_bytes,
                            apply_no=row.apply_no, county_code=row.county_code,
                            uploaded_by="entry", checked=checked)

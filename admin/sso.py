@@ -113,7 +113,10 @@ def _provision(s: Session, person: ProvincePerson, settings: IdentitySettings) -
     if unit is None or role is None:
         log.warning("identity.auto_provision names a unit or role that does not exist")
         raise SsoRefused("unknown", person.sub)
-    if person.unit_id is not None and unit.province_unit_id not in (None, person.unit_id):
+    # only a person the province places in that very unit: without both ids anybody
+    # the province knows (other cities too) would get the role
+    if person.unit_id is None or unit.province_unit_id is None \
+            or unit.province_unit_id != person.unit_id:
         raise SsoRefused("unit", person.sub)
     username = f"sso-{secrets.token_hex(6)}"
     user = create_user(s, username, person.name or username, secrets.token_urlsafe(32),

@@ -68,6 +68,9 @@ def test_auto_provision_gives_the_role_and_no_divisions(hub):
         assert find_operator(s, ProvincePerson("p.new", "P-TC", None), AUTO).id == user.id
     with pytest.raises(SsoRefused), hub.transaction() as s:  # another unit: refused
         find_operator(s, ProvincePerson("p.other", "P-XX", None), AUTO)
+    with pytest.raises(SsoRefused), hub.transaction() as s:  # no unit at all: refused
+        find_operator(s, ProvincePerson("p.anyone", None, None), AUTO)
+    assert _users(hub) == 3
 
 
 @pytest.mark.parametrize("claims", [{}, {"sub": ""}, {"sub": "x" * 65}, {"sub": ["a"]},
