@@ -137,7 +137,8 @@ def test_manual_override_then_back_to_the_table(env, capsys):
     assert hub_main(["--config", str(hub.config.path), "route", "--county", "511702",
                      "--item", "rental_filing"]) == 0
     out = capsys.readouterr().out
-    assert "adapter:  manual_excel" in out and "division setting" in out and "manual" in out
+    assert "适配器：  人工办理（Excel 导出导入）（manual_excel）" in out
+    assert "方式：    人工办理（manual）" in out and "区划设置：已读取数据库中的区划设置" in out
 
     # back to the routing table: delivered again
     division(c, "511702", "通川区", "table")

@@ -64,12 +64,11 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(make_config, sqlite_url, tmp_
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr
-    # the route dry run speaks to operators: Chinese, with the code at fault
-    if args[0] == "route":
-        assert lines[0].startswith("错误：")
-        assert "999999" in lines[0] or "no_such_item" in lines[0]
-    else:
-        assert "error" in lines[0]
+    # every line speaks to operators: Chinese, with the code or value at fault
+    assert lines[0].startswith("错误："), lines[0]
+    assert "error:" not in lines[0]
+    named = [a.format(**paths) for a in args[1:] if not a.startswith("--")]
+    assert any(v[:16] in lines[0] for v in named if v != "3"), lines[0]
     assert not (tmp_path / "out").exists()  # nothing written
     assert _audits(config) == before
 
