@@ -37,19 +37,22 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 def visible_text(html: str) -> str:
-    """What an operator reads: no folded technical section, tooltip or hidden value."""
+    """What an operator reads: no folded (closed) technical section, tooltip or hidden
+    value; an open ``<details>`` (the dashboard's alert groups) is read like the page."""
     doc = lxml.html.fromstring(html)
-    for el in doc.xpath("//details | //script | //style | //*[local-name()='title']"
-                        " | //head | //*[contains(concat(' ', @class, ' '), ' code ')]"):
+    for el in doc.xpath("//details[not(@open)] | //script | //style | //head"
+                        " | //*[local-name()='title']"
+                        " | //*[contains(concat(' ', @class, ' '), ' code ')]"
+                        " | //*[contains(concat(' ', @class, ' '), ' tech ')]"):
         el.getparent().remove(el)
     return " ".join(doc.text_content().split())
 
 
-def raw_codes(text: str) -> list[str]:
-    """Catalogue codes that appear as words in ``text``."""
+def raw_codes(text: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """Catalogue codes that appear as words in ``text`` (``extra``: more catalogue kinds)."""
     codes = set()
     for kind in ("message_statuses", "alert_kinds", "interfaces", "items", "stages",
-                 "partners", "adapters"):
+                 "partners", "adapters", *extra):
         codes |= set(names.known(kind))
     codes |= {"county.rental_filing", "county_511702", "province.status", "dead_message"}
     return sorted(c for c in codes

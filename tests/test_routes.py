@@ -115,5 +115,6 @@ def test_route_command_dry_run(tmp_path, sqlite_url):
     assert bad.returncode != 0
     assert bad.returncode == 2
     # (INFO log lines of start-up may precede it: the operator's line is the last one)
-    assert bad.stderr.splitlines()[-1] == "错误：区县 蓬江区 440703 属于江门市，不是本市（达州市）的区县"
+    assert bad.stderr.splitlines()[-1] == ("错误：区县 蓬江区 440703 属于江门市，"
+                                           "不是本市（达州市）的区县")
     assert bad.stderr.count("错误：") == 1 and "Traceback" not in bad.stderr
