@@ -37,6 +37,9 @@ def test_dashboard_case_and_interfaces_show_names_not_codes(served, county_peer)
     pages["call"] = root.get(f"/admin/calls/{call_id}").text
     for page, html in pages.items():
         assert raw_codes(visible_text(html)) == [], page
+    # the dashboard's alert groups are open <details>: read (and checked) like the page
+    assert f"消息 {mid}（房屋租赁备案 · 推送区县 → 通川区智慧平台）发送失败" \
+        in visible_text(pages["dashboard"])
     # the codes are on the pages (so the check can fail), only not as visible text
     for page in ("case", "interfaces", "route", "calls", "call"):
         assert "county.rental_filing" in raw_codes(pages[page]) \
