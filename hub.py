@@ -274,16 +274,14 @@ class Secrets:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._file: dict[str, Any] = {}
-        if config.secrets_file.exists():
-            self._file = json.loads(config.secrets_file.read_text(encoding="utf-8"))
+        self._file: dict[str, Any] = read_secrets_file(config.secrets_file)
 
     def data_key(self) -> bytes:
         text = os.environ.get("HUB_DATA_KEY") or self._file.get("data_key")
         if not text:
             raise ConfigError(
-                "no data key: set HUB_DATA_KEY, or run `python hub.py init-secrets` "
-                f"to create {self.config.secrets_file}"
+                f"{self.config.secrets_file}: 没有数据密钥：请设置 HUB_DATA_KEY，"
+                "或运行 .venv/bin/python hub.py init-secrets 生成密钥文件"
             )
         return decode_master_key(text)
 
@@ -292,6 +290,22 @@ class Secrets:
             self._file.get("partners") or {}
         ).get(app_id)
         return text.encode() if text else None
+
+
+def read_secrets_file(path: Path) -> dict[str, Any]:
+    """The local secrets file's content ({} when there is none); a file that is not the
+    JSON object ``init-secrets`` writes is a ``ConfigError`` (one line, no traceback)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: 密钥文件不可读或不是 JSON（{type(exc).__name__}）："
+                          "请修复或移走该文件后运行 hub.py init-secrets") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: 密钥文件应为 JSON 对象：请修复或移走该文件后运行 "
+                          "hub.py init-secrets")
+    return data
 
 
 def data_cipher(config: Config, required: bool = True) -> DataCipher | None:
@@ -307,19 +321,20 @@ def init_secrets(config: Config, extra_app_ids: tuple[str, ...] = ()) -> Path:
     import secrets as pysecrets
 
     path = config.secrets_file
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_secrets_file(path)
     data.setdefault("data_key", new_master_key())
     partners = data.setdefault("partners", {})
     for app_id in [*config.partners, *extra_app_ids]:
         partners.setdefault(app_id, pysecrets.token_urlsafe(32))
-    private_dir(path.parent)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+    try:
+        private_dir(path.parent)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CliError(f"不能写入密钥文件 {path}：{exc.strerror}（请检查目录权限）") from None
     return path
 
 

@@ -79,3 +79,26 @@ def test_dry_run_has_column_headers(make_config, sqlite_url):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].split("\t") == [
         "id", "status", "interface", "partner", "division", "attempts", "last_error"]
+
+
+@pytest.mark.parametrize("args", [("migrate",), ("resubmit", "--filter", "--dry-run"),
+                                  ("due", "--from", "2026-09-30", "--days", "3")])
+def test_an_unreachable_store_is_one_chinese_line(make_config, args):
+    config = make_config("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    done = _run(config, *args)
+    assert done.returncode == 2, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr
+    assert lines[-1].startswith("错误：") and "hub.py migrate" in lines[-1], done.stderr
+
+
+def test_a_broken_secrets_file_is_one_chinese_line(make_config, sqlite_url):
+    config = make_config(sqlite_url)
+    secrets = load_config(config).secrets_file
+    secrets.parent.mkdir(parents=True, exist_ok=True)
+    secrets.write_text("{not json")
+    done = _run(config, "init-secrets")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("错误：配置有误") and str(secrets) in line and "init-secrets" in line
+    assert secrets.read_text() == "{not json"  # nothing overwritten
