@@ -91,11 +91,13 @@ def cmd_import_manual(args: argparse.Namespace) -> int:
         report = import_workbook(hub, data, operator=args.operator)
     finally:
         hub.close()
-    for sheet, row, reason in report.errors:
-        print(f"错误：工作表 {sheet!r} 第 {row} 行: {reason}", file=sys.stderr)
-    if report.errors:
-        print(f"未导入任何行: {len(report.errors)} 行有错误，请改正这些行后重新导入",
+    for sheet, row, reason in report.errors:  # sheetless: the file as a whole is refused
+        where = f"工作表 {sheet!r} 第 {row} 行：" if sheet else f"{args.file[:200]}："
+        print(f"错误：{where}{reason}", file=sys.stderr)
+    if any(sheet for sheet, _, _ in report.errors):
+        print(f"未导入任何行：{len(report.errors)} 行有错误，请改正这些行后重新导入",
               file=sys.stderr)
+    if report.errors:
         return 1
     print("sheet\trow\tnote")
     for sheet, row, reason in report.skipped:

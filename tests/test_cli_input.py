@@ -5,6 +5,7 @@ runs them)."""
 from __future__ import annotations
 
 import subprocess
+import zipfile
 
 import pytest
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ BAD = [
     ("import-manual", "{missing}"),                                     # no such file
     ("import-manual", "{text}"),                                        # not .xlsx
     ("import-manual", "{fake}"),                                        # .xlsx, not a zip
+    ("import-manual", "{zipped}"),                                      # a zip, not a workbook
     ("resubmit", "--id", "987654"),                                     # no such message
     ("resubmit", "--id", "abc"),                                        # not a number
     ("resubmit", "--filter", "--since", "2026-13-45"),                  # bad date
@@ -55,9 +57,12 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(make_config, sqlite_url, tmp_
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "fake.xlsx").write_text("not a workbook")
     (tmp_path / "a-file").write_text("x")
+    with zipfile.ZipFile(tmp_path / "zipped.xlsx", "w") as z:
+        z.writestr("notes.txt", "not a workbook")
     paths = {"out": str(tmp_path / "out"), "file": str(tmp_path / "a-file"),
              "missing": str(tmp_path / "nope.xlsx"), "text": str(tmp_path / "notes.txt"),
-             "fake": str(tmp_path / "fake.xlsx")}
+             "fake": str(tmp_path / "fake.xlsx"),
+             "zipped": str(tmp_path / "zipped.xlsx")}
     before = _audits(config)
     done = _run(config, *(a.format(**paths) for a in args))
     assert done.returncode != 0, done.stdout
