@@ -107,3 +107,37 @@ def test_a_broken_secrets_file_is_one_chinese_line(make_config, sqlite_url):
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("错误：配置有误") and str(secrets) in line and "init-secrets" in line
     assert secrets.read_text() == "{not json"  # nothing overwritten
+
+
+def test_import_manual_names_each_bad_row_in_chinese(make_config, sqlite_url, tmp_path):
+    import io
+
+    import openpyxl
+
+    from adapters.manual_excel import export_workbook
+    from tests.county_support import new_case, stages_of
+    from tests.test_excel import MANUAL, fill, save
+
+    config = make_config(sqlite_url)
+    hub = Hub(load_config(config))
+    try:
+        case_no = new_case(hub, "rental_filing", MANUAL, apply_no="CLI-1")
+        xlsx, _ = export_workbook(hub, MANUAL, "rental_filing")
+    finally:
+        hub.close()
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    ws = wb["房屋租赁备案"]
+    fill(ws, [c.value for c in ws[1]], 2, new_stage="办完了")
+    (tmp_path / "filled.xlsx").write_bytes(save(wb))
+    before = _audits(config)
+    done = _run(config, "import-manual", str(tmp_path / "filled.xlsx"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    first, last = done.stderr.strip().splitlines()
+    assert first.startswith("错误：工作表 '房屋租赁备案' 第 2 行：") and "办完了" in first
+    assert last == "未导入任何行：1 行有错误，请改正这些行后重新导入"
+    assert _audits(config) == before
+    hub = Hub(load_config(config))
+    try:
+        assert stages_of(hub, case_no) == []
+    finally:
+        hub.close()
