@@ -632,7 +632,7 @@ def cmd_init_secrets(args: argparse.Namespace) -> int:
     # the client secret toward the province's identity provider (config identity.oidc)
     sso = (config.raw.get("identity") or {}).get("protocol") == "oidc"
     path = init_secrets(config, extra_app_ids=("idp",) if sso else ())
-    print(f"secrets file ready: {path}")
+    print(f"密钥文件已就绪：{path}")
     return 0
 
 
@@ -645,8 +645,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     added = seed_from_package(db)
     db.dispose()
     if added:
-        print(f"working-day calendar: years {', '.join(map(str, added))} from chinese_calendar")
-    print(f"database is at the newest schema: {db.engine.url.render_as_string(hide_password=True)}")
+        print(f"工作日历：已从 chinese_calendar 录入 {'、'.join(map(str, added))} 年")
+    print(f"数据库已是最新结构：{db.engine.url.render_as_string(hide_password=True)}")
     return 0
 
 
@@ -870,8 +870,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     topology = load_topology(config)
     check_delivery_lease(config, topology)  # as a starting hub does
-    print(f"configuration ok: {topology.city.name} ({topology.city.code}), "
-          f"{len(topology.routes.counties())} counties routed from {topology.routes.source}")
+    print(f"配置无误：{topology.city.name}（{topology.city.code}），"
+          f"{len(topology.routes.counties())} 个区县已配置路由（路由表 {topology.routes.source}）")
     return 0
 
 

@@ -141,3 +141,13 @@ def test_import_manual_names_each_bad_row_in_chinese(make_config, sqlite_url, tm
         assert stages_of(hub, case_no) == []
     finally:
         hub.close()
+
+
+def test_init_secrets_and_migrate_answer_in_chinese(make_config, sqlite_url):
+    config = make_config(sqlite_url)
+    secrets = _run(config, "init-secrets")
+    assert secrets.returncode == 0, secrets.stderr
+    assert secrets.stdout.strip() == f"密钥文件已就绪：{load_config(config).secrets_file}"
+    migrated = _run(config, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stdout.strip().splitlines()[-1].startswith("数据库已是最新结构：sqlite")
