@@ -178,7 +178,8 @@ def test_auto_needs_a_partner_in_the_routing_table(env):
     route = hub.routes.resolve("511724", "survey_review")
     assert (route.mode, route.adapter, route.partner) == ("auto", "county_smart",
                                                           "county_511724")
-    assert route.override and "division setting" in route.why[-1]
+    assert route.override and "按行政区划配置：大竹县（511724）全部事项 → 自动（auto）" \
+        in route.why[-1], route.why
     # one item of a county: manual wins over the county's auto
     c.post("/admin/settings/division-item", {"county_code": "511724",
                                              "item": "survey_review", "mode": "manual"})
