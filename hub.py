@@ -709,7 +709,7 @@ def route_report(route: Any, settings: str, source: str) -> str:
         f"  方式：    {ROUTE_MODES.get(route.mode, route.mode)}（{route.mode}）",
         f"  超时：    {route.timeout:g} 秒",
         f"  重试：    最多 {r.max_attempts} 次，间隔 {r.min_backoff:g}–{r.max_backoff:g} 秒",
-        "  依据：    " + "; ".join(route.why) + f"（路由表 {source}）",
+        "  依据：    " + "；".join(route.why) + f"（路由表 {source}）",
         f"  区划设置：{settings}",
     ])
 

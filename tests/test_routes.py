@@ -108,7 +108,8 @@ def test_route_command_dry_run(tmp_path, sqlite_url):
     assert "511725 渠县 / 房屋租赁备案（rental_filing）" in ok.stdout
     assert "适配器：  人工办理（Excel 导出导入）（manual_excel）" in ok.stdout
     assert "方式：    人工办理（manual）" in ok.stdout and "超时：" in ok.stdout
-    assert "依据：" in ok.stdout and "counties.511725" in ok.stdout
+    assert ("依据：    区县 511725 渠县 → 适配器 manual_excel，方式 manual；"
+            "设置来自 counties.511725") in ok.stdout
     bad = subprocess.run(hub_command(config, "route", "--county", "440703", "--item",
                                      "rental_filing"),
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
