@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from adapters.base import Adapter, AdapterNotFound, Partner, resolve_adapter
@@ -273,16 +274,14 @@ class Secrets:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._file: dict[str, Any] = {}
-        if config.secrets_file.exists():
-            self._file = json.loads(config.secrets_file.read_text(encoding="utf-8"))
+        self._file: dict[str, Any] = read_secrets_file(config.secrets_file)
 
     def data_key(self) -> bytes:
         text = os.environ.get("HUB_DATA_KEY") or self._file.get("data_key")
         if not text:
             raise ConfigError(
-                "no data key: set HUB_DATA_KEY, or run `python hub.py init-secrets` "
-                f"to create {self.config.secrets_file}"
+                f"{self.config.secrets_file}: 没有数据密钥：请设置 HUB_DATA_KEY，"
+                "或运行 .venv/bin/python hub.py init-secrets 生成密钥文件"
             )
         return decode_master_key(text)
 
@@ -291,6 +290,22 @@ class Secrets:
             self._file.get("partners") or {}
         ).get(app_id)
         return text.encode() if text else None
+
+
+def read_secrets_file(path: Path) -> dict[str, Any]:
+    """The local secrets file's content ({} when there is none); a file that is not the
+    JSON object ``init-secrets`` writes is a ``ConfigError`` (one line, no traceback)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: 密钥文件不可读或不是 JSON（{type(exc).__name__}）："
+                          "请修复或移走该文件后运行 hub.py init-secrets") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: 密钥文件应为 JSON 对象：请修复或移走该文件后运行 "
+                          "hub.py init-secrets")
+    return data
 
 
 def data_cipher(config: Config, required: bool = True) -> DataCipher | None:
@@ -306,19 +321,20 @@ def init_secrets(config: Config, extra_app_ids: tuple[str, ...] = ()) -> Path:
     import secrets as pysecrets
 
     path = config.secrets_file
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_secrets_file(path)
     data.setdefault("data_key", new_master_key())
     partners = data.setdefault("partners", {})
     for app_id in [*config.partners, *extra_app_ids]:
         partners.setdefault(app_id, pysecrets.token_urlsafe(32))
-    private_dir(path.parent)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
+    try:
+        private_dir(path.parent)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CliError(f"不能写入密钥文件 {path}：{exc.strerror}（请检查目录权限）") from None
     return path
 
 
@@ -561,11 +577,16 @@ class CliError(Exception):
     nothing done, nothing audited)."""
 
 
+def print_error(message: str) -> None:
+    """An operator's mistake as one Chinese line on stderr (``错误：…``, as routes/explain.py)."""
+    print(f"错误：{message}", file=sys.stderr)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument error is one line on stderr (no usage block) and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"错误：命令参数有误：{message}（运行 {self.prog} -h 查看用法）\n")
 
 
 def parse_when(text: str) -> datetime:
@@ -594,14 +615,16 @@ def check_county(hub_or_city: Any, county: str | None) -> None:
     """``county`` (if given) is a county of the configured city, else ``CliError``."""
     city = getattr(hub_or_city, "city", hub_or_city)
     if county is not None and county not in city.counties:
-        raise CliError(f"未知区县 {county[:16]!r}：不是{city.name}（{city.code}）的区县")
+        raise CliError(f"未知区县 {county[:16]!r}：不是{city.name}（{city.code}）的区县，"
+                       "请填写区划表中的区县代码")
 
 
 def check_item(item: str | None) -> None:
     from routes.table import EXTRA_ITEMS
 
     if item is not None and item not in ITEMS and item not in EXTRA_ITEMS:
-        raise CliError(f"未知事项 {item[:40]!r}（可用: {', '.join(sorted(ITEMS))}）")
+        raise CliError(f"未知事项 {item[:40]!r}，请填写事项目录中的事项代码"
+                       f"（可用: {', '.join(sorted(ITEMS))}）")
 
 
 def cmd_init_secrets(args: argparse.Namespace) -> int:
@@ -609,7 +632,7 @@ def cmd_init_secrets(args: argparse.Namespace) -> int:
     # the client secret toward the province's identity provider (config identity.oidc)
     sso = (config.raw.get("identity") or {}).get("protocol") == "oidc"
     path = init_secrets(config, extra_app_ids=("idp",) if sso else ())
-    print(f"secrets file ready: {path}")
+    print(f"密钥文件已就绪：{path}")
     return 0
 
 
@@ -622,8 +645,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     added = seed_from_package(db)
     db.dispose()
     if added:
-        print(f"working-day calendar: years {', '.join(map(str, added))} from chinese_calendar")
-    print(f"database is at the newest schema: {db.engine.url.render_as_string(hide_password=True)}")
+        print(f"工作日历：已从 chinese_calendar 录入 {'、'.join(map(str, added))} 年")
+    print(f"数据库已是最新结构：{db.engine.url.render_as_string(hide_password=True)}")
     return 0
 
 
@@ -642,15 +665,14 @@ def _with_division_settings(config: Config,
 
     url = make_url(config.database_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        return table, "none applied (no store yet): the routing table's decision"
+        return table, "未应用（还没有数据库）：按路由表决定"
     db = Database(config.database_url, pool_size=1)
     try:
         with db.session() as s:
             s.execute(select(AdminDivisionRoute.county_code).limit(1)).all()
-        return Overrides(db).bind(table), "division settings read from the store"
+        return Overrides(db).bind(table), "已读取数据库中的区划设置"
     except SQLAlchemyError as exc:
-        return table, (f"none applied (store not readable: {type(exc).__name__}): the "
-                       "routing table's decision")
+        return table, (f"未应用（数据库不可读：{type(exc).__name__}）：按路由表决定")
     finally:
         db.dispose()
 
@@ -666,16 +688,30 @@ def cmd_route(args: argparse.Namespace) -> int:
     except LookupError:
         print(f"错误：{why_unrouted(table, args.county, args.item)}", file=sys.stderr)
         return 2
-    print(f"{route.county} {route.county_name} / {route.item}")
-    print(f"  adapter:  {route.adapter}")
-    print(f"  partner:  {route.partner or '-'}")
-    print(f"  mode:     {route.mode}")
-    print(f"  timeout:  {route.timeout:g}s")
-    r = route.retry
-    print(f"  retry:    {r.max_attempts} attempts, backoff {r.min_backoff:g}s..{r.max_backoff:g}s")
-    print("  why:      " + "; ".join(route.why) + f" (table {topology.routes.source})")
-    print(f"  settings: {settings}")
+    print(route_report(route, settings, str(topology.routes.source)))
     return 0
+
+
+#: ``hub.py route``'s handling modes in the operators' words (as the settings page).
+ROUTE_MODES = {"auto": "自动推送", "manual": "人工办理"}
+
+
+def route_report(route: Any, settings: str, source: str) -> str:
+    """``hub.py route``'s answer: Chinese labels, every code beside its Chinese name."""
+    from mapping.names import name
+
+    r = route.retry
+    partner = f"{name('partners', route.partner)}（{route.partner}）" if route.partner else "无"
+    return "\n".join([
+        f"{route.county} {route.county_name} / {name('items', route.item)}（{route.item}）",
+        f"  适配器：  {name('adapters', route.adapter)}（{route.adapter}）",
+        f"  对接方：  {partner}",
+        f"  方式：    {ROUTE_MODES.get(route.mode, route.mode)}（{route.mode}）",
+        f"  超时：    {route.timeout:g} 秒",
+        f"  重试：    最多 {r.max_attempts} 次，间隔 {r.min_backoff:g}–{r.max_backoff:g} 秒",
+        "  依据：    " + "；".join(route.why) + f"（路由表 {source}）",
+        f"  区划设置：{settings}",
+    ])
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
@@ -686,14 +722,15 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
     from store.outbox import MessageFilter, find, resubmit
 
     if not (args.id or args.filter):
-        print("error: give --id N (repeatable) or --filter with criteria", file=sys.stderr)
+        print_error("请用 --id N（可重复）指定消息，或用 --filter 加筛选条件选出消息")
         return 2
     hub = build_hub(args.config)
     try:
         check_county(hub, args.county)
         check_item(args.item)
         if args.partner is not None and args.partner not in hub.partners:
-            raise CliError(f"未知对接方 {args.partner[:40]!r}")
+            raise CliError(f"未知对接方 {args.partner[:40]!r}，请填写配置中的对接方代码"
+                               f"（可用: {', '.join(sorted(hub.partners))}）")
         statuses = tuple(args.status or ["dead"])
         flt = MessageFilter(
             ids=tuple(args.id or ()), item=args.item, division=args.county,
@@ -706,7 +743,8 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
                     OutboxMessage.id.in_(args.id))))
                 missing = [str(i) for i in args.id if i not in found]
                 if missing:
-                    raise CliError(f"消息不存在: {', '.join(missing[:5])}")
+                    raise CliError(f"消息不存在: {', '.join(missing[:5])}"
+                                   "（请在管理页的消息页核对消息编号）")
             if args.dry_run:
                 rows = find(s, flt)
                 print("id\tstatus\tinterface\tpartner\tdivision\tattempts\tlast_error")
@@ -832,8 +870,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     topology = load_topology(config)
     check_delivery_lease(config, topology)  # as a starting hub does
-    print(f"configuration ok: {topology.city.name} ({topology.city.code}), "
-          f"{len(topology.routes.counties())} counties routed from {topology.routes.source}")
+    print(f"配置无误：{topology.city.name}（{topology.city.code}），"
+          f"{len(topology.routes.counties())} 个区县已配置路由（路由表 {topology.routes.source}）")
     return 0
 
 
@@ -916,8 +954,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         return args.func(args)
-    except (ConfigError, RouteTableError, CliError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, RouteTableError) as exc:
+        print_error(f"配置有误，请改正后重试（hub.py check 可检查配置）：{exc}")
+        return 2
+    except CliError as exc:
+        print_error(str(exc))
+        return 2
+    except (OperationalError, ProgrammingError) as exc:  # store missing, not migrated
+        print_error("无法读写数据库：请检查配置的 database_url，并先运行 hub.py migrate"
+                    f"（{type(exc).__name__}）")
         return 2
 
 

@@ -13,7 +13,9 @@ from mapping.items import ITEMS
 
 
 def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    from hub import print_error
+
+    print_error(message)
     return 2
 
 
@@ -24,16 +26,18 @@ def cmd_export_manual(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        return _fail(f"--out {args.out!r} 不是目录")
+        return _fail(f"--out {args.out[:200]!r} 是一个文件，不是目录：请给出导出用的目录")
     hub = build_hub(args.config)
     try:
         check_county(hub, args.county)
         check_item(args.item)
         if args.item is not None and args.item not in ITEMS:
-            raise CliError(f"事项 {args.item!r} 不在人工办理的事项中")
+            raise CliError(f"事项 {args.item[:40]!r} 不在人工办理的事项中，"
+                           "请换一个事项或不填 --item")
         if args.county is not None and args.county not in manual_counties(hub):
             raise CliError(f"{hub.city.counties[args.county]}（{args.county}）不是人工办理的"
-                           "区县（路由表和区划设置都不是人工）：没有可导出的人工办理清单")
+                           "区县（路由表和区划设置都不是人工）：没有可导出的人工办理清单，"
+                           "请换一个人工办理的区县")
         xlsx, archive = export_workbook(hub, county=args.county, item=args.item,
                                         show_personal_data=args.show_personal_data)
         stem, _ = export_names(hub, args.county, args.item,
@@ -48,9 +52,12 @@ def cmd_export_manual(args: argparse.Namespace) -> int:
         (out / f"{stem}.xlsx").write_bytes(xlsx)
         (out / f"{stem}-materials.zip").write_bytes(archive)
     except OSError as exc:
-        return _fail(f"不能写入 {args.out!r}: {exc.strerror}")
+        return _fail(f"不能写入 {args.out[:200]!r}: {exc.strerror}（请检查目录权限和磁盘空间）")
     print(f"wrote {out / (stem + '.xlsx')} and {out / (stem + '-materials.zip')}")
     return 0
+
+
+_EXPORTED = "（请选择 hub.py export-manual 导出的工作簿）"
 
 
 def _workbook_bytes(path: str) -> bytes:
@@ -59,15 +66,15 @@ def _workbook_bytes(path: str) -> bytes:
 
     file = Path(path)
     if not file.is_file():
-        raise CliError(f"文件不存在: {path[:200]!r}")
+        raise CliError(f"文件不存在: {path[:200]!r}（请核对文件路径）")
     if file.suffix.lower() != ".xlsx":
-        raise CliError(f"不是 Excel 工作簿（.xlsx）: {path[:200]!r}")
+        raise CliError(f"不是 Excel 工作簿（.xlsx）: {path[:200]!r}{_EXPORTED}")
     try:
         data = file.read_bytes()
     except OSError as exc:
-        raise CliError(f"不能读取 {path[:200]!r}: {exc.strerror}") from None
+        raise CliError(f"不能读取 {path[:200]!r}: {exc.strerror}（请检查文件权限）") from None
     if not data.startswith(b"PK\x03\x04"):
-        raise CliError(f"不是 Excel 工作簿（.xlsx）: {path[:200]!r}")
+        raise CliError(f"不是 Excel 工作簿（.xlsx）: {path[:200]!r}{_EXPORTED}")
     return data
 
 
@@ -84,10 +91,13 @@ def cmd_import_manual(args: argparse.Namespace) -> int:
         report = import_workbook(hub, data, operator=args.operator)
     finally:
         hub.close()
-    for sheet, row, reason in report.errors:
-        print(f"error: 工作表 {sheet!r} 第 {row} 行: {reason}", file=sys.stderr)
+    for sheet, row, reason in report.errors:  # sheetless: the file as a whole is refused
+        where = f"工作表 {sheet!r} 第 {row} 行：" if sheet else f"{args.file[:200]}："
+        print(f"错误：{where}{reason}", file=sys.stderr)
+    if any(sheet for sheet, _, _ in report.errors):
+        print(f"未导入任何行：{len(report.errors)} 行有错误，请改正这些行后重新导入",
+              file=sys.stderr)
     if report.errors:
-        print(f"未导入任何行: {len(report.errors)} 行有错误", file=sys.stderr)
         return 1
     print("sheet\trow\tnote")
     for sheet, row, reason in report.skipped:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from admin.casefile import Track, overall, track
 from admin.masking import mask, mask_if, scrub, show_body
 from admin.perms import Principal
+from mapping.names import name as named
 from store.models import (
     ArchivedMessage,
     CallLogEntry,
@@ -109,7 +110,9 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
 
     for c in calls:
         if c.direction == "in":
-            steps.append(Step(c.started_at, "call_in", f"接收调用 {c.interface}（{c.party}）",
+            steps.append(Step(c.started_at, "call_in",
+                              f"接收调用 {named('interfaces', c.interface)}"
+                              f"（{named('partners', c.party)}）",
                               status=c.outcome, detail={"code": c.code, "ref": c.ref_id,
                                                         "ms": round(c.duration_ms)},
                               body=[("请求", _open(hub, c.request_enc, reveal)),
@@ -122,7 +125,9 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
                           detail={"adapter": sub.route_adapter, "mode": sub.route_mode}))
     for m in messages:
         owner = by_id.get(m.case_id or 0)
-        steps.append(Step(m.created_at, "message", f"待发报文 #{m.id} {m.interface} → {m.partner}",
+        steps.append(Step(m.created_at, "message",
+                          f"待发报文 #{m.id} {named('interfaces', m.interface)}"
+                          f" → {named('partners', m.partner)}",
                           owner.case_no if owner else "", status=m.status, message_id=m.id,
                           detail={"attempts": m.attempts, "last_error": m.last_error,
                                   "resubmitted_by": m.resubmitted_by,
@@ -130,7 +135,8 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
     for c in calls:
         if c.direction == "out":
             steps.append(Step(c.started_at, "attempt",
-                              f"发送 #{c.message_id} {c.interface} → {c.party}",
+                              f"发送 #{c.message_id} {named('interfaces', c.interface)}"
+                              f" → {named('partners', c.party)}",
                               status=c.outcome, message_id=c.message_id,
                               detail={"code": c.code, "error": c.error, "ref": c.ref_id,
                                       "ms": round(c.duration_ms)},
@@ -140,7 +146,8 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
                             .order_by(StageEvent.id)))
     for ev in events:
         owner = by_id[ev.case_id]
-        steps.append(Step(ev.recorded_at, "stage", f"环节：{ev.stage}", owner.case_no,
+        steps.append(Step(ev.recorded_at, "stage", f"环节：{named('stages', ev.stage)}",
+                          owner.case_no,
                           status=ev.stage, detail={
                               "at": ev.at, "operator": ev.operator,
                               "opinion": ev.opinion, "filing_no": ev.filing_no,

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
+from markupsafe import Markup
 from sqlalchemy import and_, func, select
 
 from admin.auth import requires
-from admin.web import bp, hub, page_args, parse_dt, render
+from admin.web import bp, codes_zh, hub, page_args, parse_dt, render, zh
 from store.models import AuditEntry
+
+#: An audit target ``<kind>:<code>`` (admin/switches.py) and how its code is named.
+TARGET_KINDS = {"partner": ("对接方", "partners"), "interface": ("接口", "interfaces")}
+
+
+@bp.app_template_filter("audit_target")
+def audit_target(target: Any) -> Markup:
+    """An audit entry's target in the operators' words, the raw target in a tooltip."""
+    text = "" if target is None else str(target)
+    kind, _, code = text.partition(":")
+    if kind in TARGET_KINDS and code:
+        label, catalogue = TARGET_KINDS[kind]
+        shown = f"{label} {zh(code, catalogue)}"
+    else:
+        shown = codes_zh(text)
+    return Markup('<span title="{}">{}</span>').format(text, shown)
 
 
 @bp.get("/audit")

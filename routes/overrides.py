@@ -100,30 +100,41 @@ def auto_source(table: RoutingTable, county: str, item: str | None = None) -> Ro
     return None
 
 
-def setting_label(setting: Setting) -> str:
-    scope = "all items" if setting.item == ALL_ITEMS else f"item {setting.item}"
-    by = f", set by {setting.by}" if setting.by else ""
-    return f"division setting (行政区划配置): {setting.county} {scope} → {setting.mode}{by}"
+#: A setting's mode as the settings page names it.
+MODE_NAMES = {"auto": "自动", "manual": "人工"}
+
+
+def setting_label(setting: Setting, county_name: str = "") -> str:
+    """The setting in the operators' words (shown on the route page and by hub.py route),
+    each code beside its name."""
+    from mapping.names import name
+
+    scope = ("全部事项" if setting.item == ALL_ITEMS
+             else f"事项“{name('items', setting.item)}”（{setting.item}）")
+    by = f"，由 {setting.by} 设置" if setting.by else ""
+    county = county_name or setting.county
+    return (f"行政区划配置：{county}（{setting.county}）{scope} → "
+            f"{MODE_NAMES.get(setting.mode, setting.mode)}（{setting.mode}）{by}")
 
 
 def overridden(table: RoutingTable, base: Route, setting: Setting) -> Route:
     """``base`` (the table's route) as ``setting`` decides it."""
-    label = setting_label(setting)
+    label = setting_label(setting, base.county_name)
     if setting.mode == "manual":
         return replace(base, adapter=MANUAL_ADAPTER, partner=None, mode="manual",
-                       why=(*base.why, f"overridden by the {label}: manual Excel fallback"),
+                       why=(*base.why, f"按{label}：改为人工办理（Excel）"),
                        override=label)
     source = auto_source(table, base.county, base.item)
     if source is None:  # refused when saved; the table may have changed since
-        return replace(base, why=(*base.why, f"{label} ignored: the table gives county "
-                                             f"{base.county} no partner"))
+        return replace(base, why=(*base.why, f"{label} 未生效：路由表没有给区县 "
+                                             f"{base.county} 配置对接方"))
     if source is table.routes.get((base.county, base.item)):
-        return replace(base, why=(*base.why, f"{label} (the table's own route)"),
+        return replace(base, why=(*base.why, f"{label}（与路由表一致）"),
                        override=label)
     return replace(base, adapter=source.adapter, partner=source.partner, mode="auto",
-                   why=(*base.why, f"overridden by the {label}: adapter {source.adapter}, "
-                                   f"partner {source.partner} (the table's route of "
-                                   f"{source.item})"),
+                   why=(*base.why, f"按{label}：适配器 {source.adapter}，"
+                                   f"对接方 {source.partner}（沿用路由表中事项 "
+                                   f"{source.item} 的路由）"),
                    override=label)
 
 

@@ -209,10 +209,10 @@ def _route(merged: dict[str, Any], county: str, county_name: str, item: str, key
     if mode == "auto" and not partner:
         raise fail(key, "an auto route needs a partner")
     why = (
-        f"county {county} {county_name} → adapter {adapter}"
-        + (f", partner {partner}" if partner else "")
-        + f", mode {mode}",
-        f"settings from {key}",
+        f"区县 {county} {county_name} → 适配器 {adapter}"
+        + (f"，对接方 {partner}" if partner else "")
+        + f"，方式 {mode}",
+        f"设置来自 {key}",
     )
     return Route(county, county_name, item, adapter, partner, mode,
                  float(merged.get("timeout", 10)), merged.get("retry", default_retry), why)

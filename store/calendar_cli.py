@@ -4,7 +4,6 @@ so an operator can check a deadline by hand (the first working day after DATE is
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import date
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -28,7 +27,7 @@ def _count(text: str) -> int:
 
 
 def cmd_due(args: argparse.Namespace) -> int:
-    from hub import load_config
+    from hub import load_config, print_error
     from store.calendar import load, seed_from_package
     from store.db import Database
 
@@ -39,10 +38,10 @@ def cmd_due(args: argparse.Namespace) -> int:
             calendar = load(s)
         due = calendar.add(args.start, args.days)
     except CalendarMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 2
     except (OperationalError, ProgrammingError):
-        print("error: 数据库未初始化（请先运行 hub.py migrate）", file=sys.stderr)
+        print_error("数据库未初始化（请先运行 hub.py migrate）")
         return 2
     finally:
         db.dispose()

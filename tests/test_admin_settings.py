@@ -137,7 +137,8 @@ def test_manual_override_then_back_to_the_table(env, capsys):
     assert hub_main(["--config", str(hub.config.path), "route", "--county", "511702",
                      "--item", "rental_filing"]) == 0
     out = capsys.readouterr().out
-    assert "adapter:  manual_excel" in out and "division setting" in out and "manual" in out
+    assert "适配器：  人工办理（Excel 导出导入）（manual_excel）" in out
+    assert "方式：    人工办理（manual）" in out and "区划设置：已读取数据库中的区划设置" in out
 
     # back to the routing table: delivered again
     division(c, "511702", "通川区", "table")
@@ -177,7 +178,8 @@ def test_auto_needs_a_partner_in_the_routing_table(env):
     route = hub.routes.resolve("511724", "survey_review")
     assert (route.mode, route.adapter, route.partner) == ("auto", "county_smart",
                                                           "county_511724")
-    assert route.override and "division setting" in route.why[-1]
+    assert route.override and "按行政区划配置：大竹县（511724）全部事项 → 自动（auto）" \
+        in route.why[-1], route.why
     # one item of a county: manual wins over the county's auto
     c.post("/admin/settings/division-item", {"county_code": "511724",
                                              "item": "survey_review", "mode": "manual"})

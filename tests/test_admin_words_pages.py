@@ -1,5 +1,6 @@
 """No raw catalogue code as visible text on the pages a clerk reads most — the dashboard,
-a case and the interfaces page (with its "where would this go" answer and call log) — through the
+a case, the interfaces page (with its "where would this go" answer and call log), the
+messages, the manual queue and the audit trail — through the
 real server, with a dead message so every section has rows. Codes stay findable in a
 grey ``span.code``, a tooltip or a folded ``<details>``; the detector is the one of
 tests/test_admin_words_time.py."""
@@ -36,6 +37,9 @@ def test_dashboard_case_and_interfaces_show_names_not_codes(served, county_peer)
     pages["call"] = root.get(f"/admin/calls/{call_id}").text
     for page, html in pages.items():
         assert raw_codes(visible_text(html)) == [], page
+    # the dashboard's alert groups are open <details>: read (and checked) like the page
+    assert f"消息 {mid}（房屋租赁备案 · 推送区县 → 通川区智慧平台）发送失败" \
+        in visible_text(pages["dashboard"])
     # the codes are on the pages (so the check can fail), only not as visible text
     for page in ("case", "interfaces", "route", "calls", "call"):
         assert "county.rental_filing" in raw_codes(pages[page]) \
@@ -83,3 +87,41 @@ def test_switch_notice_names_the_partner(served):  # noqa: F811
                                                   "enabled": "0", "confirm": "1"})
     assert "已停用：通川区智慧平台" in done.text
     assert raw_codes(visible_text(done.text)) == []
+
+
+def test_messages_manual_and_audit_show_names_not_codes(served, county_peer):  # noqa: F811
+    root = _signed_in(served)
+    case, mid = _dead(served, county_peer, "PAGES-2")
+    root.get("/admin/interfaces")
+    for enabled in ("0", "1"):  # two audit entries with a partner as their target
+        assert root.post("/admin/interfaces/switch", {
+            "kind": "partner", "name": "county_511702", "enabled": enabled,
+            "confirm": "1"}).status_code == 200
+    pages = {
+        "messages": root.get("/admin/messages").text,
+        "messages-dead": root.get("/admin/messages", params={
+            "status": "dead", "interface": "county.rental_filing",
+            "partner": "county_511702"}).text,
+        "manual": root.get("/admin/manual").text,
+        "audit": root.get("/admin/audit").text,
+        "audit-one": root.get("/admin/audit", params={"action": "disable_interface"}).text,
+    }
+    for page, html in pages.items():
+        assert raw_codes(visible_text(html), extra=("audit_actions",)) == [], page
+    # the codes are on the pages, in tooltips and grey code spans (so the check can fail)
+    for page in ("messages", "messages-dead", "audit"):
+        assert {"county.rental_filing", "county_511702"} & set(raw_codes(pages[page])), page
+    assert "disable_interface" in raw_codes(pages["audit"], extra=("audit_actions",))
+
+    doc = lxml.html.fromstring(pages["messages-dead"])
+    [row] = [r for r in doc.get_element_by_id("message-list").xpath("./tr[td]")
+             if r.xpath("./td[1]")[0].text_content().strip() == str(mid)]
+    shown = " ".join(visible_text(lxml.html.tostring(row, encoding="unicode")).split())
+    assert "房屋租赁备案 · 推送区县" in shown and "通川区智慧平台" in shown and "已停止" in shown
+    audit = lxml.html.fromstring(pages["audit-one"]).get_element_by_id("audit")
+    [entry] = audit.xpath("./tr[td]")
+    shown = " ".join(visible_text(lxml.html.tostring(entry, encoding="unicode")).split())
+    assert "关闭接口" in shown and "通川区智慧平台" in shown, shown
+    chosen = lxml.html.fromstring(pages["audit-one"]).xpath(
+        "//select[@name='action']/option[@selected]")[0]
+    assert chosen.get("value") == "disable_interface" and chosen.text == "关闭接口"

@@ -29,15 +29,26 @@ def test_logins_accounts_houses_and_instructions_from_the_command_line(make_conf
     r = run(config, "bank-account", "add", "--bank-code", "ICBC", "--username", "pos1", "--pos",
             stdin="another-long-password\n")
     assert r.returncode == 0, r.stderr
-    assert run(config, "bank-account", "add", "--bank-code", "ICBC", "--username", "x",
-               stdin="short\n").returncode == 2
+    short = run(config, "bank-account", "add", "--bank-code", "ICBC", "--username", "x",
+                stdin="short\n")
+    assert short.returncode == 2 and short.stderr.strip().splitlines()[-1] == (
+        "错误：银行登录账号未添加：密码至少需要 12 个字符，请换一个更长的密码")
     r = run(config, "fund-account", "add", "--account-no", "6217000000000777", "--bank-code",
             "ICBC", "--division", "511702", "--project-name", "滨河花园")
     assert r.returncode == 0, r.stderr
     assert run(config, "fund-account", "add", "--account-no", "6217000000000777",
                "--permit-no", "达预2026001").returncode == 0  # an operator's edit
-    assert run(config, "fund-account", "add", "--account-no", "X", "--bank-code", "ICBC",
-               "--division", "440703").returncode == 2  # not a county of Dazhou
+    other = run(config, "fund-account", "add", "--account-no", "X", "--bank-code", "ICBC",
+                "--division", "440703")  # not a county of Dazhou
+    assert other.returncode == 2 and other.stderr.strip().splitlines()[-1] == (
+        "错误：未知区县 '440703'：不是达州市的区县，请在 --division 填写区划表中的区县代码")
+    new = run(config, "fund-account", "add", "--account-no", "6217000000000999")
+    assert new.returncode == 2 and new.stderr.strip().splitlines()[-1].startswith(
+        "错误：监管账户 6217000000000999 是新账户：请同时填写 --bank-code")
+    unknown = run(config, "fund-instruction", "cancel", "--account-no", "6217000000000999",
+                  "--reason", "竣工")
+    assert unknown.returncode == 2 and unknown.stderr.strip().splitlines()[-1].startswith(
+        "错误：未知监管账户 '6217000000000999'")
     assert run(config, "fund-house", "add", "--house-code", "H-1", "--account-no",
                "6217000000000777").returncode == 0
     r = run(config, "fund-instruction", "cancel", "--account-no", "6217000000000777",

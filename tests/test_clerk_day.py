@@ -43,7 +43,9 @@ sync_api = pytest.importorskip("playwright.sync_api")
 #: Visible text of the page without its technical sections.
 VISIBLE = """() => {
   const body = document.body.cloneNode(true);
-  body.querySelectorAll('details, .tech, script, style, [hidden]').forEach(e => e.remove());
+  // what a clerk reads: closed <details> (technical sections) and grey code spans are not
+  body.querySelectorAll('details:not([open]), .tech, .code, script, style, [hidden]')
+      .forEach(e => e.remove());
   document.documentElement.appendChild(body);
   const text = body.innerText;
   body.remove();

@@ -5,6 +5,7 @@ runs them)."""
 from __future__ import annotations
 
 import subprocess
+import zipfile
 
 import pytest
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ BAD = [
     ("import-manual", "{missing}"),                                     # no such file
     ("import-manual", "{text}"),                                        # not .xlsx
     ("import-manual", "{fake}"),                                        # .xlsx, not a zip
+    ("import-manual", "{zipped}"),                                      # a zip, not a workbook
     ("resubmit", "--id", "987654"),                                     # no such message
     ("resubmit", "--id", "abc"),                                        # not a number
     ("resubmit", "--filter", "--since", "2026-13-45"),                  # bad date
@@ -55,21 +57,23 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(make_config, sqlite_url, tmp_
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "fake.xlsx").write_text("not a workbook")
     (tmp_path / "a-file").write_text("x")
+    with zipfile.ZipFile(tmp_path / "zipped.xlsx", "w") as z:
+        z.writestr("notes.txt", "not a workbook")
     paths = {"out": str(tmp_path / "out"), "file": str(tmp_path / "a-file"),
              "missing": str(tmp_path / "nope.xlsx"), "text": str(tmp_path / "notes.txt"),
-             "fake": str(tmp_path / "fake.xlsx")}
+             "fake": str(tmp_path / "fake.xlsx"),
+             "zipped": str(tmp_path / "zipped.xlsx")}
     before = _audits(config)
     done = _run(config, *(a.format(**paths) for a in args))
     assert done.returncode != 0, done.stdout
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr
-    # the route dry run speaks to operators: Chinese, with the code at fault
-    if args[0] == "route":
-        assert lines[0].startswith("错误：")
-        assert "999999" in lines[0] or "no_such_item" in lines[0]
-    else:
-        assert "error" in lines[0]
+    # every line speaks to operators: Chinese, with the code or value at fault
+    assert lines[0].startswith("错误："), lines[0]
+    assert "error:" not in lines[0]
+    named = [a.format(**paths) for a in args[1:] if not a.startswith("--")]
+    assert any(v[:16] in lines[0] for v in named if v != "3"), lines[0]
     assert not (tmp_path / "out").exists()  # nothing written
     assert _audits(config) == before
 
@@ -80,3 +84,70 @@ def test_dry_run_has_column_headers(make_config, sqlite_url):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].split("\t") == [
         "id", "status", "interface", "partner", "division", "attempts", "last_error"]
+
+
+@pytest.mark.parametrize("args", [("migrate",), ("resubmit", "--filter", "--dry-run"),
+                                  ("due", "--from", "2026-09-30", "--days", "3")])
+def test_an_unreachable_store_is_one_chinese_line(make_config, args):
+    config = make_config("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    done = _run(config, *args)
+    assert done.returncode == 2, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr
+    assert lines[-1].startswith("错误：") and "hub.py migrate" in lines[-1], done.stderr
+
+
+def test_a_broken_secrets_file_is_one_chinese_line(make_config, sqlite_url):
+    config = make_config(sqlite_url)
+    secrets = load_config(config).secrets_file
+    secrets.parent.mkdir(parents=True, exist_ok=True)
+    secrets.write_text("{not json")
+    done = _run(config, "init-secrets")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("错误：配置有误") and str(secrets) in line and "init-secrets" in line
+    assert secrets.read_text() == "{not json"  # nothing overwritten
+
+
+def test_import_manual_names_each_bad_row_in_chinese(make_config, sqlite_url, tmp_path):
+    import io
+
+    import openpyxl
+
+    from adapters.manual_excel import export_workbook
+    from tests.county_support import new_case, stages_of
+    from tests.test_excel import MANUAL, fill, save
+
+    config = make_config(sqlite_url)
+    hub = Hub(load_config(config))
+    try:
+        case_no = new_case(hub, "rental_filing", MANUAL, apply_no="CLI-1")
+        xlsx, _ = export_workbook(hub, MANUAL, "rental_filing")
+    finally:
+        hub.close()
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    ws = wb["房屋租赁备案"]
+    fill(ws, [c.value for c in ws[1]], 2, new_stage="办完了")
+    (tmp_path / "filled.xlsx").write_bytes(save(wb))
+    before = _audits(config)
+    done = _run(config, "import-manual", str(tmp_path / "filled.xlsx"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    first, last = done.stderr.strip().splitlines()
+    assert first.startswith("错误：工作表 '房屋租赁备案' 第 2 行：") and "办完了" in first
+    assert last == "未导入任何行：1 行有错误，请改正这些行后重新导入"
+    assert _audits(config) == before
+    hub = Hub(load_config(config))
+    try:
+        assert stages_of(hub, case_no) == []
+    finally:
+        hub.close()
+
+
+def test_init_secrets_and_migrate_answer_in_chinese(make_config, sqlite_url):
+    config = make_config(sqlite_url)
+    secrets = _run(config, "init-secrets")
+    assert secrets.returncode == 0, secrets.stderr
+    assert secrets.stdout.strip() == f"密钥文件已就绪：{load_config(config).secrets_file}"
+    migrated = _run(config, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stdout.strip().splitlines()[-1].startswith("数据库已是最新结构：sqlite")

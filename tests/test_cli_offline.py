@@ -38,7 +38,8 @@ def run(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_check_needs_no_key_and_no_store(fresh, config):
     done = run(fresh, "--config", str(fresh / config), "check")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("configuration ok:") and done.stderr == ""
+    assert done.stdout.startswith("配置无误：") and "个区县已配置路由" in done.stdout
+    assert done.stderr == ""
     assert not (fresh / "var").exists()  # nothing created: no secrets, no database
 
 

@@ -31,6 +31,7 @@ def test_resubmit_command(make_config, store_url, peer):
         dry = run(config, "--filter", "--interface", "loopback.post", "--dry-run")
         assert dry.returncode == 0, dry.stderr
         assert "3 message(s) would be resubmitted" in dry.stdout
+        assert dry.stdout.splitlines()[0].startswith("id\tstatus")
         assert {status_of(hub, i).status for i in ids + other} == {"dead"}
 
         one = run(config, "--id", str(ids[0]), "--actor", "carol")

@@ -94,6 +94,7 @@ def test_hub_start_stops_on_a_wrong_table(tmp_path, sqlite_url):
     proc = subprocess.run(hub_command(config, "check"), capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].startswith("错误：配置有误，请改正后重试")
     assert f"{table}: counties: no route for 511781 (万源市)" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -104,12 +105,17 @@ def test_route_command_dry_run(tmp_path, sqlite_url):
                                     "rental_filing"),
                         capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert ok.returncode == 0, ok.stderr
-    assert "511725 渠县 / rental_filing" in ok.stdout
-    assert "adapter:  manual_excel" in ok.stdout and "mode:     manual" in ok.stdout
-    assert "why:" in ok.stdout and "counties.511725" in ok.stdout
+    assert "511725 渠县 / 房屋租赁备案（rental_filing）" in ok.stdout
+    assert "适配器：  人工办理（Excel 导出导入）（manual_excel）" in ok.stdout
+    assert "方式：    人工办理（manual）" in ok.stdout and "超时：" in ok.stdout
+    assert ("依据：    区县 511725 渠县 → 适配器 manual_excel，方式 manual；"
+            "设置来自 counties.511725") in ok.stdout
     bad = subprocess.run(hub_command(config, "route", "--county", "440703", "--item",
                                      "rental_filing"),
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode != 0
     assert bad.returncode == 2
-    assert bad.stderr == "错误：区县 蓬江区 440703 属于江门市，不是本市（达州市）的区县\n"
+    # (INFO log lines of start-up may precede it: the operator's line is the last one)
+    assert bad.stderr.splitlines()[-1] == ("错误：区县 蓬江区 440703 属于江门市，"
+                                           "不是本市（达州市）的区县")
+    assert bad.stderr.count("错误：") == 1 and "Traceback" not in bad.stderr

@@ -35,7 +35,7 @@ def test_check_reports_a_wrong_department_as_start_up_does(tmp_path, sqlite_url)
     good = write_config(tmp_path / "ok", sqlite_url, partners={"bank_icbc": {"department": "bank"}})
     done = subprocess.run(hub_command(good, "check"), capture_output=True, text=True, cwd=ROOT,
                           timeout=60)
-    assert done.returncode == 0 and "configuration ok" in done.stdout, done.stderr
+    assert done.returncode == 0 and "配置无误：达州市（511700）" in done.stdout, done.stderr
 
 
 def test_a_scope_never_widens_the_contract(make_hub, sqlite_url):

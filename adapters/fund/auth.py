@@ -68,9 +68,9 @@ class Caller:
 def add_login(session: Session, bank_code: str, username: str, password: str,
               kind: str = "bank") -> FundLogin:
     if kind not in ("bank", "pos"):
-        raise ValueError("kind must be bank or pos")
+        raise ValueError(f"登录类型 {kind!r} 无效：应为 bank（银行）或 pos（POS）")
     if len(password) < 12:
-        raise ValueError("the password must have at least 12 characters")
+        raise ValueError("密码至少需要 12 个字符，请换一个更长的密码")
     row = session.scalar(select(FundLogin).where(FundLogin.bank_code == bank_code,
                                                  FundLogin.username == username))
     if row is None:

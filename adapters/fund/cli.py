@@ -27,6 +27,12 @@ def _hub(args: argparse.Namespace) -> Any:
     return build_hub(args.config)
 
 
+def _fail(message: str) -> None:
+    from hub import print_error
+
+    print_error(message)
+
+
 def _actor() -> str:
     return os.environ.get("HUB_ACTOR") or getpass.getuser()
 
@@ -46,7 +52,7 @@ def cmd_login_add(args: argparse.Namespace) -> int:
             hub.audit(s, _actor(), "fund.login.add", f"{args.bank_code}/{args.username}",
                       {"kind": "pos" if args.pos else "bank"})
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _fail(f"银行登录账号未添加：{exc}")
         return 2
     finally:
         hub.close()
@@ -64,14 +70,16 @@ def cmd_account_add(args: argparse.Namespace) -> int:
     hub = _hub(args)
     try:
         if args.division and not hub.city.is_county(args.division):
-            print(f"error: {args.division} is not a county of {hub.city.name}", file=sys.stderr)
+            _fail(f"未知区县 {args.division[:16]!r}：不是{hub.city.name}的区县，"
+                  "请在 --division 填写区划表中的区县代码")
             return 2
         with hub.transaction() as s:
             row = s.scalar(select(SupervisedAccount).where(
                 SupervisedAccount.account_no == args.account_no))
             if row is None:
                 if not (args.bank_code and args.division):
-                    print("error: a new account needs --bank-code and --division", file=sys.stderr)
+                    _fail(f"监管账户 {args.account_no[:40]} 是新账户：请同时填写 "
+                          "--bank-code（银行代码）和 --division（区县代码）")
                     return 2
                 row = SupervisedAccount(account_no=args.account_no, bank_code=args.bank_code,
                                         division=args.division)
@@ -139,7 +147,8 @@ def cmd_instruction(args: argparse.Namespace) -> int:
                 acc = s.scalar(select(SupervisedAccount).where(
                     SupervisedAccount.account_no == args.account_no))
                 if acc is None:
-                    print(f"error: unknown account {args.account_no}", file=sys.stderr)
+                    _fail(f"未知监管账户 {args.account_no[:40]!r}：请先用 hub.py fund-account add "
+                          "登记该账户，或核对账号")
                     return 2
                 division, bank_code = acc.division, acc.bank_code
             else:
@@ -153,7 +162,7 @@ def cmd_instruction(args: argparse.Namespace) -> int:
             hub.audit(s, _actor(), f"fund.instruction.{args.kind}", row.instruction_no)
             print(f"{row.operation} {row.instruction_no} queued (deadline {row.deadline_at:%F})")
     except (ValueError, LookupError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _fail(f"指令未发出：{exc}")
         return 2
     finally:
         hub.close()

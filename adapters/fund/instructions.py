@@ -73,14 +73,15 @@ def issue(hub: Hub, s: Session, settings: BankSettings, type_code: str, bank_cod
           instruction_no: str | None = None) -> FundInstruction:
     """Write an instruction and its outbox message (delivered by ``BankSoapAdapter``)."""
     if type_code not in INSTRUCTION_TYPES:
-        raise ValueError(f"unknown instruction type {type_code!r}")
+        raise ValueError(f"未知指令类型 {type_code!r}")
     partner = settings.partner_of(bank_code)
     if partner is None:
-        raise LookupError(f"no bank partner has bank_code {bank_code!r} in the configuration")
+        raise LookupError(f"配置中没有银行代码为 {bank_code!r} 的银行对接方：请核对 --bank-code")
     missing = [f for f in FIELDS[type_code] if fields.get(f) in (None, "")
                and f not in ("approval_no", "developer_uscc")]
     if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
+        raise ValueError("缺少 " + "、".join(f"--{f.replace('_', '-')}" for f in missing)
+                         + "，请补全后重试")
     operation = INSTRUCTION_TYPES[type_code]
     number = instruction_no or new_instruction_no(type_code)
     payload: dict[str, Any] = {"instruction_no": number}
