@@ -9,7 +9,7 @@ for a buyer's contracts and housing count, the police, the court pushing its lis
 失信被执行人 and its seizures — every call signed under the department's own app id,
 with ``X-Operator-Id`` and a percent-encoded ``X-Purpose``.
 
-    python -m adapters.sim.departments --port 8094 --secrets var/secrets.json
+    python -m adapters.sim.departments --port 8095 --secrets var/secrets.json
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class DepartmentClient:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8094)
+    p.add_argument("--port", type=int, default=8095)
     p.add_argument("--hub-app-id", default="cityhub_511700")
     p.add_argument("--secrets", default="var/secrets.json",
                    help="the hub's local secrets file (HUB_SECRET_TAX / _FUND win)")
