@@ -95,13 +95,17 @@ def _ask(hub: Hub, operation: str, payload: dict[str, Any], county: str,
         operation, payload, interface, division=county)
 
 
-def _taken(hub: Hub, county: str, number: str) -> ApiError:
-    """The province answered a number the register holds: never recorded twice."""
+def _alert_unrecorded(hub: Hub, county: str, number: str, title: str, detail: str) -> None:
+    """A number the province issued that the register did not take: operators must know."""
     with hub.transaction() as s:
         s.add(Alert(kind="number_reissued", severity="critical", division=county,
-                    ref=f"number:{number}"[:128],
-                    title=f"省厅重复发放编号 {number}（未登记）"[:200],
-                    detail="该编号已在编号登记簿中（含已注销），本次未登记，已答复区县稍后重试。"))
+                    ref=f"number:{number}"[:128], title=title[:200], detail=detail))
+
+
+def _taken(hub: Hub, county: str, number: str) -> ApiError:
+    """The province answered a number the register holds: never recorded twice."""
+    _alert_unrecorded(hub, county, number, f"省厅重复发放编号 {number}（未登记）",
+                      "该编号已在编号登记簿中（含已注销），本次未登记，已答复区县稍后重试。")
     return ApiError("3001", f"the province answered number {number}, which the register "
                             "already holds; nothing was recorded")
 
@@ -198,12 +202,10 @@ def handle_contract(hub: Hub) -> dict[str, Any]:
     except register.NumberTaken:
         raise _taken(hub, county, number) from None
     except register.PermitCancelled:
-        with hub.transaction() as s:
-            s.add(Alert(kind="number_reissued", severity="critical", division=county,
-                        ref=f"number:{number}"[:128],
-                        title=f"省厅发放的编号 {number} 未登记：预售许可证 {permit.number} "
-                              "已在发放期间注销"[:200],
-                        detail="请联系省厅注销该编号；本次未登记，已答复区县。"))
+        _alert_unrecorded(hub, county, number,
+                          f"省厅发放的编号 {number} 未登记：预售许可证 {permit.number} "
+                          "已在发放期间注销",
+                          "请联系省厅注销该编号；本次未登记，已答复区县。")
         raise _invalid([("presale_permit_no", "the presale permit was cancelled while the "
                                               "number was issued; nothing was recorded")]
                        ) from None
