@@ -169,3 +169,62 @@ def test_one_number_closes_one_case_under_concurrent_callbacks(numbering_env):  
     _event(env, later, "accepted")
     r = _event(env, later, "completed", numbers[0])
     assert r.json()["code"] == "2002" and "another case" in r.json()["errors"][0]["reason"]
+
+
+def test_marks_and_imports_keep_one_number_to_one_case(numbering_env):  # noqa: F811
+    """An operator's mark and an imported workbook: a number another case closed, or one
+    two rows of the workbook both use, is refused in Chinese and nothing is applied."""
+    import io
+    import zipfile
+
+    import openpyxl
+
+    from tests.test_admin_fixtures import COUNTY_FUNCTIONS, Client, add_operator
+
+    env = numbering_env
+    assert env.post(f"{V1}/numbers/presale-permit", presale_body()).json()["code"] == "0000"
+    scan = env.upload().json()["data"]["file_id"]
+    first, second = (env.post(f"{V1}/numbers/contract-filing", contract_body(
+        f"{PERMIT}-Y01", scan, room_nos=[room])).json()["data"]["number"]
+        for room in ("1-101", "1-102"))
+    cases = []
+    for i in range(3):
+        case_no = _contract_case(env, f"HN-M{i}")
+        with env.hub.transaction() as s:
+            s.scalars(select(Case).where(Case.case_no == case_no)).one().route_mode = "manual"
+        cases.append(case_no)
+    add_operator(env.hub, "youxian-op", COUNTY_FUNCTIONS, divisions=(YOUXIAN,))
+    op = Client(env.url)
+    assert op.login("youxian-op").status_code == 200
+
+    def mark(case_no: str, stage: str, filing_no: str = "") -> str:
+        return op.post("/admin/manual/mark", {"case_no": case_no, "stage": stage,
+                                              "filing_no": filing_no}).text
+
+    for c in cases:
+        assert f"{c} 已标记为" in mark(c, "受理")
+    assert f"{cases[0]} 已标记为" in mark(cases[0], "办结", first)
+    page = mark(cases[1], "办结", first)
+    assert "未能标记：" in page and "该统一编号已用于其他案件的办结" in page
+    assert stages_of(env.hub, cases[1]) == ["accepted"]
+
+    export = op.get("/admin/manual/export")
+    with zipfile.ZipFile(io.BytesIO(export.content)) as z:
+        xlsx = z.read(next(n for n in z.namelist() if n.endswith(".xlsx")))
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    [ws] = wb.worksheets
+    header = [c.value for c in ws[1]]
+    col = {label: header.index(label) + 1 for label in ("案件编号", "新环节", "备案号", "经办人")}
+    rows = {ws.cell(row=r, column=col["案件编号"]).value: r for r in range(2, ws.max_row + 1)}
+    for c in cases[1:]:  # both open cases 办结 with the same (free) number
+        for label, value in (("新环节", "办结"), ("备案号", second), ("经办人", "王")):
+            ws.cell(row=rows[c], column=col[label]).value = value
+    out = io.BytesIO()
+    wb.save(out)
+    page = op.post("/admin/manual/import", files={"workbook": ("q.xlsx", out.getvalue())}).text
+    assert page.count("该统一编号已用于其他案件的办结") == 2, page
+    for c in cases[1:]:
+        assert stages_of(env.hub, c) == ["accepted"]
+    with env.hub.db.session() as s:
+        assert s.scalar(select(IssuedNumber.case_id).where(IssuedNumber.number == second)) \
+            is None
