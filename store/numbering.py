@@ -141,33 +141,55 @@ def _add_number(s: Session, row: IssuedNumber) -> None:
         raise NumberTaken(row.number) from None
 
 
+def _insert_once(s: Session, row: Any) -> bool:
+    """Insert ``row`` in a savepoint; False if a concurrent request committed its key
+    first (the caller reads that row instead)."""
+    try:
+        with s.begin_nested():
+            s.add(row)
+            s.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
 def record_presale(s: Session, county: str, req: PresaleRequest, number: str, chain: str,
                    today: date) -> IssuedNumber:
     """A presale permit number the province issued: the project (created or updated),
-    its construction permits and the number, in the caller's transaction."""
+    its construction permits and the number, in the caller's transaction. Checked again
+    as it is written — the project ``county``'s, every permit this project's — also
+    against a concurrent request that registered them while the province answered
+    (``NotOwn``, ``PermitOfOtherProject``: the caller rolls back)."""
     if s.scalar(select(IssuedNumber.id).where(IssuedNumber.number == number)) is not None:
         raise NumberTaken(number)
     now = utcnow()
-    project = _own_project(s, county, req)  # as before asking: it may have changed since
-    conflicts = _permits_of_other_projects(s, req)
-    if conflicts:
-        raise PermitOfOtherProject(conflicts)
+    project = _own_project(s, county, req)
     if project is None:
-        project = Project(project_code=req.project_code, county_code=county,
-                          project_name=req.project_name, developer_name=req.developer_name,
-                          created_at=now)
-        s.add(project)
+        new = Project(project_code=req.project_code, county_code=county,
+                      project_name=req.project_name, developer_name=req.developer_name,
+                      created_at=now, updated_at=now)
+        project = new if _insert_once(s, new) else s.get(Project, req.project_code)
+        if project is None or project.county_code != county:
+            raise NotOwn(req.project_code)
     project.project_name, project.developer_name = req.project_name, req.developer_name
     project.presale_since = min(filter(None, [project.presale_since, today]))
     project.updated_at = now
-    s.flush()
-    for p in req.construction_permits:
+    conflicts = []
+    for i, p in enumerate(req.construction_permits):
         permit = s.get(ConstructionPermit, p.no)
         if permit is None:
-            s.add(ConstructionPermit(permit_no=p.no, project_code=req.project_code,
-                                     planned_completion=p.planned_completion))
-        else:
-            permit.planned_completion = p.planned_completion
+            made = ConstructionPermit(permit_no=p.no, project_code=req.project_code,
+                                      planned_completion=p.planned_completion)
+            permit = made if _insert_once(s, made) else s.get(ConstructionPermit, p.no)
+        assert permit is not None
+        if permit.project_code != req.project_code:
+            conflicts.append((f"construction_permits[{i}].no",
+                              f"a permit of project {permit.project_code}, "
+                              f"not of {req.project_code}"))
+            continue
+        permit.planned_completion = p.planned_completion
+    if conflicts:
+        raise PermitOfOtherProject(conflicts)
     row = IssuedNumber(number=number, kind=PRESALE, county_code=county,
                        project_code=req.project_code, parent_number=None, chain_code=chain,
                        request=json.dumps(req.wire(county), ensure_ascii=False), issued_at=now)

@@ -228,3 +228,23 @@ def test_marks_and_imports_keep_one_number_to_one_case(numbering_env):  # noqa: 
     with env.hub.db.session() as s:
         assert s.scalar(select(IssuedNumber.case_id).where(IssuedNumber.number == second)) \
             is None
+
+
+def test_two_permits_of_one_new_project_at_once_are_both_recorded(numbering_env):  # noqa: F811
+    """One batch of construction permits may carry several presale permits: two requests
+    for one project not yet registered, answered by the province at the same time."""
+    env = numbering_env
+    env.province.state.mode, env.province.state.delay = "slow", 0.5
+    answers: list[dict] = []
+    permits = (PERMIT, "430223202406200102")
+    threads = [threading.Thread(target=lambda p=p: answers.append(env.post(
+        f"{V1}/numbers/presale-permit", presale_body(permit=p)).json())) for p in permits]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a["code"] for a in answers) == ["0000", "0000"], answers
+    with env.hub.db.session() as s:
+        assert sorted(s.scalars(select(ConstructionPermit.project_code))) == [
+            YOUXIAN_PROJECT, YOUXIAN_PROJECT]
+        assert s.scalar(select(func.count()).select_from(IssuedNumber)) == 2
