@@ -1,14 +1,18 @@
 """一网通办: an applicant handed over from the province's portal (contracts/identity.md).
 
 ``POST /entry/{item}`` takes the province's signed handover token (adapters/entry_token.py);
-a good one is stored once (its ``jti`` is unique: a token is used once) and opens the
-applicant's session — a random handle in an HttpOnly cookie on ``/entry``, 30 minutes,
-reaching only that handover. The applicant sees the handed-over fields read-only, fills
-in the item's own fields, uploads materials (the province API's decode checks,
-store/files.py) and submits: the application goes through the SAME intake as
-``POST /api/province/v1/{item}`` (adapters/intake.py: validation, idempotency on
-(item, apply_no), routing, status pushes to the province), and a receipt shows the case
-number. Every refusal is a Chinese error page and creates nothing.
+a good one is stored once (its ``jti`` is unique: a token is used once) as a pending
+handover, and the applicant confirms it on the page that answers (the last 4 characters
+of their ID number): only then does the session open — a random handle in an HttpOnly,
+SameSite=Strict cookie on ``/entry``, 30 minutes, reaching only that handover. A token
+posted into another person's browser from another site (login CSRF) so never becomes
+their session. Refused posts are throttled per source address as the sign-in is.
+The applicant sees the handed-over fields read-only, fills in the item's own fields,
+uploads materials (the province API's decode checks, store/files.py) and submits: the
+application goes through the SAME intake as ``POST /api/province/v1/{item}``
+(adapters/intake.py: validation, idempotency on (item, apply_no), routing, status pushes
+to the province), and a receipt shows the case number. Every refusal is a Chinese error
+page and creates nothing.
 """
 
 from __future__ import annotations
