@@ -316,12 +316,17 @@ def save_seizure(session: Session, app_id: str, z: dict[str, Any]) -> bool:
 
 
 def alert_not_own(session: Session, app_id: str, push: str, refused: NotOwnRecord) -> None:
-    """Operators see a department's attempt on another's records (kind ``share_not_own``)."""
+    """Operators see a department's attempt on another's records (kind ``share_not_own``):
+    one open alert per department and push (its repeats are in the sharing audit)."""
     from store.models import Alert
 
+    ref = f"share:{app_id}:{push}"[:128]
+    if session.scalar(select(Alert.id).where(Alert.ref == ref, Alert.kind == "share_not_own",
+                                             Alert.acknowledged_at.is_(None)).limit(1)):
+        return
     what = "失信被执行人名单" if push == "defaulters" else "查封记录"
     session.add(Alert(
-        kind="share_not_own", severity="critical", ref=f"share:{app_id}:{push}"[:128],
+        kind="share_not_own", severity="critical", ref=ref,
         title=f"共享部门 {app_id} 试图修改其他部门报送的{what}（已拒绝）"[:200],
         detail=f"报送该记录的部门：{'、'.join(refused.owners)}；涉及 {len(refused.fields)} "
                "条，均未修改。请核实该部门的对接程序或账号是否被冒用。"))
