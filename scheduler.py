@@ -26,7 +26,7 @@ from sqlalchemy import delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from store.identity_models import EntryHandover
+from store.identity_models import EntryHandover, EntryRefusal
 from store.models import CallLogEntry, Lease, Nonce, OutboxMessage, utcnow
 from store.outbox import IN_FLIGHT, PENDING
 from store.resilience import retry_on_disconnect
@@ -50,6 +50,8 @@ LEASE_NAME = "scheduler"
 #: The departments' rate windows (store/share.py) count per minute; older minutes are
 #: kept a while for an operator looking into a 1005, then forgotten.
 RATE_WINDOW_KEPT_MINUTES = 60
+#: Refused 一网通办 handovers are counted for the per-address throttle (minutes), then forgotten.
+ENTRY_REFUSALS_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ def prune_handovers(hub: Hub, s: Session, now: datetime) -> int:
     from admin.identity_config import identity_of
 
     lifetime = timedelta(minutes=identity_of(hub.config).entry.session_minutes)
+    s.execute(delete(EntryRefusal).where(EntryRefusal.at < now - ENTRY_REFUSALS_KEPT))
     return s.execute(delete(EntryHandover).where(
         EntryHandover.session_expires_at < now, EntryHandover.token_exp < now - lifetime)
     ).rowcount

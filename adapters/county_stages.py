@@ -116,7 +116,18 @@ def store_errors(session: Session, hub: Hub, case: Case,
     from adapters.numbering import filing_no_errors
 
     return filing_no_errors(hub, session, case.item, case.county_code, report.stage,
-                            report.filing_no)
+                            report.filing_no, case.id)
+
+
+def claim_number(session: Session, hub: Hub, case: Case, report: StageReport) -> None:
+    """A recorded 办结 takes its unified number for the case (one number, one case);
+    ``StageRefused`` if another case took it first — the caller's transaction, which
+    holds the stage just recorded, must then roll back (every caller raises through)."""
+    from adapters.numbering import claim_errors
+
+    errors = claim_errors(hub, session, case.item, case.id, report.stage, report.filing_no)
+    if errors:
+        raise StageRefused(errors)
 
 
 def apply_stage(session: Session, hub: Hub, case: Case, report: StageReport,
@@ -131,6 +142,8 @@ def apply_stage(session: Session, hub: Hub, case: Case, report: StageReport,
         session, hub, case, report.stage, at=report.at, operator=report.operator,
         opinion=report.opinion, filing_no=report.filing_no, result=report.result, source=source,
     )
+    if outcome.recorded:
+        claim_number(session, hub, case, report)
     if outcome.recorded and outcome.event is not None:  # 办结 → the shared record, pushes
         hub.sharing.on_stage(session, case, report.stage, report.filing_no, outcome.event.at)
     if outcome.recorded and report.stage == "completed" and report.result is not None:
@@ -239,6 +252,8 @@ def write_stages(session: Session, hub: Hub, planned: Sequence[PlannedStage],
     recorded = [p for p in planned if p.recorded]
     if not recorded:
         return 0
+    for p in recorded:  # first: a number another case took raises before anything is written
+        claim_number(session, hub, p.case, p.report)
     now = utcnow()
     events: list[dict[str, Any]] = []
     messages: list[NewMessage] = []

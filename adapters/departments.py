@@ -394,6 +394,18 @@ class Gateway:
         audit["returned"] = [z["seizure_no"] for z in found]
         return envelope("0000", "ok", {"seizures": found})
 
+    def _own(self, s: Session, name: str, save: Any) -> Any:
+        """``save()``, or 1004 (and an alert) for records another department reported:
+        a department acts only for itself; nothing is changed."""
+        try:
+            return save()
+        except share.NotOwnRecord as refused:
+            share.alert_not_own(s, self.dept.app_id, name, refused)
+            raise ApiError("1004", f"{self.dept.app_id} may change only the records it "
+                                   "reported itself; nothing was changed",
+                           [{"field": f, "reason": "reported by another department"}
+                            for f in refused.fields]) from None
+
     def _push(self, s: Session, name: str, doc: dict[str, Any],
               audit: dict[str, Any]) -> dict[str, Any]:
         app_id = self.dept.app_id
@@ -410,7 +422,10 @@ class Gateway:
             entries, errors = defaulter_entries(doc)
             if errors:
                 raise ApiError("2002", f"{len(errors)} field(s) missing or invalid", errors)
-            changed = share.save_defaulters(s, app_id, entries)
+            audit.update(asked=f"{len(entries)} entries",
+                         asked_id=entries[0]["id_no"] if len(entries) == 1 else None,
+                         returned=[e["case_no"] for e in entries])
+            changed = self._own(s, name, lambda: share.save_defaulters(s, app_id, entries))
             audit.update(asked=f"{len(entries)} entries",
                          asked_id=entries[0]["id_no"] if len(entries) == 1 else None,
                          returned=[e["case_no"] for e in entries])
@@ -418,7 +433,7 @@ class Gateway:
         z, errors = seizure_body(doc)
         if errors:
             raise ApiError("2002", f"{len(errors)} field(s) missing or invalid", errors)
-        changed = share.save_seizure(s, app_id, z)
         audit.update(asked=f"house_id={z['house_id']}", returned=[z["seizure_no"]])
+        changed = self._own(s, name, lambda: share.save_seizure(s, app_id, z))
         return envelope("0000", "stored" if changed else "duplicate",
                         {"seizure_no": z["seizure_no"], "duplicate": not changed})

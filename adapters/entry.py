@@ -1,14 +1,18 @@
 """一网通办: an applicant handed over from the province's portal (contracts/identity.md).
 
 ``POST /entry/{item}`` takes the province's signed handover token (adapters/entry_token.py);
-a good one is stored once (its ``jti`` is unique: a token is used once) and opens the
-applicant's session — a random handle in an HttpOnly cookie on ``/entry``, 30 minutes,
-reaching only that handover. The applicant sees the handed-over fields read-only, fills
-in the item's own fields, uploads materials (the province API's decode checks,
-store/files.py) and submits: the application goes through the SAME intake as
-``POST /api/province/v1/{item}`` (adapters/intake.py: validation, idempotency on
-(item, apply_no), routing, status pushes to the province), and a receipt shows the case
-number. Every refusal is a Chinese error page and creates nothing.
+a good one is stored once (its ``jti`` is unique: a token is used once) as a pending
+handover, and the applicant confirms it on the page that answers (the last 4 characters
+of their ID number): only then does the session open — a random handle in an HttpOnly,
+SameSite=Strict cookie on ``/entry``, 30 minutes, reaching only that handover. A token
+posted into another person's browser from another site (login CSRF) so never becomes
+their session. Refused posts are throttled per source address as the sign-in is.
+The applicant sees the handed-over fields read-only, fills in the item's own fields,
+uploads materials (the province API's decode checks, store/files.py) and submits: the
+application goes through the SAME intake as ``POST /api/province/v1/{item}``
+(adapters/intake.py: validation, idempotency on (item, apply_no), routing, status pushes
+to the province), and a receipt shows the case number. Every refusal is a Chinese error
+page and creates nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, g, make_response, redirect, render_template, request
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Adapter
@@ -35,13 +39,20 @@ from mapping.province_in import ValidationFailure, parse_application
 from store import files
 from store.calllog import CallRecord, write_call
 from store.content import ContentLimits
-from store.identity_models import EntryHandover
+from store.identity_models import EntryHandover, EntryRefusal
 from store.models import utcnow
 
 if TYPE_CHECKING:
     from hub import Hub
 
 COOKIE = "cityhub_entry"
+#: The handover posted but not yet confirmed in this browser (see ``handover``).
+PENDING_COOKIE = "cityhub_entry_pending"
+#: How long a handover waits for the applicant's confirmation.
+PENDING_MINUTES = 5
+CONFIRM_DIGITS = 4
+THROTTLED = "来自您所在网络地址的无效办理请求过多，请稍后再从省政务服务网进入"
+CONFIRM_WRONG = "证件号码后四位不正确，请核对后重新输入；如果不是您本人的申请，请关闭本页"
 #: Items an applicant may be handed over for: the province's applications (a query's
 #: answer goes back to the province, not to a page).
 ENTRY_ITEMS = frozenset(i.code for i in province_items() if i.kind is ItemKind.APPLICATION)
@@ -64,12 +75,41 @@ def _hash(handle: str) -> str:
     return hashlib.sha256(handle.encode()).hexdigest()
 
 
-def _csrf(handle: str) -> str:
+def _csrf(handle: str, purpose: bytes = b"entry-csrf:") -> str:
     from flask import current_app
 
     return hmac.new(current_app.secret_key if isinstance(current_app.secret_key, bytes)
                     else str(current_app.secret_key).encode(),
-                    b"entry-csrf:" + handle.encode(), hashlib.sha256).hexdigest()
+                    purpose + handle.encode(), hashlib.sha256).hexdigest()
+
+
+# --------------------------------------------------------------------------- the throttle
+
+
+def _source() -> str:
+    """The source address as the operators' sign-in reads it (admin.trusted_proxies)."""
+    from admin.auth import source_address, trusted_proxies
+
+    return source_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                          trusted_proxies(_hub()))
+
+
+def _throttled(remote: str) -> bool:
+    """Whether ``remote`` had too many refused handovers (or wrong confirmations) within
+    the operators' sign-in window: the same ``admin.address_failure_limit`` /
+    ``admin.address_failure_minutes``."""
+    from admin.auth import throttle_of
+
+    throttle = throttle_of(_hub())
+    with _hub().db.read_session() as s:
+        count = s.scalar(select(func.count()).select_from(EntryRefusal).where(
+            EntryRefusal.remote_addr == remote, EntryRefusal.at >= utcnow() - throttle.window))
+    return int(count or 0) >= throttle.limit
+
+
+def _count_refusal(remote: str) -> None:
+    with _hub().transaction() as s:
+        s.add(EntryRefusal(remote_addr=remote[:64], at=utcnow()))
 
 
 def _page(template: str, status: int = 200, **ctx: Any):  # type: ignore[no-untyped-def]
@@ -107,9 +147,29 @@ def _session_row(s: Any) -> EntryHandover | None:
         return None
     row = s.scalars(select(EntryHandover).where(EntryHandover.handle_hash == _hash(handle))
                     ).first()
-    if row is None or row.session_expires_at <= utcnow():
+    if row is None or row.confirmed_at is None or row.session_expires_at <= utcnow():
         return None
     return row
+
+
+def _pending_row(s: Any) -> EntryHandover | None:
+    handle = request.cookies.get(PENDING_COOKIE, "")
+    if not handle or len(handle) > 128:
+        return None
+    row = s.scalars(select(EntryHandover).where(EntryHandover.handle_hash == _hash(handle))
+                    ).first()
+    if row is None or row.confirmed_at is not None or row.session_expires_at <= utcnow():
+        return None
+    return row
+
+
+def _confirm_code(claims: dict[str, Any]) -> str:
+    """What the applicant types to confirm: the last characters of their ID number (or
+    of the USCC): the person a handover posted from another site lands on does not know
+    the attacker's."""
+    applicant = claims.get("applicant") or {}
+    ident = str(applicant.get("id_no") or applicant.get("uscc") or "")
+    return ident[-CONFIRM_DIGITS:].upper()
 
 
 def _csrf_ok() -> bool:
@@ -164,13 +224,23 @@ def _view(row: EntryHandover, **ctx: Any):  # type: ignore[no-untyped-def]
 
 @bp.post("/entry/<item>")
 def handover(item: str):  # type: ignore[no-untyped-def]
+    """The province's portal posts the token (cross-site, by design). A good one is
+    stored as a *pending* handover and answered with a confirmation page: the session
+    opens only when the applicant confirms in this browser (``confirm``) — an attacker's
+    token posted from another site (login CSRF) never becomes the visitor's session.
+    Refused posts are counted per source address and throttled like the sign-in."""
     hub = _hub()
     started = time.perf_counter()
     settings = identity_of(hub.config).entry
     partner = hub.partners.get(settings.partner)
+    interface = "entry.handover"
+    remote = _source()
+    if _throttled(remote):
+        _log(interface, "rejected", item=item[:64] if item in ITEMS else None,
+             error="throttled", started=started)
+        return _page("entry_error.html", 429, message=THROTTLED)
     token = request.form.get("token", "") if request.mimetype == \
         "application/x-www-form-urlencoded" else ""
-    interface = "entry.handover"
     try:
         if partner is None or not partner.secret:
             raise HandoverRefused("signature")
@@ -186,19 +256,76 @@ def handover(item: str):  # type: ignore[no-untyped-def]
                     apply_no=found.apply_no, county_code=found.county_code,
                     claims=json.dumps(found.claims(), ensure_ascii=False), files="[]",
                     token_exp=datetime.fromtimestamp(found.exp, UTC).replace(tzinfo=None),
-                    session_expires_at=now + timedelta(minutes=settings.session_minutes),
-                    created_at=now))
+                    session_expires_at=now + timedelta(minutes=PENDING_MINUTES),
+                    created_at=now, confirmed_at=None))
         except IntegrityError:
             raise HandoverRefused("reused") from None
     except HandoverRefused as refused:
+        _count_refusal(remote)
         _log(interface, "rejected", item=item[:64] if item in ITEMS else None,
              error=refused.reason, started=started)
         return _error(refused.reason, 403 if refused.reason != "item" else 404)
     _log(interface, "ok", item=found.item, division=found.county_code, started=started)
+    resp = _confirm_page(found.claims(), handle)
+    _set_cookie(resp, PENDING_COOKIE, handle, PENDING_MINUTES)
+    return resp
+
+
+def _set_cookie(resp: Any, name_: str, value: str, minutes: int) -> None:
+    """HttpOnly, SameSite=Strict: sent only with requests this site's own pages make."""
+    resp.set_cookie(name_, value, max_age=minutes * 60, path="/entry", httponly=True,
+                    samesite="Strict",
+                    secure=_hub().config.public_url.lower().startswith("https://"))
+
+
+def _confirm_page(claims: dict[str, Any], handle: str, status: int = 200,
+                  error: str | None = None):  # type: ignore[no-untyped-def]
+    applicant = claims["applicant"]
+    return _page("entry_confirm.html", status, item_name=name("items", claims["item"]),
+                 county_name=_hub().city.counties.get(claims["county_code"],
+                                                      claims["county_code"]),
+                 apply_no=claims["apply_no"], applicant_name=applicant.get("name") or "",
+                 id_masked=_masked(applicant.get("id_no") or applicant.get("uscc")),
+                 digits=CONFIRM_DIGITS, csrf_token=_csrf(handle, b"entry-confirm:"),
+                 error=error)
+
+
+@bp.post("/entry/s/confirm")
+def confirm():  # type: ignore[no-untyped-def]
+    """The applicant confirms the handover in the browser it was posted to, with the
+    last characters of their ID number: the session opens (a new handle) once."""
+    hub = _hub()
+    remote = _source()
+    if _throttled(remote):
+        return _page("entry_error.html", 429, message=THROTTLED)
+    handle = request.cookies.get(PENDING_COOKIE, "")
+    sent = request.form.get("csrf_token", "")
+    with hub.db.session() as s:
+        row = _pending_row(s)
+        if row is None or not hmac.compare_digest(
+                sent.encode(), _csrf(handle, b"entry-confirm:").encode()):
+            return _error("session", 403)
+        claims = json.loads(row.claims)
+        row_id = row.id
+    typed = str(request.form.get("id_tail", ""))[:16].strip().upper()
+    if not typed or not hmac.compare_digest(typed.encode(), _confirm_code(claims).encode()):
+        _count_refusal(remote)
+        return _confirm_page(claims, handle, 400, CONFIRM_WRONG)
+    settings = identity_of(hub.config).entry
+    session_handle = secrets.token_urlsafe(32)
+    now = utcnow()
+    with hub.transaction() as s:
+        opened = s.execute(update(EntryHandover).where(
+            EntryHandover.id == row_id, EntryHandover.confirmed_at.is_(None),
+            EntryHandover.handle_hash == _hash(handle))
+            .values(handle_hash=_hash(session_handle), confirmed_at=now,
+                    session_expires_at=now + timedelta(minutes=settings.session_minutes))
+            .execution_options(synchronize_session=False)).rowcount
+    if opened != 1:  # confirmed already (a second tab): that tab holds the session
+        return _error("session", 403)
     resp = redirect("/entry/s/form", code=303)
-    resp.set_cookie(COOKIE, handle, max_age=settings.session_minutes * 60, path="/entry",
-                    httponly=True, samesite="Lax",
-                    secure=hub.config.public_url.lower().startswith("https://"))
+    _set_cookie(resp, COOKIE, session_handle, settings.session_minutes)
+    resp.delete_cookie(PENDING_COOKIE, path="/entry")
     return resp
 
 

@@ -400,6 +400,24 @@ def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
     rows = _read_rows(data, operator, report)
     if report.errors:
         return report
+    try:
+        return _import_rows(hub, rows, operator, report)
+    except StageRefused as refused:  # a number two rows (or a concurrent 办结) both use
+        reason = "；".join(explain(f, r) for f, r in refused.errors)
+        cases_of: dict[str, set[str]] = {}
+        for row in rows:
+            if row.report.stage == "completed" and row.report.filing_no:
+                cases_of.setdefault(row.report.filing_no, set()).add(row.case_no or "")
+        twice = [(row.sheet, row.row, reason) for row in rows
+                 if row.report.stage == "completed"
+                 and len(cases_of.get(row.report.filing_no or "", ())) > 1]
+        report.applied, report.skipped = 0, []
+        report.errors = twice or [("", 0, reason)]
+        return report
+
+
+def _import_rows(hub: Hub, rows: list[Any], operator: str, report: ImportReport
+                 ) -> ImportReport:
     with hub.transaction() as s:
         cases = _cases_by_no(s, {row.case_no for row in rows if row.case_no})
         errors: list[tuple[int, str]] = []  # (position in rows, reason)

@@ -153,8 +153,19 @@ def handle_presale(hub: Hub) -> dict[str, Any]:
         retry_on_disconnect(record, "numbering register")
     except register.NumberTaken:
         raise _taken(hub, county, number) from None
-    except register.NotOwn:
-        raise ApiError("1004", f"project {req.project_code} is another county's") from None
+    except register.NotOwn:  # another county's project registered meanwhile
+        _alert_unrecorded(hub, county, number,
+                          f"省厅发放的编号 {number} 未登记：项目 {req.project_code} "
+                          "在发放期间已登记为其他区县的项目",
+                          "请联系省厅注销该编号；本次未登记，已答复区县。")
+        raise ApiError("1004", f"project {req.project_code} is another county's; "
+                               "nothing was recorded") from None
+    except register.PermitOfOtherProject as exc:  # a permit registered meanwhile
+        _alert_unrecorded(hub, county, number,
+                          f"省厅发放的编号 {number} 未登记：施工许可证在发放期间已登记到"
+                          "其他项目",
+                          "请联系省厅注销该编号；本次未登记，已答复区县。")
+        raise _invalid(exc.errors) from None
     return _ok(number, chain)
 
 
@@ -328,12 +339,16 @@ def handle_upload(hub: Hub) -> dict[str, Any]:
 #: ``explain`` words it in Chinese for operators).
 NOT_REGISTERED = ("not a number of the register issued to this county "
                   "(the province's unified number is required)")
+#: The field error of a 办结 whose number closes another case already.
+NUMBER_USED = "the number closes another case already (one number, one case)"
 
 
 def filing_no_errors(hub: Hub, s: Session, item: str, county: str, stage: str,
-                     filing_no: str | None) -> list[tuple[str, str]]:
+                     filing_no: str | None, case_id: int | None = None
+                     ) -> list[tuple[str, str]]:
     """At 办结 of a presale permit or contract filing under the profile, ``filing_no``
-    must be a live number of the register issued to ``county``: the field error, if not.
+    must be a live number of the register issued to ``county`` that closes no other
+    case than ``case_id``: the field error, if not.
 
     Checked for every way a stage is applied (adapters/county_stages.py)."""
     kind = FILING_KINDS.get(item)
@@ -341,6 +356,22 @@ def filing_no_errors(hub: Hub, s: Session, item: str, county: str, stage: str,
         return []
     if kind_of(filing_no) != kind or not register.is_registered(s, county, filing_no):  # type: ignore[arg-type]
         return [("filing_no", NOT_REGISTERED)]
+    if case_id is not None and register.used_by_other(s, filing_no, case_id):  # type: ignore[arg-type]
+        return [("filing_no", NUMBER_USED)]
+    return []
+
+
+def claim_errors(hub: Hub, s: Session, item: str, case_id: int, stage: str,
+                 filing_no: str | None) -> list[tuple[str, str]]:
+    """A 办结 recorded under the profile binds its number to the case, in the same
+    transaction (``store.numbering.claim_for_case``): the field error if another case
+    took it first — the caller then rolls back."""
+    if not hub.numbering.enabled or stage != "completed" or item not in FILING_KINDS:
+        return []
+    try:
+        register.claim_for_case(s, filing_no or "", case_id)
+    except register.NumberUsed:
+        return [("filing_no", NUMBER_USED)]
     return []
 
 

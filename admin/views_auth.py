@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 from flask import current_app, g, redirect, request, session, url_for
+from sqlalchemy.exc import IntegrityError
 
 from admin import auth, sso
 from admin.identity_config import IdentitySettings
@@ -150,15 +151,20 @@ def sso_cas():  # type: ignore[no-untyped-def]
 def _signed_in(person: sso.ProvincePerson, protocol: str):  # type: ignore[no-untyped-def]
     h = hub()
     target = _safe_next(session.get("sso_next"))
-    try:
-        with h.transaction() as s:
-            user = sso.find_operator(s, person, _identity())
-            h.audit(s, user.username, "login", user.username,
-                    {"via": protocol, "province_user_id": person.sub})
-            auth.start_session(user)
-            session["sso"] = protocol
-    except sso.SsoRefused as refused:
-        return _refused(refused, protocol)
+    for attempt in range(2):  # a newcomer provisioned by a parallel sign-in: found next time
+        try:
+            with h.transaction() as s:
+                user = sso.find_operator(s, person, _identity())
+                h.audit(s, user.username, "login", user.username,
+                        {"via": protocol, "province_user_id": person.sub})
+                auth.start_session(user)
+                session["sso"] = protocol
+            break
+        except sso.SsoRefused as refused:
+            return _refused(refused, protocol)
+        except IntegrityError:  # admin_users.province_user_id is unique
+            if attempt:
+                raise
     return redirect(target)
 
 

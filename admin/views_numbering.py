@@ -19,7 +19,7 @@ from openpyxl import Workbook
 from admin.auth import requires
 from admin.web import audit, bp, hub, me, names, render, to_local
 from mapping.cells import xlsx_row
-from mapping.numbering import ACCEPTANCE_KINDS, KIND_NAMES, PROJECT_CODE
+from mapping.numbering import ACCEPTANCE_KINDS, KIND_NAMES, PROJECT_CODE, project_county
 from store import numbering as register
 from store.models import utcnow
 
@@ -91,7 +91,9 @@ def deadlines_presale_only():  # type: ignore[no-untyped-def]
         abort(404)
     problems = []
     if not PROJECT_CODE.fullmatch(code):
-        problems.append("工改项目编码应为 6-40 位字母、数字或“-”")
+        problems.append("工改项目编码应为 24 位投资项目统一代码，如 2406-430223-70-01-000001")
+    elif project_county(code) != county:
+        problems.append("工改项目编码中的区划代码（第 6-11 位）不是所选区县的，请核对")
     if not name or len(name) > 200 or not developer or len(developer) > 200:
         problems.append("项目名称和建设单位必填（各不超过 200 字）")
     try:

@@ -61,6 +61,8 @@ def users():  # type: ignore[no-untyped-def]
 
 
 _CONFLICT = "保存失败：数据已被他人修改，请刷新页面后重试"
+#: admin_users.province_user_id is unique: single sign-on maps a province user to one operator.
+PROVINCE_USER_TAKEN = "省平台用户ID {} 已关联其他操作员，一个省平台用户只能关联一名操作员"
 
 
 def _conflict(column: Any, name: str, exclude_id: int | None, taken: str) -> str:
@@ -90,7 +92,11 @@ def _user_form(s, user: AdminUser) -> dict:  # type: ignore[no-untyped-def]
     grants.check_unit(s, me(), unit_id)
     user.unit_id = unit_id
     user.display_name = (f.get("display_name") or user.username).strip()[:64]
-    user.province_user_id = (f.get("province_user_id") or "").strip()[:64] or None
+    province_user_id = (f.get("province_user_id") or "").strip()[:64] or None
+    if province_user_id and people.name_taken(s, AdminUser.province_user_id,
+                                              province_user_id, user.id):
+        raise PeopleError(PROVINCE_USER_TAKEN.format(province_user_id))
+    user.province_user_id = province_user_id
     user.all_divisions = all_divisions
     set_user_access(s, user, roles, divisions, hub().city.counties)
     return {"roles": roles, "divisions": divisions, "all_divisions": user.all_divisions,
@@ -157,7 +163,9 @@ def user_edit(user_id: int):  # type: ignore[no-untyped-def]
     except PeopleError as exc:
         flash(str(exc), "error")
     except IntegrityError:
-        flash(_CONFLICT, "error")
+        pid = (f.get("province_user_id") or "").strip()[:64]
+        flash(_conflict(AdminUser.province_user_id, pid, user_id,
+                        PROVINCE_USER_TAKEN.format(pid)), "error")
     flashes_at("users")
     return redirect(url_for("admin.users") + "#users")
 

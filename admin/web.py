@@ -122,15 +122,17 @@ def lenient_dt(text: str | None, end: bool = False) -> datetime | None:
         return None
 
 
-def time_range(default_days: int) -> tuple[datetime, datetime]:
+def time_range(default_days: int, max_days: int | None = None) -> tuple[datetime, datetime]:
     """[since, until) from the query string (local dates), as naive UTC; BadDate for a
-    date that is not one, or an end before the start."""
+    date that is not one, an end before the start, or a range over ``max_days`` days."""
     until = parse_dt(request.args.get("until"), end=True, label="结束日期") or day_start(
         local_today() + timedelta(days=1))
     since = parse_dt(request.args.get("since"), label="开始日期") or (
         until - timedelta(days=default_days))
     if since >= until:
         raise BadDate("开始日期晚于结束日期，请重新选择")
+    if max_days is not None and until - since > timedelta(days=max_days):
+        raise BadDate(f"查询的时间范围最长 {max_days} 天，请缩短开始日期与结束日期之间的间隔")
     return since, until
 
 

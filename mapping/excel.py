@@ -240,6 +240,8 @@ def explain(field_name: str, reason: str) -> str:
     if reason.startswith("not a number of the register"):  # adapters/numbering.py
         return (f"{column}：不是省平台发给本区县的统一编号，请填写省平台赋予的"
                 "预售许可证号或合同备案号")
+    if reason.startswith("the number closes another case"):  # adapters/numbering.py
+        return f"{column}：该统一编号已用于其他案件的办结，一个编号只能办结一个案件，请核对"
     if reason == "must be an object":
         return f"{column}：请填写结果文字，或以 {{ 开头的 JSON 对象"
     if reason.startswith("only a completed stage"):

@@ -23,8 +23,10 @@ PROFILES = ("hunan",)
 CONSTRUCTION_PERMIT = re.compile(r"\d{18}")
 PRESALE_PERMIT = re.compile(r"\d{18}-[YZ]\d{2}")
 CONTRACT_FILING = re.compile(r"\d{18}-[YZ]\d{2}-B\d{4}")
-#: 工改项目编码: letters, digits and dashes (the national code is 24 characters).
-PROJECT_CODE = re.compile(r"[0-9A-Za-z-]{6,40}")
+#: 工改项目编码: the national investment project code (投资项目统一代码, 24 characters:
+#: year and month, the division code of the authority that filed it, industry, type,
+#: serial), e.g. ``2406-430223-70-01-000001`` — its division is the project's county.
+PROJECT_CODE = re.compile(r"\d{4}-(\d{6})-\d{2}-\d{2}-\d{6}")
 
 PRESALE, CONTRACT = "presale_permit", "contract_filing"
 KIND_NAMES = {PRESALE: "预售许可证", CONTRACT: "网签合同备案"}
@@ -56,6 +58,12 @@ def kind_of(number: Any) -> str | None:
     if CONTRACT_FILING.fullmatch(number):
         return CONTRACT
     return None
+
+
+def project_county(code: str) -> str | None:
+    """The division a 工改项目编码 was filed in (its second segment), None off format."""
+    found = PROJECT_CODE.fullmatch(code) if isinstance(code, str) else None
+    return found.group(1) if found else None
 
 
 def county_of(number: str) -> str:
@@ -208,7 +216,9 @@ def check_presale(body: dict[str, Any]) -> PresaleRequest:
     errors: list[tuple[str, str]] = []
     code = body.get("project_code")
     if not isinstance(code, str) or not PROJECT_CODE.fullmatch(code):
-        errors.append(("project_code", "required: the 工改项目编码 (6-40 of A-Z, 0-9 and -)"))
+        errors.append(("project_code", "required: the 工改项目编码, 24 characters such as "
+                                       "2406-430223-70-01-000001 (the county's division "
+                                       "code second)"))
     permits = _permits(body, errors)
     buildings = _texts(body, "building_nos", errors, MAX_BUILDINGS)
     developer = _text(body, "developer_name", errors)

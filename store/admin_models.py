@@ -70,7 +70,8 @@ class AdminUser(Base):
     display_name: Mapped[str] = mapped_column("display_name_enc", Sealed(), key="display_name")
     password_hash: Mapped[str] = mapped_column(String(255))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("admin_units.id"), index=True)
-    province_user_id: Mapped[str | None] = mapped_column(String(64))
+    #: The province's user id (``sub``) single sign-on maps to: one operator each.
+    province_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     all_divisions: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

@@ -15,7 +15,8 @@ from store.models import Alert, utcnow
 #: with no partner's text in it: shown like a title (long numbers masked), not as a
 #: partner's free text would be (every Chinese word masked).
 WORDED_BY_HUB = frozenset({"calendar_missing", "case_overdue", "number_reissued",
-                           "project_overdue_acceptance", "presale_without_permit"})
+                           "project_overdue_acceptance", "presale_without_permit",
+                           "share_not_own"})
 
 #: Who closed an alert that closed itself (shown in the alert's acknowledgement).
 CLOSED_BY_DELIVERY = "系统（报文已送达）"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import DateTime, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models import Base, BigId, utcnow
@@ -35,3 +35,17 @@ class EntryHandover(Base):
     session_expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     case_no: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    #: When the applicant confirmed the handover in this browser (None: still pending,
+    #: the session does not open: a handover posted from another site is not a session).
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class EntryRefusal(Base):
+    """A refused handover post, by source address: the per-address throttle of /entry."""
+
+    __tablename__ = "entry_refusals"
+    __table_args__ = (Index("ix_entry_refusals_addr_at", "remote_addr", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

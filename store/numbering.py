@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mapping.numbering import CONTRACT, PRESALE, ContractRequest, PresaleRequest
+from mapping.numbering import (
+    CONTRACT,
+    PRESALE,
+    ContractRequest,
+    PresaleRequest,
+    project_county,
+)
 from mapping.workdays import CalendarMissing, WorkCalendar
 from store.models import utcnow
 from store.numbering_models import ConstructionPermit, IssuedNumber, Project
@@ -39,17 +45,42 @@ class NumberTaken(Exception):
     """The province answered a number the register already holds (issued or cancelled)."""
 
 
+class PermitOfOtherProject(Exception):
+    """A construction permit of the request was registered for another project meanwhile."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {r}" for f, r in errors))
+        self.errors = errors
+
+
+class NumberUsed(Exception):
+    """The number closes (办结) another case already: one number, one case."""
+
+
 # --------------------------------------------------------------------------- before asking
 
 
 def presale_conflicts(s: Session, county: str, req: PresaleRequest) -> list[tuple[str, str]]:
     """Why the request cannot be for ``county``'s project: raises ``NotOwn`` for another
     county's project or permit; returns field errors (a permit of another project)."""
+    _own_project(s, county, req)
+    return _permits_of_other_projects(s, req)
+
+
+def _own_project(s: Session, county: str, req: PresaleRequest) -> Project | None:
+    """``NotOwn`` unless the project code and every permit are ``county``'s: a project's
+    county is the division in its code, never whoever asked first."""
     if any(p.no[:6] != county for p in req.construction_permits):
         raise NotOwn("a construction permit of another county")
+    if project_county(req.project_code) != county:
+        raise NotOwn(f"project {req.project_code}: its code names another division")
     project = s.get(Project, req.project_code)
     if project is not None and project.county_code != county:
         raise NotOwn(f"project {req.project_code} is a project of another county")
+    return project
+
+
+def _permits_of_other_projects(s: Session, req: PresaleRequest) -> list[tuple[str, str]]:
     errors = []
     nos = [p.no for p in req.construction_permits]
     for no, code in s.execute(
@@ -58,7 +89,7 @@ def presale_conflicts(s: Session, county: str, req: PresaleRequest) -> list[tupl
         if code != req.project_code:
             errors.append((f"construction_permits[{nos.index(no)}].no",
                            f"a permit of project {code}, not of {req.project_code}"))
-    return errors
+    return sorted(errors)
 
 
 def live_number(s: Session, county: str, number: str, kind: str) -> IssuedNumber | None:
@@ -79,6 +110,25 @@ def is_registered(s: Session, county: str, number: str) -> bool:
         IssuedNumber.cancelled_at.is_(None)).limit(1)) is not None
 
 
+def used_by_other(s: Session, number: str, case_id: int) -> bool:
+    """Whether ``number`` closes a case other than ``case_id`` already (as committed)."""
+    user = s.scalar(select(IssuedNumber.case_id).where(IssuedNumber.number == number))
+    return user is not None and user != case_id
+
+
+def claim_for_case(s: Session, number: str, case_id: int) -> None:
+    """Bind ``number`` to the case its 办结 closes, in the caller's transaction; raises
+    ``NumberUsed`` if another case holds it. One guarded UPDATE: on PostgreSQL a
+    concurrent claim waits for the row and then finds it taken; ``case_id`` is unique,
+    so a case holds one number (migration 0015_review)."""
+    done = s.execute(update(IssuedNumber).where(
+        IssuedNumber.number == number,
+        or_(IssuedNumber.case_id.is_(None), IssuedNumber.case_id == case_id))
+        .values(case_id=case_id).execution_options(synchronize_session=False)).rowcount
+    if done != 1:
+        raise NumberUsed(number)
+
+
 # --------------------------------------------------------------------------- recording
 
 
@@ -91,32 +141,55 @@ def _add_number(s: Session, row: IssuedNumber) -> None:
         raise NumberTaken(row.number) from None
 
 
+def _insert_once(s: Session, row: Any) -> bool:
+    """Insert ``row`` in a savepoint; False if a concurrent request committed its key
+    first (the caller reads that row instead)."""
+    try:
+        with s.begin_nested():
+            s.add(row)
+            s.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
 def record_presale(s: Session, county: str, req: PresaleRequest, number: str, chain: str,
                    today: date) -> IssuedNumber:
     """A presale permit number the province issued: the project (created or updated),
-    its construction permits and the number, in the caller's transaction."""
+    its construction permits and the number, in the caller's transaction. Checked again
+    as it is written — the project ``county``'s, every permit this project's — also
+    against a concurrent request that registered them while the province answered
+    (``NotOwn``, ``PermitOfOtherProject``: the caller rolls back)."""
     if s.scalar(select(IssuedNumber.id).where(IssuedNumber.number == number)) is not None:
         raise NumberTaken(number)
     now = utcnow()
-    project = s.get(Project, req.project_code)
+    project = _own_project(s, county, req)
     if project is None:
-        project = Project(project_code=req.project_code, county_code=county,
-                          project_name=req.project_name, developer_name=req.developer_name,
-                          created_at=now)
-        s.add(project)
-    elif project.county_code != county:  # raced with another county's first request
-        raise NotOwn(req.project_code)
+        new = Project(project_code=req.project_code, county_code=county,
+                      project_name=req.project_name, developer_name=req.developer_name,
+                      created_at=now, updated_at=now)
+        project = new if _insert_once(s, new) else s.get(Project, req.project_code)
+        if project is None or project.county_code != county:
+            raise NotOwn(req.project_code)
     project.project_name, project.developer_name = req.project_name, req.developer_name
     project.presale_since = min(filter(None, [project.presale_since, today]))
     project.updated_at = now
-    s.flush()
-    for p in req.construction_permits:
+    conflicts = []
+    for i, p in enumerate(req.construction_permits):
         permit = s.get(ConstructionPermit, p.no)
         if permit is None:
-            s.add(ConstructionPermit(permit_no=p.no, project_code=req.project_code,
-                                     planned_completion=p.planned_completion))
-        else:
-            permit.planned_completion = p.planned_completion
+            made = ConstructionPermit(permit_no=p.no, project_code=req.project_code,
+                                      planned_completion=p.planned_completion)
+            permit = made if _insert_once(s, made) else s.get(ConstructionPermit, p.no)
+        assert permit is not None
+        if permit.project_code != req.project_code:
+            conflicts.append((f"construction_permits[{i}].no",
+                              f"a permit of project {permit.project_code}, "
+                              f"not of {req.project_code}"))
+            continue
+        permit.planned_completion = p.planned_completion
+    if conflicts:
+        raise PermitOfOtherProject(conflicts)
     row = IssuedNumber(number=number, kind=PRESALE, county_code=county,
                        project_code=req.project_code, parent_number=None, chain_code=chain,
                        request=json.dumps(req.wire(county), ensure_ascii=False), issued_at=now)
@@ -156,7 +229,7 @@ def record_acceptance(s: Session, county: str, project_code: str, kind: str,
     project = s.get(Project, project_code)
     if project is None:
         return None
-    if project.county_code != county:
+    if project.county_code != county or project_county(project_code) != county:
         raise NotOwn(project_code)
     project.acceptance_kind, project.acceptance_date = kind, day
     project.updated_at = utcnow()
@@ -167,6 +240,8 @@ def register_presale_only(s: Session, county: str, project_code: str, project_na
                           developer_name: str, presale_since: date) -> Project:
     """A project that has a presale permit but no construction permit (the seed: such
     projects are entered by hand and handled as unauthorised construction)."""
+    if project_county(project_code) != county:
+        raise NotOwn(project_code)
     project = s.get(Project, project_code)
     if project is not None:
         if project.county_code != county:

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from store.models import Base, utcnow
+from store.models import Base, BigId, utcnow
 from store.sealed import Sealed
 
 
@@ -33,6 +33,8 @@ class IssuedNumber(Base):
     request: Mapped[str] = mapped_column("request_enc", Sealed(), key="request")
     issued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: The case whose 办结 this number closed: one number, one case (unique; 0015_review).
+    case_id: Mapped[int | None] = mapped_column(BigId, unique=True)
     cancel_reason: Mapped[str | None] = mapped_column("cancel_reason_enc", Sealed(),
                                                       key="cancel_reason")
 

@@ -243,12 +243,42 @@ def save_mortgage(session: Session, app_id: str, m: dict[str, Any]) -> bool:
     return True
 
 
+class NotOwnRecord(Exception):
+    """A push names a record another department reported (its defaulter entry or its
+    seizure): a department acts only for itself (1004), and nothing is changed.
+    ``fields`` are the pushed entries at fault; ``owners`` the app ids that hold them."""
+
+    def __init__(self, fields: list[str], owners: list[str]) -> None:
+        super().__init__(", ".join(fields))
+        self.fields, self.owners = fields, sorted(set(owners))
+
+
 def save_defaulters(session: Session, app_id: str, entries: list[dict[str, Any]]) -> int:
-    """Changes to the list, idempotent on ``(id_no, case_no)``; the number changed."""
-    changed = 0
-    for e in entries:
+    """Changes to the list, idempotent on ``(id_no, case_no)``; the number changed.
+
+    An entry whose ``(id_no, case_no)`` another department reported raises
+    ``NotOwnRecord`` before anything is written (the whole push is refused). The owner
+    (``app_id``) of a row is set once, at its insert, and never changes; two courts
+    inserting the same key at once meet the unique key and the loser, run again, is
+    refused here."""
+    rows: list[ShareDefaulter | None] = []
+    fields: list[str] = []
+    owners: list[str] = []
+    for i, e in enumerate(entries):
         row = session.scalars(select(ShareDefaulter).where(
             ShareDefaulter.id_hash == e["id_no"], ShareDefaulter.case_no == e["case_no"])).first()
+        if row is not None and row.app_id != app_id:
+            fields.append(f"entries[{i}]")
+            owners.append(row.app_id)
+        rows.append(row)
+    if fields:
+        raise NotOwnRecord(fields, owners)
+    changed = 0
+    for e, row in zip(entries, rows, strict=True):
+        if row is None:
+            row = session.scalars(select(ShareDefaulter).where(  # an entry repeated in the push
+                ShareDefaulter.id_hash == e["id_no"], ShareDefaulter.case_no == e["case_no"])
+            ).first()
         if row is None:
             session.add(ShareDefaulter(id_hash=e["id_no"], id_no=e["id_no"], name=e["name"],
                                        case_no=e["case_no"], court=e["court"],
@@ -259,13 +289,14 @@ def save_defaulters(session: Session, app_id: str, entries: list[dict[str, Any]]
         elif (row.removed_at, row.listed_at, row.court) != (e["removed_at"], e["listed_at"],
                                                             e["court"]):
             row.removed_at, row.listed_at, row.court = e["removed_at"], e["listed_at"], e["court"]
-            row.name, row.app_id, row.updated_at = e["name"], app_id, utcnow()
+            row.name, row.updated_at = e["name"], utcnow()
             changed += 1
     return changed
 
 
 def save_seizure(session: Session, app_id: str, z: dict[str, Any]) -> bool:
-    """A seizure or its release, idempotent on ``seizure_no``; True when anything changed."""
+    """A seizure or its release, idempotent on ``seizure_no``; True when anything changed.
+    A ``seizure_no`` another department reported raises ``NotOwnRecord`` (1004)."""
     row = session.scalars(select(ShareSeizure).where(ShareSeizure.seizure_no == z["seizure_no"])
                           ).first()
     values = {"house_id": z["house_id"], "court": z["court"], "document_no": z["document_no"],
@@ -274,12 +305,31 @@ def save_seizure(session: Session, app_id: str, z: dict[str, Any]) -> bool:
         session.add(ShareSeizure(seizure_no=z["seizure_no"], app_id=app_id, **values))
         session.flush()
         return True
+    if row.app_id != app_id:
+        raise NotOwnRecord(["seizure_no"], [row.app_id])
     if all(getattr(row, k) == v for k, v in values.items()):
         return False
     for k, v in values.items():
         setattr(row, k, v)
-    row.app_id, row.updated_at = app_id, utcnow()
+    row.updated_at = utcnow()
     return True
+
+
+def alert_not_own(session: Session, app_id: str, push: str, refused: NotOwnRecord) -> None:
+    """Operators see a department's attempt on another's records (kind ``share_not_own``):
+    one open alert per department and push (its repeats are in the sharing audit)."""
+    from store.models import Alert
+
+    ref = f"share:{app_id}:{push}"[:128]
+    if session.scalar(select(Alert.id).where(Alert.ref == ref, Alert.kind == "share_not_own",
+                                             Alert.acknowledged_at.is_(None)).limit(1)):
+        return
+    what = "失信被执行人名单" if push == "defaulters" else "查封记录"
+    session.add(Alert(
+        kind="share_not_own", severity="critical", ref=ref,
+        title=f"共享部门 {app_id} 试图修改其他部门报送的{what}（已拒绝）"[:200],
+        detail=f"报送该记录的部门：{'、'.join(refused.owners)}；涉及 {len(refused.fields)} "
+               "条，均未修改。请核实该部门的对接程序或账号是否被冒用。"))
 
 
 # --------------------------------------------------------------------------- the rule

@@ -100,8 +100,9 @@ def numbering_env(tmp_path: Path, store_url: str) -> Iterator[Env]:
         sim.stop()
 
 
-def presale_body(permit: str = PERMIT, backfill: bool = False, project: str = "ZZ-2024-0001",
-                 planned: str = "2026-06-30", **extra: Any) -> dict[str, Any]:
+def presale_body(permit: str = PERMIT, backfill: bool = False,
+                 project: str = "2406-430223-70-01-000001", planned: str = "2026-06-30",
+                 **extra: Any) -> dict[str, Any]:
     return {"project_code": project,
             "construction_permits": [{"no": permit, "planned_completion": planned}],
             "building_nos": ["22#"], "developer_name": "株洲锦绣置业有限公司",

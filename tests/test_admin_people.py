@@ -144,3 +144,34 @@ def test_user_name_in_use_is_refused(served, signed_in, check_misses_once):  # n
         dora = s.scalars(select(AdminUser).where(AdminUser.username == "dora")).one()
         assert dora.display_name == "dora" and dora.password_hash == dora_hash
     assert _audits(served.hub, "create_user") == 0
+
+
+def test_a_province_user_maps_to_one_operator(served, signed_in):  # noqa: F811
+    """admin_users.province_user_id is unique (migration 0015_review): single sign-on
+    finds one operator for a province user; the page refuses a second with the reason."""
+    c = signed_in
+    hub = served.hub
+    for name in ("zhang", "wang"):
+        add_operator(hub, name, ("view",))
+    with hub.transaction() as s:
+        ids = dict(s.execute(select(AdminUser.username, AdminUser.id)).all())
+
+    def save(user: str, sub: str):  # type: ignore[no-untyped-def]
+        return c.post(f"/admin/users/{ids[user]}", {
+            "action": "save", "display_name": user, "all_divisions": "1",
+            "province_user_id": sub})
+
+    assert "已保存" in save("zhang", "p.zhang").text
+    resp = save("wang", "p.zhang")
+    assert "省平台用户ID p.zhang 已关联其他操作员" in resp.text
+    with hub.transaction() as s:
+        subs = dict(s.execute(select(AdminUser.username, AdminUser.province_user_id)).all())
+    assert subs["zhang"] == "p.zhang" and subs["wang"] is None
+    assert "已保存" in save("zhang", "p.zhang").text  # keeping one's own is no conflict
+    # the database holds it too (a write that skipped the page's check)
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError), hub.transaction() as s:
+        s.execute(update(AdminUser).where(AdminUser.id == ids["wang"])
+                  .values(province_user_id="p.zhang"))

@@ -62,6 +62,11 @@ def test_applicant_journey(world, browser, tmp_path, size):
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     page.goto(province.url + "/portal")
     page.click("#go-rental_filing")
+    page.wait_for_selector("#confirm-form")  # the applicant confirms in this browser
+    assert "张三" in page.inner_text("#handover")
+    _fits(page, size[0])
+    page.fill("#confirm-form [name=id_tail]", "002X")
+    page.click("#confirm-submit")
     page.wait_for_selector("#apply-form")
     assert page.url == url + "/entry/s/form"
     apply_no = page.inner_text("#apply-no")

@@ -82,7 +82,7 @@ def test_the_seeds_numbers_serials_and_cancellation(numbering_env):  # noqa: F81
         # the buyers' IDs are sealed at rest
         raw = s.execute(text("SELECT request_enc FROM numbering_numbers")).scalars().all()
         assert all(b"11010519491231002X" not in bytes(v) for v in raw)
-        project = s.get(Project, "ZZ-2024-0001")
+        project = s.get(Project, "2406-430223-70-01-000001")
         assert project is not None and project.county_code == YOUXIAN
         # every province call went through the one logged path
         logged = s.scalars(select(CallLogEntry.interface).where(
@@ -117,13 +117,13 @@ def test_a_county_may_ask_only_for_its_own_projects(numbering_env):  # noqa: F81
     assert r.json()["code"] == "1004"
     assert env.get(f"{V1}/numbers/430223202406200101-Y01/qr.png", county=CHALING).json()[
         "code"] == "1004"
-    r = env.post(f"{V1}/projects/ZZ-2024-0001/acceptance",
+    r = env.post(f"{V1}/projects/2406-430223-70-01-000001/acceptance",
                  {"kind": "five_party", "date": "2026-07-01"}, county=CHALING)
     assert r.json()["code"] == "1004"
     assert _register_count(env.hub) == before
     assert len(env.province.state.received) == asked
     with env.hub.transaction() as s:
-        assert s.get(Project, "ZZ-2024-0001").acceptance_date is None
+        assert s.get(Project, "2406-430223-70-01-000001").acceptance_date is None
 
 
 def test_incomplete_requests_get_2002_with_every_field_and_change_nothing(numbering_env):  # noqa: F811

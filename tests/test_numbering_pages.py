@@ -35,10 +35,10 @@ def test_overdue_list_until_the_county_reports_acceptance(numbering_env):  # noq
     seed_from_package(env.hub.db)
     env.hub.overrides.reload()
     late = env.post(f"{V1}/numbers/presale-permit",
-                    presale_body(project="ZZ-LATE-001", planned="2025-06-30"))
+                    presale_body(project="2406-430223-70-01-000101", planned="2025-06-30"))
     assert late.status_code == 200, late.text
     future = env.post(f"{V1}/numbers/presale-permit", presale_body(
-        permit="430223202406200102", project="ZZ-FUTURE-01", planned="2099-12-31"))
+        permit="430223202406200102", project="2406-430223-70-01-000102", planned="2099-12-31"))
     assert future.status_code == 200, future.text
     add_operator(env.hub, "city", ALL_FUNCTIONS)
     add_operator(env.hub, "chaling", COUNTY_FUNCTIONS, divisions=(CHALING,))
@@ -46,7 +46,7 @@ def test_overdue_list_until_the_county_reports_acceptance(numbering_env):  # noq
     city.login("city")
     assert 'id="presale-projects-link"' in city.get("/admin/deadlines").text
     listed = _overdue_codes(city)
-    assert "ZZ-LATE-001" in listed and "ZZ-FUTURE-01" not in listed
+    assert "2406-430223-70-01-000101" in listed and "2406-430223-70-01-000102" not in listed
     assert "2025-06-30" in listed and "攸县" in listed
     assert "430223202406200101-Y01" in city.get(PAGE).text  # the number register
     found = city.get(PAGE, params={"q": "430223202406200102"}).text
@@ -55,7 +55,7 @@ def test_overdue_list_until_the_county_reports_acceptance(numbering_env):  # noq
 
     other = Client(env.url)
     other.login("chaling")
-    assert "ZZ-LATE-001" not in other.get(PAGE).text  # 茶陵县 sees only its own
+    assert "2406-430223-70-01-000101" not in other.get(PAGE).text  # 茶陵县 sees only its own
     assert other.get(PAGE, params={"county": YOUXIAN}).status_code == 404
 
     # the daily digest: one alert per county and list, once a day
@@ -73,17 +73,18 @@ def test_overdue_list_until_the_county_reports_acceptance(numbering_env):  # noq
     wb = load_workbook(io.BytesIO(xlsx.content))
     assert wb.sheetnames == ["编号登记簿", "项目登记", "逾期未竣工验收", "已办预售未办施工许可"]
     overdue_rows = [r for r in wb["逾期未竣工验收"].iter_rows(min_row=2, values_only=True)]
-    assert [r[0] for r in overdue_rows] == ["ZZ-LATE-001"]
+    assert [r[0] for r in overdue_rows] == ["2406-430223-70-01-000101"]
     assert isinstance(overdue_rows[0][-1], int) and overdue_rows[0][-1] > 100  # working days
 
-    r = env.post(f"{V1}/projects/ZZ-LATE-001/acceptance",
+    r = env.post(f"{V1}/projects/2406-430223-70-01-000101/acceptance",
                  {"kind": "completion_filing", "date": "2025-08-01"})
     assert r.status_code == 200, r.text
-    assert "ZZ-LATE-001" not in _overdue_codes(city)
-    bad = env.post(f"{V1}/projects/ZZ-LATE-001/acceptance", {"kind": "party", "date": "x"})
+    assert "2406-430223-70-01-000101" not in _overdue_codes(city)
+    bad = env.post(f"{V1}/projects/2406-430223-70-01-000101/acceptance",
+                   {"kind": "party", "date": "x"})
     assert bad.json()["code"] == "2002"
     assert {e["field"] for e in bad.json()["errors"]} == {"kind", "date"}
-    assert env.post(f"{V1}/projects/NOPE-0001/acceptance",
+    assert env.post(f"{V1}/projects/2406-430223-70-01-009999/acceptance",
                     {"kind": "five_party", "date": "2025-08-01"}).json()["code"] == "4001"
 
 
@@ -93,19 +94,20 @@ def test_a_presale_project_without_construction_permit_is_listed(numbering_env):
     city = Client(env.url)
     city.login("city")
     city.get(PAGE)
-    r = city.post(PAGE + "/presale-only", {"county": CHALING, "project_code": "CL-2023-0009",
+    r = city.post(PAGE + "/presale-only", {"county": CHALING,
+                                           "project_code": "2305-430224-70-01-000009",
                                            "project_name": "=HYPERLINK(\"x\")",
                                            "developer_name": "茶陵某置业",
                                            "presale_since": "2023-05-01"})
     assert r.status_code == 200
     listed = city.get(PAGE).text.split('id="presale-without-permit"')[1].split("</table>")[0]
-    assert "CL-2023-0009" in listed and "茶陵县" in listed
+    assert "2305-430224-70-01-000009" in listed and "茶陵县" in listed
     wb = load_workbook(io.BytesIO(city.get(PAGE + ".xlsx").content))
     row = next(wb["已办预售未办施工许可"].iter_rows(min_row=2))
-    assert row[0].value == "CL-2023-0009"
+    assert row[0].value == "2305-430224-70-01-000009"
     assert row[2].data_type == "s" and row[2].quotePrefix  # text, never a formula
     # a wrong entry changes nothing
     city.post(PAGE + "/presale-only", {"county": CHALING, "project_code": "x",
                                        "project_name": "", "developer_name": "",
                                        "presale_since": "soon"})
-    assert city.get(PAGE).text.count("CL-2023-0009") == 2  # its two lists only
+    assert city.get(PAGE).text.count("2305-430224-70-01-000009") == 2  # its two lists only
