@@ -264,7 +264,9 @@ def main() -> int:
             print(f"call log filled to {size} rows ({args.fill}) in {took:.1f} s", flush=True)
             analyze(db)
         if not args.no_rollup:
-            n_days, took = rebuild_rollup(db, now.date())
+            # the nightly job's "today" is the operators' day (Beijing), not the UTC date:
+            # from 16:00 UTC on, the UTC date would leave yesterday (Beijing) to raw rows
+            n_days, took = rebuild_rollup(db, stats.local_day(now, stats.DEFAULT_TZ))
             print(f"rollup refresh (nightly job): {n_days} day(s) in {took:.1f} s", flush=True)
             analyze(db)
         with db.session() as s:
