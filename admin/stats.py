@@ -2,8 +2,9 @@
 
 Call-log figures come from the daily rollup (``admin_call_daily``) for whole days it
 holds, and from the call log itself for the rest of the range (today, partial days),
-so a year of data reads a few hundred thousand rollup rows instead of millions of
-calls. Medians are estimated from the duration histogram (linear inside a bucket).
+so a year of data reads at most days × interfaces × divisions rollup rows (about 59,000
+for 23 interfaces and 7 counties) whatever the traffic, instead of millions of calls.
+Medians are estimated from the duration histogram (linear inside a bucket).
 Days are the operators' days (config ``timezone``, Asia/Shanghai by default): a call at
 01:00 Beijing time counts on that Beijing day, whatever the server's clock zone.
 """
