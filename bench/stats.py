@@ -2,8 +2,10 @@
 
 Fills the store with call-log rows (default one million) spread over the past year,
 plus sub-cases and outbox messages, rolls the call log up by day (as the nightly job
-does), and prints how long the dashboard's queries take for the whole year — city-wide
-and for one county. Target: under 500 ms on PostgreSQL, under 2 s on SQLite. Then the
+does), and prints how long the dashboard's queries take for the dashboard page's year
+(365 Beijing days ending with today) — city-wide and for one county — and city-wide for
+the 365 days back from this instant (a partial first day read from raw rows). Target:
+under 300 ms on PostgreSQL for a million calls, under 2 s on SQLite. Then the
 办件时限 queries on the sub-cases (default 100,000): the overdue list with its counts,
 and a year of on-time rates; target under 300 ms on PostgreSQL.
 
@@ -11,7 +13,9 @@ The call-log rows are generated inside the database (``--fill sql``: PostgreSQL
 ``generate_series``, SQLite a recursive CTE; ``--fill python`` builds them here) with
 the call log's indexes dropped meanwhile and built again after. ``--rows`` with several
 sizes is the scale run: the dashboard is timed at each size (the store topped up and
-rolled up again in between) and its time at each size is printed against the first.
+rolled up again in between) and its time at each size is printed against the first
+(target: ten million within 1.5 times one million), the median and the fastest run (on a
+shared machine the fastest is the least disturbed).
 
     python bench/stats.py sqlite:////tmp/bench.db
     python bench/stats.py postgresql+psycopg://user:pw@host/db --rows 1000000,10000000
@@ -174,12 +178,19 @@ def _flush(db: Database, model, rows: list[dict]) -> None:  # type: ignore[no-un
 
 
 def timed(fn, runs: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    ms, _, result = timed_min(fn, runs)
+    return ms, result
+
+
+def timed_min(fn, runs: int) -> tuple[float, float, object]:  # type: ignore[no-untyped-def]
+    """Median and fastest of ``runs`` (ms), and the last result: on a shared machine the
+    fastest is the least disturbed by the other processes."""
     times, result = [], None
     for _ in range(runs):
         t = time.perf_counter()
         result = fn()
         times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times), result
+    return statistics.median(times), min(times), result
 
 
 def _sizes(text_: str) -> list[int]:
@@ -257,38 +268,50 @@ def main() -> int:
     city = Principal(0, "bench", "bench", frozenset(FUNCTIONS), None)
     county = Principal(0, "bench", "bench", frozenset(FUNCTIONS), frozenset({"511702"}))
     since, until = now - timedelta(days=365), now + timedelta(seconds=1)
-    figures: list[tuple[int, dict[str, float]]] = []
+    # the dashboard page's year (admin.web.time_range): 365 local days ending with today,
+    # from a Beijing midnight; the rolling year from now also reads a partial first day raw
+    tomorrow = stats.day_start(stats.local_day(now, stats.DEFAULT_TZ) + timedelta(days=1),
+                               stats.DEFAULT_TZ)
+    year = (tomorrow - timedelta(days=365), tomorrow)
+    runs = [("city-wide", city, year), ("one county", county, year),
+            ("city-wide, 365 days back from now", city, (since, until))]
+    figures: list[tuple[int, dict[str, tuple[float, float]]]] = []
     for size in args.rows:
         if not args.no_fill:
             took = top_up_calls(db, size, now, rng, args.fill)
             print(f"call log filled to {size} rows ({args.fill}) in {took:.1f} s", flush=True)
             analyze(db)
         if not args.no_rollup:
-            n_days, took = rebuild_rollup(db, now.date())
+            # the nightly job's "today" is the operators' day (Beijing), not the UTC date:
+            # from 16:00 UTC on, the UTC date would leave yesterday (Beijing) to raw rows
+            n_days, took = rebuild_rollup(db, stats.local_day(now, stats.DEFAULT_TZ))
             print(f"rollup refresh (nightly job): {n_days} day(s) in {took:.1f} s", flush=True)
             analyze(db)
         with db.session() as s:
             total = s.scalar(select(func.count()).select_from(CallLogEntry))
-        print(f"store: {db.engine.dialect.name}, {total} call-log rows; range {since:%Y-%m-%d} "
-              f"to {until:%Y-%m-%d} (median of {args.runs} runs)")
-        at_size: dict[str, float] = {}
-        for label, who in (("city-wide", city), ("one county", county)):
-            def run(who: Principal = who):  # type: ignore[no-untyped-def]
+        print(f"store: {db.engine.dialect.name}, {total} call-log rows; the dashboard's year "
+              f"{year[0]:%Y-%m-%d %H:%M} to {year[1]:%Y-%m-%d %H:%M} UTC (median and fastest "
+              f"of {args.runs} runs)")
+        at_size: dict[str, tuple[float, float]] = {}
+        for label, who, (a, b) in runs:
+            def run(who: Principal = who, a: datetime = a, b: datetime = b):  # type: ignore[no-untyped-def]
                 with db.session() as s:
-                    return stats.dashboard(s, who, since, until)
-            ms, dash = timed(run, args.runs)
+                    return stats.dashboard(s, who, a, b)
+            ms, fastest, dash = timed_min(run, args.runs)
             calls = sum(st.calls for st in dash.interfaces)  # type: ignore[attr-defined]
             parts = ", ".join(f"{k} {v:.0f} ms" for k, v in dash.timings.items())  # type: ignore[attr-defined]
-            print(f"dashboard, one year, {label}: {ms:.0f} ms ({parts}); {calls} calls counted",
-                  flush=True)
-            at_size[label] = ms
+            print(f"dashboard, one year, {label}: {ms:.0f} ms, fastest {fastest:.0f} ms "
+                  f"({parts}); {calls} calls counted", flush=True)
+            at_size[label] = (ms, fastest)
         figures.append((total or 0, at_size))
     if len(figures) > 1:
         base_rows, base = figures[0]
         for rows, got in figures[1:]:
-            for label, ms in got.items():
-                print(f"scale: dashboard {label} on {rows} rows / on {base_rows} rows: "
-                      f"{ms:.0f} / {base[label]:.0f} ms = {ms / base[label]:.2f} (target <= 1.5)")
+            for label, (ms, fastest) in got.items():
+                print(f"scale: dashboard {label} on {rows} rows / on {base_rows} rows: median "
+                      f"{ms:.0f} / {base[label][0]:.0f} ms = {ms / base[label][0]:.2f}, fastest "
+                      f"{fastest:.0f} / {base[label][1]:.0f} ms = {fastest / base[label][1]:.2f} "
+                      f"(target <= 1.5)")
     # 办件时限: the overdue/due-soon list and counts, and a year of on-time rates
     soon = now + timedelta(days=3)
     tz = ZoneInfo("Asia/Shanghai")
