@@ -21,12 +21,13 @@ import logging
 import random
 import secrets
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from hub import Hub
+    from hub import Config, Hub
 
 log = logging.getLogger("cityhub.demo")
 CST = timezone(timedelta(hours=8))
@@ -282,14 +283,30 @@ class Demo:
             self.bank.stop()
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from hub import build_hub, run_server
+def demo_config(config: Config, host: str | None, port: int | None) -> Config:
+    """The config of this demo run: listening on ``host``/``port`` (``make run PORT=x``)
+    and, when ``public_url`` is this machine's, the hub's address moved with it — the
+    simulated peers and every URL the hub hands them (material urls, the WSDL's service
+    address, the sign-in's way back) use the port the hub really listens on. A public_url
+    on another machine (a proxy in front) is kept."""
+    host, port = host or config.host, port or config.port
+    url = config.public_url
+    if urlsplit(url).hostname in LOOPBACK:
+        shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        url = f"http://{shown}:{port}"
+    return replace(config, host=host, port=port, public_url=url)
 
-    hub = build_hub(args.config)
-    host, port = args.host or hub.config.host, args.port or hub.config.port
-    demo = Demo(hub, f"http://{host}:{port}", args.every)
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub import Hub, load_config, run_server
+
+    hub = Hub(demo_config(load_config(args.config), args.host, args.port))
+    host, port = hub.config.host, hub.config.port
+    local = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    demo = Demo(hub, f"http://{local}:{port}", args.every)
     print("cityhub demo: the hub with simulated peers (hub.py serve runs the hub alone)",
           flush=True)
+    print(f"  hub                      {hub.config.public_url}", flush=True)
     demo.start_peers()
 
     def on_ready(stop: threading.Event) -> None:
@@ -299,7 +316,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                              name="demo-traffic").start()
         threading.Thread(target=demo.watch, args=(stop,), daemon=True,
                          name="demo-watch").start()
-        print(f"  admin page: http://{host}:{port}/admin/  (first: .venv/bin/python hub.py "
+        print(f"  admin page: {hub.config.public_url}/admin/  (first: .venv/bin/python hub.py "
               "create-admin --username NAME)", flush=True)
 
     try:
