@@ -470,6 +470,7 @@ class Hub:
         self._adapters_lock = threading.Lock()
         self.workers = None  # DeliveryWorkers, when this process delivers
         self.scheduler = None  # HubScheduler, when this process schedules
+        self.jobs = None  # admin.jobs.JobRunner, when this process serves the admin page
 
     # -- lookups
 
@@ -533,6 +534,9 @@ class Hub:
         self.scheduler.start()
 
     def close(self) -> None:
+        jobs, self.jobs = self.jobs, None
+        if jobs is not None:  # its unfinished jobs marked failed, not left running
+            jobs.close()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.workers is not None:
