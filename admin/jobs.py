@@ -198,6 +198,8 @@ class JobRunner:
                 stem: str, progress: _Progress) -> tuple[str, int]:
         name = f"export-{job_id}-{secrets.token_hex(8)}.zip"
         path = self.dir / name
+        with self.hub.transaction() as s:  # named first: a killed process's part is found
+            s.execute(update(AdminJob).where(AdminJob.id == job_id).values(file=name))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as out:
