@@ -150,6 +150,8 @@ def manual_import():  # type: ignore[no-untyped-def]
 
 def _job(job_id: int) -> AdminJob:
     """The job if this operator may see it (else 404: another operator's does not exist)."""
+    if not 0 < job_id < 2**62:  # a bigint's range: nothing to look up
+        abort(404)
     with hub().db.read_session() as s:
         job = s.get(AdminJob, job_id)
         if job is None or not jobs.visible(job, me()):
