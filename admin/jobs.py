@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openpyxl import load_workbook
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 
 from adapters import manual_excel
 from mapping.excel import header_map, operator_values, text_of
@@ -52,12 +52,20 @@ STALE = timedelta(minutes=10)
 BEAT = 1.0
 #: Import errors kept with the job (the page lists them; the rest are counted).
 MAX_REASONS = 1000
+#: Jobs one operator may have queued or running at once (more are refused, not queued).
+MAX_UNFINISHED = 3
+#: Rows of ended jobs are deleted after this long (their files went after ``KEEP``).
+KEEP_ROWS = timedelta(days=30)
 HOST = socket.gethostname()[:60]
 _live: set[str] = set()  # the tokens of the runners alive in this process
 
 
 class Stopping(Exception):
     """The process is stopping: the job ends failed with ``RESTART``."""
+
+
+class TooMany(Exception):
+    """The operator already has ``MAX_UNFINISHED`` jobs queued or running."""
 
 
 @dataclass(frozen=True)
@@ -130,15 +138,26 @@ class JobRunner:
     def submit_export(self, scope: Scope, county: str | None, item: str | None,
                       label: str, stem: str) -> int:
         """Queue an export of the manual queue as ``scope`` sees it; the job's id."""
+        if self.busy(scope.username):
+            raise TooMany
         return self._submit(AdminJob(kind=EXPORT, county=county, item=item,
                                      personal=scope.personal, label=label[:200]), scope,
                             {"stem": stem})
 
     def submit_import(self, scope: Scope, data: bytes, filename: str) -> int:
         """Keep the uploaded workbook (0600) and queue its import."""
+        if self.busy(scope.username):
+            raise TooMany
         name = f"import-{secrets.token_hex(8)}.xlsx"
         self._write(name, data)
         return self._submit(AdminJob(kind=IMPORT, label=filename[:200], file=name), scope, {})
+
+    def busy(self, username: str) -> bool:
+        """Whether ``username`` may not ask for another job now (``MAX_UNFINISHED``)."""
+        with self.hub.db.read_session() as s:
+            unfinished = s.scalar(select(func.count()).select_from(AdminJob).where(
+                AdminJob.username == username, AdminJob.state.in_(UNFINISHED))) or 0
+        return unfinished >= MAX_UNFINISHED
 
     def _submit(self, job: AdminJob, scope: Scope, extra: dict[str, Any]) -> int:
         job.state, job.username, job.owner = "queued", scope.username, self.owner
@@ -292,6 +311,7 @@ class JobRunner:
             if rows:
                 s.execute(update(AdminJob).where(AdminJob.id.in_([r.id for r in rows]))
                           .values(file=None))
+            s.execute(delete(AdminJob).where(AdminJob.finished_at < utcnow() - KEEP_ROWS))
             kept = set(s.scalars(select(AdminJob.file).where(AdminJob.file.is_not(None))))
         for r in rows:
             self._remove(r.file)

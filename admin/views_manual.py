@@ -31,6 +31,8 @@ from store.models import Case, utcnow
 
 #: The jobs listed on the page: this operator's of the last day, newest first.
 LISTED_JOBS = 10
+TOO_MANY = (f"您已有 {jobs.MAX_UNFINISHED} 个导出或导入任务在排队或进行中，"
+            "请等其中一个完成后再提交")
 
 
 def _manual_counties() -> list[str]:
@@ -125,8 +127,12 @@ def manual_export():  # type: ignore[no-untyped-def]
         abort(404)
     day = datetime.now(UTC).astimezone(LOCAL_TZ).date()  # the operators' (Beijing) date
     stem, stem_zh = manual_excel.export_names(hub(), county, item, day)
-    job_id = hub().jobs.submit_export(jobs.Scope.of(me(), personal), county, item,
-                                      stem_zh + ".zip", stem)
+    try:
+        job_id = hub().jobs.submit_export(jobs.Scope.of(me(), personal), county, item,
+                                          stem_zh + ".zip", stem)
+    except jobs.TooMany:
+        flash(TOO_MANY, "error")
+        return redirect(url_for("admin.manual", county=county, item=item))
     with hub().transaction() as s:
         audit(s, "export_manual", county or "all", {"item": item, "personal_data": personal,
                                                     "job": job_id})
@@ -143,7 +149,11 @@ def manual_import():  # type: ignore[no-untyped-def]
     if upload is None or not upload.filename:
         flash("请选择要导入的 Excel 文件", "error")
         return redirect(url_for("admin.manual"))
-    job_id = hub().jobs.submit_import(jobs.Scope.of(me()), upload.read(), upload.filename)
+    try:
+        job_id = hub().jobs.submit_import(jobs.Scope.of(me()), upload.read(), upload.filename)
+    except jobs.TooMany:
+        flash(TOO_MANY, "error")
+        return redirect(url_for("admin.manual"))
     flash(f"已开始导入（任务 {job_id}）：完成后本页显示结果", "ok")
     return redirect(url_for("admin.manual", job=job_id))
 

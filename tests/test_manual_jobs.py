@@ -203,7 +203,7 @@ def test_a_job_unfinished_when_its_process_was_killed_is_failed_at_start(
         wait_until(lambda: _up(c), timeout=120, what="the served hub")
         c.login("clerk")
         c.get("/admin/manual")
-        for _ in range(4):  # two run, two wait (two threads)
+        for _ in range(3):  # two run, one waits (two threads)
             c.post("/admin/manual/export", {"county": MANUAL}, follow=False)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -249,7 +249,7 @@ def test_stopping_the_hub_fails_its_unfinished_jobs(make_hub, store_url):
     c = Client(server.url)
     c.login("clerk")
     c.get("/admin/manual")
-    ids = [job_of(c.post("/admin/manual/export", {"county": MANUAL})) for _ in range(4)]
+    ids = [job_of(c.post("/admin/manual/export", {"county": MANUAL})) for _ in range(3)]
     server.stop()
     hub.close()
     states = {j.id: (j.state, j.error) for j in _jobs(hub)}
