@@ -161,6 +161,13 @@ def test_another_operator_cannot_see_or_download_the_job(site):
     clerk = _client(url, "clerk")
     job = wait_job(clerk, job_of(export(clerk)))
     assert job["download"]
+    # hostile or stale addresses: nothing, never a 500
+    for path in ("/admin/manual/jobs/99999999999999999999999", "/admin/manual/jobs/0",
+                 "/admin/manual/jobs/-1", "/admin/manual/jobs/x/download"):
+        assert clerk.get(path).status_code == 404, path
+    assert clerk.get("/admin/manual?job=99999999999999999999999").status_code == 200
+    assert clerk.get("/admin/manual/export").status_code == 405  # asking is a POST (CSRF)
+    assert clerk.post("/admin/manual/export", {"county": MANUAL}, csrf=False).status_code == 400
     for username in ("other", "root"):  # another county's operator; the city's admin
         c = _client(url, username)
         assert c.get(f"/admin/manual/jobs/{job['id']}").status_code == 404
