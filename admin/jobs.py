@@ -332,6 +332,7 @@ class JobRunner:
         are marked failed (``RESTART``), not left running."""
         self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._sweeper.join(5)
         _live.discard(self.token)
         now = utcnow()
         with self.hub.transaction() as s:
