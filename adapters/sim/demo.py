@@ -24,7 +24,7 @@ import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from mapping.names import name
 
@@ -293,9 +293,10 @@ def demo_config(config: Config, host: str | None, port: int | None) -> Config:
     on another machine (a proxy in front) is kept."""
     host, port = host or config.host, port or config.port
     url = config.public_url
-    if urlsplit(url).hostname in LOOPBACK:
+    parts = urlsplit(url)
+    if parts.hostname in LOOPBACK:  # its scheme and path kept, the address is this run's
         shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
-        url = f"http://{shown}:{port}"
+        url = urlunsplit((parts.scheme, f"{shown}:{port}", parts.path, "", "")).rstrip("/")
     return replace(config, host=host, port=port, public_url=url)
 
 
