@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from adapters.base import Adapter, AdapterNotFound, Partner, resolve_adapter
+from cliwords import OneLineParser, whole_number
 from mapping.divisions import City, Divisions
 from mapping.items import ITEMS
 from mapping.numbering import NumberingSettings
@@ -470,6 +471,7 @@ class Hub:
         self._adapters_lock = threading.Lock()
         self.workers = None  # DeliveryWorkers, when this process delivers
         self.scheduler = None  # HubScheduler, when this process schedules
+        self.jobs = None  # admin.jobs.JobRunner, when this process serves the admin page
 
     # -- lookups
 
@@ -533,6 +535,9 @@ class Hub:
         self.scheduler.start()
 
     def close(self) -> None:
+        jobs, self.jobs = self.jobs, None
+        if jobs is not None:  # its unfinished jobs marked failed, not left running
+            jobs.close()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.workers is not None:
@@ -580,13 +585,6 @@ class CliError(Exception):
 def print_error(message: str) -> None:
     """An operator's mistake as one Chinese line on stderr (``错误：…``, as routes/explain.py)."""
     print(f"错误：{message}", file=sys.stderr)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument error is one line on stderr (no usage block) and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"错误：命令参数有误：{message}（运行 {self.prog} -h 查看用法）\n")
 
 
 def parse_when(text: str) -> datetime:
@@ -714,6 +712,10 @@ def route_report(route: Any, settings: str, source: str) -> str:
     ])
 
 
+#: ``hub.py resubmit --dry-run``'s columns (each code shown beside its Chinese name).
+DRY_RUN_COLUMNS = ("编号", "状态", "接口", "对接方", "区县", "已尝试次数", "最后错误")
+
+
 def cmd_resubmit(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
@@ -747,19 +749,22 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
                                    "（请在管理页的消息页核对消息编号）")
             if args.dry_run:
                 rows = find(s, flt)
-                print("id\tstatus\tinterface\tpartner\tdivision\tattempts\tlast_error")
+                print("\t".join(DRY_RUN_COLUMNS))
                 for m in rows:
-                    print(f"{m.id}\t{m.status}（{name('message_statuses', m.status)}）"
-                          f"\t{m.interface}\t{m.partner}\t{m.division or '-'}"
+                    county = hub.city.counties.get(m.division or "", "")
+                    print(f"{m.id}\t{name('message_statuses', m.status)}（{m.status}）"
+                          f"\t{name('interfaces', m.interface)}（{m.interface}）"
+                          f"\t{name('partners', m.partner)}（{m.partner}）"
+                          f"\t{f'{county}（{m.division}）' if m.division else '-'}"
                           f"\t{m.attempts}\t{(m.last_error or '')[:80]}")
-                print(f"{len(rows)} message(s) would be resubmitted")
+                print(f"试运行：将重新提交 {len(rows)} 条消息（未发送任何消息）")
                 return 0
             ids = resubmit(s, flt, actor=args.actor)
             if ids:  # nothing resubmitted: nothing happened, nothing to audit
                 hub.audit(s, args.actor, "resubmit", target=",".join(map(str, ids)),
                           detail={k: (v.isoformat() if isinstance(v, datetime) else v)
                                   for k, v in vars(args).items() if k != "func"})
-        print(f"resubmitted {len(ids)} message(s): {', '.join(map(str, ids)) or '-'}")
+        print(f"已重新提交 {len(ids)} 条消息：{'、'.join(map(str, ids)) or '无'}")
         return 0
     finally:
         hub.close()
@@ -807,7 +812,8 @@ def run_server(hub: Hub, host: str, port: int, *, workers: bool = True, schedule
     thread = threading.Thread(target=server.run, daemon=True, name="http")
     thread.start()
     log.info("cityhub %s serving on http://%s:%s", hub.city.name, host, port)
-    print(f"cityhub serving {hub.city.name} ({hub.city.code}) on http://{host}:{port}", flush=True)
+    print(f"cityhub 已启动：{hub.city.name}（{hub.city.code}），监听 http://{host}:{port}"
+          "（Ctrl+C 或 SIGTERM 停止）", flush=True)
     if on_ready is not None:
         on_ready(stop)
     stop.wait()
@@ -857,7 +863,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _serve_until_signal(stop)
     gc.freeze()
-    print(f"cityhub worker: {hub.workers.threads} delivery thread(s)", flush=True)
+    print(f"cityhub 投递进程已启动：{hub.workers.threads} 个投递线程", flush=True)
     stop.wait()
     log.info("draining: finishing the deliveries under way")
     hub.draining = True
@@ -876,51 +882,61 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="hub.py", description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="config file (default: $HUB_CONFIG or ./config.yaml)")
-    p.add_argument("--log-level", default=os.environ.get("HUB_LOG_LEVEL", "INFO"))
-    sub = p.add_subparsers(dest="command", required=True)
+    p = OneLineParser(prog="hub.py", description="cityhub 城市住房交易业务对接平台：命令行")
+    p.add_argument("--config", help="配置文件（默认：$HUB_CONFIG 或 ./config.yaml）")
+    p.add_argument("--log-level", default=os.environ.get("HUB_LOG_LEVEL", "INFO"),
+                   help="日志级别（DEBUG、INFO、WARNING、ERROR；默认 INFO）")
+    sub = p.add_subparsers(dest="command", required=True, metavar="命令",
+                           title="命令", description="hub.py 命令 -h 查看各命令的用法")
 
-    sub.add_parser("init-secrets", help="create the local secrets file (once)").set_defaults(
+    sub.add_parser("init-secrets", help="生成本地密钥文件（数据密钥和对接方密钥，首次运行）",
+                   description="生成本地密钥文件（已有的密钥保留）").set_defaults(
         func=cmd_init_secrets)
-    for name in ("migrate", "init-db"):
-        sub.add_parser(name, help="create or upgrade the database schema").set_defaults(
+    for command in ("migrate", "init-db"):
+        sub.add_parser(command, help="创建或升级数据库结构",
+                       description="创建或升级数据库结构（并录入工作日历）").set_defaults(
             func=cmd_migrate)
-    sub.add_parser("check", help="load and validate config and routing table").set_defaults(
-        func=cmd_check)
+    sub.add_parser("check", help="检查配置和路由表（不需数据库和密钥）",
+                   description="检查配置和路由表").set_defaults(func=cmd_check)
 
-    s = sub.add_parser("serve", help="serve the web app with delivery workers and scheduler")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
-    s.add_argument("--threads", type=int, help="delivery threads")
-    s.add_argument("--http-threads", type=int, default=16)
-    s.add_argument("--no-workers", action="store_true")
-    s.add_argument("--no-scheduler", action="store_true")
+    s = sub.add_parser("serve", help="运行平台：网页、投递和定时任务",
+                       description="运行平台：网页、投递进程和定时任务，直到 SIGTERM")
+    s.add_argument("--host", help="监听地址（默认：配置 listen.host）")
+    s.add_argument("--port", type=whole_number, help="监听端口（默认：配置 listen.port）")
+    s.add_argument("--threads", type=whole_number, help="投递线程数（默认：配置 delivery.threads）")
+    s.add_argument("--http-threads", type=whole_number, default=16, help="网页线程数（默认 16）")
+    s.add_argument("--no-workers", action="store_true", help="不投递消息")
+    s.add_argument("--no-scheduler", action="store_true", help="不运行定时任务")
     s.set_defaults(func=cmd_serve)
 
-    w = sub.add_parser("worker", help="deliver outbox messages (no web app)")
-    w.add_argument("--threads", type=int)
-    w.add_argument("--scheduler", action="store_true", help="also run the scheduler")
+    w = sub.add_parser("worker", help="只投递消息（不提供网页）",
+                       description="只投递发件箱中的消息（不提供网页）")
+    w.add_argument("--threads", type=whole_number, help="投递线程数（默认：配置 delivery.threads）")
+    w.add_argument("--scheduler", action="store_true", help="同时运行定时任务")
     w.set_defaults(func=cmd_worker)
 
-    r = sub.add_parser("route", help="dry run: where would a message go, and why")
-    r.add_argument("--county", required=True)
-    r.add_argument("--item", required=True)
+    r = sub.add_parser("route", help="试算：某区县某事项的消息发往何处、为什么",
+                       description="试算路由：某区县某事项的消息发往何处、为什么")
+    r.add_argument("--county", required=True, help="区县代码（如 511702）")
+    r.add_argument("--item", required=True, help="事项代码（如 rental_filing）")
     r.set_defaults(func=cmd_route)
 
-    rs = sub.add_parser("resubmit", help="put parked messages back in the queue")
-    rs.add_argument("--id", type=int, action="append", help="message id (repeatable)")
-    rs.add_argument("--filter", action="store_true", help="select by the criteria below")
-    rs.add_argument("--item")
-    rs.add_argument("--county")
-    rs.add_argument("--interface")
-    rs.add_argument("--partner")
+    rs = sub.add_parser("resubmit", help="把已停止的消息重新放回发送队列",
+                        description="把已停止（或已送达，需 --status done）的消息重新放回发送队列；"
+                                    "用 --id 指定，或用 --filter 加条件筛选")
+    rs.add_argument("--id", type=whole_number, action="append", help="消息编号（可重复）")
+    rs.add_argument("--filter", action="store_true", help="按下列条件筛选消息")
+    rs.add_argument("--item", help="事项代码")
+    rs.add_argument("--county", help="区县代码")
+    rs.add_argument("--interface", help="接口代码")
+    rs.add_argument("--partner", help="对接方代码")
     rs.add_argument("--status", action="append", choices=["dead", "done"],
-                    help="statuses to take (default dead; done resends delivered messages)")
-    rs.add_argument("--since", type=parse_when, help="created at or after (ISO 8601)")
-    rs.add_argument("--until", type=parse_when, help="created before (ISO 8601)")
-    rs.add_argument("--dry-run", action="store_true", help="list, send nothing")
-    rs.add_argument("--actor", default=os.environ.get("HUB_ACTOR") or getpass.getuser())
+                    help="消息状态：dead 已停止（默认）、done 已送达（重发已送达的消息）")
+    rs.add_argument("--since", type=parse_when, help="创建时间不早于（YYYY-MM-DD 或 ISO 8601）")
+    rs.add_argument("--until", type=parse_when, help="创建时间早于（YYYY-MM-DD 或 ISO 8601）")
+    rs.add_argument("--dry-run", action="store_true", help="试运行：只列出，不发送")
+    rs.add_argument("--actor", default=os.environ.get("HUB_ACTOR") or getpass.getuser(),
+                    help="记入审计的操作人（默认：$HUB_ACTOR 或当前系统用户）")
     rs.set_defaults(func=cmd_resubmit)
 
     for extra in _extra_commands():

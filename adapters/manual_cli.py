@@ -53,7 +53,8 @@ def cmd_export_manual(args: argparse.Namespace) -> int:
         (out / f"{stem}-materials.zip").write_bytes(archive)
     except OSError as exc:
         return _fail(f"不能写入 {args.out[:200]!r}: {exc.strerror}（请检查目录权限和磁盘空间）")
-    print(f"wrote {out / (stem + '.xlsx')} and {out / (stem + '-materials.zip')}")
+    print(f"已导出人工办理清单：{out / (stem + '.xlsx')}（工作簿），"
+          f"{out / (stem + '-materials.zip')}（材料）")
     return 0
 
 
@@ -99,23 +100,28 @@ def cmd_import_manual(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if report.errors:
         return 1
-    print("sheet\trow\tnote")
-    for sheet, row, reason in report.skipped:
-        print(f"{sheet}\t{row}\t{reason}")
-    print(f"applied {report.applied} stage(s), skipped {len(report.skipped)}")
+    if report.skipped:
+        print("工作表\t行\t说明")
+        for sheet, row, reason in report.skipped:
+            print(f"{sheet}\t{row}\t{reason}")
+    print(f"导入完成：应用 {report.applied} 个环节，跳过重复 {len(report.skipped)} 行")
     return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    e = sub.add_parser("export-manual", help="export the manual work queue to Excel (+ JPG zip)")
-    e.add_argument("--county", help="division code (default: every manual county)")
-    e.add_argument("--item", help="item code (default: every item, one sheet each)")
-    e.add_argument("--out", required=True, help="directory for the .xlsx and the .zip")
+    e = sub.add_parser("export-manual", help="导出人工办理清单（Excel 工作簿和材料 JPG 压缩包）",
+                       description="导出人工办理区县的待办：每个事项一个工作表，材料为 JPG")
+    e.add_argument("--county", help="区县代码（默认：所有人工办理的区县）")
+    e.add_argument("--item", help="事项代码（默认：所有事项，每个事项一个工作表）")
+    e.add_argument("--out", required=True, help="存放 .xlsx 和 .zip 的目录")
     e.add_argument("--show-personal-data", action="store_true",
-                   help="ID numbers and phones in clear (only for roles allowed to see them)")
+                   help="证件号码和电话不脱敏（仅限有权查看个人信息的人员）")
     e.set_defaults(func=cmd_export_manual)
 
-    i = sub.add_parser("import-manual", help="apply the stages filled into an exported workbook")
-    i.add_argument("file")
-    i.add_argument("--operator", default=os.environ.get("HUB_ACTOR") or getpass.getuser())
+    i = sub.add_parser("import-manual", help="导入已填写的工作簿，应用其中的办理环节",
+                       description="导入 export-manual 导出并已填写「新环节」的工作簿："
+                                   "全部行无误才应用，否则一行也不应用")
+    i.add_argument("file", metavar="工作簿", help="已填写的 .xlsx 工作簿")
+    i.add_argument("--operator", default=os.environ.get("HUB_ACTOR") or getpass.getuser(),
+                   help="记入审计的经办人（默认：$HUB_ACTOR 或当前系统用户）")
     i.set_defaults(func=cmd_import_manual)

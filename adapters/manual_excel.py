@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import PurePosixPath
@@ -24,7 +24,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, defer
 
 from adapters.base import Adapter
@@ -72,6 +72,9 @@ _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 _OPERATOR_FILL = PatternFill("solid", fgColor="FFF2CC")
 _WRAP = Alignment(wrap_text=True, vertical="top")
+#: ``progress(done, total)``: called as an export or an import goes (admin/jobs.py shows
+#: it to the operator); it may raise to stop the work (the process is stopping).
+Progress = Callable[[int, int], None]
 
 
 class ManualExcelAdapter(Adapter):
@@ -215,24 +218,32 @@ def export_workbook(hub: Hub, county: str | None = None, item: str | None = None
 
 def export_bundle(hub: Hub, out: IO[bytes], stem: str, county: str | None = None,
                   item: str | None = None, show_personal_data: bool = False,
-                  divisions: Iterable[str] | None = None) -> None:
+                  divisions: Iterable[str] | None = None,
+                  progress: Progress | None = None) -> None:
     """The export as one zip written to ``out``: ``<stem>.xlsx`` and a ``materials/``
     folder (``materials/<case_no>/NN-name.jpg``, as the workbook's 材料 column names)."""
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         xlsx = _write_export(hub, archive, "materials/", county, item, show_personal_data,
-                             divisions, True)
+                             divisions, True, progress)
         archive.writestr(f"{stem}.xlsx", xlsx)
 
 
 def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str | None,
                   item: str | None, show_personal_data: bool,
-                  divisions: Iterable[str] | None, with_materials: bool) -> bytes:
+                  divisions: Iterable[str] | None, with_materials: bool,
+                  progress: Progress | None = None) -> bytes:
     if item is not None and item not in ITEMS:
         raise LookupError(f"unknown item {item!r}")
+    divisions = None if divisions is None else list(divisions)
     wb = Workbook(write_only=True)
     sheet: _SheetWriter | None = None
     with hub.db.read_session() as s:
-        for case in _open_cases(s, work_queue(county, item, divisions)):
+        total = 0
+        if progress is not None:
+            queue = work_queue(county, item, divisions).order_by(None).subquery()
+            total = s.scalar(select(func.count()).select_from(queue)) or 0
+            progress(0, total)
+        for done, case in enumerate(_open_cases(s, work_queue(county, item, divisions)), 1):
             if sheet is None or sheet.item.code != case.item:
                 if sheet is not None:
                     sheet.close()
@@ -243,6 +254,8 @@ def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str |
                      if with_materials else [name for _, name in materials])
             sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
                                   payload, paths, show_personal_data))
+            if progress is not None:
+                progress(done, max(total, done))
     if sheet is None:  # nothing open: still a valid workbook with the layout
         sheet = _SheetWriter(wb, item or next(iter(ITEMS)))
     sheet.close()
@@ -386,7 +399,8 @@ def _cases_by_no(session: Session, numbers: set[str]) -> dict[str, Case]:
     return found
 
 
-def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
+def import_workbook(hub: Hub, data: bytes, operator: str,
+                    progress: Progress | None = None) -> ImportReport:
     """Apply the stages filled into an exported workbook — all rows, or none.
 
     Rows whose 新环节 is blank are left alone. A row may repeat a case number to add a
@@ -395,13 +409,14 @@ def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
     ``(sheet, row, reason)`` and then no row of the workbook is applied. A stage the case
     already has — a repeat of its last event, or any stage it went through before it
     closed (a workbook imported twice) — is skipped, as a callback's duplicate is.
+    ``progress(done, total)`` counts the rows read, then checked.
     """
     report = ImportReport()
     rows = _read_rows(data, operator, report)
     if report.errors:
         return report
     try:
-        return _import_rows(hub, rows, operator, report)
+        return _import_rows(hub, rows, operator, report, progress)
     except StageRefused as refused:  # a number two rows (or a concurrent 办结) both use
         reason = "；".join(explain(f, r) for f, r in refused.errors)
         cases_of: dict[str, set[str]] = {}
@@ -416,8 +431,10 @@ def import_workbook(hub: Hub, data: bytes, operator: str) -> ImportReport:
         return report
 
 
-def _import_rows(hub: Hub, rows: list[Any], operator: str, report: ImportReport
-                 ) -> ImportReport:
+def _import_rows(hub: Hub, rows: list[Any], operator: str, report: ImportReport,
+                 progress: Progress | None) -> ImportReport:
+    if progress is not None:
+        progress(0, len(rows))
     with hub.transaction() as s:
         cases = _cases_by_no(s, {row.case_no for row in rows if row.case_no})
         errors: list[tuple[int, str]] = []  # (position in rows, reason)
@@ -435,6 +452,8 @@ def _import_rows(hub: Hub, rows: list[Any], operator: str, report: ImportReport
                 errors.append((n, "；".join(explain(f, r) for f, r in problems)))
             else:
                 known.append(n)
+            if progress is not None:
+                progress(n + 1, len(rows))
         # every row is decided first (as a callback would be); nothing is written unless
         # all of them may be applied
         planned = plan_stages(s, [(cases[rows[n].case_no or ""], rows[n].report)

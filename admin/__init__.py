@@ -67,6 +67,10 @@ def register(app: Flask, hub_: Hub) -> None:
 
     app.register_blueprint(bp)
     ensure_builtins_once(hub_.db)  # built-in modules and functions a newer version adds
+    if hub_.jobs is None:  # the manual queue's exports and imports (admin/jobs.py)
+        from admin.jobs import JobRunner
+
+        hub_.jobs = JobRunner(hub_)
 
 
 #: Methods the catch-all answers (HEAD comes with GET, OPTIONS is automatic).

@@ -28,17 +28,17 @@ def _read_password() -> str:
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
     from admin.people import PeopleError, create_user, ensure_admin_role, set_user_access
-    from hub import data_cipher, load_config
+    from hub import data_cipher, load_config, print_error
     from store.db import Database
 
     config = load_config(args.config)
     try:
         password = _read_password()
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 2
     if not password:
-        print("error: no password: set HUB_ADMIN_PASSWORD or give it on stdin", file=sys.stderr)
+        print_error("没有密码：请设置环境变量 HUB_ADMIN_PASSWORD，或从标准输入给出密码")
         return 2
     db = Database(config.database_url, cipher=data_cipher(config))
     try:
@@ -49,15 +49,14 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
             set_user_access(s, user, [role.id], [], [])
             s.add(_audit(args.username))
     except PeopleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(str(exc))
         return 2
     except (OperationalError, ProgrammingError) as exc:
-        print(f"error: the store is not ready (run `hub.py migrate` first): {exc.orig}",
-              file=sys.stderr)
+        print_error(f"数据库未就绪：请先运行 hub.py migrate（{type(exc.orig).__name__}）")
         return 2
     finally:
         db.dispose()
-    print(f"created administrator {args.username} (role 系统管理员, all divisions)")
+    print(f"已创建管理员 {args.username}（角色：系统管理员，数据权限：全市所有区划）")
     return 0
 
 
@@ -70,7 +69,9 @@ def _audit(username: str):  # type: ignore[no-untyped-def]
 
 def add_commands(subparsers) -> None:  # type: ignore[no-untyped-def]
     p = subparsers.add_parser(
-        "create-admin", help="create an administrator (password from HUB_ADMIN_PASSWORD or stdin)")
-    p.add_argument("--username", required=True)
-    p.add_argument("--display-name")
+        "create-admin", help="创建管理员（密码取自 HUB_ADMIN_PASSWORD 或标准输入）",
+        description="创建全市范围的系统管理员；密码取自环境变量 HUB_ADMIN_PASSWORD，"
+                    "未设置时从标准输入读取（终端上输入两次）")
+    p.add_argument("--username", required=True, help="登录用户名")
+    p.add_argument("--display-name", help="显示姓名（默认同用户名）")
     p.set_defaults(func=cmd_create_admin)

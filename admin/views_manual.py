@@ -1,34 +1,38 @@
 """Manual work: the manual counties' queues, marking a stage, Excel export and import
-(``adapters.manual_excel`` does the work; this page checks who may, and which county)."""
+(``adapters.manual_excel`` does the work; this page checks who may, and which county).
+
+An export or an import runs in the background (``admin.jobs``): the page lists the
+operator's jobs with their progress (manual.js asks ``/manual/jobs/<id>``), a notice
+says when one is done, and the export's zip is downloaded from its job."""
 
 from __future__ import annotations
 
-import io
-import tempfile
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
-from flask import Response, abort, flash, redirect, request, url_for
-from openpyxl import load_workbook
-from sqlalchemy import func, select
+from flask import abort, flash, g, jsonify, redirect, request, send_file, url_for
+from sqlalchemy import func, select, update
 
 from adapters import manual_excel
+from admin import jobs
 from admin.auth import requires
-from admin.web import audit, bp, hub, me, page_args, render
+from admin.web import audit, bp, hub, me, page_args, render, to_local
 from mapping.excel import (
     LOCAL_TZ,
     OPERATOR_STAGES,
     explain,
     explain_outcome,
-    header_map,
-    operator_values,
     stage_label,
-    text_of,
 )
-from store.models import Case
+from mapping.names import name
+from store.admin_models import AdminJob
+from store.models import Case, utcnow
 
-#: An export is spooled in memory up to this size, then to a temporary file.
-SPOOL_BYTES = 8 * 1024 * 1024
+#: The jobs listed on the page: this operator's of the last day, newest first.
+LISTED_JOBS = 10
+TOO_MANY = (f"您已有 {jobs.MAX_UNFINISHED} 个导出或导入任务在排队或进行中，"
+            "请等其中一个完成后再提交")
 
 
 def _manual_counties() -> list[str]:
@@ -46,12 +50,17 @@ def manual():  # type: ignore[no-untyped-def]
     item = request.args.get("item") or None
     if county is not None and not me().sees(county):
         abort(404)
-    return _queue_page(county, item, None)
+    report, job_id = None, request.args.get("job", "")
+    if job_id.isdigit() and len(job_id) < 19:  # an import's report, once it is done
+        job = _job(int(job_id))
+        report = jobs.report_of(job)
+    return _queue_page(county, item, report)
 
 
 def _queue_page(county: str | None, item: str | None,
                 report: manual_excel.ImportReport | None) -> str:
-    """The queue with its per-county counts, read now (after an import too)."""
+    """The queue with its per-county counts, read now (after an import too), and the
+    operator's background jobs."""
     page, per = page_args()
     stmt = manual_excel.work_queue(county, item, _divisions())
     with hub().db.read_session() as s:
@@ -60,9 +69,18 @@ def _queue_page(county: str | None, item: str | None,
         queue = manual_excel.work_queue(None, None, _divisions()).order_by(None).subquery()
         per_county = dict(s.execute(select(queue.c.county_code, func.count())
                                     .group_by(queue.c.county_code)).all())
+        since = utcnow() - jobs.KEEP
+        listed = [j for j in s.scalars(select(AdminJob).where(
+            AdminJob.username == me().username, AdminJob.created_at >= since)
+            .order_by(AdminJob.id.desc()).limit(LISTED_JOBS)) if jobs.visible(j, me())]
+    ended = _ended_unseen()  # the notice of a job that ended before the page was open
+    if ended:
+        _notified([j.id for j in ended])
     return render("manual.html", rows=rows, total=total, page=page, per=per, county=county,
                   item=item, counties=_manual_counties(), stages=OPERATOR_STAGES,
-                  per_county=per_county, report=report)
+                  per_county=per_county, report=report,
+                  jobs=[_job_view(j) for j in listed],
+                  notice=_job_view(ended[-1]) if ended else None)
 
 
 @bp.post("/manual/mark")
@@ -91,14 +109,16 @@ def manual_mark():  # type: ignore[no-untyped-def]
     return redirect(back if back.startswith("/admin/") else url_for("admin.manual"))
 
 
-@bp.get("/manual/export")
+@bp.post("/manual/export")
 @requires("export")
 def manual_export():  # type: ignore[no-untyped-def]
-    county = request.args.get("county") or None
-    item = request.args.get("item") or None
+    """Queue an export of the queue (as this operator sees it) and go back to the page,
+    where its progress shows and, once done, its download link."""
+    county = request.form.get("county") or None
+    item = request.form.get("item") or None
     if county is not None and not me().sees(county):
         abort(404)
-    personal = request.args.get("personal") == "1"
+    personal = request.form.get("personal") == "1"
     if personal:
         me().require("view_personal_data")
     if item is not None and item not in manual_excel.ITEMS:
@@ -107,72 +127,144 @@ def manual_export():  # type: ignore[no-untyped-def]
         abort(404)
     day = datetime.now(UTC).astimezone(LOCAL_TZ).date()  # the operators' (Beijing) date
     stem, stem_zh = manual_excel.export_names(hub(), county, item, day)
-    out = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (streamed)
-    manual_excel.export_bundle(hub(), out, stem, county, item, show_personal_data=personal,
-                               divisions=_divisions())
-    with hub().transaction() as s:
-        audit(s, "export_manual", county or "all", {"item": item, "personal_data": personal})
-    size = out.tell()
-    out.seek(0)
-
-    def chunks():  # type: ignore[no-untyped-def]
-        try:
-            while block := out.read(64 * 1024):
-                yield block
-        finally:
-            out.close()
-
-    disposition = (f'attachment; filename="{stem}.zip"; '
-                   f"filename*=UTF-8''{quote(stem_zh + '.zip', safe='')}")
-    token = request.args.get("token", "")
-    resp = Response(chunks(), mimetype="application/zip", headers={
-        "Content-Disposition": disposition, "Content-Length": str(size)})
-    if token.isalnum() and len(token) <= 32:  # the page's "导出完成" notice (manual.js)
-        resp.set_cookie("manual_export_done", token, max_age=300, path="/admin/",
-                        samesite="Strict", secure=request.is_secure)
-    return resp
-
-
-def out_of_scope_rows(data: bytes) -> list[tuple[str, int, str]]:
-    """Rows naming a case outside the principal's divisions (checked before importing)."""
-    if me().divisions is None or manual_excel.workbook_problem(data) is not None:
-        return []  # the import reports an unreadable or oversized file itself
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:
-        return []  # the import reports an unreadable file itself
-    wanted: list[tuple[str, int, str]] = []
-    try:
-        for ws in wb.worksheets:
-            lines = ws.iter_rows(values_only=True)
-            header = header_map(next(lines, ()) or ())
-            for number, line in enumerate(lines, start=2):
-                case_no = text_of(operator_values(header, line).get("case_no"))
-                if case_no:
-                    wanted.append((ws.title, number, case_no))
-    finally:
-        wb.close()
+        job_id = hub().jobs.submit_export(jobs.Scope.of(me(), personal), county, item,
+                                          stem_zh + ".zip", stem)
+    except jobs.TooMany:
+        flash(TOO_MANY, "error")
+        return redirect(url_for("admin.manual", county=county, item=item))
     with hub().transaction() as s:
-        counties = dict(s.execute(select(Case.case_no, Case.county_code).where(
-            Case.case_no.in_({c for _, _, c in wanted} or {""}))).all())
-    return [(sheet, n, f"案件 {c} 不在您的数据权限范围内") for sheet, n, c in wanted
-            if c in counties and not me().sees(counties[c])]
+        audit(s, "export_manual", county or "all", {"item": item, "personal_data": personal,
+                                                    "job": job_id})
+    flash(f"已开始导出（任务 {job_id}）：完成后在「后台任务」中下载", "ok")
+    return redirect(url_for("admin.manual", county=county, item=item, job=job_id))
 
 
 @bp.post("/manual/import")
 @requires("mark_stage")
 def manual_import():  # type: ignore[no-untyped-def]
+    """Keep the upload and queue its import; the page shows its progress, then its
+    report (rows applied, or each row's error in Chinese, and then nothing applied)."""
     upload = request.files.get("workbook")
     if upload is None or not upload.filename:
         flash("请选择要导入的 Excel 文件", "error")
         return redirect(url_for("admin.manual"))
-    data = upload.read()
-    errors = out_of_scope_rows(data)
-    if errors:
-        report = manual_excel.ImportReport(errors=errors)
+    try:
+        job_id = hub().jobs.submit_import(jobs.Scope.of(me()), upload.read(), upload.filename)
+    except jobs.TooMany:
+        flash(TOO_MANY, "error")
+        return redirect(url_for("admin.manual"))
+    flash(f"已开始导入（任务 {job_id}）：完成后本页显示结果", "ok")
+    return redirect(url_for("admin.manual", job=job_id))
+
+
+def _job(job_id: int) -> AdminJob:
+    """The job if this operator may see it (else 404: another operator's does not exist)."""
+    if not 0 < job_id < 2**62:  # a bigint's range: nothing to look up
+        abort(404)
+    with hub().db.read_session() as s:
+        job = s.get(AdminJob, job_id)
+        if job is None or not jobs.visible(job, me()):
+            abort(404)
+        s.expunge(job)
+    return job
+
+
+def _job_view(job: AdminJob) -> dict[str, Any]:
+    """A job as the page and manual.js show it: Chinese names, Beijing time."""
+    path = hub().jobs.path(job)
+    report = jobs.report_of(job)
+    done, total = hub().jobs.progress.get(job.id, (job.done, job.total))
+    if job.state == "done" and job.kind == jobs.EXPORT:
+        note = "" if path else "文件已过期删除，请重新导出"
+    elif report is not None:
+        note = (f"应用 {report.applied} 行" if report.ok
+                else f"{len(report.errors)} 行有错误，未导入任何行")
     else:
-        report = manual_excel.import_workbook(hub(), data, me().username)
+        note = job.error or ""
+    return {"id": job.id, "kind": job.kind, "kind_name": name("job_kinds", job.kind),
+            "state": job.state, "state_name": name("job_states", job.state),
+            "done": done, "total": total, "label": job.label, "note": note,
+            "created": to_local(job.created_at), "finished": to_local(job.finished_at),
+            "notice": notice_of(job, report),
+            "download": url_for("admin.manual_job_download", job_id=job.id) if path else None,
+            "report": (url_for("admin.manual", job=job.id) if report is not None else None)}
+
+
+@bp.get("/manual/jobs/<int:job_id>")
+@requires("view")
+def manual_job(job_id: int):  # type: ignore[no-untyped-def]
+    """One job's state and progress (manual.js asks while it runs); a finished one
+    counts as notified (the page shows its notice)."""
+    job = _job(job_id)
+    if job.state not in jobs.UNFINISHED and not job.notified:
+        _notified([job.id])
+    return jsonify(_job_view(job))
+
+
+@bp.get("/manual/jobs/<int:job_id>/download")
+@requires("export")
+def manual_job_download(job_id: int):  # type: ignore[no-untyped-def]
+    job = _job(job_id)
+    path = hub().jobs.path(job)
+    if path is None:
+        abort(404)
+    day = to_local(job.created_at)[:10].replace("-", "")
+    stem, _ = manual_excel.export_names(hub(), job.county, job.item,
+                                        datetime.strptime(day, "%Y%m%d").date())
+    resp = send_file(path, mimetype="application/zip", conditional=False, etag=False)
+    resp.headers["Content-Disposition"] = (
+        f'attachment; filename="{stem}.zip"; '
+        f"filename*=UTF-8''{quote(job.label, safe='')}")
+    return resp
+
+
+def _notified(ids: list[int]) -> None:
     with hub().transaction() as s:
-        audit(s, "import_manual", upload.filename[:128], {
-            "applied": report.applied, "errors": len(report.errors)})
-    return _queue_page(None, None, report)
+        s.execute(update(AdminJob).where(AdminJob.id.in_(ids)).values(notified=True))
+
+
+def notice_of(job: AdminJob, report: manual_excel.ImportReport | None) -> str:
+    """The operator's notice of a job that ended ('' while it runs)."""
+    verb = "导出" if job.kind == jobs.EXPORT else "导入"
+    if job.state == "failed":
+        return f"{verb}失败（任务 {job.id}）：{job.error or ''}"
+    if job.state != "done":
+        return ""
+    if job.kind == jobs.EXPORT:
+        return f"{verb}完成（任务 {job.id}）：{job.label}，请在人工办理页下载（保留 1 天）"
+    if report is not None and report.ok:
+        return f"{verb}完成（任务 {job.id}）：应用 {report.applied} 行"
+    return f"{verb}完成（任务 {job.id}）：有错误，未导入任何行，请在人工办理页查看"
+
+
+def _ended_unseen() -> list[AdminJob]:
+    """This operator's jobs that ended and whose notice was not shown yet."""
+    principal = me()
+    with hub().db.read_session() as s:
+        ended = [j for j in s.scalars(select(AdminJob).where(
+            AdminJob.username == principal.username,
+            AdminJob.state.in_(("done", "failed")), AdminJob.notified.is_(False))
+            .order_by(AdminJob.id).limit(LISTED_JOBS)) if jobs.visible(j, principal)]
+        for job in ended:
+            s.expunge(job)
+    return ended
+
+
+#: Pages that never carry the "job done" notice as a flash: manual.js's polls, downloads,
+#: files, and the manual page itself (which shows it in its own notice, with the link).
+_QUIET = {"admin.manual_job", "admin.manual_job_download", "admin.static", "admin.login",
+          "admin.manual"}
+
+
+@bp.before_request
+def _job_notices() -> None:
+    """The notice that a job ended, on the next page its operator opens (once)."""
+    if (g.get("principal") is None or request.method != "GET"
+            or request.endpoint in _QUIET or hub().jobs is None):
+        return
+    ended = _ended_unseen()
+    for job in ended:
+        flash(notice_of(job, jobs.report_of(job)), "error" if job.state == "failed" else "ok")
+    if ended:
+        _notified([j.id for j in ended])

@@ -22,7 +22,8 @@ from mapping.items import ITEMS, STAGES
 CATALOGUE = Path(__file__).with_name("data") / "names.yaml"
 KINDS = ("message_statuses", "alert_kinds", "audit_actions", "directions", "outcomes",
          "interfaces", "partners", "adapters", "banks", "result_codes", "items", "stages",
-         "operations", "fields", "id_types", "co_ownerships", "share_actions")
+         "operations", "fields", "id_types", "co_ownerships", "share_actions",
+         "job_states", "job_kinds")
 
 
 @functools.cache

@@ -255,3 +255,34 @@ class CallDailyDone(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     rows: Mapped[int] = mapped_column(Integer)
     refreshed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdminJob(Base):
+    """A manual-queue export or import an operator asked for, run in the background by
+    ``admin.jobs`` (``state``: queued, running, done, failed). ``divisions`` is the JSON
+    list of the asker's divisions at the time (null: all); ``result`` (sealed: an
+    import's reasons may quote a cell) is the import's report or the export's size;
+    ``owner`` is the process that runs it (``host:pid:token``)."""
+
+    __tablename__ = "admin_jobs"
+    __table_args__ = (Index("ix_admin_jobs_user_state", "username", "state"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(8), index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    county: Mapped[str | None] = mapped_column(String(6))
+    item: Mapped[str | None] = mapped_column(String(64))
+    personal: Mapped[bool] = mapped_column(Boolean, default=False)
+    divisions: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    file: Mapped[str | None] = mapped_column(String(100))
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str | None] = mapped_column("result_enc", Sealed(), key="result")
+    error: Mapped[str | None] = mapped_column(String(500))
+    owner: Mapped[str] = mapped_column(String(128))
+    notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)

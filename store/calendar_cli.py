@@ -51,7 +51,8 @@ def cmd_due(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers) -> None:  # type: ignore[no-untyped-def]
-    p = subparsers.add_parser("due", help="the due date: N working days after DATE (调休 included)")
-    p.add_argument("--from", dest="start", type=_day, required=True, help="YYYY-MM-DD")
-    p.add_argument("--days", type=_count, required=True)
+    p = subparsers.add_parser("due", help="到期日：某日之后第 N 个工作日（含调休）",
+                              description="按工作日历计算到期日：起始日之后的第一个工作日为第 1 天")
+    p.add_argument("--from", dest="start", type=_day, required=True, help="起始日期 YYYY-MM-DD")
+    p.add_argument("--days", type=_count, required=True, help=f"工作日数（0 到 {MAX_COUNT}）")
     p.set_defaults(func=cmd_due)

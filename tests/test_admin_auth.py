@@ -87,16 +87,19 @@ def test_create_admin_reads_password_from_env_or_stdin(sqlite_url, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HUB_ADMIN_PASSWORD"}
     cmd = hub_command(config, "create-admin", "--username", "root")
     empty = subprocess.run(cmd, input="", capture_output=True, text=True, env=env, timeout=60)
-    assert empty.returncode == 2 and "no password" in empty.stderr
+    assert empty.returncode == 2 and "错误：没有密码" in empty.stderr
     weak = subprocess.run(cmd, input="short\n", capture_output=True, text=True, env=env,
                           timeout=60)
     assert weak.returncode == 2
+    [line] = weak.stderr.strip().splitlines()
+    assert line.startswith("错误：") and "密码" in line, weak.stderr
     ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
                         env={**env, "HUB_ADMIN_PASSWORD": PASSWORD})
     assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "已创建管理员 root（角色：系统管理员，数据权限：全市所有区划）"
     again = subprocess.run(cmd, input=PASSWORD + "\n", capture_output=True, text=True,
                            env=env, timeout=60)
-    assert again.returncode == 2 and "已存在" in again.stderr
+    assert again.returncode == 2 and again.stderr.strip() == "错误：用户名 root 已存在"
 
 
 def test_unknown_user_costs_the_same_hash_check(served, client, monkeypatch):  # noqa: F811

@@ -9,6 +9,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from store.models import AuditEntry, CallLogEntry
+from tests.manual_jobs import export, export_zip
 from tests.support import wait_until
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     ALL_FUNCTIONS,
@@ -73,10 +74,10 @@ def test_manual_export_never_contains_another_county(served):  # noqa: F811
     op = Client(served.url)
     op.login("op725")
     assert op.get("/admin/manual?county=511723").status_code == 404
-    assert op.get("/admin/manual/export?county=511723").status_code == 404
+    assert export(op, county="511723").status_code == 404
     queue = op.get("/admin/manual").text
     assert manual_725["subs"]["511725"] in queue and manual_723["subs"]["511723"] not in queue
-    resp = op.get("/admin/manual/export")  # no county chosen: still only its own
+    resp = export_zip(op)  # no county chosen: still only its own
     assert resp.status_code == 200
     outer = zipfile.ZipFile(io.BytesIO(resp.content))
     [xlsx_name] = [n for n in outer.namelist() if n.endswith(".xlsx")]
@@ -85,7 +86,7 @@ def test_manual_export_never_contains_another_county(served):  # noqa: F811
     assert manual_725["subs"]["511725"] in cells
     assert manual_723["subs"]["511723"] not in cells
     assert ID_NO not in cells  # masked: this role may not see personal data
-    assert op.get("/admin/manual/export?personal=1").status_code == 403
+    assert export(op, personal="1").status_code == 403
 
 
 def test_personal_data_masked_and_unmasked_view_audited(served):  # noqa: F811

@@ -22,6 +22,7 @@ import openpyxl
 import pytest
 
 from mapping.names import known
+from tests.manual_jobs import export, export_zip, import_page
 from tests.support import ROOT, wait_until
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     ALL_FUNCTIONS,
@@ -136,11 +137,16 @@ def test_a_clerks_day_in_chinese(served, county_peer, browser, tmp_path):  # noq
     assert queue_link.inner_text().endswith(" 1")
     shot(page, "05-manual")
     assert codes_on(page) == []
-    with page.expect_download() as got:
-        page.click("a.manual-export >> nth=0")
-    download = got.value
+    page.click("button.manual-export >> nth=0")  # runs in the background: progress, notice
+    page.wait_for_selector("#manual-jobs tr.job")
+    assert "导出人工办理清单" in page.inner_text("#manual-jobs")
     page.wait_for_selector("#manual-progress:has-text('导出完成')", timeout=30000)
+    assert page.inner_text("#manual-jobs .job-state") == "完成"
+    assert page.inner_text("#manual-jobs .job-progress") == "1 / 1"
     shot(page, "06-exported")
+    with page.expect_download() as got:
+        page.click("#manual-progress a.job-download")
+    download = got.value
     name = download.suggested_filename
     assert re.fullmatch(r"渠县-房屋租赁备案-\d{8}\.zip", name), name
     with zipfile.ZipFile(download.path()) as z:
@@ -184,7 +190,7 @@ def test_export_filename_is_ascii_safe_with_rfc5987(served):  # noqa: F811
     new_case(served.hub, [MANUAL], "NAME-1")
     c = Client(served.url)
     c.login("clerk")
-    resp = c.get(f"/admin/manual/export?county={MANUAL}&item=rental_filing")
+    resp = export_zip(c, county=MANUAL, item="rental_filing")
     disposition = resp.headers["Content-Disposition"]
     plain, star = disposition.split("; ")[1:]
     assert re.fullmatch(r'filename="manual-511725-rental_filing-\d{8}\.zip"', plain)
@@ -196,8 +202,8 @@ def test_export_filename_is_ascii_safe_with_rfc5987(served):  # noqa: F811
     assert any(n.endswith(".xlsx") for n in names)
     assert not any(n.endswith(".zip") for n in names)  # materials are a folder, not a zip
     # a county that is not manual, or an unknown item: nothing exported
-    assert c.get("/admin/manual/export?county=511702").status_code == 404
-    assert c.get("/admin/manual/export?item=nope").status_code == 404
+    assert export(c, county="511702").status_code == 404
+    assert export(c, item="nope").status_code == 404
 
 
 def test_queue_counts_are_right_after_an_import(served, tmp_path):  # noqa: F811
@@ -211,7 +217,7 @@ def test_queue_counts_are_right_after_an_import(served, tmp_path):  # noqa: F811
     c.login("clerk")
     link = f'href="/admin/manual?county={MANUAL}">渠县 '
     assert link + "2<" in c.get("/admin/manual").text
-    resp = c.get(f"/admin/manual/export?county={MANUAL}")
+    resp = export_zip(c, county=MANUAL)
     with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
         [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
         wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
@@ -221,7 +227,6 @@ def test_queue_counts_are_right_after_an_import(served, tmp_path):  # noqa: F811
     ws.cell(row, header.index("新环节") + 1, "不予受理")
     out = io.BytesIO()
     wb.save(out)
-    page = c.http.post(served.url + "/admin/manual/import", data={"csrf_token": c.token},
-                       files={"workbook": ("filled.xlsx", out.getvalue())}).text
+    page = import_page(c, out.getvalue())
     assert "导入完成：应用 1 行" in page
     assert link + "1<" in page  # one case left, counted after the import

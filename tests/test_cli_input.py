@@ -83,7 +83,8 @@ def test_dry_run_has_column_headers(make_config, sqlite_url):
     done = _run(config, "resubmit", "--filter", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].split("\t") == [
-        "id", "status", "interface", "partner", "division", "attempts", "last_error"]
+        "编号", "状态", "接口", "对接方", "区县", "已尝试次数", "最后错误"]
+    assert done.stdout.splitlines()[-1] == "试运行：将重新提交 0 条消息（未发送任何消息）"
 
 
 @pytest.mark.parametrize("args", [("migrate",), ("resubmit", "--filter", "--dry-run"),
@@ -151,3 +152,107 @@ def test_init_secrets_and_migrate_answer_in_chinese(make_config, sqlite_url):
     migrated = _run(config, "migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert migrated.stdout.strip().splitlines()[-1].startswith("数据库已是最新结构：sqlite")
+
+
+def test_export_and_import_manual_answer_in_chinese(make_config, sqlite_url, tmp_path):
+    import io
+
+    import openpyxl
+
+    from tests.county_support import new_case, stages_of
+    from tests.test_excel import MANUAL, fill, save
+
+    config = make_config(sqlite_url)
+    hub = Hub(load_config(config))
+    try:
+        case_no = new_case(hub, "rental_filing", MANUAL, apply_no="CLI-OK-1")
+    finally:
+        hub.close()
+    out = tmp_path / "out"
+    done = _run(config, "export-manual", "--county", MANUAL, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    [xlsx] = out.glob("*.xlsx")
+    [archive] = out.glob("*-materials.zip")
+    assert done.stdout.strip() == f"已导出人工办理清单：{xlsx}（工作簿），{archive}（材料）"
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx.read_bytes()))
+    ws = wb["房屋租赁备案"]
+    fill(ws, [c.value for c in ws[1]], 2, new_stage="受理")
+    (tmp_path / "filled.xlsx").write_bytes(save(wb))
+    done = _run(config, "import-manual", str(tmp_path / "filled.xlsx"), "--operator", "王")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.strip() == "导入完成：应用 1 个环节，跳过重复 0 行"
+    again = _run(config, "import-manual", str(tmp_path / "filled.xlsx"))
+    assert again.returncode == 0, again.stderr
+    header, skipped, total = again.stdout.strip().splitlines()
+    assert header == "工作表\t行\t说明"
+    assert skipped.startswith("房屋租赁备案\t2\t") and skipped.isascii() is False
+    assert total == "导入完成：应用 0 个环节，跳过重复 1 行"
+    hub = Hub(load_config(config))
+    try:
+        assert stages_of(hub, case_no) == ["accepted"]
+    finally:
+        hub.close()
+
+
+def test_check_answers_in_chinese(make_config, sqlite_url):
+    done = _run(make_config(sqlite_url), "check")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("配置无误：达州市（511700），"), done.stdout
+
+
+#: argparse's own refusals, in Chinese (cliwords.py): (arguments, words of the line).
+PARSER_ERRORS = [
+    (("nonsense",), "参数 命令：无效的取值 'nonsense'（可选：'init-secrets',"),
+    ((), "缺少必填参数：命令"),
+    (("route",), "缺少必填参数：--county, --item"),
+    (("route", "--county"), "参数 --county：需要一个值"),
+    (("resubmit", "--status", "foo"), "参数 --status：无效的取值 'foo'（可选：'dead', 'done'）"),
+    (("resubmit", "--id", "x"), "参数 --id：应为整数：'x'"),
+    (("serve", "--port", "eighty"), "参数 --port：应为整数：'eighty'"),
+    (("check", "--bogus"), "无法识别的参数：--bogus"),
+    (("export-manual",), "缺少必填参数：--out"),
+    (("import-manual",), "缺少必填参数：工作簿"),
+    (("due", "--from", "2026-10-01", "--days", "-1"), "参数 --days：工作日数应为 0 到"),
+    (("demo", "--every", "often"), "参数 --every：应为秒数（数字）：'often'"),
+]
+
+
+@pytest.mark.parametrize("args,words", PARSER_ERRORS, ids=[" ".join(a) or "-" for a, _ in
+                                                           PARSER_ERRORS])
+def test_argument_errors_are_one_chinese_line(make_config, sqlite_url, args, words):
+    done = _run(make_config(sqlite_url), *args)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("错误：命令参数有误：") and words in line, line
+    assert line.endswith("查看用法）"), line
+    for english in ("usage", "error:", "invalid", "required", "expected", "unrecognized"):
+        assert english not in line, line
+
+
+#: Commands whose help is the hub's own (the fund helper's bank commands are not yet).
+HELPED = ["init-secrets", "migrate", "check", "serve", "worker", "route", "resubmit", "demo",
+          "export-manual", "import-manual", "create-admin", "due"]
+
+
+@pytest.mark.parametrize("command", [None, *HELPED])
+def test_help_is_in_chinese(make_config, sqlite_url, command):
+    import re
+
+    args = ("-h",) if command is None else (command, "-h")
+    done = _run(make_config(sqlite_url), *args)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert text.startswith("用法：hub.py"), text
+    assert "显示本帮助并退出" in text and "show this help" not in text
+    assert "options:" not in text and "positional arguments" not in text
+    han = re.compile(r"[\u4e00-\u9fff]")
+    # every option and command described, in Chinese
+    described = [line for line in text.splitlines() if re.match(r"  \S", line)
+                 and len(re.split(r"\s{2,}", line.strip(), maxsplit=1)) == 2]
+    assert described, text
+    for line in described:
+        command_name = line.split()[0]
+        if command_name in ("bank-account", "fund-account", "fund-house", "fund-instruction",
+                            "fund-held"):
+            continue
+        assert han.search(line), line

@@ -20,6 +20,7 @@ from store.models import Alert, CallLogEntry, Case
 from store.numbering_models import IssuedNumber, Project
 from tests.county_support import DATA, stages_of
 from tests.hubserver import HubServer
+from tests.manual_jobs import export_zip, import_page
 from tests.numbering_support import (  # noqa: F401  (fixture)
     CHALING,
     PERMIT,
@@ -243,7 +244,7 @@ def test_operator_marks_and_imports_are_checked_against_the_register(numbering_e
 
     import openpyxl
 
-    export = op.get("/admin/manual/export")  # the operator's divisions: 攸县
+    export = export_zip(op)  # the operator's divisions: 攸县
     assert export.status_code == 200, export.text
     with __import__("zipfile").ZipFile(io.BytesIO(export.content)) as z:
         xlsx = z.read(next(n for n in z.namelist() if n.endswith(".xlsx")))
@@ -254,7 +255,7 @@ def test_operator_marks_and_imports_are_checked_against_the_register(numbering_e
         ws.cell(row=2, column=header.index(label) + 1).value = value
     out = io.BytesIO()
     wb.save(out)
-    page = op.post("/admin/manual/import", files={"workbook": ("q.xlsx", out.getvalue())}).text
+    page = import_page(op, out.getvalue(), "q.xlsx")
     assert "不是省平台发给本区县的统一编号" in page
     assert stages_of(env.hub, case_no) == ["accepted"]
 

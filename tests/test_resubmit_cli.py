@@ -30,17 +30,20 @@ def test_resubmit_command(make_config, store_url, peer):
 
         dry = run(config, "--filter", "--interface", "loopback.post", "--dry-run")
         assert dry.returncode == 0, dry.stderr
-        assert "3 message(s) would be resubmitted" in dry.stdout
-        assert dry.stdout.splitlines()[0].startswith("id\tstatus")
+        assert "试运行：将重新提交 3 条消息（未发送任何消息）" in dry.stdout
+        assert dry.stdout.splitlines()[0].startswith("编号\t状态\t接口")
+        first = dry.stdout.splitlines()[1].split("\t")
+        assert first[1] == "已停止（dead）", first  # the Chinese name, the code beside it
+        assert first[0] == str(ids[0]) and first[3].endswith("（peer0）")
         assert {status_of(hub, i).status for i in ids + other} == {"dead"}
 
         one = run(config, "--id", str(ids[0]), "--actor", "carol")
-        assert one.returncode == 0 and f"resubmitted 1 message(s): {ids[0]}" in one.stdout
+        assert one.returncode == 0 and one.stdout.strip() == f"已重新提交 1 条消息：{ids[0]}"
         rest = run(config, "--filter", "--item", "rental_filing", "--county", "511702",
                    "--interface", "loopback.post", "--actor", "dave")
-        assert f"resubmitted 2 message(s): {ids[1]}, {ids[2]}" in rest.stdout
+        assert rest.stdout.strip() == f"已重新提交 2 条消息：{ids[1]}、{ids[2]}"
         again = run(config, "--filter", "--interface", "loopback.post", "--actor", "dave")
-        assert "resubmitted 0 message(s)" in again.stdout
+        assert again.returncode == 0 and again.stdout.strip() == "已重新提交 0 条消息：无"
 
         drain(hub)
         assert [status_of(hub, i).status for i in ids] == ["done"] * 3
@@ -53,6 +56,9 @@ def test_resubmit_command(make_config, store_url, peer):
                               .order_by(AuditEntry.id)).all()
             assert [(a.actor, a.target) for a in audit][:2] == [
                 ("carol", str(ids[0])), ("dave", f"{ids[1]},{ids[2]}")]
-        assert run(config).returncode == 2  # neither --id nor --filter
+        neither = run(config)  # neither --id nor --filter
+        assert neither.returncode == 2 and neither.stdout == ""
+        assert neither.stderr.strip() == ("错误：请用 --id N（可重复）指定消息，"
+                                          "或用 --filter 加筛选条件选出消息")
     finally:
         hub.close()

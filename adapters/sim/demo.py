@@ -21,12 +21,15 @@ import logging
 import random
 import secrets
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from mapping.names import name
 
 if TYPE_CHECKING:
-    from hub import Hub
+    from hub import Config, Hub
 
 log = logging.getLogger("cityhub.demo")
 CST = timezone(timedelta(hours=8))
@@ -124,9 +127,9 @@ class Demo:
             if "entry" in hub.config.inbound:
                 sim.portal_hub_url, sim.portal_county = self.hub_url, SMART_COUNTY
             self.peers.append(sim.start())
-            print(f"  simulated province       {province.base_url}", flush=True)
+            print(f"  模拟省平台            {province.base_url}", flush=True)
             if sim.portal_hub_url:
-                print(f"  一网通办 portal           {sim.url}/portal", flush=True)
+                print(f"  模拟一网通办门户      {sim.url}/portal", flush=True)
         counties = {p.division: p for p in hub.partners.values()
                     if p.division and p.secret and _local_port(p.base_url)}
         ports = {_local_port(p.base_url) for p in counties.values()}
@@ -136,8 +139,8 @@ class Demo:
             config = SimConfig(hub_url=self.hub_url, city=hub.city.code, delays=(3, 5, 5),
                                secrets={code: p.secret for code, p in counties.items()})
             self.peers.append(CountySim(config, port=ports.pop()).start())
-            print(f"  simulated county platforms {', '.join(sorted(counties))} "
-                  f"(smart; the others are manual)", flush=True)
+            smart = "、".join(hub.city.counties.get(c, c) for c in sorted(counties))
+            print(f"  模拟区县智慧平台      {smart}（其余区县人工办理）", flush=True)
         self._start_idp()
         receivers = {a: p for a in ("tax", "fund") if (p := hub.partners.get(a)) is not None
                      and p.secret and _local_port(p.base_url)}
@@ -148,7 +151,8 @@ class Demo:
             self.peers.append(DepartmentSim({a: p.secret for a, p in receivers.items()},  # type: ignore[misc]
                                             hub.config.hub_app_id,
                                             port=dept_ports.pop() or 0).start())
-            print(f"  simulated departments    {', '.join(sorted(receivers))}", flush=True)
+            departments = "、".join(name("partners", a) for a in sorted(receivers))
+            print(f"  模拟部门接收端        {departments}", flush=True)
         banks = [p for p in hub.partners.values()
                  if p.options.get("bank_code") and _local_port(p.base_url)]
         if banks and "bank_soap" in hub.config.inbound:
@@ -167,7 +171,7 @@ class Demo:
         if identity.oidc is not None and (port := _local_port(identity.oidc.issuer)):
             secret = idp_secret(hub)
             if not secret:
-                print("  (no SSO: run `hub.py init-secrets` for the IdP client secret)")
+                print("  （未启用统一身份认证：请运行 hub.py init-secrets 生成客户端密钥）")
                 return
             from adapters.sim.oidc import OidcSim
 
@@ -180,8 +184,8 @@ class Demo:
         else:
             return
         ensure_sso_operator(hub)
-        print(f"  simulated province IdP   ({identity.protocol}) sign in as {SSO_SUB} / "
-              f"{users[SSO_SUB]['password']}", flush=True)
+        print(f"  模拟省统一身份认证    （{identity.protocol}）用 {SSO_SUB} / "
+              f"{users[SSO_SUB]['password']} 登录", flush=True)
 
     def _start_bank(self, partner: Any) -> None:
         from adapters.fund.auth import add_login
@@ -194,7 +198,7 @@ class Demo:
         self.bank = SimBank(self.hub_url, code, BANK_USER, password,
                             amounts_in_fen=bool(partner.options.get("amounts_in_fen")),
                             port=_local_port(partner.base_url) or 0).start()
-        print(f"  simulated bank {code:11s}  {self.bank.url}?wsdl", flush=True)
+        print(f"  模拟银行 {name('banks', code)}（{code}）  {self.bank.url}?wsdl", flush=True)
 
     def setup_account(self) -> None:
         """Ask the bank (through the hub's outbox) to open a supervised account."""
@@ -254,7 +258,6 @@ class Demo:
         """Console lines for messages that died and alerts raised since the last look."""
         from sqlalchemy import select
 
-        from mapping.names import name
         from store.models import Alert, OutboxMessage
 
         lines: list[str] = []
@@ -282,14 +285,31 @@ class Demo:
             self.bank.stop()
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from hub import build_hub, run_server
+def demo_config(config: Config, host: str | None, port: int | None) -> Config:
+    """The config of this demo run: listening on ``host``/``port`` (``make run PORT=x``)
+    and, when ``public_url`` is this machine's, the hub's address moved with it — the
+    simulated peers and every URL the hub hands them (material urls, the WSDL's service
+    address, the sign-in's way back) use the port the hub really listens on. A public_url
+    on another machine (a proxy in front) is kept."""
+    host, port = host or config.host, port or config.port
+    url = config.public_url
+    parts = urlsplit(url)
+    if parts.hostname in LOOPBACK:  # its scheme and path kept, the address is this run's
+        shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        url = urlunsplit((parts.scheme, f"{shown}:{port}", parts.path, "", "")).rstrip("/")
+    return replace(config, host=host, port=port, public_url=url)
 
-    hub = build_hub(args.config)
-    host, port = args.host or hub.config.host, args.port or hub.config.port
-    demo = Demo(hub, f"http://{host}:{port}", args.every)
-    print("cityhub demo: the hub with simulated peers (hub.py serve runs the hub alone)",
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub import Hub, load_config, run_server
+
+    hub = Hub(demo_config(load_config(args.config), args.host, args.port))
+    host, port = hub.config.host, hub.config.port
+    local = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    demo = Demo(hub, f"http://{local}:{port}", args.every)
+    print("cityhub 演示：平台和模拟的对接方一起运行（生产环境请用 hub.py serve）",
           flush=True)
+    print(f"  平台地址              {hub.config.public_url}", flush=True)
     demo.start_peers()
 
     def on_ready(stop: threading.Event) -> None:
@@ -299,8 +319,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                              name="demo-traffic").start()
         threading.Thread(target=demo.watch, args=(stop,), daemon=True,
                          name="demo-watch").start()
-        print(f"  admin page: http://{host}:{port}/admin/  (first: .venv/bin/python hub.py "
-              "create-admin --username NAME)", flush=True)
+        print(f"  管理页面              {hub.config.public_url}/admin/"
+              "  （首次使用请先运行 .venv/bin/python hub.py create-admin --username 用户名）",
+              flush=True)
 
     try:
         return run_server(hub, host, port, on_ready=on_ready)
@@ -309,9 +330,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    d = sub.add_parser("demo", help="serve the hub with simulated province, county and bank")
-    d.add_argument("--host")
-    d.add_argument("--port", type=int)
-    d.add_argument("--every", type=float, default=20.0,
-                   help="seconds between sample applications (0: none)")
+    from cliwords import seconds, whole_number
+
+    d = sub.add_parser("demo", help="演示：平台和模拟的省平台、区县平台、银行一起运行",
+                       description="演示：平台和模拟的省平台、区县平台、银行一起运行"
+                                   "（生产环境请用 serve）")
+    d.add_argument("--host", help="监听地址（默认：配置 listen.host）")
+    d.add_argument("--port", type=whole_number,
+                   help="监听端口（默认：配置 listen.port；平台地址 public_url 随之改变）")
+    d.add_argument("--every", type=seconds, default=20.0,
+                   help="每隔多少秒发送一件示例申请（0：不发送；默认 20）")
     d.set_defaults(func=cmd_demo)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision = "0015_review"
-down_revision = "0013_rollup_outcomes"
+down_revision = "0014_jobs"
 branch_labels = None
 depends_on = None
 

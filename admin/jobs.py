@@ -1,0 +1,418 @@
+"""The manual queue's exports and imports, run in the background (issue #13: a long one
+shows its progress and says when it is done).
+
+A job is a row of ``admin_jobs`` (store/admin_models.py) written in the operator's
+request and run by this process's thread pool, which writes its progress (done/total)
+as it goes. Its files — the export's zip, the uploaded workbook — sit under
+``<files_dir>/jobs`` (0700, files 0600); an upload is removed when its import ends, an
+export a day after (``KEEP``). A job is never left "running" by a process that stopped:
+at close (SIGTERM) this process marks its own unfinished jobs failed with ``RESTART``;
+a process that was killed has its jobs marked so by the next one to start (``recover``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openpyxl import load_workbook
+from sqlalchemy import delete, func, select, update
+
+from adapters import manual_excel
+from mapping.excel import header_map, operator_values, text_of
+from store.admin_models import AdminJob
+from store.models import Case, utcnow
+from store.private import FILE_MODE, private_dir
+
+if TYPE_CHECKING:
+    from admin.perms import Principal
+    from hub import Hub
+
+log = logging.getLogger("cityhub.admin.jobs")
+EXPORT, IMPORT = "manual_export", "manual_import"
+UNFINISHED = ("queued", "running")
+RESTART = "服务重启，请重新提交"
+#: An export's zip (and a finished job's row on the page) is kept this long.
+KEEP = timedelta(days=1)
+#: A job of another machine whose process has written nothing for this long is lost.
+STALE = timedelta(minutes=10)
+#: Seconds between two progress writes of a job (and the heartbeat of the others).
+BEAT = 1.0
+#: Import errors kept with the job (the page lists them; the rest are counted).
+MAX_REASONS = 1000
+#: Jobs one operator may have queued or running at once (more are refused, not queued).
+MAX_UNFINISHED = 3
+#: Rows of ended jobs are deleted after this long (their files went after ``KEEP``).
+KEEP_ROWS = timedelta(days=30)
+HOST = socket.gethostname()[:60]
+_live: set[str] = set()  # the tokens of the runners alive in this process
+
+
+class Stopping(Exception):
+    """The process is stopping: the job ends failed with ``RESTART``."""
+
+
+class TooMany(Exception):
+    """The operator already has ``MAX_UNFINISHED`` jobs queued or running."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the asker could see when asking; a job is only shown to that scope."""
+
+    username: str
+    divisions: frozenset[str] | None
+    personal: bool = False
+
+    @classmethod
+    def of(cls, principal: Principal, personal: bool = False) -> Scope:
+        return cls(principal.username, principal.divisions, personal)
+
+
+def visible(job: AdminJob, principal: Principal) -> bool:
+    """Whether ``principal`` may see ``job`` (and download its file): the operator who
+    asked, still seeing at least what the job could contain."""
+    if job.username != principal.username:
+        return False
+    asked = None if job.divisions is None else frozenset(json.loads(job.divisions))
+    if principal.divisions is not None and (asked is None or not asked <= principal.divisions):
+        return False
+    if job.county is not None and not principal.sees(job.county):
+        return False
+    return not (job.personal and not principal.can("view_personal_data"))
+
+
+def _alive(owner: str, at: datetime, now: datetime) -> bool:
+    """Whether the process ``owner`` (``host:pid:token``) may still be running a job."""
+    host, _, rest = owner.partition(":")
+    pid, _, token = rest.partition(":")
+    if host != HOST:
+        return now - at < STALE
+    if not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return token in _live
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class JobRunner:
+    """This process's background jobs (``hub.jobs``; made by ``admin.register``)."""
+
+    def __init__(self, hub: Hub, threads: int = 2) -> None:
+        self.hub = hub
+        self.token = secrets.token_hex(6)
+        self.owner = f"{HOST}:{os.getpid()}:{self.token}"
+        self.dir = private_dir(hub.config.files_dir / "jobs")
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="admin-job")
+        self._stopping = threading.Event()
+        #: The progress of this process's running jobs, as it goes (the rows are written
+        #: every ``BEAT``; not during SQLite's write transaction of an import).
+        self.progress: dict[int, tuple[int, int]] = {}
+        _live.add(self.token)
+        self.recover()
+        self.sweep()
+        self._sweeper = threading.Thread(target=self._sweep_hourly, daemon=True,
+                                         name="admin-job-sweep")
+        self._sweeper.start()
+
+    # -- asking
+
+    def submit_export(self, scope: Scope, county: str | None, item: str | None,
+                      label: str, stem: str) -> int:
+        """Queue an export of the manual queue as ``scope`` sees it; the job's id."""
+        if self.busy(scope.username):
+            raise TooMany
+        return self._submit(AdminJob(kind=EXPORT, county=county, item=item,
+                                     personal=scope.personal, label=label[:200]), scope,
+                            {"stem": stem})
+
+    def submit_import(self, scope: Scope, data: bytes, filename: str) -> int:
+        """Keep the uploaded workbook (0600) and queue its import."""
+        if self.busy(scope.username):
+            raise TooMany
+        name = f"import-{secrets.token_hex(8)}.xlsx"
+        self._write(name, data)
+        return self._submit(AdminJob(kind=IMPORT, label=filename[:200], file=name), scope, {})
+
+    def busy(self, username: str) -> bool:
+        """Whether ``username`` may not ask for another job now (``MAX_UNFINISHED``)."""
+        with self.hub.db.read_session() as s:
+            unfinished = s.scalar(select(func.count()).select_from(AdminJob).where(
+                AdminJob.username == username, AdminJob.state.in_(UNFINISHED))) or 0
+        return unfinished >= MAX_UNFINISHED
+
+    def _submit(self, job: AdminJob, scope: Scope, extra: dict[str, Any]) -> int:
+        job.state, job.username, job.owner = "queued", scope.username, self.owner
+        job.divisions = None if scope.divisions is None else json.dumps(sorted(scope.divisions))
+        job.done = job.total = 0
+        job.notified = False
+        with self.hub.transaction() as s:
+            s.add(job)
+            s.flush()
+            job_id = job.id
+        try:
+            self._pool.submit(self._run, job_id, scope, extra)
+        except RuntimeError:  # the pool is shut down: the process is stopping
+            self._finish(job_id, "failed", error=RESTART)
+        return job_id
+
+    # -- running
+
+    def _run(self, job_id: int, scope: Scope, extra: dict[str, Any]) -> None:
+        with self.hub.transaction() as s:
+            claimed = s.execute(update(AdminJob).where(
+                AdminJob.id == job_id, AdminJob.state == "queued",
+                AdminJob.owner == self.owner).values(
+                state="running", updated_at=utcnow())).rowcount
+            job = s.get(AdminJob, job_id) if claimed else None
+            kind, county, item, file = ((job.kind, job.county, job.item, job.file)
+                                        if job is not None else ("", None, None, None))
+        if not claimed:
+            return
+        # an import checks its rows in its write transaction: SQLite's single writer
+        # would wait for it, so there the count is kept in memory only
+        progress = _Progress(self, job_id, write=kind == EXPORT
+                             or self.hub.db.engine.dialect.name != "sqlite")
+        try:
+            if kind == EXPORT:
+                name, size = self._export(job_id, scope, county, item, extra["stem"], progress)
+                self._finish(job_id, "done", file=name, result={"size": size},
+                             done=progress.done)
+            else:
+                report = self._import(scope, file or "", progress)
+                self._finish(job_id, "done", result=_report_json(report),
+                             done=progress.done, file=None)
+        except Stopping:
+            self._finish(job_id, "failed", error=RESTART, file=None)
+        except Exception as exc:
+            log.exception("admin job %s (%s) failed", job_id, kind)
+            what = "导出" if kind == EXPORT else "导入"
+            self._finish(job_id, "failed", file=None,
+                         error=f"{what}未完成：内部错误（{type(exc).__name__}），请重新提交；"
+                               "再次失败请联系系统管理员")
+        finally:
+            self.progress.pop(job_id, None)
+            if kind == IMPORT and file:
+                self._remove(file)
+
+    def _export(self, job_id: int, scope: Scope, county: str | None, item: str | None,
+                stem: str, progress: _Progress) -> tuple[str, int]:
+        name = f"export-{job_id}-{secrets.token_hex(8)}.zip"
+        path = self.dir / name
+        with self.hub.transaction() as s:  # named first: a killed process's part is found
+            s.execute(update(AdminJob).where(AdminJob.id == job_id).values(file=name))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                manual_excel.export_bundle(
+                    self.hub, out, stem, county, item, show_personal_data=scope.personal,
+                    divisions=None if scope.divisions is None else sorted(scope.divisions),
+                    progress=progress)
+        except BaseException:
+            self._remove(name)
+            raise
+        return name, path.stat().st_size
+
+    def _import(self, scope: Scope, file: str,
+                progress: _Progress) -> manual_excel.ImportReport:
+        data = (self.dir / file).read_bytes()
+        errors = out_of_scope_rows(self.hub, data, scope.divisions)
+        if errors:
+            report = manual_excel.ImportReport(errors=errors)
+        else:
+            report = manual_excel.import_workbook(self.hub, data, scope.username,
+                                                  progress=progress)
+        return report
+
+    def _finish(self, job_id: int, state: str, *, error: str | None = None,
+                result: Any = None, done: int | None = None, **values: Any) -> None:
+        now = utcnow()
+        values.update(state=state, error=error, finished_at=now, updated_at=now)
+        if result is not None:
+            values["result"] = json.dumps(result, ensure_ascii=False)
+        with self.hub.transaction() as s:
+            job = s.get(AdminJob, job_id)
+            if job is None:
+                return
+            if done is not None and state == "done":
+                values["done"] = values["total"] = max(done, job.total)
+            for key, value in values.items():
+                setattr(job, key, value)
+            if job.kind == IMPORT and result is not None:
+                self.hub.audit(s, job.username, "import_manual", job.label[:128], {
+                    "applied": result.get("applied", 0), "errors": result.get("error_count", 0)})
+
+    # -- files
+
+    def _write(self, name: str, data: bytes) -> None:
+        fd = os.open(self.dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+
+    def _remove(self, name: str) -> None:
+        try:
+            (self.dir / Path(name).name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("cannot remove job file %s: %s", name, exc.strerror)
+
+    def path(self, job: AdminJob) -> Path | None:
+        """The export's zip, while it is kept."""
+        if job.kind != EXPORT or job.state != "done" or not job.file:
+            return None
+        path = self.dir / Path(job.file).name
+        return path if path.is_file() else None
+
+    # -- housekeeping
+
+    def recover(self) -> None:
+        """Mark failed the unfinished jobs whose process is gone (killed, or lost)."""
+        now = utcnow()
+        with self.hub.transaction() as s:
+            rows = s.execute(select(AdminJob.id, AdminJob.owner, AdminJob.updated_at,
+                                    AdminJob.kind, AdminJob.file)
+                             .where(AdminJob.state.in_(UNFINISHED))).all()
+            lost = [r for r in rows if not _alive(r.owner, r.updated_at, now)]
+            if lost:
+                s.execute(update(AdminJob).where(
+                    AdminJob.id.in_([r.id for r in lost]),
+                    AdminJob.state.in_(UNFINISHED)).values(
+                    state="failed", error=RESTART, file=None, finished_at=now, updated_at=now))
+        for r in lost:
+            log.warning("admin job %s was unfinished when its process stopped: failed", r.id)
+            if r.file:
+                self._remove(r.file)
+
+    def sweep(self) -> None:
+        """Remove the files of jobs that ended more than ``KEEP`` ago (and strays)."""
+        cutoff = utcnow() - KEEP
+        with self.hub.transaction() as s:
+            rows = s.execute(select(AdminJob.id, AdminJob.file).where(
+                AdminJob.finished_at < cutoff, AdminJob.file.is_not(None))).all()
+            if rows:
+                s.execute(update(AdminJob).where(AdminJob.id.in_([r.id for r in rows]))
+                          .values(file=None))
+            s.execute(delete(AdminJob).where(AdminJob.finished_at < utcnow() - KEEP_ROWS))
+            kept = set(s.scalars(select(AdminJob.file).where(AdminJob.file.is_not(None))))
+        for r in rows:
+            self._remove(r.file)
+        limit = time.time() - KEEP.total_seconds()
+        for path in self.dir.iterdir():
+            if path.name not in kept and path.stat().st_mtime < limit:
+                self._remove(path.name)
+
+    def _sweep_hourly(self) -> None:
+        while not self._stopping.wait(3600):
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweeping the admin jobs' files failed")
+
+    def close(self) -> None:
+        """Stop: a running job stops at its next step; this process's unfinished jobs
+        are marked failed (``RESTART``), not left running."""
+        self._stopping.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._sweeper.join(5)
+        _live.discard(self.token)
+        now = utcnow()
+        with self.hub.transaction() as s:
+            files = list(s.scalars(select(AdminJob.file).where(
+                AdminJob.owner == self.owner, AdminJob.state.in_(UNFINISHED),
+                AdminJob.file.is_not(None))))
+            s.execute(update(AdminJob).where(
+                AdminJob.owner == self.owner, AdminJob.state.in_(UNFINISHED)).values(
+                state="failed", error=RESTART, file=None, finished_at=now, updated_at=now))
+        for name in files:
+            self._remove(name)
+
+
+class _Progress:
+    """``progress(done, total)`` for manual_excel: written at most every ``BEAT``
+    seconds (with the heartbeat of this process's other unfinished jobs)."""
+
+    def __init__(self, runner: JobRunner, job_id: int, write: bool = True) -> None:
+        self.runner, self.job_id, self.write = runner, job_id, write
+        self.done, self.last = 0, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.runner._stopping.is_set():
+            raise Stopping
+        self.done = done
+        self.runner.progress[self.job_id] = (done, total)
+        now = time.monotonic()
+        if not self.write or (now - self.last < BEAT and done not in (0, total)):
+            return
+        self.last = now
+        at = utcnow()
+        with self.runner.hub.transaction() as s:
+            s.execute(update(AdminJob).where(AdminJob.id == self.job_id).values(
+                done=done, total=total, updated_at=at))
+            s.execute(update(AdminJob).where(
+                AdminJob.owner == self.runner.owner, AdminJob.state.in_(UNFINISHED),
+                AdminJob.id != self.job_id).values(updated_at=at))
+
+
+def _report_json(report: manual_excel.ImportReport) -> dict[str, Any]:
+    return {"applied": report.applied, "error_count": len(report.errors),
+            "errors": [list(e) for e in report.errors[:MAX_REASONS]],
+            "skipped": [list(e) for e in report.skipped[:MAX_REASONS]],
+            "skipped_count": len(report.skipped)}
+
+
+def report_of(job: AdminJob) -> manual_excel.ImportReport | None:
+    """A finished import's report, as the page shows it."""
+    if job.kind != IMPORT or job.state != "done" or not job.result:
+        return None
+    data = json.loads(job.result)
+    return manual_excel.ImportReport(
+        applied=int(data.get("applied", 0)),
+        skipped=[tuple(e) for e in data.get("skipped", [])],  # type: ignore[misc]
+        errors=[tuple(e) for e in data.get("errors", [])])  # type: ignore[misc]
+
+
+def out_of_scope_rows(hub: Hub, data: bytes,
+                      divisions: Iterable[str] | None) -> list[tuple[str, int, str]]:
+    """Rows naming a case outside ``divisions`` (checked before importing)."""
+    if divisions is None or manual_excel.workbook_problem(data) is not None:
+        return []  # the import reports an unreadable or oversized file itself
+    allowed = set(divisions)
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:
+        return []  # the import reports an unreadable file itself
+    wanted: list[tuple[str, int, str]] = []
+    try:
+        for ws in wb.worksheets:
+            lines = ws.iter_rows(values_only=True)
+            header = header_map(next(lines, ()) or ())
+            for number, line in enumerate(lines, start=2):
+                case_no = text_of(operator_values(header, line).get("case_no"))
+                if case_no:
+                    wanted.append((ws.title, number, case_no))
+    finally:
+        wb.close()
+    with hub.transaction() as s:
+        counties = dict(s.execute(select(Case.case_no, Case.county_code).where(
+            Case.case_no.in_({c for _, _, c in wanted} or {""}))).all())
+    return [(sheet, n, f"案件 {c} 不在您的数据权限范围内") for sheet, n, c in wanted
+            if c in counties and counties[c] not in allowed]

@@ -1,0 +1,264 @@
+"""The manual queue's export and import run in the background (admin/jobs.py): a job row
+with its state and progress, the operator's notice when done, the zip downloaded from
+the job by the operator who asked only, and a job of a process that stopped marked
+失败 (服务重启，请重新提交) — on both stores, with real servers."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import stat
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+
+import openpyxl
+import pytest
+import yaml
+from sqlalchemy import select
+
+from admin.jobs import RESTART
+from hub import Hub, load_config
+from store.admin_models import AdminJob
+from tests.hubserver import HubServer
+from tests.manual_jobs import export, export_zip, import_page, job_of, wait_job
+from tests.support import start_hub_process, stop_process, wait_until
+from tests.test_admin_fixtures import (
+    ALL_FUNCTIONS,
+    COUNTY_FUNCTIONS,
+    Client,
+    add_operator,
+    new_case,
+)
+
+MANUAL, OTHER = "511725", "511723"  # 渠县 and 宣汉县: both manual
+
+
+@pytest.fixture
+def site(make_hub, store_url):  # type: ignore[no-untyped-def]
+    hub = make_hub(store_url, inbound=[])
+    server = HubServer(hub).start()
+    add_operator(hub, "clerk", ALL_FUNCTIONS, (MANUAL,))
+    add_operator(hub, "other", COUNTY_FUNCTIONS, (OTHER,))
+    add_operator(hub, "root", ALL_FUNCTIONS)
+    yield hub, server.url
+    server.stop()
+
+
+def _client(url: str, username: str) -> Client:
+    c = Client(url)
+    c.login(username)
+    return c
+
+
+def _row(hub: Hub, job_id: int) -> AdminJob:
+    with hub.db.read_session() as s:
+        job = s.get(AdminJob, job_id)
+        s.expunge(job)
+    return job
+
+
+def test_export_runs_in_the_background_and_its_zip_downloads(site):
+    hub, url = site
+    cases = [new_case(hub, [MANUAL], f"BG-{n}")["subs"][MANUAL] for n in range(3)]
+    c = _client(url, "clerk")
+    page = export(c, county=MANUAL)
+    assert page.status_code == 200
+    job_id = job_of(page)
+    assert f"已开始导出（任务 {job_id}）" in page.text
+    assert 'id="manual-jobs"' in page.text and "导出人工办理清单" in page.text
+    job = wait_job(c, job_id)
+    assert (job["state"], job["state_name"]) == ("done", "完成")
+    assert (job["done"], job["total"]) == (3, 3)
+    assert job["notice"].startswith(f"导出完成（任务 {job_id}）：渠县-全部事项-")
+    row = _row(hub, job_id)
+    assert (row.username, row.county, row.state) == ("clerk", MANUAL, "done")
+    beijing = (row.created_at + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+    assert job["created"] == beijing  # operators read Beijing time
+    path = hub.config.files_dir / "jobs" / row.file
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    resp = c.get(job["download"])
+    assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/zip"
+    assert 'filename="manual-511725-all-' in resp.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
+        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
+        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
+    exported = {ws.cell(r, 1).value for ws in wb.worksheets for r in range(2, ws.max_row + 1)}
+    assert set(cases) <= exported
+    # the page lists the job with its Chinese state, progress and link
+    listed = c.get("/admin/manual").text
+    assert "完成" in listed and "3 / 3" in listed and job["download"] in listed
+
+
+def _ask_export(c: Client) -> int:
+    """Ask for an export without opening the page it leads to (which would show the
+    notice if the job were done by then)."""
+    c.get("/admin/manual")
+    resp = c.post("/admin/manual/export", {"county": ""}, follow=False)
+    assert resp.status_code in (302, 303), resp.text[:200]
+    return int(resp.headers["Location"].rsplit("job=", 1)[1])
+
+
+def test_the_notice_of_a_finished_export_shows_once(site):
+    hub, url = site
+    new_case(hub, [MANUAL], "NOTE-1")
+    c = _client(url, "clerk")
+    job_id = _ask_export(c)
+    wait_until(lambda: _row(hub, job_id).state == "done", timeout=60, what="the export")
+    first = c.get("/admin/").text  # another page: the notice as a flash
+    assert f"导出完成（任务 {job_id}）" in first
+    assert f"导出完成（任务 {job_id}）" not in c.get("/admin/").text  # once
+    # on the manual page itself the notice carries the download link
+    job_id = _ask_export(c)
+    wait_until(lambda: _row(hub, job_id).state == "done", timeout=60, what="the second export")
+    page = c.get("/admin/manual").text
+    notice = page.split('id="manual-progress"', 1)[1].split("</p>", 1)[0]
+    assert f"导出完成（任务 {job_id}）" in notice and "job-download" in notice
+    assert " hidden" not in notice.split(">", 1)[0]
+
+
+def test_import_counts_its_rows_and_reports_in_chinese(site):
+    hub, url = site
+    subs = [new_case(hub, [MANUAL], f"IMP-{n}")["subs"][MANUAL] for n in range(2)]
+    c = _client(url, "clerk")
+    resp = export_zip(c, county=MANUAL)
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
+        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
+        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
+    ws = wb["房屋租赁备案"]
+    header = [cell.value for cell in ws[1]]
+    for r in range(2, ws.max_row + 1):
+        if ws.cell(r, 1).value in subs:
+            ws.cell(r, header.index("新环节") + 1, "受理")
+    good = io.BytesIO()
+    wb.save(good)
+    page = import_page(c, good.getvalue())
+    assert "导入完成：应用 2 行" in page
+    [job] = [j for j in _jobs(hub) if j.kind == "manual_import"]
+    assert (job.state, job.done, job.total, job.username) == ("done", 2, 2, "clerk")
+    assert not list((hub.config.files_dir / "jobs").glob("import-*"))  # upload removed
+    # a bad row: listed in Chinese, nothing applied
+    ws.cell(2, header.index("新环节") + 1, "办完了")
+    bad = io.BytesIO()
+    wb.save(bad)
+    page = import_page(c, bad.getvalue())
+    assert "导入未应用任何行" in page and "新环节" in page and "请从下拉列表选择" in page
+
+
+def _jobs(hub: Hub) -> list[AdminJob]:
+    with hub.db.read_session() as s:
+        rows = list(s.scalars(select(AdminJob).order_by(AdminJob.id)))
+        for row in rows:
+            s.expunge(row)
+    return rows
+
+
+def test_another_operator_cannot_see_or_download_the_job(site):
+    hub, url = site
+    new_case(hub, [MANUAL], "MINE-1")
+    clerk = _client(url, "clerk")
+    job = wait_job(clerk, job_of(export(clerk)))
+    assert job["download"]
+    # hostile or stale addresses: nothing, never a 500
+    for path in ("/admin/manual/jobs/99999999999999999999999", "/admin/manual/jobs/0",
+                 "/admin/manual/jobs/-1", "/admin/manual/jobs/x/download"):
+        assert clerk.get(path).status_code == 404, path
+    assert clerk.get("/admin/manual?job=99999999999999999999999").status_code == 200
+    assert clerk.get("/admin/manual/export").status_code == 405  # asking is a POST (CSRF)
+    assert clerk.post("/admin/manual/export", {"county": MANUAL}, csrf=False).status_code == 400
+    for username in ("other", "root"):  # another county's operator; the city's admin
+        c = _client(url, username)
+        assert c.get(f"/admin/manual/jobs/{job['id']}").status_code == 404
+        assert c.get(job["download"]).status_code == 404
+        assert job["download"] not in c.get("/admin/manual").text
+        assert f"任务 {job['id']}" not in c.get("/admin/").text
+    # the operator who asked, once moved to another county, no longer gets the zip
+    with hub.transaction() as s:
+        from admin.people import set_user_access
+        from store.admin_models import AdminUser
+
+        user = s.scalars(select(AdminUser).where(AdminUser.username == "clerk")).one()
+        set_user_access(s, user, _role_ids(s, user), (OTHER,), hub.city.counties)
+    again = _client(url, "clerk")
+    assert again.get(job["download"]).status_code == 404
+    assert clerk.get(f"/admin/manual/jobs/{job['id']}/download").status_code == 404
+
+
+def _role_ids(s, user) -> list[int]:  # type: ignore[no-untyped-def]
+    from store.admin_models import AdminUserRole
+
+    return list(s.scalars(select(AdminUserRole.role_id).where(
+        AdminUserRole.user_id == user.id)))
+
+
+def test_a_job_unfinished_when_its_process_was_killed_is_failed_at_start(
+        make_config, store_url, tmp_path):
+    """``hub.py serve`` killed (SIGKILL) with exports queued and running: the next hub to
+    start marks them 失败 with the reason, and the operator sees it."""
+    config = make_config(store_url, inbound=[])
+    port = yaml.safe_load(config.read_text())["listen"]["port"]
+    hub = Hub(load_config(config))
+    add_operator(hub, "clerk", ALL_FUNCTIONS, (MANUAL,))
+    for n in range(120):
+        new_case(hub, [MANUAL], f"KILL-{n}")
+    proc = start_hub_process(config, "serve", "--no-workers", "--no-scheduler",
+                             log=tmp_path / "serve.log")
+    try:
+        c = Client(f"http://127.0.0.1:{port}")
+        wait_until(lambda: _up(c), timeout=120, what="the served hub")
+        c.login("clerk")
+        c.get("/admin/manual")
+        for _ in range(3):  # two run, one waits (two threads)
+            c.post("/admin/manual/export", {"county": MANUAL}, follow=False)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        stop_process(proc)
+    unfinished = [j.id for j in _jobs(hub) if j.state in ("queued", "running")]
+    assert unfinished, [(j.id, j.state) for j in _jobs(hub)]  # the test kills mid-way
+    server = HubServer(hub).start()  # the next start-up
+    try:
+        jobs = {j.id: j for j in _jobs(hub)}
+        for job_id in unfinished:
+            assert (jobs[job_id].state, jobs[job_id].error) == ("failed", RESTART)
+        c = Client(server.url)
+        c.login("clerk")
+        view = c.get(f"/admin/manual/jobs/{unfinished[0]}").json()
+        assert view["state_name"] == "失败" and view["note"] == RESTART
+        assert not [p for p in (hub.config.files_dir / "jobs").iterdir()
+                    if p.name.startswith("export-") and jobs.get(_job_of_file(p)) is not None
+                    and jobs[_job_of_file(p)].state == "failed"]
+    finally:
+        server.stop()
+        hub.close()
+
+
+def _job_of_file(path: Path) -> int:
+    return int(path.name.split("-")[1])
+
+
+def _up(c: Client) -> bool:
+    try:
+        return c.get("/healthz").status_code == 200
+    except OSError:
+        return False
+
+
+def test_stopping_the_hub_fails_its_unfinished_jobs(make_hub, store_url):
+    """SIGTERM's path (hub.close): a job still queued is failed with the reason, not left."""
+    hub = make_hub(store_url, inbound=[])
+    server = HubServer(hub).start()
+    add_operator(hub, "clerk", ALL_FUNCTIONS, (MANUAL,))
+    for n in range(60):
+        new_case(hub, [MANUAL], f"STOP-{n}")
+    c = Client(server.url)
+    c.login("clerk")
+    c.get("/admin/manual")
+    ids = [job_of(c.post("/admin/manual/export", {"county": MANUAL})) for _ in range(3)]
+    server.stop()
+    hub.close()
+    states = {j.id: (j.state, j.error) for j in _jobs(hub)}
+    assert not [i for i in ids if states[i][0] in ("queued", "running")], states
+    assert all(states[i] in (("done", None), ("failed", RESTART)) for i in ids), states
