@@ -21,6 +21,7 @@ from store.cases import open_case
 from store.models import Alert, Case
 from store.numbering_models import ConstructionPermit, IssuedNumber, Project
 from tests.county_support import DATA, stages_of
+from tests.manual_jobs import export_zip, import_page
 from tests.numbering_support import (  # noqa: F401  (fixture)
     CHALING,
     PERMIT,
@@ -208,7 +209,7 @@ def test_marks_and_imports_keep_one_number_to_one_case(numbering_env):  # noqa: 
     assert "未能标记：" in page and "该统一编号已用于其他案件的办结" in page
     assert stages_of(env.hub, cases[1]) == ["accepted"]
 
-    export = op.get("/admin/manual/export")
+    export = export_zip(op)
     with zipfile.ZipFile(io.BytesIO(export.content)) as z:
         xlsx = z.read(next(n for n in z.namelist() if n.endswith(".xlsx")))
     wb = openpyxl.load_workbook(io.BytesIO(xlsx))
@@ -221,7 +222,7 @@ def test_marks_and_imports_keep_one_number_to_one_case(numbering_env):  # noqa: 
             ws.cell(row=rows[c], column=col[label]).value = value
     out = io.BytesIO()
     wb.save(out)
-    page = op.post("/admin/manual/import", files={"workbook": ("q.xlsx", out.getvalue())}).text
+    page = import_page(op, out.getvalue(), "q.xlsx")
     assert page.count("该统一编号已用于其他案件的办结") == 2, page
     for c in cases[1:]:
         assert stages_of(env.hub, c) == ["accepted"]
