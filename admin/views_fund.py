@@ -15,6 +15,7 @@ from admin.auth import requires
 from admin.masking import mask_if
 from admin.web import audit, bp, hub, me, render
 from mapping.fund import ABNORMAL, MOVEMENTS, fen_to_yuan, reported_late
+from mapping.names import known
 from store.fund_models import (
     FundConflict,
     FundEvent,
@@ -28,7 +29,7 @@ from store.models import utcnow
 KINDS = {"deposit": "入账", "withdrawal": "支取", "pos_payment": "POS缴款", "frozen": "冻结",
          "unfrozen": "解冻", "judicial_deduction": "司法扣划"}
 DIRECTIONS = {"in": "收入", "out": "支出", "none": "—"}
-ACCOUNT_STATUS = {"active": "监管中", "cancelled": "已撤销"}
+ACCOUNT_STATUS = known("fund_account_statuses")
 INSTRUCTION_STATUS = {"answered": "已答复", "waiting": "等待结果", "overdue": "已超期",
                       "failed": "发送失败"}
 FIGURE_NAMES = {"opening_balance": "期初余额", "total_in": "收入合计", "total_out": "支出合计",

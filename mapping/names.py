@@ -23,7 +23,7 @@ CATALOGUE = Path(__file__).with_name("data") / "names.yaml"
 KINDS = ("message_statuses", "alert_kinds", "audit_actions", "directions", "outcomes",
          "interfaces", "partners", "adapters", "banks", "result_codes", "items", "stages",
          "operations", "fields", "id_types", "co_ownerships", "share_actions",
-         "job_states", "job_kinds")
+         "job_states", "job_kinds", "fund_account_statuses", "house_statuses")
 
 
 @functools.cache

@@ -26,6 +26,7 @@ def test_logins_accounts_houses_and_instructions_from_the_command_line(make_conf
     r = run(config, "bank-account", "add", "--bank-code", "ICBC", "--username", "front",
             env={"HUB_BANK_PASSWORD": "a-long-bank-password"})
     assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "已设置中国工商银行（ICBC）的银行前置登录账号 front", r.stdout
     r = run(config, "bank-account", "add", "--bank-code", "ICBC", "--username", "pos1", "--pos",
             stdin="another-long-password\n")
     assert r.returncode == 0, r.stderr
@@ -49,13 +50,21 @@ def test_logins_accounts_houses_and_instructions_from_the_command_line(make_conf
                   "--reason", "竣工")
     assert unknown.returncode == 2 and unknown.stderr.strip().splitlines()[-1].startswith(
         "错误：未知监管账户 '6217000000000999'")
-    assert run(config, "fund-house", "add", "--house-code", "H-1", "--account-no",
-               "6217000000000777").returncode == 0
+    house = run(config, "fund-house", "add", "--house-code", "H-1", "--account-no",
+                "6217000000000777")
+    assert house.returncode == 0 and house.stdout.strip() == (
+        "已保存房屋 H-1 → 监管账户 6217000000000777（在售）"), house.stdout
+    held = run(config, "fund-held", "list")
+    assert held.returncode == 0 and held.stdout.startswith("编号\t时间（北京时间）\t银行"), held
     r = run(config, "fund-instruction", "cancel", "--account-no", "6217000000000777",
             "--reason", "竣工")
-    assert r.returncode == 0 and "CancelSupervisionInstruction" in r.stdout, r.stderr
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("已排队发送取消监管指令（CancelSupervisionInstruction）"), r.stdout
+    assert "答复期限 20" in r.stdout
     listing = run(config, "fund-account", "list").stdout
-    assert "6217000000000777\tICBC\t511702\tactive\t滨河花园\t0.00" in listing
+    assert listing.splitlines()[0] == "监管账号\t银行\t区县\t状态\t项目\t余额（元）"
+    assert ("6217000000000777\t中国工商银行（ICBC）\t通川区（511702）\t监管中（active）\t"
+            "滨河花园\t0.00") in listing, listing
     hub = Hub(load_config(config))
     try:
         with hub.db.session() as s:
