@@ -55,6 +55,14 @@ class SoapCall:
     msg: str | None = None
     #: The SOAP call's own transaction (business rows and the call log commit together).
     session: Session | None = None
+    #: ``session`` is a share of a group commit (store.group_commit): what the call cannot
+    #: settle by its writes alone (a repeated serial, a refusal, a failure) raises
+    #: ``RunAlone`` instead of rolling back, and the call runs again in its own transaction.
+    grouped: bool = False
+
+
+class RunAlone(Exception):
+    """A grouped call (``SoapCall.grouped``) must run again in a transaction of its own."""
 
 
 def account_view(account: Any) -> dict[str, Any]:
@@ -95,6 +103,11 @@ def record_once(hub: Hub, call: SoapCall, bank_code: str, fields: dict[str, Any]
         return Answer(row.answer_code, row.answer_msg)
 
     outer = call.session
+    if outer is not None and call.grouped:
+        try:
+            return work(outer)
+        except Exception as exc:  # the group rolls back; the call runs alone (below)
+            raise RunAlone from exc
     if outer is not None:
         # The SOAP call's own transaction, which holds nothing else yet: new serials are
         # the common case, so work first and let the unique key catch a repeat (its
