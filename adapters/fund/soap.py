@@ -346,15 +346,19 @@ class FundSoapEndpoint:
     def _grouped(self, element: Any, call: SoapCall, signed: wsse.WsseBank | None,
                  record: CallRecord, started: float, raw: bytes
                  ) -> tuple[Response | None, bool]:
-        """A movement notice (the hot path) as a unit of the hub's group commit
-        (store.group_commit): its rows and its call-log row commit with those of the
-        concurrent calls, one commit (one WAL sync on SQLite) for the group. Returns
+        """On SQLite, a movement notice (the hot path) as a unit of the hub's group
+        commit (store.group_commit): its rows and its call-log row commit with those of
+        the concurrent calls, one write lock and one WAL sync for the group (SQLite's
+        writers queue one behind the other, each waiting for its own sync). Returns
         (the answer, False) once committed; (None, whether a group was tried) when the
         call must take the path of its own transaction (``_dispatch``): an operation
         other than a movement, a value spyne refuses, or anything the unit cannot
         settle by its writes alone (a repeated serial, a failure: ``RunAlone``)."""
         operation = call.operation
-        if operation not in MOVEMENTS:
+        # PostgreSQL runs concurrent transactions side by side and flushes its WAL once
+        # for the commits that arrive together; a group's leader would make their round
+        # trips one after another (measured: 50-54% of the bare echo grouped, 54-58% not)
+        if operation not in MOVEMENTS or self.hub.db.postgres:
             return None, False
         try:
             args = read_arguments(operation, element)
