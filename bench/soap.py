@@ -5,7 +5,9 @@ service echoing the same message on the same kind of server, in the same run.
                          [--server werkzeug|waitress] [--postgres URL]
 
 The hub path is the whole thing: hardened parse, schema validation, token check,
-idempotency, ledger row, routing (an outbox message), call log, commit — on SQLite,
+idempotency, ledger row, routing (an outbox message), call log, commit (on SQLite shared by
+the notices that arrive together, ``store.group_commit``; each is still committed before
+it is answered) — on SQLite,
 and on PostgreSQL too with ``--postgres`` (default: $HUB_TEST_DATABASE_URL; its public
 schema is dropped and rebuilt). The baseline is spyne alone (same operation signature,
 no validation, no store). Both run on the same kind of threaded server in this

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import urllib3
 import zeep
 from lxml import etree
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from adapters.bank_soap import fund_desk
 from adapters.dispatch import Dispatcher
@@ -359,3 +359,51 @@ def test_the_same_notice_sent_concurrently_books_once(fund):
     assert set(answers) == {("0000", "booked, unlinked: no house_code")}
     assert [r.amount_fen for r in fund.ledger()] == [4200]
     assert len(fund.events()) == 1
+
+
+def test_concurrent_notices_share_commits_and_each_is_booked_routed_and_logged_once(fund):
+    """On SQLite movement notices are units of the hub's group commit
+    (adapters.fund.soap): under concurrency fewer commits than notices, yet every notice
+    has its event, ledger row, outbox message and call-log row exactly once; an unlinked
+    one its alert; a repeat and a reused serial in the same burst answer as alone and
+    book nothing more. On PostgreSQL each notice has its own transaction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tok = fund.token()
+    group = fund.hub.group_commit
+    before = (group.groups, group.units)
+
+    def body(serial: str, amount: str = "10.00", house: str = HOUSE) -> str:
+        return envelope("DepositNotice", (
+            f"<f:token>{tok}</f:token><f:serial_no>{serial}</f:serial_no>"
+            f"<f:account_no>{ACC_SMART}</f:account_no><f:amount>{amount}</f:amount>"
+            "<f:occurred_at>2026-11-20T10:00:00+08:00</f:occurred_at>"
+            + (f"<f:house_code>{house}</f:house_code>" if house else "")))
+
+    assert answer_of(post(fund, body("G-FIRST")))[0] == "0000"
+    bodies = [body(f"G-{i}", house="" if i == 5 else HOUSE) for i in range(40)]
+    bodies[10] = body("G-FIRST")  # an exact repeat: the first answer again
+    bodies[20] = body("G-FIRST", amount="99.00")  # reused with other content: 2005
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda b: answer_of(post(fund, b)), bodies))
+    assert answers[10] == ("0000", "booked")
+    assert answers[20][0] == "2005"
+    assert answers[5] == ("0000", "booked, unlinked: no house_code")
+    assert all(a == ("0000", "booked") for i, a in enumerate(answers) if i not in (5, 10, 20))
+    serials = sorted(["G-FIRST"] + [f"G-{i}" for i in range(40) if i not in (10, 20)])
+    assert sorted(e.serial_no for e in fund.events()) == serials
+    assert sorted(r.serial_no for r in fund.ledger()) == serials
+    with fund.hub.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == len(serials)
+        calls = list(s.scalars(select(CallLogEntry).where(
+            CallLogEntry.interface == "soap.fund.DepositNotice")))
+        assert len(calls) == 1 + len(bodies) and len({c.ref_id for c in calls}) == len(calls)
+        assert sorted(c.code for c in calls).count("0000") == len(bodies)
+        unlinked = s.scalars(select(Alert).where(Alert.kind == "fund_unlinked")).all()
+        assert [a.title for a in unlinked] == ["入账 G-5 未注明房屋编码（未关联）"]
+    groups, units = group.groups - before[0], group.units - before[1]
+    if fund.hub.db.postgres:  # each notice in its own transaction (adapters.fund.soap)
+        assert (groups, units) == (0, 0)
+        return
+    assert units >= len(bodies) - 2  # every notice but the repeat and the reuse, grouped
+    assert groups < units  # notices that arrived while a group committed shared the next

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from adapters.fund.auth import Caller, Tokens
 from adapters.fund.ledger import (
     Answer,
+    RunAlone,
     SoapCall,
     account_view,
     alert,
@@ -141,6 +142,14 @@ class FundDesk:
         return Answer(OK, "ok", {"token": token, "expires_at": _aware(expires)})
 
     def handle(self, call: SoapCall, operation: str, fields: dict[str, Any]) -> Answer:
+        checked = self.check_caller(call, operation, fields)
+        return checked if isinstance(checked, Answer) else self.act(call, checked, operation,
+                                                                    fields)
+
+    def check_caller(self, call: SoapCall, operation: str, fields: dict[str, Any]
+                     ) -> Caller | Answer:
+        """The caller of the token (taken out of ``fields``), else the 1001 answer. A
+        token not in the cache is read in a transaction of its own."""
         token = fields.pop("token", None) or call.header_token
         caller = self.tokens.check(self.hub.db.session, token)
         if caller is None:
@@ -148,11 +157,18 @@ class FundDesk:
         call.party = caller.bank_code
         if caller.kind == "pos" and operation not in POS_OPERATIONS:
             return Answer(BAD_TOKEN, f"a POS login may not call {operation}")
+        return caller
+
+    def act(self, call: SoapCall, caller: Caller, operation: str, fields: dict[str, Any]
+            ) -> Answer:
+        """The operation for a checked caller, in ``call.session``'s transaction."""
         try:
             for key in ("serial_no", "terminal_id"):  # the idempotency key, the terminal
                 if isinstance(fields.get(key), str) and not fields[key].strip():
                     raise FieldError(key, "must not be blank")
             return self._handlers[operation](call, caller, fields)
+        except RunAlone:
+            raise
         except FieldError as exc:
             return Answer(INVALID, f"invalid field {exc}")
         except Exception:

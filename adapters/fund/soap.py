@@ -8,23 +8,25 @@ known operation, its mandatory headers (``MustUnderstand`` unless the hub proces
 them: ``AuthToken``, and WS-Security for a bank configured for it, ``adapters.fund.wsse``)
 and validation of that operation's element against the service's own XML Schema.
 Refusals are SOAP faults (malformed, 2001) or the operation's answer with ``2002``
-(a field breaks the schema; the first such field named); spyne is then handed the
-parsed tree, never the raw bytes. One call-log row is written per call, with
+(a field breaks the schema; the first such field named); the desk is then handed the
+operation's arguments (``adapters.fund.service.read_arguments``) and the desk answers;
+spyne itself only declares the service. One call-log row is written per call, with
 passwords and tokens masked. ``GET ?wsdl`` answers ``adapters.fund.wsdl``'s fixed
 document (its address is ``public_url``, never the request's Host).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import time
+from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, request
 from lxml import etree
-from spyne.server.wsgi import WsgiApplication
+from spyne.error import ValidationError
 from sqlalchemy.orm import Session
 
 from adapters.fund import wsse
@@ -37,13 +39,22 @@ from adapters.fund.envelope import (
     not_understood,
     transcode,
 )
-from adapters.fund.ledger import ITEM, SoapCall
-from adapters.fund.service import NS, OPERATIONS, FundService, build_application, no_token
+from adapters.fund.ledger import ITEM, Answer, SoapCall
+from adapters.fund.service import (
+    ANSWERS,
+    NS,
+    OPERATIONS,
+    FundService,
+    build_application,
+    no_token,
+    read_arguments,
+)
 from adapters.fund.values import check_values
 from adapters.fund.wsdl import build_wsdl
-from mapping.fund import BAD_TOKEN, INVALID, MALFORMED
-from store.calllog import CallRecord, write_call
+from mapping.fund import BAD_TOKEN, INVALID, MALFORMED, MOVEMENTS, OK
+from store.calllog import CallRecord, logged, write_call
 from store.models import utcnow
+from store.outbox import new_rows_committed
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -92,19 +103,24 @@ def fault_response(code: str, message: str, status: int = 500,
     return Response(body, status=status, content_type="text/xml; charset=utf-8")
 
 
-def answer_response(operation: str, code: str, message: str) -> Response:
-    """The operation's own answer (``{op}Response/{op}Result``) with a result code."""
-    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "tns": NS})
+def answer_response(operation: str, code: str, message: str,
+                    extra: dict[str, Any] | None = None) -> Response:
+    """The operation's own answer (``{op}Response/{op}Result``, as spyne wrote it): the
+    result code and message, then the other fields of its result type in their declared
+    order (``extra``; a field that is None is left out). Authenticate's required token
+    and expiry default to ``no_token()``."""
+    values = {**(no_token() if operation == "Authenticate" else {}), **(extra or {}),
+              "result_code": code, "result_msg": message}
+    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap11env": SOAP_ENV, "tns": NS})
     body = etree.SubElement(env, f"{{{SOAP_ENV}}}Body")
     wrap = etree.SubElement(body, f"{{{NS}}}{operation}Response")
     result = etree.SubElement(wrap, f"{{{NS}}}{operation}Result")
-    etree.SubElement(result, f"{{{NS}}}result_code").text = code
-    etree.SubElement(result, f"{{{NS}}}result_msg").text = message
-    if operation == "Authenticate":  # its required fields (service.AuthResult)
-        empty = no_token()
-        etree.SubElement(result, f"{{{NS}}}token").text = empty["token"]
-        etree.SubElement(result, f"{{{NS}}}expires_at").text = empty["expires_at"].isoformat()
-    data = etree.tostring(env, xml_declaration=True, encoding="utf-8")
+    for name in ANSWERS[operation]:
+        value = values.get(name)
+        if value is not None:
+            etree.SubElement(result, f"{{{NS}}}{name}").text = (
+                value.isoformat() if isinstance(value, datetime) else str(value))
+    data = etree.tostring(env, xml_declaration=True, encoding="UTF-8")
     return Response(data, status=200, content_type="text/xml; charset=utf-8")
 
 
@@ -116,7 +132,6 @@ class FundSoapEndpoint:
         self.desk = desk
         self.limit = hub.config.limits.max_soap_bytes
         self.application = build_application()
-        self.wsgi = WsgiApplication(self.application, max_content_length=self.limit)
         schema = self.application.interface.docs.xml_schema
         schema.build_validation_schema()
         self.schema: etree.XMLSchema = schema.validation_schema
@@ -160,13 +175,14 @@ class FundSoapEndpoint:
                             started_at=utcnow(), item=ITEM)
         started = time.perf_counter()
         raw = b""
+        regrouped = False
         session = Session(self.hub.db.engine, expire_on_commit=False)
         call.session = session
         try:
             try:
                 raw = self._read(req)
                 raw = self._transcode(raw, req.mimetype_params.get("charset"))
-                doc, element, header_token, signed = self._check(raw)
+                element, header_token, signed = self._check(raw)
                 call.operation = self.operations[element.tag]
                 call.header_token = header_token
                 record.interface = f"soap.fund.{call.operation}"
@@ -182,7 +198,12 @@ class FundSoapEndpoint:
                     call.code, call.msg = INVALID, f"invalid field {bad}"[:500]
                     resp = answer_response(call.operation, INVALID, call.msg)
                 else:
-                    resp = self._spyne(req, doc, call)
+                    resp, regrouped = self._grouped(element, call, signed, record, started,
+                                                    raw)
+                    if resp is not None:  # booked and logged with concurrent calls
+                        resp.headers["X-Ref-Id"] = record.ref_id
+                        return resp
+                    resp = self._dispatch(element, call)
                     if call.party != "unknown":
                         self._check_signer(call.party, signed)
             except Refused as exc:
@@ -198,7 +219,10 @@ class FundSoapEndpoint:
                 session.rollback()  # book nothing of a call that failed half way
             self._fill(record, call, started, raw, resp)
             try:
-                write_call(session, self.hub.cipher, record)
+                # a group that failed may have committed after all (its connection lost
+                # during COMMIT, then run again): its call-log row is this call's
+                if not (regrouped and logged(session, record.ref_id)):
+                    write_call(session, self.hub.cipher, record)
                 session.commit()
             except Exception:
                 log.exception("commit of fund SOAP call failed, ref %s", record.ref_id)
@@ -242,11 +266,11 @@ class FundSoapEndpoint:
             raise Refused(MALFORMED, "empty request")
         return data
 
-    def _check(self, raw: bytes) -> tuple[Any, Any, str | None, wsse.WsseBank | None]:
+    def _check(self, raw: bytes) -> tuple[Any, str | None, wsse.WsseBank | None]:
         if _DOCTYPE.search(raw) or b"<\x00!\x00" in raw:
             raise Refused(MALFORMED, "DOCTYPE and entity declarations are not accepted")
         try:
-            root, ids = etree.XMLID(raw, hardened_parser())
+            root = etree.fromstring(raw, hardened_parser())
         except etree.XMLSyntaxError as exc:
             raise Refused(MALFORMED, f"not well-formed XML: {exc}") from None
         tree = root.getroottree()
@@ -273,7 +297,7 @@ class FundSoapEndpoint:
                 if isinstance(el.tag, str) and etree.QName(el).localname == "AuthToken":
                     token = "".join(el.itertext()).strip() or None
                     break
-        return (root, ids), element, token, self._headers(root)
+        return element, token, self._headers(root)
 
     @staticmethod
     def _transcode(raw: bytes, charset: str | None) -> bytes:
@@ -319,31 +343,73 @@ class FundSoapEndpoint:
             raise Refused(BAD_TOKEN, f"银行 {bank_code} 须带 WS-Security UsernameToken",
                           faultcode=FAILED_AUTHENTICATION)
 
-    def _spyne(self, req: Request, doc: Any, call: SoapCall) -> Response:
-        """spyne's own WSGI handling, called directly (no second request object)."""
-        environ = req.environ.copy()
-        environ["wsgi.input"] = io.BytesIO(b"")
-        environ["CONTENT_LENGTH"] = "0"
-        environ["cityhub.soap_doc"] = doc
-        environ["cityhub.call"] = call
-        environ["cityhub.desk"] = self.desk
-        started: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> None:
-            started[:] = [status, headers]
-
-        out = self.wsgi.handle_rpc(environ, start_response)
+    def _grouped(self, element: Any, call: SoapCall, signed: wsse.WsseBank | None,
+                 record: CallRecord, started: float, raw: bytes
+                 ) -> tuple[Response | None, bool]:
+        """On SQLite, a movement notice (the hot path) as a unit of the hub's group
+        commit (store.group_commit): its rows and its call-log row commit with those of
+        the concurrent calls, one write lock and one WAL sync for the group (SQLite's
+        writers queue one behind the other, each waiting for its own sync). Returns
+        (the answer, False) once committed; (None, whether a group was tried) when the
+        call must take the path of its own transaction (``_dispatch``): an operation
+        other than a movement, a value spyne refuses, or anything the unit cannot
+        settle by its writes alone (a repeated serial, a failure: ``RunAlone``)."""
+        operation = call.operation
+        # PostgreSQL runs concurrent transactions side by side and flushes its WAL once
+        # for the commits that arrive together; a group's leader would make their round
+        # trips one after another (measured: 50-54% of the bare echo grouped, 54-58% not)
+        if operation not in MOVEMENTS or self.hub.db.postgres:
+            return None, False
         try:
-            body = b"".join(out)
-        finally:
-            close = getattr(out, "close", None)
-            if close is not None:
-                close()
-        resp = Response(body, status=started[0], headers=started[1])
-        if call.code is None:
-            call.code = "0000" if resp.status_code == 200 else "5000"
-        return resp
+            args = read_arguments(operation, element)
+        except ValidationError:
+            return None, False
+        # the token outside the shared transaction: a cache miss reads the store
+        checked = self.desk.check_caller(call, operation, args)
+        if call.party != "unknown":
+            self._check_signer(call.party, signed)  # before anything is written
+
+        def unit(conn: Any) -> tuple[SoapCall, Response]:
+            # joins the group's transaction; its close() leaves that transaction alone
+            session = Session(bind=conn, expire_on_commit=False)
+            try:
+                mine = replace(call, session=session, grouped=True)
+                answer = checked if isinstance(checked, Answer) else self.desk.act(
+                    mine, checked, operation, dict(args))
+                mine.code, mine.msg = answer.code, answer.msg
+                resp = answer_response(operation, answer.code, answer.msg, answer.extra)
+                self._fill(record, mine, started, raw, resp)
+                write_call(session, self.hub.cipher, record)
+                session.flush()  # alerts and held events added through the ORM
+                return mine, resp
+            finally:
+                session.close()
+
+        try:
+            done, resp = self.hub.group_commit.run(unit)
+        except Exception:
+            log.debug("fund SOAP call %s runs alone", record.ref_id, exc_info=True)
+            return None, True
+        call.party, call.division, call.code, call.msg = (done.party, done.division,
+                                                          done.code, done.msg)
+        if done.code == OK:  # a booked event may have queued a message: wake the workers
+            new_rows_committed(self.hub.db.engine)
+        return resp, False
+
+    def _dispatch(self, element: Any, call: SoapCall) -> Response:
+        """The desk's answer to a schema-valid operation element."""
+        try:
+            args = read_arguments(call.operation, element)
+        except ValidationError as exc:  # a value its spyne type refuses: 2002, never 5000
+            call.code, call.msg = INVALID, f"invalid field value {str(exc)[:200]}"
+            return answer_response(call.operation, INVALID, call.msg)
+        if call.operation == "Authenticate":
+            answer = self.desk.authenticate(call, args["bank_code"], args["username"],
+                                            args["password"])
+        else:
+            answer = self.desk.handle(call, call.operation, args)
+        call.code, call.msg = answer.code, answer.msg
+        return answer_response(call.operation, answer.code, answer.msg, answer.extra)
 
 
 def _mask(body: bytes) -> bytes:
