@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from mapping.canonical import CanonicalCase
@@ -37,7 +37,7 @@ class PlannedCase:
 
 
 def plan_case(
-    hub: Hub, session: Session, canonical: CanonicalCase, *, kind: str,
+    hub: Hub, session: Session | Connection, canonical: CanonicalCase, *, kind: str,
     answer_for: Callable[[Any, list[Any]], dict[str, Any] | None] | None = None,
     source: str = "province", stage: str = "received", namespace: str = "",
     deliver: bool = True, taken_over: tuple[Any, ...] | None = None,
@@ -95,9 +95,10 @@ def plan_case(
     return PlannedCase(plan, parent, subs)
 
 
-def plan_failure(hub: Hub, session: Session, item: str, apply_no: str, doc: dict[str, Any],
-                 answer: dict[str, Any], opinion: str, found: tuple[Any, ...] | None,
-                 stage: str, now: datetime | None = None) -> PlannedCase:
+def plan_failure(hub: Hub, session: Session | Connection, item: str, apply_no: str,
+                 doc: dict[str, Any], answer: dict[str, Any], opinion: str,
+                 found: tuple[Any, ...] | None, stage: str,
+                 now: datetime | None = None) -> PlannedCase:
     """A request that failed validation (spec 4.1): a parent at ``stage`` holding what
     was sent (or the earlier failed record, updated), its stage event and that stage
     pushed to the province."""

@@ -31,13 +31,14 @@ pushes ``/results``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,7 +55,7 @@ from store.case_write import find_parent, write_case
 from store.cases import province_message
 from store.models import CallLogEntry, Case, OutboxMessage, utcnow
 from store.nonces import insert_new
-from store.outbox import interface_disabled
+from store.outbox import interface_disabled, mark_new_rows, took_new_rows
 
 if TYPE_CHECKING:
     from adapters.auth import PendingNonce
@@ -101,8 +102,21 @@ class _Outcome:
 
 
 #: What a unit does once the nonce is recorded and no answer is stored for the key:
-#: (session, the failed record found or None) -> (answer, parent id, sub-cases to deliver).
-Decide = Callable[[Session, "tuple[Any, ...] | None"], _Outcome]
+#: (connection, the failed record found or None) -> (answer, parent id, sub-cases to
+#: deliver).
+Decide = Callable[[Connection, "tuple[Any, ...] | None"], _Outcome]
+
+
+@contextmanager
+def orm_session(conn: Connection) -> Iterator[Session]:
+    """A Session on a unit's connection, in a savepoint of the unit's transaction (which
+    stays the group's): its messages wake the workers when the group commits."""
+    with Session(bind=conn, join_transaction_mode="create_savepoint",
+                 autoflush=False) as s:
+        yield s
+        if took_new_rows(s):
+            mark_new_rows(conn)
+        s.commit()  # releases the savepoint
 
 
 class Intake:
@@ -130,8 +144,10 @@ class Intake:
             record.division = canonical.county_codes[0] if canonical.county_codes else None
             listing = self.hub.sharing.refusal(canonical)  # a listed defaulter (departments.md)
             if listing is not None:
-                def refuse(s: Session, found: tuple[Any, ...] | None) -> _Outcome:
-                    answer, case_id = self.hub.sharing.refuse(s, canonical, listing, found)
+                def refuse(conn: Connection, found: tuple[Any, ...] | None) -> _Outcome:
+                    with orm_session(conn) as s:
+                        answer, case_id = self.hub.sharing.refuse(s, canonical, listing,
+                                                                  found)
                     return _Outcome(answer, case_id)
                 return self._run(canonical.item, canonical.apply_no, nonce, log, refuse).answer
             sync = item.kind is ItemKind.SYNC_QUERY
@@ -150,7 +166,7 @@ class Intake:
         """The request as a unit of the group commit (see the module doc)."""
         hub = self.hub
 
-        def unit(s: Session) -> _Outcome:
+        def unit(s: Connection) -> _Outcome:
             found = find_parent(s, item, apply_no)
             if nonce is not None:
                 if not insert_new(s, nonce.app_id, nonce.nonce, utcnow()):
@@ -190,9 +206,10 @@ class Intake:
         answer = self.hub.cipher.open_json(answer_enc)
         return answer or envelope("0000", "accepted", {"case_no": case_no})
 
-    def _check_materials(self, s: Session, canonical: CanonicalCase) -> None:
+    def _check_materials(self, conn: Connection, canonical: CanonicalCase) -> None:
         """Every material must be a file uploaded for this apply_no (and its counties)."""
-        found = files.infos(s, [m.file_id for m in canonical.materials])
+        with orm_session(conn) as s:
+            found = files.infos(s, [m.file_id for m in canonical.materials])
         errors: list[FieldError] = []
         for i, m in enumerate(canonical.materials):
             f = found.get(m.file_id)
@@ -207,7 +224,7 @@ class Intake:
         if errors:
             raise ValidationFailure(FIELD_INVALID, f"{len(errors)} material(s) invalid", errors)
 
-    def _open(self, s: Session, canonical: CanonicalCase, found: tuple[Any, ...] | None,
+    def _open(self, s: Connection, canonical: CanonicalCase, found: tuple[Any, ...] | None,
               sync: bool) -> _Outcome:
         """A new case, or a failed record (``found``) taken over, with its sub-cases."""
         hub = self.hub
@@ -304,7 +321,7 @@ class Intake:
             return answer
         opinion = "; ".join(f"{e.field}: {e.reason}" for e in failure.errors)[:2000]
 
-        def record(s: Session, found: tuple[Any, ...] | None) -> _Outcome:
+        def record(s: Connection, found: tuple[Any, ...] | None) -> _Outcome:
             planned = plan_failure(hub, s, item.code, apply_no, doc, answer, opinion, found,
                                    VALIDATION_FAILED)
             write_case(s, hub.cipher, planned.plan)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from store.crypto import DataCipher
 from store.driver import DriverStatement
 from store.models import Case, StageEvent, utcnow
-from store.outbox import NewMessage, insert_messages
+from store.outbox import NewMessage, insert_messages, mark_new_rows
 
 _CASES = Case.__table__
 _CASE_COLUMNS = tuple(c.key for c in _CASES.columns)
@@ -74,9 +74,10 @@ written: Counter[str] = Counter()
 _written_lock = threading.Lock()
 
 
-def write_case(conn: Session | Connection, cipher: DataCipher, plan: CasePlan) -> None:
-    """Write ``plan`` in the caller's transaction (a Session: the workers wake after
-    its commit when messages were queued)."""
+def write_case(target: Session | Connection, cipher: DataCipher, plan: CasePlan) -> None:
+    """Write ``plan`` in the caller's transaction; the workers wake after its commit
+    when messages were queued (``store.outbox.mark_new_rows``)."""
+    conn = target.connection() if isinstance(target, Session) else target
     if plan.cases:
         _INSERT_CASES.executemany(conn, plan.cases)
     if plan.parent_update is not None:
@@ -85,7 +86,9 @@ def write_case(conn: Session | Connection, cipher: DataCipher, plan: CasePlan) -
         now = utcnow()
         _INSERT_EVENTS.executemany(conn, [{**dict.fromkeys(_EVENT_COLUMNS), "recorded_at": now,
                                            **e} for e in plan.events])
-    insert_messages(conn, cipher, plan.messages, hold_until=plan.hold_until)
+    if plan.messages:
+        mark_new_rows(target)
+        insert_messages(conn, cipher, plan.messages, hold_until=plan.hold_until)
     with _written_lock:
         written[plan.kind] += 1
 

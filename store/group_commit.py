@@ -1,11 +1,12 @@
 """Group commit: concurrent short write transactions of one process share one commit.
 
 A request thread hands ``run`` a *unit*: a function that does its writes on the
-``Session`` it is given and returns its result. The first thread to arrive leads: it
+``Connection`` it is given and returns its result. The first thread to arrive leads: it
 opens one transaction, runs every unit waiting at that moment (its own first), each in
-a savepoint of its own, commits once, and hands each waiting thread its result. Threads
-that arrive meanwhile form the next group. Nobody gets an answer before the group's
-commit, so "committed before acknowledged" holds unit by unit.
+a savepoint of its own (a group of one needs none), commits once, and hands each
+waiting thread its result. Threads that arrive meanwhile form the next group. Nobody
+gets an answer before the group's commit, so "committed before acknowledged" holds
+unit by unit.
 
 Measured (bench/intake.py, issue 12): on SQLite a commit syncs the WAL, and one commit
 per request fell from 0.26 to 0.09 of the bare endpoint, so the province intake's
@@ -19,8 +20,8 @@ work by an idempotency key and answer as before (the intake: its call-log row's 
 id). A group whose COMMIT itself fails runs each unit again alone. Units must therefore
 have no effects outside the database that a second run would repeat, and must not rely
 on thread-local state (a Flask ``g`` or request): they may run on the leader's thread.
-The workers wake after the commit of a group that queued messages (``store.outbox``:
-the Session's after-commit listener).
+The workers wake after the commit of a group that queued messages (``store.outbox``'s
+signal: the group is the after-commit listener of its bare connection).
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine
 
+from store.outbox import new_rows_committed, took_new_rows
 from store.resilience import ambiguous, is_disconnect, retry_on_disconnect
 
 T = TypeVar("T")
+
+_SAVEPOINT, _RELEASE = "SAVEPOINT group_unit", "RELEASE SAVEPOINT group_unit"
+_ROLLBACK_TO = "ROLLBACK TO SAVEPOINT group_unit"
 
 #: Units at most in one group (bounds one transaction's size and the lead thread's work).
 MAX_GROUP = 32
@@ -43,7 +47,7 @@ MAX_GROUP = 32
 class _Unit(Generic[T]):
     __slots__ = ("work", "wake", "finished", "lead", "result", "error")
 
-    def __init__(self, work: Callable[[Session], T]) -> None:
+    def __init__(self, work: Callable[[Connection], T]) -> None:
         self.work = work
         self.wake = threading.Event()  # set when finished, or when made the next leader
         self.finished = False
@@ -70,7 +74,7 @@ class GroupCommit:
         self.groups = 0
         self.units = 0
 
-    def run(self, work: Callable[[Session], T]) -> T:
+    def run(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a transaction shared with concurrent units, in a savepoint of
         its own; its result once committed, or its exception (nothing of it committed)."""
         unit: _Unit[T] = _Unit(work)
@@ -103,13 +107,18 @@ class GroupCommit:
         for unit in group:
             unit.wake.set()
 
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False, autoflush=False)
-
     def _run_group(self, group: list[_Unit[Any]]) -> None:
+        queued = False
+
         def transaction() -> list[tuple[bool, Any]]:
-            with self._session() as session, session.begin():
-                return [self._in_savepoint(session, unit) for unit in group]
+            nonlocal queued
+            with self.engine.begin() as conn:
+                try:
+                    if len(group) == 1:  # alone: its failure rolls the transaction back
+                        return [(True, group[0].work(conn))]
+                    return [self._in_savepoint(conn, unit) for unit in group]
+                finally:
+                    queued = took_new_rows(conn) or queued
 
         try:  # a connection lost: the group again, on a fresh one (units are idempotent)
             outcomes = retry_on_disconnect(transaction, "group commit", idempotent=True)
@@ -123,6 +132,8 @@ class GroupCommit:
             for unit in group:  # the COMMIT failed: each alone
                 self._run_alone(unit)
             return
+        if queued:
+            new_rows_committed(self.engine)
         self._count(1, len(group))
         for unit, (ok, value) in zip(group, outcomes, strict=True):
             if ok:
@@ -132,26 +143,43 @@ class GroupCommit:
             unit.finished = True
 
     @staticmethod
-    def _in_savepoint(session: Session, unit: _Unit[Any]) -> tuple[bool, Any]:
+    def _in_savepoint(conn: Connection, unit: _Unit[Any]) -> tuple[bool, Any]:
         """(True, result), or (False, exception) with the unit's writes rolled back; a
-        lost connection ends the whole group (it is run again)."""
+        lost connection ends the whole group (it is run again). The savepoint is the
+        driver's own statement: SQLAlchemy's transaction stays the group's."""
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            with session.begin_nested():
-                return True, unit.work(session)
-        except Exception as exc:
-            if is_disconnect(exc):
-                raise
-            return False, exc
+            cursor.execute(_SAVEPOINT)
+            try:
+                result = unit.work(conn)
+            except Exception as exc:
+                if is_disconnect(exc):
+                    raise
+                cursor.execute(_ROLLBACK_TO)
+                cursor.execute(_RELEASE)
+                return False, exc
+            cursor.execute(_RELEASE)
+            return True, result
+        finally:
+            cursor.close()
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
+        queued = False
+
         def transaction() -> Any:
-            with self._session() as session, session.begin():
-                return unit.work(session)
+            nonlocal queued
+            with self.engine.begin() as conn:
+                try:
+                    return unit.work(conn)
+                finally:
+                    queued = took_new_rows(conn) or queued
 
         try:
             unit.result = retry_on_disconnect(transaction, "group commit unit",
                                               idempotent=True)
             self._count(1, 1)
+            if queued:
+                new_rows_committed(self.engine)
         except BaseException as exc:
             unit.error = exc
         unit.finished = True

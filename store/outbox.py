@@ -156,9 +156,16 @@ def on_new_rows(engine: Engine, callback: Callable[[], None]) -> None:
     _on_new_rows.setdefault(engine, []).append(WeakMethod(callback))  # type: ignore[arg-type]
 
 
-def mark_new_rows(session: Session) -> None:
-    """The session's transaction queues messages: wake the workers once it commits."""
-    session.info[_NEW_ROWS] = True
+def mark_new_rows(target: Session | Connection) -> None:
+    """The transaction queues messages: wake the workers once it commits. A Session's
+    commit does so itself (below); a bare Connection's owner asks ``took_new_rows``."""
+    target.info[_NEW_ROWS] = True
+
+
+def took_new_rows(conn: Connection | Session) -> bool:
+    """Whether work on the bare ``conn`` queued messages (the flag is cleared): its
+    transaction's owner calls ``new_rows_committed`` once it has committed."""
+    return bool(conn.info.pop(_NEW_ROWS, False))
 
 
 def new_rows_committed(engine: Engine) -> None:
@@ -199,10 +206,10 @@ def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -
         insert_messages(session, cipher, msgs)
 
 
-def insert_messages(session: Session, cipher: DataCipher, msgs: list[NewMessage],
-                    hold_until: datetime | None = None) -> None:
+def insert_messages(session: Session | Connection, cipher: DataCipher,
+                    msgs: list[NewMessage], hold_until: datetime | None = None) -> None:
     """Insert many messages in the caller's transaction (one executemany), in order, and
-    wake the workers once it commits."""
+    wake the workers once it commits (``mark_new_rows``)."""
     if msgs:
         mark_new_rows(session)
         now = utcnow()

@@ -7,8 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, func, insert, select
 
 from store.db import Database
 from store.group_commit import GroupCommit
@@ -18,7 +17,7 @@ THREADS = 12
 
 
 def _insert_nonce(name: str):  # type: ignore[no-untyped-def]
-    def unit(conn: Session) -> str:
+    def unit(conn: Connection) -> str:
         conn.execute(insert(Nonce.__table__), {"app_id": "test", "nonce": name,
                                                 "seen_at": utcnow()})
         return name
@@ -69,7 +68,7 @@ def test_a_failing_unit_fails_alone_and_its_writes_roll_back(store_url: str) -> 
     db = Database(store_url)
     group = GroupCommit(db.engine)
 
-    def bad(conn: Session) -> None:
+    def bad(conn: Connection) -> None:
         conn.execute(insert(Nonce.__table__), {"app_id": "test", "nonce": "bad-row",
                                                 "seen_at": utcnow()})
         raise ValueError("this unit is broken")
@@ -141,7 +140,7 @@ def test_a_failing_unit_rolls_back_to_its_savepoint_and_nothing_runs_twice(
     lock = threading.Lock()
 
     def counted(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
-        def work(session: Session) -> str:
+        def work(session: Connection) -> str:
             with lock:
                 runs[name] = runs.get(name, 0) + 1
             _insert_nonce(name)(session)
