@@ -70,14 +70,18 @@ class DriverStatement:
     def _params(self, compiled: _Compiled, values: dict[str, Any]) -> Any:
         if compiled.defaults:
             values = {**compiled.defaults, **values}
-        if compiled.processors:
-            values = dict(values)
-            for name, process in compiled.processors.items():
-                if name in values:
-                    values[name] = process(values[name])
         if compiled.positions is None:
+            if compiled.processors:
+                values = dict(values)
+                for name, process in compiled.processors.items():
+                    if name in values:
+                        values[name] = process(values[name])
             return values
-        return tuple(values.get(name) for name in compiled.positions)
+        # positional: one pass over the statement's binds (the hot path on SQLite)
+        processors = compiled.processors
+        get = values.get
+        return tuple(get(name) if name not in processors or name not in values
+                     else processors[name](values[name]) for name in compiled.positions)
 
     def execute(self, conn: Connection | Session, values: dict[str, Any] | None = None
                 ) -> list[tuple[Any, ...]]:
