@@ -281,21 +281,14 @@ def bench_store(label: str, directory: Path, url: str | None, args: argparse.Nam
     try:
         servers.append(Server("bare flask", "bench.intake:bare_app", env, args.clients))
         servers.append(Server("hub intake", "hub:create_app()", env, args.clients))
-        if args.compare_grouping:
-            servers.append(Server("hub 1tx", "hub:create_app()",
-                                  {**env, "HUB_GROUP_COMMIT": "0"}, args.clients))
         for _ in range(args.rounds):
             for server in servers:
                 server.measure(args.requests)
     finally:
         for server in servers:
             server.close()
-    bare, hub = (statistics.median(s.rates) for s in servers[:2])
+    bare, hub = (statistics.median(s.rates) for s in servers)
     ratio = hub / bare
-    for extra in servers[2:]:
-        rate = statistics.median(extra.rates)
-        print(f"{extra.name:>10}: median {rate:.1f}/s = {rate / bare:.2f} of the bare endpoint",
-              flush=True)
     print(f"{label:>10}: median bare {bare:.1f}/s, hub {hub:.1f}/s; ratio {ratio:.2f} of the "
           f"bare endpoint (target >= 0.40); load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -350,8 +343,6 @@ def main() -> None:
                    help="use the --postgres database itself (its schema reset) instead of a "
                         "scratch database beside it")
     p.add_argument("--no-sqlite", action="store_true")
-    p.add_argument("--compare-grouping", action="store_true",
-                   help="also a hub server with one transaction per request (HUB_GROUP_COMMIT=0)")
     args = p.parse_args()
     if args.synchronous:
         with tempfile.TemporaryDirectory(prefix="cityhub-bench-") as tmp:
