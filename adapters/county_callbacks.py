@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.auth import authenticate, read_body
 from adapters.base import Partner
+from adapters.case_plan import open_case
 from adapters.county_stages import (
     StageRefused,
     StageReport,
@@ -34,7 +35,7 @@ from mapping.canonical import Applicant, CanonicalCase
 from mapping.items import ITEMS, Item
 from mapping.province_in import ID_TYPES, ValidationFailure, parse_application
 from mapping.validators import apply_no_ok, resident_id_ok
-from store.cases import open_case, record_stage
+from store.cases import record_stage
 from store.models import Case
 from store.resilience import retry_on_disconnect
 
@@ -248,7 +249,7 @@ def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
                         return envelope(message="already recorded, nothing changed", data={
                             "case_no": existing.case_no, "duplicate": True})
                     opened = open_case(s, hub, canonical, source=PARTY, deliver=False,
-                                       namespace=county)
+                                       namespace=county, kind="county_apply_and_accept")
                     sub, _route = opened.subs[0]
                     _context(sub)
                     record_stage(s, hub, sub, "apply_and_accept", at=at, operator=operator,

@@ -204,24 +204,20 @@ class Sharing:
                 return None
         return found
 
-    def refuse(self, session: Session, canonical: CanonicalCase,
-               listing: share.Listing) -> dict[str, Any]:
-        """Record the filing as 不予受理 (自动不予办理) and answer ``stage: rejected``;
-        nothing goes to the county. A repeat of the apply_no gets the first answer."""
-        from adapters.intake import VALIDATION_FAILED, accepted_answer
-        from adapters.web import log_in_transaction
-        from store.cases import open_case, province_message, status_payload
-        from store.intake_checks import find_parent
+    def refuse(self, session: Session, canonical: CanonicalCase, listing: share.Listing,
+               found: tuple[Any, ...] | None) -> tuple[dict[str, Any], int]:
+        """Record the filing as 不予受理 (自动不予办理); (the answer, ``stage: rejected``,
+        and the parent's id). Nothing goes to the county. ``found``: the record of a
+        failed validation for the apply_no, now answered with the refusal (the intake
+        answers a repeat of an answered apply_no itself)."""
+        from adapters.case_plan import open_case
+        from adapters.intake import accepted_answer
+        from store.cases import province_message, status_payload
         from store.models import Case as CaseModel
         from store.models import StageEvent, utcnow
 
         hub = self.hub
         reason = f"自动不予办理：买受人列入{REFUSAL_LIST}（{listing.court} {listing.case_no}）"
-        found = find_parent(session, canonical.item, canonical.apply_no)
-        if found is not None and found[2] != VALIDATION_FAILED:
-            call_context().case_id = found[0]
-            return hub.cipher.open_json(found[3]) or envelope("0000", "accepted",
-                                                                {"case_no": found[1]})
         if found is not None:  # a failed validation's record: now answered with the refusal
             parent = session.get(CaseModel, found[0])
             subs: list[Any] = []
@@ -234,7 +230,7 @@ class Sharing:
                 return made[-1]
 
             opened = open_case(session, hub, canonical, stage="rejected", deliver=False,
-                               answer_for=answer_for)
+                               answer_for=answer_for, kind="refused")
             parent, subs = opened.parent, [sub for sub, _ in opened.subs]
         answer = accepted_answer(hub, parent, subs)
         answer["message"] = "rejected"
@@ -248,9 +244,7 @@ class Sharing:
                                    operator=hub.config.hub_app_id, source="hub"))
             hub.enqueue(session, province_message(hub, case, "status", status_payload(
                 case, "rejected", now, hub.config.hub_app_id, reason, None)), want_id=False)
-        call_context().case_id = parent.id
-        log_in_transaction(session, answer)
-        return answer
+        return answer, parent.id
 
     # -- 查封 warnings
 

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import openpyxl  # noqa: E402
 import yaml  # noqa: E402
 
+from adapters.case_plan import open_case  # noqa: E402
 from adapters.manual_excel import export_workbook, import_workbook  # noqa: E402
 from hub import Hub, load_config  # noqa: E402
 from mapping.canonical import Applicant, CanonicalCase  # noqa: E402
-from store.cases import open_case  # noqa: E402
 from store.crypto import new_master_key  # noqa: E402
 from store.db import Database  # noqa: E402
 

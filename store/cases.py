@@ -1,5 +1,6 @@
-"""Cases and their stages: the one place that opens cases, splits them per county,
-records stages and queues the pushes to the province.
+"""Cases and their stages: case numbers, the county delivery and province push formats,
+stages recorded and the pushes to the province queued. (Cases are opened by
+``adapters.case_plan`` and written by ``store.case_write``.)
 
 Everything here runs inside the caller's transaction (``hub.transaction()``), so a
 case, its sub-cases and the messages they cause are committed together or not at all.
@@ -7,34 +8,27 @@ case, its sub-cases and the messages they cause are committed together or not at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mapping.canonical import CanonicalCase
 from mapping.items import can_follow
 from routes.table import Route
-from store.driver import DriverStatement
 from store.models import Case, StageEvent, utcnow
-from store.outbox import NewMessage, enqueue_rows, mark_new_rows
+from store.outbox import NewMessage
 
 if TYPE_CHECKING:
     from hub import Hub
 
 #: Where pushes to the province go (partner app id in config.yaml).
 PROVINCE = "province"
-
-
-@dataclass
-class OpenedCase:
-    parent: Case
-    subs: list[tuple[Case, Route]]
 
 
 #: The day in a case number is the operators' day (a case at 01:00 Beijing time carries
@@ -49,45 +43,9 @@ def case_no_for(prefix: str, row_id: int, when: datetime, tz: tzinfo = CASE_NO_T
     return f"{prefix}{local:%Y%m%d}{row_id:08d}"
 
 
-def _new_case(session: Session, **fields: Any) -> Case:
-    now = utcnow()
-    case = Case(case_no=f"tmp-{id(fields)}-{now.timestamp()}", created_at=now, updated_at=now,
-                **fields)
-    session.add(case)
-    session.flush()  # assigns the id the case number is made from
-    case.case_no = case_no_for(fields.get("county_code") or fields["city_code"], case.id, now)
-    return case
-
-
-_CASE_COLUMNS = tuple(c.key for c in Case.__table__.columns)
-_MAX_ID = DriverStatement(select(func.max(Case.__table__.c.id)))
-_NEXT_IDS = DriverStatement(text("SELECT nextval(pg_get_serial_sequence('cases', 'id')) "
-                                 "FROM generate_series(1, :n)"))
-_INSERT = DriverStatement(insert(Case.__table__), _CASE_COLUMNS)
-
-
-def next_case_ids(conn: Connection | Session, count: int) -> list[int] | None:
-    """``count`` fresh ids for new cases, so their numbers are known before the INSERT;
-    None where the store has no cheap way to reserve them (the ORM path is used).
-
-    PostgreSQL: the table's own sequence. SQLite: every transaction of the hub starts
-    with ``BEGIN IMMEDIATE`` (store.db), so this writer holds the database's one write
-    lock and ``max(id) + 1 ...`` are exactly the rowids SQLite would have assigned.
-    """
-    if isinstance(conn, Session):
-        conn = conn.connection()
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return sorted(int(r) for r, in _NEXT_IDS.execute(conn, {"n": count}))
-    if dialect == "sqlite" and conn.in_transaction():
-        top = _MAX_ID.scalar(conn) or 0
-        return list(range(top + 1, top + 1 + count))
-    return None
-
-
 class CaseRow(dict[str, Any]):
     """A ``cases`` row as written (column -> value), read by attribute like a ``Case``:
-    the grouped intake answers from it without building ORM objects."""
+    the intake answers from it without building ORM objects."""
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -96,121 +54,11 @@ class CaseRow(dict[str, Any]):
             raise AttributeError(name) from None
 
 
-@dataclass
-class NewCase:
-    """A case written by ``insert_case``: its rows and its sub-cases' routes."""
-
-    parent: CaseRow
-    subs: list[tuple[CaseRow, Route]]
-    #: Whether county deliveries were queued (the delivery workers may be woken).
-    queued: bool
-
-
 def deadline(hub: Hub, county: str, item: str, received_at: datetime) -> dict[str, Any]:
     """A sub-case's promised working days and due time, fixed when it is received (a
     later change of the promise applies to cases received after it)."""
     days, due = hub.overrides.due(county, item, received_at)
     return {"promised_days": days, "due_at": due}
-
-
-def insert_case(
-    conn: Connection | Session, hub: Hub, canonical: CanonicalCase,
-    answer: dict[str, Any] | None = None, source: str = "province", stage: str = "received",
-    deliver: bool = True, answer_for: Callable[[Any, list[Any]], dict[str, Any]] | None = None,
-    ids: list[int] | None = None, namespace: str = "",
-) -> NewCase | None:
-    """Write a case, its sub-cases and their county deliveries with three statements on
-    the driver's cursor (store.driver), in the caller's transaction; None where the
-    store cannot reserve ids first (then ``open_case`` uses the ORM).
-
-    ``answer_for(parent, subs)`` is given the rows (``CaseRow``) with their numbers;
-    ``ids``, if given, were reserved already (``next_case_ids``: one per county, plus one).
-    ``namespace``: whose number ``apply_no`` is (``Case.namespace``; "" the province's).
-    """
-    routes = [(county, hub.routes.resolve(county, canonical.item))
-              for county in canonical.county_codes]
-    ids = ids or next_case_ids(conn, 1 + len(routes))
-    if ids is None:
-        return None
-    now = utcnow()
-    common = {"item": canonical.item, "apply_no": canonical.apply_no, "namespace": namespace,
-              "city_code": canonical.city_code, "source": source, "stage": stage,
-              "applicant_id_hash": hub.cipher.id_hash(canonical.applicant.id_no
-                                                      or canonical.applicant.uscc),
-              # sealed once, stored on each
-              "payload_enc": hub.cipher.seal_json(canonical.to_dict()),
-              "answer_enc": None, "created_at": now, "updated_at": now}
-    parent = CaseRow(common, id=ids[0], case_no=case_no_for(canonical.city_code, ids[0], now),
-                     parent_id=None, county_code="", route_adapter=None, route_mode=None,
-                     promised_days=None, due_at=None)
-    subs = [(CaseRow(common, id=i, case_no=case_no_for(county, i, now), parent_id=ids[0],
-                     county_code=county, route_adapter=route.adapter, route_mode=route.mode,
-                     **deadline(hub, county, canonical.item, now)),
-             route)
-            for i, (county, route) in zip(ids[1:], routes, strict=True)]
-    made = answer_for(parent, [c for c, _ in subs]) if answer_for is not None else answer
-    parent["answer_enc"] = None if made is None else hub.cipher.seal_json(made)
-    _INSERT.executemany(conn, [parent, *(c for c, _ in subs)])
-    messages = [county_delivery(canonical, sub, route) for sub, route in subs  # type: ignore[arg-type]
-                if deliver and not route.manual and hub.adapter(route.adapter).delivers]
-    enqueue_rows(conn, hub.cipher, messages)
-    return NewCase(parent, subs, bool(messages))
-
-
-def _attached(session: Session, row: CaseRow) -> Case:
-    """The written row as a ``Case`` in ``session``, as if loaded (later changes flush as
-    UPDATEs)."""
-    case = Case(**row)
-    make_transient_to_detached(case)
-    session.add(case)
-    return case
-
-
-def open_case(
-    session: Session, hub: Hub, canonical: CanonicalCase, answer: dict[str, Any] | None = None,
-    source: str = "province", stage: str = "received", deliver: bool = True,
-    answer_for: Callable[[Case, list[Case]], dict[str, Any]] | None = None,
-    namespace: str = "",
-) -> OpenedCase:
-    """Store a case and one sub-case per county, each routed on its own.
-
-    An auto route gets its delivery message queued in this transaction; a manual one
-    waits in the operators' queue (its sub-case's ``route_mode`` is ``manual``).
-    ``deliver=False`` queues nothing: a case the county opened itself (申请并受理), whose
-    number is in that county's ``namespace``.
-    ``answer_for(parent, subs)``, if given, makes the answer stored on the parent from
-    the numbered cases, before anything is written (instead of ``answer``).
-
-    Written by ``insert_case`` where the ids can be reserved first (SQLite, PostgreSQL);
-    the returned ``Case`` objects are in the session as usual.
-    """
-    written = insert_case(session, hub, canonical, answer, source, stage, deliver, answer_for,
-                          namespace=namespace)
-    if written is not None:
-        parent = _attached(session, written.parent)
-        subs = [(_attached(session, row), route) for row, route in written.subs]
-        if written.queued:
-            mark_new_rows(session)  # as hub.enqueue: wakes the workers after the commit
-        return OpenedCase(parent, subs)
-    # another store: the ORM, one flush per case
-    common = {"item": canonical.item, "apply_no": canonical.apply_no, "namespace": namespace,
-              "city_code": canonical.city_code, "source": source, "stage": stage,
-              "applicant_id_hash": hub.cipher.id_hash(canonical.applicant.id_no
-                                                      or canonical.applicant.uscc),
-              "payload_enc": hub.cipher.seal_json(canonical.to_dict())}
-    parent = _new_case(session, county_code="", **common, answer_enc=None if answer is None
-                       else hub.cipher.seal_json(answer))
-    subs = [(_new_case(session, parent_id=parent.id, county_code=county,
-                       route_adapter=route.adapter, route_mode=route.mode,
-                       **deadline(hub, county, canonical.item, utcnow()), **common), route)
-            for county, route in ((c, hub.routes.resolve(c, canonical.item))
-                                  for c in canonical.county_codes)]
-    if answer_for is not None:
-        parent.answer_enc = hub.cipher.seal_json(answer_for(parent, [c for c, _ in subs]))
-    for sub, route in subs:
-        if deliver and not route.manual and hub.adapter(route.adapter).delivers:
-            hub.enqueue(session, county_delivery(canonical, sub, route), want_id=False)
-    return OpenedCase(parent, subs)
 
 
 def county_delivery(canonical: CanonicalCase, sub: Case, route: Route) -> NewMessage:

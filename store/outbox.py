@@ -113,8 +113,10 @@ _INSERT_ID = DriverStatement(insert(OutboxMessage.__table__).returning(
     OutboxMessage.__table__.c.id), ROW_COLUMNS)
 
 
-def message_row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str, Any]:
-    """The column values of an outbox row for ``msg`` (the one row format of the outbox)."""
+def message_row(cipher: DataCipher, msg: NewMessage, now: datetime,
+                hold_until: datetime | None = None) -> dict[str, Any]:
+    """The column values of an outbox row for ``msg`` (the one row format of the outbox).
+    ``hold_until``: no worker takes it before then (its producer delivers it itself)."""
     return {
         "interface": msg.interface,
         "adapter": msg.adapter,
@@ -131,7 +133,8 @@ def message_row(cipher: DataCipher, msg: NewMessage, now: datetime) -> dict[str,
         "max_backoff": msg.policy.max_backoff,
         "jitter": msg.policy.jitter,
         "timeout": msg.timeout,
-        "next_attempt_at": now + timedelta(seconds=msg.delay),
+        "next_attempt_at": (now + timedelta(seconds=msg.delay) if hold_until is None
+                            else hold_until),
         "created_at": now,
         "resubmit_count": 0,
     }
@@ -153,9 +156,16 @@ def on_new_rows(engine: Engine, callback: Callable[[], None]) -> None:
     _on_new_rows.setdefault(engine, []).append(WeakMethod(callback))  # type: ignore[arg-type]
 
 
-def mark_new_rows(session: Session) -> None:
-    """The session's transaction queues messages: wake the workers once it commits."""
-    session.info[_NEW_ROWS] = True
+def mark_new_rows(target: Session | Connection) -> None:
+    """The transaction queues messages: wake the workers once it commits. A Session's
+    commit does so itself (below); a bare Connection's owner asks ``took_new_rows``."""
+    target.info[_NEW_ROWS] = True
+
+
+def took_new_rows(conn: Connection | Session) -> bool:
+    """Whether work on the bare ``conn`` queued messages (the flag is cleared): its
+    transaction's owner calls ``new_rows_committed`` once it has committed."""
+    return bool(conn.info.pop(_NEW_ROWS, False))
 
 
 def new_rows_committed(engine: Engine) -> None:
@@ -193,17 +203,27 @@ def enqueue(session: Session, cipher: DataCipher, msg: NewMessage,
 def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -> None:
     """Insert many messages in the caller's transaction (one executemany), in order."""
     if msgs:
-        mark_new_rows(session)
-    enqueue_rows(session, cipher, msgs)
+        insert_messages(session, cipher, msgs)
 
 
-def enqueue_rows(conn: Connection | Session, cipher: DataCipher, msgs: list[NewMessage]
-                 ) -> None:
-    """``enqueue_many`` on a Session or a bare Connection (no wake-up flag is set: on a
-    Connection the caller calls ``new_rows_committed`` after its commit)."""
+def insert_messages(session: Session | Connection, cipher: DataCipher,
+                    msgs: list[NewMessage], hold_until: datetime | None = None) -> None:
+    """Insert many messages in the caller's transaction (one executemany), in order, and
+    wake the workers once it commits (``mark_new_rows``)."""
     if msgs:
+        mark_new_rows(session)
         now = utcnow()
-        _INSERT.executemany(conn, [message_row(cipher, m, now) for m in msgs])
+        _INSERT.executemany(session, [message_row(cipher, m, now, hold_until) for m in msgs])
+
+
+def outbox_insert_from(select_of: Callable[[list[Any]], Any]) -> Any:
+    """An ``INSERT INTO outbox (ROW_COLUMNS) SELECT ...`` for a statement that builds the
+    row itself (a data-modifying CTE): ``select_of(columns)`` gives the SELECT of those
+    columns, in order; the values come from ``message_row``. Returns the insert,
+    ``RETURNING id``."""
+    table = OutboxMessage.__table__
+    columns = [table.c[name] for name in ROW_COLUMNS]
+    return insert(table).from_select(columns, select_of(columns)).returning(table.c.id)
 
 
 def _disabled(kind: str):  # type: ignore[no-untyped-def]

@@ -11,10 +11,10 @@ from typing import Any
 import requests
 from sqlalchemy import select
 
+from adapters.case_plan import open_case
 from adapters.signing import signed_headers
 from hub import Hub
 from mapping.canonical import Applicant, CanonicalCase, Material
-from store.cases import open_case
 from store.models import Case, OutboxMessage, StageEvent
 
 ID_NO = "11010519491231002X"

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import requests
 
+from adapters.case_plan import open_case
 from admin.people import create_user, set_role_functions, set_user_access
 from hub import Hub
 from mapping.canonical import Applicant, CanonicalCase
 from store.admin_models import AdminRole
-from store.cases import open_case
 from tests.hubserver import HubServer
 
 PASSWORD = "Test-passw0rd-long"

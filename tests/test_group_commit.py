@@ -130,97 +130,28 @@ def test_group_size_is_bounded(sqlite_url: str, size: int) -> None:
     db.dispose()
 
 
-def test_buffered_writes_land_together_at_the_end(store_url: str) -> None:
-    """Rows collected in ``buffered_writes`` land when the block ends — on PostgreSQL in
-    one statement (unnest of column arrays) — with their values intact."""
-    from routes.policy import RetryPolicy
-    from store.crypto import DataCipher, decode_master_key, new_master_key
-    from store.driver import buffered_writes
-    from store.models import OutboxMessage
-    from store.outbox import NewMessage, enqueue_rows
-
-    db = Database(store_url)
-    cipher = DataCipher(decode_master_key(new_master_key()))
-    messages = [NewMessage(interface="test.buffer", adapter="http", partner="p",
-                           operation="op", payload={"n": n}, timeout=5 + n * 0.5,
-                           policy=RetryPolicy(3, 1, 60 + n), division=None, item=None)
-                for n in range(3)]
-    with db.engine.begin() as conn:
-        with buffered_writes(conn):
-            enqueue_rows(conn, cipher, messages)
-            inside = conn.execute(select(func.count()).select_from(OutboxMessage.__table__)
-                                  ).scalar_one()
-        after = conn.execute(select(OutboxMessage.timeout, OutboxMessage.max_backoff,
-                                    OutboxMessage.division, OutboxMessage.payload_enc)
-                             .order_by(OutboxMessage.id)).all()
-    assert inside == 0  # collected, not yet written
-    assert [(t, b, d) for t, b, d, _ in after] == [(5.0, 60.0, None), (5.5, 61.0, None),
-                                                    (6.0, 62.0, None)]
-    assert [cipher.open_json(p) for *_, p in after] == [{"n": 0}, {"n": 1}, {"n": 2}]
-    db.dispose()
-
-
-def test_a_duplicate_in_buffered_writes_fails_the_block(store_url: str) -> None:
-    from sqlalchemy.exc import IntegrityError
-
-    from store.driver import DriverStatement, buffered_writes
-
-    db = Database(store_url)
-    stmt = DriverStatement(insert(Nonce.__table__), ("app_id", "nonce", "seen_at"))
-    row = {"app_id": "test", "nonce": "twice", "seen_at": utcnow()}
-    with pytest.raises(IntegrityError), db.engine.begin() as conn, buffered_writes(conn):
-        stmt.executemany(conn, [row, dict(row)])
-    assert _count(db, "twice") == 0
-    db.dispose()
-
-
-def test_questions_are_asked_once_per_group_and_again_for_a_rerun(store_url: str) -> None:
-    """Units' questions are answered together, in the group's transaction, before any
-    unit runs; a failing unit (its group then reruns each unit alone, asking again)
-    fails only itself."""
-    from store.group_commit import Question
-
+def test_a_failing_unit_rolls_back_to_its_savepoint_and_nothing_runs_twice(
+        store_url: str) -> None:
+    """Each unit runs in a savepoint of the group's transaction: a broken unit's writes
+    roll back, the others of its group commit in that same transaction, each run once."""
     db = Database(store_url)
     group = GroupCommit(db.engine)
-    calls: list[list[str]] = []
+    runs: dict[str, int] = {}
+    lock = threading.Lock()
 
-    def ask(conn: Connection, asked: list[str]) -> list[int]:
-        calls.append(list(asked))
-        before = conn.execute(select(func.count()).select_from(Nonce.__table__)).scalar_one()
-        return [before] * len(asked)
-
-    def unit_for(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
-        question = Question(ask, name)
-
-        def work(conn: Connection) -> tuple[str, int]:
+    def counted(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
+        def work(session: Connection) -> str:
+            with lock:
+                runs[name] = runs.get(name, 0) + 1
+            _insert_nonce(name)(session)
             if fail:
                 raise ValueError("broken")
-            _insert_nonce(name)(conn)
-            return name, question.answer
-        return lambda: group.run(work, question)
+            return name
+        return work
 
-    start = threading.Barrier(THREADS)
-    out: dict[str, Any] = {}
-
-    def run(i: int) -> None:
-        start.wait()
-        try:
-            out[f"q{i}"] = unit_for(f"q{i}", fail=(i == 3))()
-        except ValueError as exc:
-            out[f"q{i}"] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert isinstance(out.pop("q3"), ValueError)
-    assert sorted(out) == sorted(f"q{i}" for i in range(THREADS) if i != 3)
-    asked = [name for call in calls for name in call]
-    # every unit was asked, and at least one call covered several units (a group)
-    assert set(asked) == {f"q{i}" for i in range(THREADS)}
-    assert any(len(call) > 1 for call in calls)
-    # each answer was read in the unit's own transaction, before its own insert
-    assert all(0 <= answer < THREADS for _, answer in out.values())
-    assert _count(db, "q%") == THREADS - 1
+    out = _run_together(group, [counted(f"s{i}", fail=(i == 5)) for i in range(THREADS)])
+    assert [o for o, _ in out] == ["ok"] * 5 + ["error"] + ["ok"] * (THREADS - 6)
+    assert runs == {f"s{i}": 1 for i in range(THREADS)}  # nobody ran again
+    assert _count(db, "s5") == 0 and _count(db, "s%") == THREADS - 1
+    assert group.groups < THREADS  # the broken unit shared its group's transaction
     db.dispose()

@@ -13,9 +13,9 @@ import zxingcpp
 from PIL import Image
 from sqlalchemy import func, select, text
 
+from adapters.case_plan import open_case
 from hub import Hub, load_config
 from mapping.canonical import Applicant, CanonicalCase
-from store.cases import open_case
 from store.models import Alert, CallLogEntry, Case
 from store.numbering_models import IssuedNumber, Project
 from tests.county_support import DATA, stages_of

@@ -26,8 +26,8 @@ from mapping.fund import (
 from mapping.names import name as code_name
 from store.driver import DriverStatement
 from store.fund_models import FundConflict, FundEvent, LedgerEntry, SupervisedAccount
-from store.models import Alert, OutboxMessage, utcnow
-from store.outbox import ROW_COLUMNS, NewMessage, mark_new_rows, message_row
+from store.models import Alert, utcnow
+from store.outbox import NewMessage, mark_new_rows, message_row, outbox_insert_from
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -281,8 +281,7 @@ def _booked_pg(with_outbox: bool):  # type: ignore[no-untyped-def]
 
     Every column is a typed bind (``ob_*``, ``ev_*``, ``lg_*`` = the column names), so the
     rows are exactly what the separate inserts write; SQLite keeps the separate inserts."""
-    ob_t, ev_t, lg_t = OutboxMessage.__table__, FundEvent.__table__, LedgerEntry.__table__
-    ob_cols = [c for c in ob_t.c if c.name in _OUTBOX_COLUMNS]
+    ev_t, lg_t = FundEvent.__table__, LedgerEntry.__table__
     ev_cols = [c for c in ev_t.c if c.name in _EVENT_COLUMNS]
     lg_cols = [c for c in lg_t.c if c.name in _LEDGER_COLUMNS]
 
@@ -291,8 +290,8 @@ def _booked_pg(with_outbox: bool):  # type: ignore[no-untyped-def]
 
     ev_values = binds("ev_", ev_cols)
     if with_outbox:
-        ob = (insert(ob_t).from_select(ob_cols, select(*binds("ob_", ob_cols)))
-              .returning(ob_t.c.id).cte("ob"))
+        # the outbox's own row format and statement (store.outbox)
+        ob = outbox_insert_from(lambda cols: select(*binds("ob_", cols))).cte("ob")
         message_id = select(ob.c.id).scalar_subquery()
     else:
         message_id = literal_column("NULL")
@@ -304,7 +303,6 @@ def _booked_pg(with_outbox: bool):  # type: ignore[no-untyped-def]
             .returning(lg_t.c.event_id))
 
 
-_OUTBOX_COLUMNS = ROW_COLUMNS  # the outbox's one row format (store.outbox.message_row)
 _EVENT_COLUMNS = (
     "bank_code", "serial_no", "operation", "result_type", "account_no", "instruction_no",
     "amount_fen", "occurred_at", "status", "answer_code", "answer_msg", "division",
