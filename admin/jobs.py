@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from openpyxl import load_workbook
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters import manual_excel
 from mapping.excel import header_map, operator_values, text_of
@@ -120,6 +121,7 @@ class JobRunner:
         self.hub = hub
         self.token = secrets.token_hex(6)
         self.owner = f"{HOST}:{os.getpid()}:{self.token}"
+        self._submitted = False  # close() has jobs of this process to settle
         self.dir = private_dir(hub.config.files_dir / "jobs")
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="admin-job")
         self._stopping = threading.Event()
@@ -164,6 +166,7 @@ class JobRunner:
         job.divisions = None if scope.divisions is None else json.dumps(sorted(scope.divisions))
         job.done = job.total = 0
         job.notified = False
+        self._submitted = True
         with self.hub.transaction() as s:
             s.add(job)
             s.flush()
@@ -334,14 +337,22 @@ class JobRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._sweeper.join(5)
         _live.discard(self.token)
+        if not self._submitted:
+            return
         now = utcnow()
-        with self.hub.transaction() as s:
-            files = list(s.scalars(select(AdminJob.file).where(
-                AdminJob.owner == self.owner, AdminJob.state.in_(UNFINISHED),
-                AdminJob.file.is_not(None))))
-            s.execute(update(AdminJob).where(
-                AdminJob.owner == self.owner, AdminJob.state.in_(UNFINISHED)).values(
-                state="failed", error=RESTART, file=None, finished_at=now, updated_at=now))
+        try:
+            with self.hub.transaction() as s:
+                files = list(s.scalars(select(AdminJob.file).where(
+                    AdminJob.owner == self.owner, AdminJob.state.in_(UNFINISHED),
+                    AdminJob.file.is_not(None))))
+                s.execute(update(AdminJob).where(
+                    AdminJob.owner == self.owner, AdminJob.state.in_(UNFINISHED)).values(
+                    state="failed", error=RESTART, file=None, finished_at=now,
+                    updated_at=now))
+        except SQLAlchemyError as exc:  # the store is down: the next start settles them
+            log.warning("unfinished jobs left for the next start to mark failed: %s",
+                        type(exc).__name__)
+            return
         for name in files:
             self._remove(name)
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import PendingRollbackError
 from sqlalchemy.orm import Session
 
 from routes.policy import RetryPolicy
@@ -164,8 +165,15 @@ def mark_new_rows(target: Session | Connection) -> None:
 
 def took_new_rows(conn: Connection | Session) -> bool:
     """Whether work on the bare ``conn`` queued messages (the flag is cleared): its
-    transaction's owner calls ``new_rows_committed`` once it has committed."""
-    return bool(conn.info.pop(_NEW_ROWS, False))
+    transaction's owner calls ``new_rows_committed`` once it has committed. A connection
+    lost meanwhile answers False (its rows rolled back with it) rather than raising, so
+    the loss itself reaches the caller's retry (store.resilience)."""
+    if isinstance(conn, Connection) and conn.invalidated:
+        return False
+    try:
+        return bool(conn.info.pop(_NEW_ROWS, False))
+    except PendingRollbackError:  # the transaction failed on a lost connection
+        return False
 
 
 def new_rows_committed(engine: Engine) -> None:
