@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
 
+from adapters.case_plan import open_case
 from mapping.canonical import Applicant, CanonicalCase
-from store.cases import open_case
 from store.models import Alert, Case
 from store.numbering_models import ConstructionPermit, IssuedNumber, Project
 from tests.county_support import DATA, stages_of
