@@ -73,6 +73,23 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+def store_at_revision(kind: str, tmp_path: Path, revision: str) -> str:
+    """The url of an empty store of ``kind`` ("sqlite" or "postgres") migrated up to
+    ``revision``: a migration test fills it with old rows, then upgrades."""
+    from alembic import command
+
+    from store.db import alembic_config
+
+    if kind == "postgres":
+        assert PG_URL
+        reset_postgres(PG_URL)
+        url = PG_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), revision)
+    return url
+
+
 # ------------------------------------------------------------- PostgreSQL: migrate once
 
 #: What identifies the migrated schema: every relation (by oid, so one dropped and made

@@ -11,7 +11,7 @@ from sqlalchemy import MetaData, Table, create_engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from store.db import alembic_config
-from tests.conftest import PG_URL, STORES, reset_postgres
+from tests.conftest import STORES, store_at_revision
 
 NOW = datetime(2026, 11, 23, 1, 0)
 
@@ -26,13 +26,7 @@ def row(id_: int, case_no: str, county: str, source: str, parent: int | None = N
 
 @pytest.mark.parametrize("kind", STORES)
 def test_upgrade_moves_county_cases_into_their_namespace(kind, tmp_path):
-    if kind == "postgres":
-        assert PG_URL
-        reset_postgres(PG_URL)
-        url = PG_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    command.upgrade(alembic_config(url), "0004")
+    url = store_at_revision(kind, tmp_path, "0004")
     engine = create_engine(url)
     with engine.begin() as conn:
         cases = Table("cases", MetaData(), autoload_with=conn)

@@ -13,7 +13,7 @@ from sqlalchemy import MetaData, Table, create_engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from store.db import alembic_config
-from tests.conftest import PG_URL, STORES, reset_postgres
+from tests.conftest import STORES, store_at_revision
 
 NOW = datetime(2026, 11, 23, 1, 0)
 NUMBER = "430223202406200101-Y01-B0001"
@@ -39,13 +39,7 @@ def _event(id_: int, case_id: int) -> dict:
 
 @pytest.mark.parametrize("kind", STORES)
 def test_upgrade_refuses_shared_province_users_and_binds_first_closings(kind, tmp_path):
-    if kind == "postgres":
-        assert PG_URL
-        reset_postgres(PG_URL)
-        url = PG_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    command.upgrade(alembic_config(url), "0012_engine")
+    url = store_at_revision(kind, tmp_path, "0012_engine")
     engine = create_engine(url)
     with engine.begin() as conn:
         t = {n: Table(n, MetaData(), autoload_with=conn)

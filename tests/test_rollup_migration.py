@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import MetaData, Table, create_engine, insert, select
 
 from store.db import alembic_config
-from tests.conftest import PG_URL, STORES, reset_postgres
+from tests.conftest import STORES, store_at_revision
 
 DAY = date(2026, 11, 20)
 
@@ -25,13 +25,7 @@ def old_row(interface: str, division: str | None, outcome: str, calls: int, tota
 
 @pytest.mark.parametrize("kind", STORES)
 def test_upgrade_merges_the_outcome_rows(kind, tmp_path):
-    if kind == "postgres":
-        assert PG_URL
-        reset_postgres(PG_URL)
-        url = PG_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    command.upgrade(alembic_config(url), "0012_engine")
+    url = store_at_revision(kind, tmp_path, "0012_engine")
     engine = create_engine(url)
     with engine.begin() as conn:
         daily = Table("admin_call_daily", MetaData(), autoload_with=conn)
