@@ -107,21 +107,33 @@ class GroupCommit:
         for unit in group:
             unit.wake.set()
 
-    def _run_group(self, group: list[_Unit[Any]]) -> None:
+    def _committed(self, work: Callable[[Connection], T], what: str) -> T:
+        """``work`` in one transaction, committed; run again on a fresh connection when
+        the connection is lost (units are idempotent). The workers wake after a commit
+        that queued messages."""
         queued = False
 
-        def transaction() -> list[tuple[bool, Any]]:
+        def transaction() -> T:
             nonlocal queued
             with self.engine.begin() as conn:
                 try:
-                    if len(group) == 1:  # alone: its failure rolls the transaction back
-                        return [(True, group[0].work(conn))]
-                    return [self._in_savepoint(conn, unit) for unit in group]
+                    return work(conn)
                 finally:
                     queued = took_new_rows(conn) or queued
 
-        try:  # a connection lost: the group again, on a fresh one (units are idempotent)
-            outcomes = retry_on_disconnect(transaction, "group commit", idempotent=True)
+        result = retry_on_disconnect(transaction, what, idempotent=True)
+        if queued:
+            new_rows_committed(self.engine)
+        return result
+
+    def _run_group(self, group: list[_Unit[Any]]) -> None:
+        def work(conn: Connection) -> list[tuple[bool, Any]]:
+            if len(group) == 1:  # alone: its failure rolls the transaction back
+                return [(True, group[0].work(conn))]
+            return [self._in_savepoint(conn, unit) for unit in group]
+
+        try:
+            outcomes = self._committed(work, "group commit")
         except BaseException as exc:
             if len(group) == 1 or ambiguous(exc):
                 # Still lost during COMMIT: each unit fails; the partner's retry meets
@@ -132,8 +144,6 @@ class GroupCommit:
             for unit in group:  # the COMMIT failed: each alone
                 self._run_alone(unit)
             return
-        if queued:
-            new_rows_committed(self.engine)
         self._count(1, len(group))
         for unit, (ok, value) in zip(group, outcomes, strict=True):
             if ok:
@@ -164,22 +174,9 @@ class GroupCommit:
             cursor.close()
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
-        queued = False
-
-        def transaction() -> Any:
-            nonlocal queued
-            with self.engine.begin() as conn:
-                try:
-                    return unit.work(conn)
-                finally:
-                    queued = took_new_rows(conn) or queued
-
         try:
-            unit.result = retry_on_disconnect(transaction, "group commit unit",
-                                              idempotent=True)
+            unit.result = self._committed(unit.work, "group commit unit")
             self._count(1, 1)
-            if queued:
-                new_rows_committed(self.engine)
         except BaseException as exc:
             unit.error = exc
         unit.finished = True
