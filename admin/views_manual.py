@@ -63,6 +63,11 @@ def _queue_page(county: str | None, item: str | None,
     operator's background jobs."""
     page, per = page_args()
     stmt = manual_excel.work_queue(county, item, _divisions())
+    # The notice of a job that ended before the page was open, read before the job list:
+    # a job the notice says ended is then listed as ended too (not still 进行中).
+    ended = _ended_unseen()
+    if ended:
+        _notified([j.id for j in ended])
     with hub().db.read_session() as s:
         total = s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
         rows = list(s.scalars(stmt.offset((page - 1) * per).limit(per)))
@@ -73,9 +78,6 @@ def _queue_page(county: str | None, item: str | None,
         listed = [j for j in s.scalars(select(AdminJob).where(
             AdminJob.username == me().username, AdminJob.created_at >= since)
             .order_by(AdminJob.id.desc()).limit(LISTED_JOBS)) if jobs.visible(j, me())]
-    ended = _ended_unseen()  # the notice of a job that ended before the page was open
-    if ended:
-        _notified([j.id for j in ended])
     return render("manual.html", rows=rows, total=total, page=page, per=per, county=county,
                   item=item, counties=_manual_counties(), stages=OPERATOR_STAGES,
                   per_county=per_county, report=report,
