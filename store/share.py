@@ -274,17 +274,19 @@ def save_defaulters(session: Session, app_id: str, entries: list[dict[str, Any]]
     if fields:
         raise NotOwnRecord(fields, owners)
     changed = 0
+    added: dict[tuple[str, str], ShareDefaulter] = {}  # an entry repeated in the push
     for e, row in zip(entries, rows, strict=True):
+        # Never read the store again here: under READ COMMITTED a second read can see
+        # another court's row committed since the check above, and would change it.
+        row = row or added.get((e["id_no"], e["case_no"]))
         if row is None:
-            row = session.scalars(select(ShareDefaulter).where(  # an entry repeated in the push
-                ShareDefaulter.id_hash == e["id_no"], ShareDefaulter.case_no == e["case_no"])
-            ).first()
-        if row is None:
-            session.add(ShareDefaulter(id_hash=e["id_no"], id_no=e["id_no"], name=e["name"],
-                                       case_no=e["case_no"], court=e["court"],
-                                       listed_at=e["listed_at"], removed_at=e["removed_at"],
-                                       app_id=app_id))
-            session.flush()
+            row = ShareDefaulter(id_hash=e["id_no"], id_no=e["id_no"], name=e["name"],
+                                 case_no=e["case_no"], court=e["court"],
+                                 listed_at=e["listed_at"], removed_at=e["removed_at"],
+                                 app_id=app_id)
+            session.add(row)
+            session.flush()  # a concurrent first push of the key meets the unique key
+            added[(e["id_no"], e["case_no"])] = row
             changed += 1
         elif (row.removed_at, row.listed_at, row.court) != (e["removed_at"], e["listed_at"],
                                                             e["court"]):

@@ -88,7 +88,7 @@ def test_another_court_cannot_release_a_seizure(courts):
 
 def test_two_courts_pushing_the_same_new_entry_at_once_one_owns_it(courts):
     hub, a, b = courts
-    for round_ in range(4):
+    for round_ in range(20):
         case_no = f"(2026)川1702执9{round_}号"
         answers: dict[str, str] = {}
         start = threading.Barrier(2)
