@@ -52,6 +52,10 @@ DEFAULT_INBOUND: tuple[str, ...] = ()
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+#: A partner's call timeout, in seconds (the delivery lease is checked against it too).
+MAX_CALL_TIMEOUT = 600
+
+
 class ConfigError(ValueError):
     """The configuration is wrong; the message names the file and the key."""
 
@@ -203,8 +207,18 @@ def load_config(path: str | Path | None = None) -> Config:
     for key in ("city", "routing_table"):
         if not raw.get(key):
             raise ConfigError(f"{path}: {key}: required")
+    for key in ("routing_table", "database_url", "secrets_file", "files_dir", "public_url",
+                "hub_app_id"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ConfigError(f"{path}: {key}: must be text (got {raw[key]!r:.40})")
     policies = {"default": RetryPolicy()}
-    for name, fields in (raw.get("retry_policies") or {}).items():
+    retry_policies = raw.get("retry_policies") or {}
+    if not isinstance(retry_policies, dict):
+        raise ConfigError(f"{path}: retry_policies: must map policy names to settings")
+    for name, fields in retry_policies.items():
+        if fields is not None and not isinstance(fields, dict):
+            raise ConfigError(f"{path}: retry_policies.{name}: must be a mapping of settings "
+                              "(max_attempts, min_backoff, max_backoff, jitter)")
         try:
             policies[name] = RetryPolicy().merged(
                 policy_fields(fields or {}, where=f"retry_policies.{name}")
@@ -214,12 +228,26 @@ def load_config(path: str | Path | None = None) -> Config:
     partners = raw.get("partners") or {}
     if not isinstance(partners, dict):
         raise ConfigError(f"{path}: partners: must map app ids to settings")
+    for app_id, settings in partners.items():
+        if settings is not None and not isinstance(settings, dict):
+            raise ConfigError(f"{path}: partners.{app_id}: must be a mapping of settings "
+                              "(base_url, timeout, ...)")
+    inbound = raw.get("inbound") or DEFAULT_INBOUND
+    if not isinstance(inbound, list | tuple) or not all(isinstance(i, str) for i in inbound):
+        raise ConfigError(f"{path}: inbound: must be a list of inbound adapter names")
+    routing_table = rel(str(raw["routing_table"]))
+    if not routing_table.is_file():
+        raise ConfigError(f"{path}: routing_table: no such file {routing_table}")
     listen = raw.get("listen") or {}
     db_url = os.environ.get("HUB_DATABASE_URL") or raw.get("database_url") or "sqlite:///var/cityhub.db"
     if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
         db_url = "sqlite:///" + str(rel(db_url[len("sqlite:///"):]))
     city = str(raw["city"])
-    host, port = str(listen.get("host", "127.0.0.1")), int(listen.get("port", 8080))
+    if not isinstance(listen, dict):
+        raise ConfigError(f"{path}: listen: must be a mapping with host and port")
+    host, port = str(listen.get("host", "127.0.0.1")), listen.get("port", 8080)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{path}: listen.port: a port number from 1 to 65535 (got {port!r:.40})")
     public_url = _public_url(raw.get("public_url") or f"http://{host}:{port}",
                              f"{path}: public_url")
     synchronous = str(raw.get("sqlite_synchronous") or "FULL").upper()
@@ -233,7 +261,7 @@ def load_config(path: str | Path | None = None) -> Config:
         hub_app_id=str(raw.get("hub_app_id") or f"cityhub_{city}"),
         database_url=db_url,
         secrets_file=rel(raw.get("secrets_file") or "var/secrets.json"),
-        routing_table=rel(raw["routing_table"]),
+        routing_table=routing_table,
         files_dir=rel(raw.get("files_dir") or "var/files"),
         host=host,
         port=port,
@@ -242,7 +270,7 @@ def load_config(path: str | Path | None = None) -> Config:
         scheduler=_typed(SchedulerConfig, raw.get("scheduler"), f"{path}: scheduler"),
         retry_policies=policies,
         partners={str(k): dict(v or {}) for k, v in partners.items()},
-        inbound=tuple(raw.get("inbound") or DEFAULT_INBOUND),
+        inbound=tuple(inbound),
         raw=raw,
         public_url=public_url,
         sqlite_synchronous=synchronous,
@@ -355,11 +383,16 @@ def load_partners(config: Config, city: City, secrets: Secrets) -> dict[str, Par
         division = raw.get("division")
         if division is not None and not city.is_county(str(division)):
             raise ConfigError(f"{where}.division: {division} is not a county of this city")
+        timeout = raw.get("timeout", 10)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+                or not 0 < timeout <= MAX_CALL_TIMEOUT:
+            raise ConfigError(f"{where}.timeout: seconds, a number above 0 and at most "
+                              f"{MAX_CALL_TIMEOUT}")
         known = {"base_url", "timeout", "sign_method", "items", "division"}
         partners[app_id] = Partner(
             app_id=app_id,
             base_url=str(url),
-            timeout=float(raw.get("timeout", 10)),
+            timeout=float(timeout),
             sign_method=str(raw.get("sign_method", "HMAC-SHA256")),
             items=tuple(items) if items is not None else None,
             division=str(division) if division is not None else None,

@@ -52,3 +52,28 @@ def test_route_needs_no_key_and_refuses_an_unknown_county_in_one_line(fresh):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr == "错误：未知区县 999999（不在达州市区划表中）\n"
     assert not (fresh / "var").exists()
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    (lambda c: c.update(routing_table="routes/tables/nothere.yaml"), "routing_table"),
+    (lambda c: c["partners"].update(court="abc"), "partners.court"),
+    (lambda c: c["partners"]["fund"].update(timeout="abc"), "partners.fund.timeout"),
+    (lambda c: c["partners"]["fund"].update(timeout=None), "partners.fund.timeout"),
+    (lambda c: c["partners"]["fund"].update(timeout=10**30), "partners.fund.timeout"),
+    (lambda c: c.update(inbound=5), "inbound"),
+    (lambda c: c.update(database_url=5), "database_url"),
+    (lambda c: c["retry_policies"].update(query=5), "retry_policies.query"),
+    (lambda c: c.update(listen={"port": "abc"}), "listen.port"),
+    (lambda c: c.update(listen="abc"), "listen"),
+])
+def test_a_malformed_config_is_one_line_naming_the_key(fresh, change, key):
+    import yaml
+
+    path = fresh / "config.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(config)
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    done = run(fresh, "--config", str(path), "check")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    [line] = done.stderr.splitlines()  # never a traceback
+    assert line.startswith("错误：配置有误") and f"{path}: {key}" in line, line
