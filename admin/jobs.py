@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -58,6 +59,13 @@ MAX_UNFINISHED = 3
 #: Rows of ended jobs are deleted after this long (their files went after ``KEEP``).
 KEEP_ROWS = timedelta(days=30)
 HOST = socket.gethostname()[:60]
+#: The interpreter's thread switch interval while this process runs jobs (Python's
+#: default is 5 ms). An export is pure-Python CPU work (openpyxl) in the web process: at
+#: 5 ms each of a request's waits for the GIL could cost up to 5 ms, and the province's
+#: intake answered 4.8x slower (p50) and 12x (p99) during 10,000-case exports on SQLite;
+#: at 0.5 ms about 2x and 1.1x; on PostgreSQL still 2.7x and 3.5x
+#: (bench/reads_during_intake.py). Running exports in a child process is the next step.
+SWITCH_INTERVAL = 0.0005
 _live: set[str] = set()  # the tokens of the runners alive in this process
 
 
@@ -119,6 +127,7 @@ class JobRunner:
 
     def __init__(self, hub: Hub, threads: int = 2) -> None:
         self.hub = hub
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self.token = secrets.token_hex(6)
         self.owner = f"{HOST}:{os.getpid()}:{self.token}"
         self._submitted = False  # close() has jobs of this process to settle
