@@ -50,17 +50,18 @@ def manual():  # type: ignore[no-untyped-def]
     item = request.args.get("item") or None
     if county is not None and not me().sees(county):
         abort(404)
-    report, job_id = None, request.args.get("job", "")
-    if job_id.isdigit() and len(job_id) < 19:  # an import's report, once it is done
-        job = _job(int(job_id))
-        report = jobs.report_of(job)
-    return _queue_page(county, item, report)
+    job_id = request.args.get("job", "")
+    asked = int(job_id) if job_id.isdigit() and len(job_id) < 19 else None
+    if asked is not None:
+        _job(asked)  # 404 unless this operator may see it
+    return _queue_page(county, item, asked)
 
 
-def _queue_page(county: str | None, item: str | None,
-                report: manual_excel.ImportReport | None) -> str:
+def _queue_page(county: str | None, item: str | None, asked: int | None = None) -> str:
     """The queue with its per-county counts, read now (after an import too), and the
-    operator's background jobs."""
+    operator's background jobs; ``asked`` is the import whose report the page shows once
+    it is done, read in the same snapshot as the job list (a job listed as ended then
+    always shows its report, and one still running is watched until it has one)."""
     page, per = page_args()
     stmt = manual_excel.work_queue(county, item, _divisions())
     # The notice of a job that ended before the page was open, read before the job list:
@@ -78,6 +79,10 @@ def _queue_page(county: str | None, item: str | None,
         listed = [j for j in s.scalars(select(AdminJob).where(
             AdminJob.username == me().username, AdminJob.created_at >= since)
             .order_by(AdminJob.id.desc()).limit(LISTED_JOBS)) if jobs.visible(j, me())]
+        report = None
+        if asked is not None:
+            job = next((j for j in listed if j.id == asked), None) or s.get(AdminJob, asked)
+            report = jobs.report_of(job) if job is not None else None
     return render("manual.html", rows=rows, total=total, page=page, per=per, county=county,
                   item=item, counties=_manual_counties(), stages=OPERATOR_STAGES,
                   per_county=per_county, report=report,
