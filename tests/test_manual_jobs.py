@@ -6,6 +6,7 @@ the job by the operator who asked only, and a job of a process that stopped mark
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import signal
 import stat
@@ -262,3 +263,33 @@ def test_stopping_the_hub_fails_its_unfinished_jobs(make_hub, store_url):
     states = {j.id: (j.state, j.error) for j in _jobs(hub)}
     assert not [i for i in ids if states[i][0] in ("queued", "running")], states
     assert all(states[i] in (("done", None), ("failed", RESTART)) for i in ids), states
+
+
+def test_an_export_runs_in_a_child_process_of_lower_priority(site):
+    """The export's CPU work (openpyxl, zlib) runs outside the web process, niced, so the
+    requests get the CPU first; a child that dies ends its job failed with no file left."""
+    hub, url = site
+    for n in range(30):
+        new_case(hub, [MANUAL], f"NICE-{n}")
+    c = _client(url, "clerk")
+    job_id = _ask_export(c)
+
+    def niced_child():  # type: ignore[no-untyped-def]
+        for child in multiprocessing.active_children():
+            if child.name == f"admin-export-{job_id}":
+                try:
+                    nice = os.getpriority(os.PRIO_PROCESS, child.pid)
+                except OSError:
+                    return None
+                return child if nice == os.getpriority(os.PRIO_PROCESS, 0) + 10 else None
+        return None
+
+    child = wait_until(niced_child, timeout=30, interval=0.005, what="the export's child")
+    os.kill(child.pid, signal.SIGKILL)
+    job = wait_job(c, job_id)
+    assert job["state"] == "failed" and job["notice"], job
+    assert job["note"].startswith("导出未完成：内部错误"), job
+    assert not list((hub.config.files_dir / "jobs").glob(f"export-{job_id}-*"))
+    # the next export is unaffected
+    job = wait_job(c, _ask_export(c))
+    assert (job["state"], job["done"], job["total"]) == ("done", 30, 30), job
