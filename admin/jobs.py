@@ -63,11 +63,11 @@ MAX_UNFINISHED = 3
 KEEP_ROWS = timedelta(days=30)
 HOST = socket.gethostname()[:60]
 #: The interpreter's thread switch interval while this process runs jobs (Python's
-#: default is 5 ms). An export is pure-Python CPU work (openpyxl) in the web process: at
-#: 5 ms each of a request's waits for the GIL could cost up to 5 ms, and the province's
-#: intake answered 4.8x slower (p50) and 12x (p99) during 10,000-case exports on SQLite;
-#: at 0.5 ms about 2x and 1.1x; on PostgreSQL still 2.7x and 3.5x
-#: (bench/reads_during_intake.py); exports now run in a child process (``EXPORT_NICE``).
+#: default is 5 ms): an import's CPU work (openpyxl) runs in the web process, and at 5 ms
+#: each of a request's waits for the GIL could cost up to 5 ms. Exports run in a child
+#: process (``EXPORT_NICE``): in this process, even at 0.5 ms, 10,000-case exports made
+#: the intake 2.7x slower (p50) on PostgreSQL; in the child 0.94x
+#: (bench/reads_during_intake.py).
 SWITCH_INTERVAL = 0.0005
 #: The niceness an export's child process adds to its own (the OS runs the requests first).
 EXPORT_NICE = 10
