@@ -306,6 +306,52 @@ def test_concurrent_notices_with_one_serial_and_different_content_book_exactly_o
     assert codes_logged(fund, "5000") == []
 
 
+def test_two_banks_setting_up_one_new_account_number_at_once_one_owns_it(two_banks):
+    """Each bank answers its own setup instruction (04) naming the same new account number
+    at the same moment: the account is the first bank's, the other gets 1004 (never 0000
+    on an account it does not own, never 5000), on every store."""
+    env = two_banks
+    tokens = {BANK: env.token(), OTHER: env.token("ccb-front", OTHER)}
+    settings = fund_desk(env.hub).settings
+    rounds = 8
+    for n in range(rounds):
+        number = f"62270000099{n:05d}"
+        with env.hub.transaction() as s:
+            instructions = {bank: issue(env.hub, s, settings, "04", bank, {
+                "developer_name": f"开发商{bank}", "project_name": "花园", "permit_no": f"P{n}",
+                "branch_name": "达州分行"}, division="511702").instruction_no
+                for bank in tokens}
+        barrier = threading.Barrier(len(tokens))
+
+        def send(bank: str, number: str = number, instructions: dict[str, str] = instructions,
+                 barrier: threading.Barrier = barrier) -> tuple[str, str]:
+            body = envelope("AccountSetupResult", (
+                f"<f:token>{tokens[bank]}</f:token><f:serial_no>SETUP-{number}-{bank}</f:serial_no>"
+                f"<f:instruction_no>{instructions[bank]}</f:instruction_no>"
+                f"<f:account_no>{number}</f:account_no><f:account_name>{bank}户</f:account_name>"
+                "<f:branch_name>x</f:branch_name><f:result>00</f:result>"
+                "<f:message>ok</f:message>"))
+            barrier.wait(timeout=30)
+            return bank, answer_of(post(env, body))[0]
+
+        with ThreadPoolExecutor(len(tokens)) as pool:
+            results = dict(pool.map(send, tokens))
+        with env.hub.db.session() as s:
+            account = s.scalars(select(SupervisedAccount).where(
+                SupervisedAccount.account_no == number)).one()
+            owner, name, by = account.bank_code, account.account_name, account.updated_by
+        loser = OTHER if owner == BANK else BANK
+        assert results == {owner: "0000", loser: "1004"}, (n, results)
+        assert (name, by) == (f"{owner}户", f"bank:{owner}"), (n, results)
+        with env.hub.db.session() as s:
+            states = dict(s.execute(select(FundInstruction.bank_code, FundInstruction.status)
+                                    .where(FundInstruction.instruction_no.in_(
+                                        instructions.values()))).all())
+        assert states == {owner: "answered", loser: "queued"}, (n, states)
+    assert len(alerts(env, "fund_other_bank")) >= 1
+    assert codes_logged(env, "5000") == []
+
+
 # ------------------------------------------------------------------ 2002: bounded values
 
 TOK = "@TOKEN@"

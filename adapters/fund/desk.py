@@ -24,6 +24,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters.fund.auth import Caller, Tokens
@@ -329,7 +330,11 @@ class FundDesk:
             if op == "AccountSetupResult" and ok:
                 if not f.get("account_no"):
                     raise FieldError("account_no", "required when the setup succeeded")
-                account = self._set_up(s, ins, f)
+                account = _account_to_set_up(s, ins, f["account_no"])
+                if account.bank_code != caller.bank_code:  # set up meanwhile by another bank
+                    return refuse_other_bank(s, call, caller.bank_code, account.bank_code,
+                                             "监管账户", account.division)
+                self._complete_setup(ins, account, f)
             elif f.get("account_no") or ins.account_no:
                 account = s.scalar(select(SupervisedAccount).where(
                     SupervisedAccount.account_no == (f.get("account_no") or ins.account_no)))
@@ -355,14 +360,9 @@ class FundDesk:
 
         return record_once(self.hub, call, caller.bank_code, f, work, fen)
 
-    def _set_up(self, s: Session, ins: FundInstruction, f: dict[str, Any]) -> SupervisedAccount:
+    def _complete_setup(self, ins: FundInstruction, account: SupervisedAccount,
+                        f: dict[str, Any]) -> None:
         asked = self.hub.cipher.open_json(ins.payload_enc)
-        account = s.scalar(select(SupervisedAccount).where(
-            SupervisedAccount.account_no == f["account_no"]))
-        if account is None:
-            account = SupervisedAccount(account_no=f["account_no"], bank_code=ins.bank_code,
-                                        division=ins.division or "")
-            s.add(account)
         account.account_name = f.get("account_name") or account.account_name
         account.branch_name = f.get("branch_name") or asked.get("branch_name")
         account.developer_name = asked.get("developer_name")
@@ -372,8 +372,28 @@ class FundDesk:
         account.status = "active"
         account.updated_by = f"bank:{ins.bank_code}"
         ins.account_no = account.account_no
-        s.flush()
+
+
+def _account_to_set_up(s: Session, ins: FundInstruction, account_no: str
+                       ) -> SupervisedAccount:
+    """The account an instruction's setup names: read once, or made for the instruction's
+    bank (a concurrent setup of the same number that committed first is read instead).
+    The caller checks whose it is on this very row: a check before, under READ
+    COMMITTED, could miss another bank's setup committed since (both answered 0000)."""
+    found = select(SupervisedAccount).where(SupervisedAccount.account_no == account_no)
+    account = s.scalar(found)
+    if account is not None:
         return account
+    try:
+        with s.begin_nested():
+            account = SupervisedAccount(account_no=account_no, bank_code=ins.bank_code,
+                                        division=ins.division or "")
+            s.add(account)
+    except IntegrityError:  # another setup of this number committed first
+        account = s.scalar(found.execution_options(populate_existing=True))
+        if account is None:
+            raise
+    return account
 
 
 def _aware(value: Any) -> Any:
