@@ -11,6 +11,8 @@ import ipaddress
 import logging
 import os
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from admin import lockout
 from admin.perms import Forbidden, Principal, load_principal
 from store.admin_models import AdminLoginFailure, AdminUser
+from store.locks import serialise
 from store.models import utcnow
 
 if TYPE_CHECKING:
@@ -117,8 +120,10 @@ def address_throttled(s: Session, remote: str, now: datetime,
     return int(failures or 0) >= limit
 
 
-def record_failure(s: Session, key: str, remote: str, now: datetime) -> None:
-    s.add(AdminLoginFailure(username=key, remote_addr=remote, at=now))
+def record_failure(s: Session, key: str, remote: str, now: datetime) -> AdminLoginFailure:
+    failure = AdminLoginFailure(username=key, remote_addr=remote, at=now)
+    s.add(failure)
+    return failure
 
 
 # --------------------------------------------------------------------------- sign-in
@@ -138,29 +143,46 @@ class LoginResult:
         self.user, self.reason = user, reason
 
 
-def authenticate(s: Session, username: str, password: str, remote: str,
-                 throttle: Throttle) -> LoginResult:
+def authenticate(transaction: Callable[[], AbstractContextManager[Session]], username: str,
+                 password: str, remote: str, throttle: Throttle) -> LoginResult:
     """Check a password; refuse a source address with too many recent failures; count
-    failures and lock the account after too many."""
+    failures and lock the account after too many.
+
+    Two short transactions around the password check, which holds none (on SQLite the
+    one writer would wait for the hash): the first counts the attempt as a failure of
+    the account (``lockout.attempt``) and of the address (a failure row, serialised on
+    the address so parallel guesses cannot all pass the throttle's count), the second
+    settles it — the failure kept and the account locked once it reached the
+    threshold, or both taken back on success."""
     now = utcnow()
-    if address_throttled(s, remote, now, throttle.limit, throttle.window):
-        log.warning("admin sign-in refused: too many failures from %s", remote)
-        return LoginResult(None, "throttled")
-    user = s.scalars(select(AdminUser).where(AdminUser.username == username)).first()
-    if user is not None and lockout.is_locked(user, now):
-        return LoginResult(None, "locked")
+    with transaction() as s:
+        serialise(s, f"admin-sign-in:{remote}")
+        if address_throttled(s, remote, now, throttle.limit, throttle.window):
+            log.warning("admin sign-in refused: too many failures from %s", remote)
+            return LoginResult(None, "throttled")
+        user = s.scalars(select(AdminUser).where(AdminUser.username == username)).first()
+        if user is not None and not lockout.attempt(s, AdminUser, user.id, now):
+            return LoginResult(None, "locked")
+        failure = record_failure(s, failure_key(throttle.hash_key, username), remote, now)
+        s.flush()
+        failure_id = failure.id
+        user_id, stored, active = ((user.id, user.password_hash, user.active)
+                                   if user is not None else (None, None, False))
     # Always one hash check (against a dummy hash for an unknown user), so the answer's
     # timing does not tell whether the user name exists.
-    password_ok = check_password_hash(
-        user.password_hash if user is not None else dummy_password_hash(), password)
-    if user is None or not user.active or not password_ok:
-        record_failure(s, failure_key(throttle.hash_key, username), remote, now)
-        if user is not None and lockout.count_failure(s, AdminUser, user, now):
-            return LoginResult(None, "locked_now")
-        return LoginResult(None, "bad")
-    lockout.clear_failures(user)
-    user.last_login_at = now
-    return LoginResult(user)
+    password_ok = check_password_hash(stored or dummy_password_hash(), password)
+    with transaction() as s:
+        if user_id is None or not active or not password_ok:
+            if user_id is not None and lockout.failed(s, AdminUser, user_id, now):
+                return LoginResult(None, "locked_now")
+            return LoginResult(None, "bad")
+        s.execute(delete(AdminLoginFailure).where(AdminLoginFailure.id == failure_id))
+        lockout.succeeded(s, AdminUser, user_id)
+        signed_in = s.get(AdminUser, user_id, populate_existing=True)
+        if signed_in is None:  # deleted meanwhile
+            return LoginResult(None, "bad")
+        signed_in.last_login_at = now
+        return LoginResult(signed_in)
 
 
 def throttle_of(hub: Hub) -> Throttle:

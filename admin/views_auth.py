@@ -58,8 +58,8 @@ def login():  # type: ignore[no-untyped-def]
     remote = auth.source_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
                                  auth.trusted_proxies(h))
     throttle = auth.throttle_of(h)
+    result = auth.authenticate(h.transaction, username, password, remote, throttle)
     with h.transaction() as s:
-        result = auth.authenticate(s, username, password, remote, throttle)
         if result.user is not None:
             h.audit(s, username, "login", username)
             auth.start_session(result.user)

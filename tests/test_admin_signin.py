@@ -6,6 +6,7 @@ name in plaintext, the per-user lock-out still works; and the session cookie's f
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from admin import auth
+from admin.settings import set_setting
 from store.admin_models import AdminLoginFailure, AdminUser
 from store.models import AuditEntry
 from tests.test_admin_fixtures import (
@@ -177,3 +179,53 @@ def test_session_cookie_flags_follow_public_url(serve, public_url, secure):  # t
         assert "httponly" in flags and "samesite=strict" in flags
         assert ("secure" in flags) is secure, cookie
         assert "path=/admin" in flags
+
+
+def _guess(url: str, username: str, forwarded: str, barrier: threading.Barrier) -> str:
+    """One wrong password, sent when every guess of the burst is ready; the page's reason."""
+    c = Client(url)
+    headers = {"X-Forwarded-For": forwarded}
+    c.get("/admin/login", headers=headers)
+    barrier.wait(timeout=30)
+    text = c.post("/admin/login", {"username": username, "password": "wrong-password-1"},
+                  headers=headers).text
+    reasons = {"用户名或密码不正确": "bad", "已被锁定，请稍后再试": "locked",
+               "账户已被锁定": "locked_now", "来自您所在地址": "throttled"}
+    return next((r for words, r in reasons.items() if words in text), text[:200])
+
+
+def test_a_burst_of_guesses_is_checked_at_most_threshold_times(serve):  # type: ignore[no-untyped-def]
+    """Sixteen wrong passwords for one account at the same moment, from sixteen addresses:
+    each password check is counted before it runs, so no more than the threshold are
+    checked (the others are refused as locked without a check) and the right password
+    is refused afterwards."""
+    served = serve(admin={"trusted_proxies": ["127.0.0.1"]})
+    add_operator(served.hub, "dave", ALL_FUNCTIONS)
+    with served.hub.transaction() as s:
+        set_setting(s, "lockout_threshold", "3", "test")
+    burst = 16
+    barrier = threading.Barrier(burst)
+    with ThreadPoolExecutor(burst) as pool:
+        reasons = list(pool.map(lambda i: _guess(served.url, "dave", f"198.51.100.{i}",
+                                                 barrier), range(burst)))
+    checked = [r for r in reasons if r in ("bad", "locked_now")]
+    assert len(checked) <= 3 and reasons.count("locked_now") == 1, reasons
+    assert sorted(set(reasons) - {"bad", "locked_now"}) == ["locked"], reasons
+    resp = Client(served.url).login("dave")
+    assert resp.status_code == 401 and "锁定" in resp.text
+    key = auth.failure_key(auth.failure_hash_key(served.hub), "dave")
+    assert [u for u, _ in _failures(served)] == [key] * len(checked)
+
+
+def test_a_burst_from_one_address_never_passes_its_throttle(serve):  # type: ignore[no-untyped-def]
+    """Sixteen wrong sign-ins at once from one address, each for another user name: the
+    address's failures are counted under one lock, so only the limit's worth are checked
+    and recorded; the rest are throttled (429)."""
+    served = serve(admin={"address_failure_limit": 4, "trusted_proxies": ["127.0.0.1"]})
+    burst = 16
+    barrier = threading.Barrier(burst)
+    with ThreadPoolExecutor(burst) as pool:
+        reasons = list(pool.map(lambda i: _guess(served.url, f"nobody{i}", "203.0.113.77",
+                                                 barrier), range(burst)))
+    assert sorted(reasons) == ["bad"] * 4 + ["throttled"] * 12, reasons
+    assert [a for _, a in _failures(served)] == ["203.0.113.77"] * 4

@@ -456,6 +456,30 @@ def test_a_bank_counting_in_fen_is_bounded_too(make_hub, store_url):
 # ------------------------------------------------------------------ Authenticate lock-out
 
 
+def test_a_burst_of_authenticate_guesses_is_checked_at_most_threshold_times(fund):
+    """Twelve wrong passwords for one login at once: each check is counted before it
+    runs, so at most the threshold are checked; the rest are refused as locked."""
+    with fund.hub.transaction() as s:
+        set_setting(s, "lockout_threshold", "3", "test")
+    burst = 12
+    barrier = threading.Barrier(burst)
+    svc = fund.client()
+
+    def guess(_: int) -> str:
+        barrier.wait(timeout=30)
+        return svc.Authenticate(bank_code=BANK, username="icbc-front",
+                                password="wrong-password-1").result_msg
+
+    with ThreadPoolExecutor(burst) as pool:
+        messages = list(pool.map(guess, range(burst)))
+    checked = [m for m in messages if m.startswith("wrong")]
+    assert 1 <= len(checked) <= 3, messages
+    assert all("locked" in m for m in messages if not m.startswith("wrong")), messages
+    assert len(alerts(fund, "fund_login_locked")) == 1
+    assert svc.Authenticate(bank_code=BANK, username="icbc-front",
+                            password=PASSWORD).result_code == "1001"
+
+
 def test_authenticate_locks_out_as_the_admin_sign_in_does(fund):
     svc = fund.client()
 

@@ -10,6 +10,8 @@ import hmac
 import os
 import secrets
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -90,29 +92,35 @@ class Tokens:
         self._cache: dict[str, tuple[Caller, float]] = {}
         self._lock = threading.Lock()
 
-    def issue(self, session: Session, bank_code: str, username: str,
-              password: str) -> tuple[str, datetime] | str:
+    def issue(self, transaction: Callable[[], AbstractContextManager[Session]],
+              bank_code: str, username: str, password: str) -> tuple[str, datetime] | str:
         """A new (token, expiry), else why not: ``bad``, ``locked`` (still locked out, the
         password is not even checked) or ``locked_now`` (this failure locked the login)
-        — the operators' lock-out (``admin.lockout``), on ``fund_logins``."""
+        — the operators' lock-out (``admin.lockout``), on ``fund_logins``: the attempt
+        is counted first, the password checked outside any transaction, then settled."""
         now = utcnow()
-        login = session.scalar(select(FundLogin).where(
-            FundLogin.bank_code == bank_code, FundLogin.username == username,
-            FundLogin.active.is_(True)))
-        if login is None:
-            verify_password(password, _dummy_hash())  # same time either way
+        with transaction() as s:
+            login = s.scalar(select(FundLogin).where(
+                FundLogin.bank_code == bank_code, FundLogin.username == username,
+                FundLogin.active.is_(True)))
+            if login is not None and not lockout.attempt(s, FundLogin, login.id, now):
+                return "locked"
+            login_id, stored = (login.id, login.password_hash) if login else (None, None)
+        ok = verify_password(password, stored or _dummy_hash())  # same time either way
+        if login_id is None:
             return "bad"
-        if lockout.is_locked(login, now):
-            return "locked"
-        if not verify_password(password, login.password_hash):
-            return "locked_now" if lockout.count_failure(session, FundLogin, login, now) \
-                else "bad"
-        lockout.clear_failures(login)
-        session.execute(delete(FundToken).where(FundToken.expires_at < now))
-        token = secrets.token_urlsafe(32)
-        expires = now + self.ttl
-        session.add(FundToken(token_hash=token_hash(token), login_id=login.id,
-                              bank_code=login.bank_code, kind=login.kind, expires_at=expires))
+        with transaction() as s:
+            if not ok:
+                return "locked_now" if lockout.failed(s, FundLogin, login_id, now) else "bad"
+            lockout.succeeded(s, FundLogin, login_id)
+            login = s.get(FundLogin, login_id, populate_existing=True)
+            if login is None:
+                return "bad"
+            s.execute(delete(FundToken).where(FundToken.expires_at < now))
+            token = secrets.token_urlsafe(32)
+            expires = now + self.ttl
+            s.add(FundToken(token_hash=token_hash(token), login_id=login.id,
+                            bank_code=login.bank_code, kind=login.kind, expires_at=expires))
         return token, expires
 
     def check(self, session_factory, token: str | None) -> Caller | None:  # type: ignore[no-untyped-def]

@@ -127,9 +127,9 @@ class FundDesk:
     def authenticate(self, call: SoapCall, bank_code: str, username: str,
                      password: str) -> Answer:
         call.party = bank_code or "unknown"
-        with self.hub.transaction() as s:
-            issued = self.tokens.issue(s, bank_code, username, password)
-            if issued == "locked_now":
+        issued = self.tokens.issue(self.hub.transaction, bank_code, username, password)
+        if issued == "locked_now":
+            with self.hub.transaction() as s:
                 alert(s, "fund_login_locked", "warning",
                       f"{code_name('banks', bank_code)}的接口登录账号连续登录失败，已被锁定；"
                       "请联系该银行核实账号后等待解锁",
