@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, g, make_response, redirect, render_template, request
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Adapter
@@ -40,6 +40,7 @@ from store import files
 from store.calllog import CallRecord, write_call
 from store.content import ContentLimits
 from store.identity_models import EntryHandover, EntryRefusal
+from store.locks import serialise
 from store.models import utcnow
 
 if TYPE_CHECKING:
@@ -94,22 +95,33 @@ def _source() -> str:
                           trusted_proxies(_hub()))
 
 
-def _throttled(remote: str) -> bool:
-    """Whether ``remote`` had too many refused handovers (or wrong confirmations) within
-    the operators' sign-in window: the same ``admin.address_failure_limit`` /
-    ``admin.address_failure_minutes``."""
+def _attempt(remote: str) -> int | None:
+    """Count this post as refused before it is checked, unless ``remote`` had too many
+    refused handovers (or wrong confirmations) within the operators' sign-in window
+    (the same ``admin.address_failure_limit`` / ``admin.address_failure_minutes``):
+    the count's row id, or None when throttled. Counted first, under a lock on the
+    address: a burst of parallel guesses gets no more tries than the limit."""
     from admin.auth import throttle_of
 
-    throttle = throttle_of(_hub())
-    with _hub().db.read_session() as s:
+    hub = _hub()
+    throttle = throttle_of(hub)
+    remote = remote[:64]
+    with hub.transaction() as s:
+        serialise(s, f"entry:{remote}")
         count = s.scalar(select(func.count()).select_from(EntryRefusal).where(
             EntryRefusal.remote_addr == remote, EntryRefusal.at >= utcnow() - throttle.window))
-    return int(count or 0) >= throttle.limit
+        if int(count or 0) >= throttle.limit:
+            return None
+        row = EntryRefusal(remote_addr=remote, at=utcnow())
+        s.add(row)
+        s.flush()
+        return row.id
 
 
-def _count_refusal(remote: str) -> None:
+def _accepted(attempt: int) -> None:
+    """The post was good: its count is taken back."""
     with _hub().transaction() as s:
-        s.add(EntryRefusal(remote_addr=remote[:64], at=utcnow()))
+        s.execute(delete(EntryRefusal).where(EntryRefusal.id == attempt))
 
 
 def _page(template: str, status: int = 200, **ctx: Any):  # type: ignore[no-untyped-def]
@@ -234,8 +246,8 @@ def handover(item: str):  # type: ignore[no-untyped-def]
     settings = identity_of(hub.config).entry
     partner = hub.partners.get(settings.partner)
     interface = "entry.handover"
-    remote = _source()
-    if _throttled(remote):
+    attempt = _attempt(_source())
+    if attempt is None:
         _log(interface, "rejected", item=item[:64] if item in ITEMS else None,
              error="throttled", started=started)
         return _page("entry_error.html", 429, message=THROTTLED)
@@ -261,10 +273,10 @@ def handover(item: str):  # type: ignore[no-untyped-def]
         except IntegrityError:
             raise HandoverRefused("reused") from None
     except HandoverRefused as refused:
-        _count_refusal(remote)
         _log(interface, "rejected", item=item[:64] if item in ITEMS else None,
              error=refused.reason, started=started)
         return _error(refused.reason, 403 if refused.reason != "item" else 404)
+    _accepted(attempt)
     _log(interface, "ok", item=found.item, division=found.county_code, started=started)
     resp = _confirm_page(found.claims(), handle)
     _set_cookie(resp, PENDING_COOKIE, handle, PENDING_MINUTES)
@@ -295,8 +307,8 @@ def confirm():  # type: ignore[no-untyped-def]
     """The applicant confirms the handover in the browser it was posted to, with the
     last characters of their ID number: the session opens (a new handle) once."""
     hub = _hub()
-    remote = _source()
-    if _throttled(remote):
+    attempt = _attempt(_source())
+    if attempt is None:
         return _page("entry_error.html", 429, message=THROTTLED)
     handle = request.cookies.get(PENDING_COOKIE, "")
     sent = request.form.get("csrf_token", "")
@@ -309,7 +321,6 @@ def confirm():  # type: ignore[no-untyped-def]
         row_id = row.id
     typed = str(request.form.get("id_tail", ""))[:16].strip().upper()
     if not typed or not hmac.compare_digest(typed.encode(), _confirm_code(claims).encode()):
-        _count_refusal(remote)
         return _confirm_page(claims, handle, 400, CONFIRM_WRONG)
     settings = identity_of(hub.config).entry
     session_handle = secrets.token_urlsafe(32)
@@ -323,6 +334,7 @@ def confirm():  # type: ignore[no-untyped-def]
             .execution_options(synchronize_session=False)).rowcount
     if opened != 1:  # confirmed already (a second tab): that tab holds the session
         return _error("session", 403)
+    _accepted(attempt)
     resp = redirect("/entry/s/form", code=303)
     _set_cookie(resp, COOKIE, session_handle, settings.session_minutes)
     resp.delete_cookie(PENDING_COOKIE, path="/entry")

@@ -12,6 +12,8 @@ applicant's session ... reaches only their own handover"), over real HTTP:
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -126,3 +128,31 @@ def test_refused_handover_posts_are_throttled_per_address(entry):
     other = requests.post(f"{url}/entry/rental_filing", data={"token": good}, headers=there,
                           timeout=10)
     assert other.status_code == 200 and 'id="confirm-form"' in other.text
+
+
+def test_a_burst_of_wrong_confirmations_gets_no_more_tries_than_the_limit(entry):
+    """Twelve guesses of the ID number's last characters at the same moment, from one
+    address: each is counted before it is checked, under a lock on the address, so only
+    the limit's worth (3) are checked; the others are throttled (429), and the right
+    answer from there afterwards too."""
+    hub, url = entry
+    here = {"X-Forwarded-For": "203.0.113.40"}
+    http = requests.Session()
+    page = http.post(f"{url}/entry/rental_filing", headers=here, timeout=10, data={
+        "token": handover_token(SECRET, "rental_filing", "510000-20261202-G1", COUNTY)}).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    burst = 12
+    barrier = threading.Barrier(burst)
+
+    def guess(n: int) -> int:
+        barrier.wait(timeout=30)
+        return http.post(f"{url}/entry/s/confirm", headers=here, timeout=10,
+                         data={"csrf_token": csrf, "id_tail": f"{n:04d}"}).status_code
+
+    with ThreadPoolExecutor(burst) as pool:
+        codes = list(pool.map(guess, range(burst)))
+    assert sorted(codes) == [400] * 3 + [429] * 9, codes
+    with hub.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(EntryRefusal).where(
+            EntryRefusal.remote_addr == "203.0.113.40")) == 3
+    assert confirm(url, http, page, headers=here).status_code == 429
