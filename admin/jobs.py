@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters import manual_excel
 from mapping.excel import header_map, operator_values, text_of
 from store.admin_models import AdminJob
+from store.locks import serialise
 from store.models import Case, utcnow
 from store.private import FILE_MODE, private_dir
 
@@ -110,6 +111,12 @@ def visible(job: AdminJob, principal: Principal) -> bool:
     return not (job.personal and not principal.can("view_personal_data"))
 
 
+def _unfinished(s: Any, username: str) -> int:
+    """How many of ``username``'s jobs are queued or running."""
+    return int(s.scalar(select(func.count()).select_from(AdminJob).where(
+        AdminJob.username == username, AdminJob.state.in_(UNFINISHED))) or 0)
+
+
 def _alive(owner: str, at: datetime, now: datetime) -> bool:
     """Whether the process ``owner`` (``host:pid:token``) may still be running a job."""
     host, _, rest = owner.partition(":")
@@ -156,26 +163,27 @@ class JobRunner:
     def submit_export(self, scope: Scope, county: str | None, item: str | None,
                       label: str, stem: str) -> int:
         """Queue an export of the manual queue as ``scope`` sees it; the job's id."""
-        if self.busy(scope.username):
-            raise TooMany
         return self._submit(AdminJob(kind=EXPORT, county=county, item=item,
                                      personal=scope.personal, label=label[:200]), scope,
                             {"stem": stem})
 
     def submit_import(self, scope: Scope, data: bytes, filename: str) -> int:
         """Keep the uploaded workbook (0600) and queue its import."""
-        if self.busy(scope.username):
+        if self.busy(scope.username):  # before writing the file (``_submit`` decides)
             raise TooMany
         name = f"import-{secrets.token_hex(8)}.xlsx"
         self._write(name, data)
-        return self._submit(AdminJob(kind=IMPORT, label=filename[:200], file=name), scope, {})
+        try:
+            return self._submit(AdminJob(kind=IMPORT, label=filename[:200], file=name),
+                                scope, {})
+        except TooMany:
+            self._remove(name)
+            raise
 
     def busy(self, username: str) -> bool:
         """Whether ``username`` may not ask for another job now (``MAX_UNFINISHED``)."""
         with self.hub.db.read_session() as s:
-            unfinished = s.scalar(select(func.count()).select_from(AdminJob).where(
-                AdminJob.username == username, AdminJob.state.in_(UNFINISHED))) or 0
-        return unfinished >= MAX_UNFINISHED
+            return _unfinished(s, username) >= MAX_UNFINISHED
 
     def _submit(self, job: AdminJob, scope: Scope, extra: dict[str, Any]) -> int:
         job.state, job.username, job.owner = "queued", scope.username, self.owner
@@ -184,6 +192,11 @@ class JobRunner:
         job.notified = False
         self._submitted = True
         with self.hub.transaction() as s:
+            # counted and added under one lock per operator: parallel asks cannot all
+            # pass the count (``MAX_UNFINISHED``)
+            serialise(s, f"admin-jobs:{scope.username}")
+            if _unfinished(s, scope.username) >= MAX_UNFINISHED:
+                raise TooMany
             s.add(job)
             s.flush()
             job_id = job.id

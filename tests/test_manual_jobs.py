@@ -10,7 +10,9 @@ import multiprocessing
 import os
 import signal
 import stat
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from admin.jobs import RESTART
+from admin.jobs import MAX_UNFINISHED, RESTART
 from hub import Hub, load_config
 from store.admin_models import AdminJob
 from tests.hubserver import HubServer
@@ -293,3 +295,31 @@ def test_an_export_runs_in_a_child_process_of_lower_priority(site):
     # the next export is unaffected
     job = wait_job(c, _ask_export(c))
     assert (job["state"], job["done"], job["total"]) == ("done", 30, 30), job
+
+
+def test_a_burst_of_asks_queues_no_more_than_the_limit(site):
+    """Eight exports asked by one operator at the same moment (eight signed-in tabs): the
+    count and the new job are one locked step, so exactly ``MAX_UNFINISHED`` (3) are
+    queued and the others refused with the Chinese notice, nothing queued for them."""
+    hub, url = site
+    for n in range(200):
+        new_case(hub, [MANUAL], f"BURST-{n}")
+    burst = 8
+    clients = [_client(url, "clerk") for _ in range(burst)]
+    for c in clients:
+        c.get("/admin/manual")
+    barrier = threading.Barrier(burst)
+
+    def ask(c: Client) -> str:
+        barrier.wait(timeout=30)
+        resp = c.post("/admin/manual/export", {"county": MANUAL}, follow=False)
+        assert resp.status_code in (302, 303), resp.text[:200]
+        return resp.headers["Location"]
+
+    with ThreadPoolExecutor(burst) as pool:
+        places = list(pool.map(ask, clients))
+    queued = [p for p in places if "job=" in p]
+    assert len(queued) == MAX_UNFINISHED, places
+    assert len(_jobs(hub)) == MAX_UNFINISHED
+    refused = clients[places.index(next(p for p in places if "job=" not in p))]
+    assert f"您已有 {MAX_UNFINISHED} 个导出或导入任务" in refused.get("/admin/manual").text
