@@ -307,9 +307,6 @@ def confirm():  # type: ignore[no-untyped-def]
     """The applicant confirms the handover in the browser it was posted to, with the
     last characters of their ID number: the session opens (a new handle) once."""
     hub = _hub()
-    attempt = _attempt(_source())
-    if attempt is None:
-        return _page("entry_error.html", 429, message=THROTTLED)
     handle = request.cookies.get(PENDING_COOKIE, "")
     sent = request.form.get("csrf_token", "")
     with hub.db.session() as s:
@@ -319,9 +316,13 @@ def confirm():  # type: ignore[no-untyped-def]
             return _error("session", 403)
         claims = json.loads(row.claims)
         row_id = row.id
+    attempt = _attempt(_source())  # only the guess of the ID's characters is counted
+    if attempt is None:
+        return _page("entry_error.html", 429, message=THROTTLED)
     typed = str(request.form.get("id_tail", ""))[:16].strip().upper()
     if not typed or not hmac.compare_digest(typed.encode(), _confirm_code(claims).encode()):
         return _confirm_page(claims, handle, 400, CONFIRM_WRONG)
+    _accepted(attempt)
     settings = identity_of(hub.config).entry
     session_handle = secrets.token_urlsafe(32)
     now = utcnow()
@@ -334,7 +335,6 @@ def confirm():  # type: ignore[no-untyped-def]
             .execution_options(synchronize_session=False)).rowcount
     if opened != 1:  # confirmed already (a second tab): that tab holds the session
         return _error("session", 403)
-    _accepted(attempt)
     resp = redirect("/entry/s/form", code=303)
     _set_cookie(resp, COOKIE, session_handle, settings.session_minutes)
     resp.delete_cookie(PENDING_COOKIE, path="/entry")

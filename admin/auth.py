@@ -161,26 +161,37 @@ def authenticate(transaction: Callable[[], AbstractContextManager[Session]], use
             log.warning("admin sign-in refused: too many failures from %s", remote)
             return LoginResult(None, "throttled")
         user = s.scalars(select(AdminUser).where(AdminUser.username == username)).first()
-        if user is not None and not lockout.attempt(s, AdminUser, user.id, now):
+        taken = lockout.attempt(s, AdminUser, user.id, now) if user is not None else "go"
+        if taken == "locked":
             return LoginResult(None, "locked")
         failure = record_failure(s, failure_key(throttle.hash_key, username), remote, now)
         s.flush()
         failure_id = failure.id
-        user_id, stored, active = ((user.id, user.password_hash, user.active)
-                                   if user is not None else (None, None, False))
+        user_id, stored = (user.id, user.password_hash) if user is not None else (None, None)
+    if user_id is not None and taken == "full":  # a burst: wait for the checks in flight
+        taken = lockout.take_attempt(transaction, AdminUser, user_id, now, taken)
+        if taken != "go":  # refused without a check: not the address's failure
+            with transaction() as s:
+                s.execute(delete(AdminLoginFailure).where(AdminLoginFailure.id == failure_id))
+            return LoginResult(None, taken)
     # Always one hash check (against a dummy hash for an unknown user), so the answer's
     # timing does not tell whether the user name exists.
     password_ok = check_password_hash(stored or dummy_password_hash(), password)
     with transaction() as s:
-        if user_id is None or not active or not password_ok:
+        signed_in = (s.get(AdminUser, user_id, populate_existing=True)
+                     if user_id is not None else None)
+        # the account as checked: not reset (another hash) nor disabled meanwhile
+        if (signed_in is None or not password_ok or not signed_in.active
+                or signed_in.password_hash != stored):
             if user_id is not None and lockout.failed(s, AdminUser, user_id, now):
                 return LoginResult(None, "locked_now")
+            # as much work as a known account's failure (the timing tells nothing)
+            s.execute(update(AdminLoginFailure).where(AdminLoginFailure.id == failure_id)
+                      .values(at=now).execution_options(synchronize_session=False))
             return LoginResult(None, "bad")
         s.execute(delete(AdminLoginFailure).where(AdminLoginFailure.id == failure_id))
         lockout.succeeded(s, AdminUser, user_id)
-        signed_in = s.get(AdminUser, user_id, populate_existing=True)
-        if signed_in is None:  # deleted meanwhile
-            return LoginResult(None, "bad")
+        s.refresh(signed_in)
         signed_in.last_login_at = now
         return LoginResult(signed_in)
 

@@ -270,6 +270,7 @@ class JobRunner:
             send.close()
             _follow(child, receive, progress)
         except BaseException:
+            send.close()
             if child.pid is not None:
                 child.kill()
                 child.join()
@@ -463,10 +464,15 @@ def export_in_child(config: Any, path: str, stem: str, county: str | None,
     web process): its own hub on the same configuration writes the zip to ``path``. It
     dies with the web process (a SIGKILLed ``hub.py serve`` leaves no export running)."""
     _die_with_parent(parent)
+    # a stop (Ctrl-C, systemd's SIGTERM to the whole group) is the web process's to
+    # handle: it kills this child and fails the job with RESTART
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(EXPORT_NICE)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from hub import Hub
+    import logsafe  # the hub's formatter: no exception text (it may hold personal data)
+    from hub import LOG_FORMAT, Hub
+
+    logsafe.install(logging.WARNING, LOG_FORMAT)
 
     last = [0.0]
 

@@ -480,6 +480,36 @@ def test_a_burst_of_authenticate_guesses_is_checked_at_most_threshold_times(fund
                             password=PASSWORD).result_code == "1001"
 
 
+def test_a_burst_of_right_passwords_all_get_tokens_and_a_stale_count_ends(fund):
+    """A bank re-authenticating from eight threads at once with the right password: the
+    checks beyond the threshold wait for those in flight, so every one gets a token. A
+    full count left behind (a process killed between counting and settling) locks the
+    login for the lock-out period instead of for ever."""
+    with fund.hub.transaction() as s:
+        set_setting(s, "lockout_threshold", "3", "test")
+    burst = 8
+    barrier = threading.Barrier(burst)
+    svc = fund.client()
+
+    def login(_: int) -> str:
+        barrier.wait(timeout=30)
+        return svc.Authenticate(bank_code=BANK, username="icbc-front",
+                                password=PASSWORD).result_code
+
+    with ThreadPoolExecutor(burst) as pool:
+        assert list(pool.map(login, range(burst))) == ["0000"] * burst
+    with fund.hub.transaction() as s:  # three counted checks that were never settled
+        s.execute(update(FundLogin).where(FundLogin.username == "icbc-front")
+                  .values(failed_logins=3))
+    stale = svc.Authenticate(bank_code=BANK, username="icbc-front", password=PASSWORD)
+    assert stale.result_code == "1001" and "locked" in stale.result_msg
+    with fund.hub.db.session() as s:
+        row = s.scalars(select(FundLogin).where(FundLogin.username == "icbc-front")).one()
+        minutes = (row.locked_until - datetime.utcnow()) / timedelta(minutes=1)
+        assert 13 < minutes <= 15 and row.failed_logins == 0
+    assert len(alerts(fund, "fund_login_locked")) == 1
+
+
 def test_authenticate_locks_out_as_the_admin_sign_in_does(fund):
     svc = fund.client()
 

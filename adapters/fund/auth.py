@@ -103,19 +103,23 @@ class Tokens:
             login = s.scalar(select(FundLogin).where(
                 FundLogin.bank_code == bank_code, FundLogin.username == username,
                 FundLogin.active.is_(True)))
-            if login is not None and not lockout.attempt(s, FundLogin, login.id, now):
+            taken = lockout.attempt(s, FundLogin, login.id, now) if login else "go"
+            if taken == "locked":
                 return "locked"
             login_id, stored = (login.id, login.password_hash) if login else (None, None)
+        if login_id is not None and taken == "full":  # a burst: wait for the checks in flight
+            taken = lockout.take_attempt(transaction, FundLogin, login_id, now, taken)
+            if taken != "go":
+                return taken
         ok = verify_password(password, stored or _dummy_hash())  # same time either way
         if login_id is None:
             return "bad"
         with transaction() as s:
-            if not ok:
+            login = s.get(FundLogin, login_id, populate_existing=True)
+            # the login as checked: not given a new password nor disabled meanwhile
+            if not ok or login is None or not login.active or login.password_hash != stored:
                 return "locked_now" if lockout.failed(s, FundLogin, login_id, now) else "bad"
             lockout.succeeded(s, FundLogin, login_id)
-            login = s.get(FundLogin, login_id, populate_existing=True)
-            if login is None:
-                return "bad"
             s.execute(delete(FundToken).where(FundToken.expires_at < now))
             token = secrets.token_urlsafe(32)
             expires = now + self.ttl
