@@ -27,6 +27,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 
+#: Up to this many rows, ``executemany`` runs one prepared statement per row on
+#: PostgreSQL: psycopg's own executemany enters pipeline mode, whose set-up cost made
+#: writing the intake's two or three case rows 32% of the gunicorn workers' GIL-held
+#: samples (py-spy) under bench/intake.py's load; 16% this way (single-thread CPU per
+#: application 1.85 -> 1.79 ms; throughput within the run-to-run spread).
+FEW = 8
+
 
 @dataclass(frozen=True)
 class _Compiled:
@@ -111,8 +118,10 @@ class DriverStatement:
         if params:
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                if len(params) == 1:  # psycopg's executemany has a set-up cost of its own
-                    cursor.execute(compiled.sql, params[0])
+                if len(params) == 1 or (len(params) <= FEW
+                                        and connection.dialect.name == "postgresql"):
+                    for one in params:  # prepared, one round trip each: cheaper for a few
+                        cursor.execute(compiled.sql, one)
                 else:
                     cursor.executemany(compiled.sql, params)
             except connection.dialect.loaded_dbapi.Error as exc:
