@@ -40,6 +40,7 @@ from adapters.county_stages import (
 )
 from adapters.materials import MaterialError, to_jpegs
 from mapping.cells import xlsx_cell, xlsx_row
+from mapping.departments import FILING_KINDS
 from mapping.excel import (
     OPERATOR_STAGES,
     CellError,
@@ -61,6 +62,7 @@ from store import files
 from store.cases import StageOutcome
 from store.content import ContentLimits
 from store.models import Case
+from store.share import seizure_warnings
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -252,8 +254,10 @@ def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str |
             materials = _material_names(payload)
             paths = (_add_materials(s, hub, archive, case.case_no, materials, prefix)
                      if with_materials else [name for _, name in materials])
+            warnings = (seizure_warnings(s, (payload.get("data") or {}).get("house_id"))
+                        if case.item in FILING_KINDS else None)
             sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
-                                  payload, paths, show_personal_data))
+                                  payload, paths, show_personal_data, warnings))
             if progress is not None:
                 progress(done, max(total, done))
     if sheet is None:  # nothing open: still a valid workbook with the layout

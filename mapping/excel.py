@@ -46,6 +46,7 @@ CASE_COLUMNS: tuple[Column, ...] = (
     Column("applicant_phone", "联系电话", 15),
     Column("received_at", "收件时间", 20),
     Column("stage", "当前环节", 10),
+    Column("warnings", "风险提示", 30),
     Column("materials", "材料(JPG, 见压缩包)", 40),
 )
 OPERATOR_COLUMNS: tuple[Column, ...] = (
@@ -131,9 +132,17 @@ def _field_cell(item: Item, name: str, value: Any, show_personal_data: bool) -> 
     return str(value)
 
 
+def warning_text(warning: dict[str, Any]) -> str:
+    """A 查封 warning (``store.share.seizure_warnings``) as the clerk reads it."""
+    return (f"房屋已被查封：{warning.get('court') or ''}，文书号 "
+            f"{warning.get('document_no') or ''}（查封编号 {warning.get('seizure_no') or ''}）")
+
+
 def case_row(item: Item, case_no: str, county: str, stage: str, payload: dict[str, Any],
-             materials: list[str], show_personal_data: bool) -> list[Any]:
-    """The cells of one open case, in ``columns_for(item)`` order (operator cells blank)."""
+             materials: list[str], show_personal_data: bool,
+             warnings: list[dict[str, Any]] | None = None) -> list[Any]:
+    """The cells of one open case, in ``columns_for(item)`` order (operator cells blank);
+    ``warnings``: the house's active seizures, as a smart county's delivery carries them."""
     applicant = payload.get("applicant") or {}
     id_no = applicant.get("id_no")
     phone = applicant.get("phone")
@@ -144,6 +153,7 @@ def case_row(item: Item, case_no: str, county: str, stage: str, payload: dict[st
         id_no if show_personal_data else mask(id_no),
         phone if show_personal_data else mask(phone, 3, 4),
         local_time(payload.get("submitted_at")), STAGES.get(stage, stage),
+        "；".join(warning_text(w) for w in warnings or ()) or None,
         "\n".join(materials) or None,
     ]
     row += [_field_cell(item, f.name, data.get(f.name), show_personal_data) for f in item.fields]

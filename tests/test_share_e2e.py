@@ -5,11 +5,14 @@ hub pushes them to the simulated tax bureau and fund centre, and simulated depar
 
 from __future__ import annotations
 
+import io
 import json
 
+import openpyxl
 import pytest
 from sqlalchemy import select, update
 
+from adapters import manual_excel
 from adapters.sim.county import CountySim, SimConfig
 from adapters.sim.departments import DepartmentClient, DepartmentSim
 from adapters.sim.province import ProvinceClient, ProvinceSim
@@ -359,3 +362,25 @@ def test_case_page_shows_the_seizure_warning(world):
     page = client.get(f"/admin/cases/{case_no}").text
     assert 'id="seizure-warning"' in page and "(2026)川1702执保8号" in page
     assert 'id="seizure-warning"' not in client.get(f"/admin/cases/{other}").text
+
+
+def test_a_manual_countys_export_carries_the_seizure_warning(world):
+    """A manual county's clerk works from the exported workbook: a filing of a seized
+    house shows the court's seizure in 风险提示 (as a smart county's delivery carries it
+    in ``warnings``); another house's row has none, and a hostile court text stays text."""
+    hub, _url, province, _p, _county, _d, c = world
+    manual = "511725"  # 渠县: routed to the manual queue
+    c["court"].seize("CF-2026-009", "H-0999", "达州市中级人民法院", "=HYPERLINK(\"x\")")
+    for apply_no, house in (("RS-M1", "H-0999"), ("RS-M2", "H-0998")):
+        doc = filing("resale_contract_filing", apply_no, house=house)
+        doc["county_codes"] = [manual]
+        assert province.submit("resale_contract_filing", doc).body["code"] == "0000"
+    xlsx, _zip = manual_excel.export_workbook(hub, county=manual, with_materials=False)
+    ws = openpyxl.load_workbook(io.BytesIO(xlsx))["存量房网签备案"]
+    header = [cell.value for cell in ws[1]]
+    rows = {r[header.index("申请编号")]: r for r in ws.iter_rows(min_row=2, values_only=True)}
+    warning = rows["RS-M1"][header.index("风险提示")]
+    assert warning.startswith("房屋已被查封：达州市中级人民法院") and "CF-2026-009" in warning
+    assert rows["RS-M2"][header.index("风险提示")] is None
+    cell = next(r for r in ws.iter_rows(min_row=2) if r[header.index("申请编号")].value == "RS-M1")
+    assert cell[header.index("风险提示")].data_type == "s"  # text, never a formula
