@@ -74,6 +74,8 @@ SWITCH_INTERVAL = 0.0005
 EXPORT_NICE = 10
 #: Seconds between two progress messages of an export's child process.
 CHILD_BEAT = 0.2
+#: An export's child that says nothing for this long is hung: killed, its job failed.
+CHILD_SILENCE = 600.0
 _live: set[str] = set()  # the tokens of the runners alive in this process
 
 
@@ -439,12 +441,14 @@ class ExportFailed(Exception):
 def _follow(child: Any, receive: Any, progress: _Progress) -> None:
     """Pass the child's progress on until it says it is done; raise when it fails, dies
     or the process stops (``progress`` raises ``Stopping``)."""
+    heard = time.monotonic()
     while True:
         if receive.poll(CHILD_BEAT):
             try:
                 message = receive.recv()
             except EOFError:  # the child died without a word
                 message = ("failed", f"exit code {child.exitcode}")
+            heard = time.monotonic()
             if message[0] == "progress":
                 progress(message[1], message[2])
                 continue
@@ -455,6 +459,8 @@ def _follow(child: Any, receive: Any, progress: _Progress) -> None:
         progress.check()  # a stopping process raises here
         if not child.is_alive() and not receive.poll():
             raise ExportFailed(f"exit code {child.exitcode}")
+        if time.monotonic() - heard > CHILD_SILENCE:  # hung: the caller kills it
+            raise ExportFailed(f"no progress for {CHILD_SILENCE:.0f} s")
 
 
 def export_in_child(config: Any, path: str, stem: str, county: str | None,
