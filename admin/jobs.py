@@ -2,12 +2,17 @@
 shows its progress and says when it is done).
 
 A job is a row of ``admin_jobs`` (store/admin_models.py) written in the operator's
-request and run by this process's thread pool, which writes its progress (done/total)
-as it goes. Its files — the export's zip, the uploaded workbook — sit under
-``<files_dir>/jobs`` (0700, files 0600); an upload is removed when its import ends, an
-export a day after (``KEEP``). A job is never left "running" by a process that stopped:
-at close (SIGTERM) this process marks its own unfinished jobs failed with ``RESTART``;
-a process that was killed has its jobs marked so by the next one to start (``recover``).
+request and followed by this process's thread pool, which writes its progress
+(done/total) as it goes; the work itself (openpyxl, zlib: CPU) runs in a spawned child
+process at a lower priority, so it never holds this process's GIL against the requests
+(bench/reads_during_intake.py: 10,000-case exports in the web process made the intake
+2.7x slower at p50 on PostgreSQL; in the child 0.94x).
+
+Its files — the export's zip, the uploaded workbook — sit under ``<files_dir>/jobs``
+(0700, files 0600); an upload is removed when its import ends, an export a day after
+(``KEEP``). A job is never left "running" by a process that stopped: at close (SIGTERM)
+this process marks its own unfinished jobs failed with ``RESTART``; a process that was
+killed has its jobs marked so by the next one to start (``recover``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cityhub.admin.jobs")
 EXPORT, IMPORT = "manual_export", "manual_import"
+KIND_WORD = {EXPORT: "export", IMPORT: "import"}
 UNFINISHED = ("queued", "running")
 RESTART = "服务重启，请重新提交"
 #: An export's zip (and a finished job's row on the page) is kept this long.
@@ -63,18 +69,11 @@ MAX_UNFINISHED = 3
 #: Rows of ended jobs are deleted after this long (their files went after ``KEEP``).
 KEEP_ROWS = timedelta(days=30)
 HOST = socket.gethostname()[:60]
-#: The interpreter's thread switch interval while this process runs jobs (Python's
-#: default is 5 ms): an import's CPU work (openpyxl) runs in the web process, and at 5 ms
-#: each of a request's waits for the GIL could cost up to 5 ms. Exports run in a child
-#: process (``EXPORT_NICE``): in this process, even at 0.5 ms, 10,000-case exports made
-#: the intake 2.7x slower (p50) on PostgreSQL; in the child 0.94x
-#: (bench/reads_during_intake.py).
-SWITCH_INTERVAL = 0.0005
-#: The niceness an export's child process adds to its own (the OS runs the requests first).
-EXPORT_NICE = 10
-#: Seconds between two progress messages of an export's child process.
+#: The niceness a job's child process adds to its own (the OS runs the requests first).
+JOB_NICE = 10
+#: Seconds between two progress messages of a job's child process.
 CHILD_BEAT = 0.2
-#: An export's child that says nothing for this long is hung: killed, its job failed.
+#: A job's child that says nothing for this long is hung: killed, its job failed.
 CHILD_SILENCE = 600.0
 _live: set[str] = set()  # the tokens of the runners alive in this process
 
@@ -143,7 +142,6 @@ class JobRunner:
 
     def __init__(self, hub: Hub, threads: int = 2) -> None:
         self.hub = hub
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         self.token = secrets.token_hex(6)
         self.owner = f"{HOST}:{os.getpid()}:{self.token}"
         self._submitted = False  # close() has jobs of this process to settle
@@ -231,9 +229,8 @@ class JobRunner:
                 self._finish(job_id, "done", file=name, result={"size": size},
                              done=progress.done)
             else:
-                report = self._import(scope, file or "", progress)
-                self._finish(job_id, "done", result=_report_json(report),
-                             done=progress.done, file=None)
+                report = self._import(job_id, scope, file or "", progress)
+                self._finish(job_id, "done", result=report, done=progress.done, file=None)
         except Stopping:
             self._finish(job_id, "failed", error=RESTART, file=None)
         except Exception as exc:
@@ -249,49 +246,52 @@ class JobRunner:
 
     def _export(self, job_id: int, scope: Scope, county: str | None, item: str | None,
                 stem: str, progress: _Progress) -> tuple[str, int]:
-        """Write the zip in a child process at a lower CPU priority (``EXPORT_NICE``):
-        the export is CPU work (openpyxl, zlib) that in this process would hold the GIL
-        against the requests; there the OS gives the requests the CPU first. The child
-        reports progress through a pipe; this thread writes it (``_Progress``) and kills
-        the child when the process stops."""
         name = f"export-{job_id}-{secrets.token_hex(8)}.zip"
         path = self.dir / name
         with self.hub.transaction() as s:  # named first: a killed process's part is found
             s.execute(update(AdminJob).where(AdminJob.id == job_id).values(file=name))
-        ctx = multiprocessing.get_context("spawn")
-        receive, send = ctx.Pipe(duplex=False)
-        divisions = None if scope.divisions is None else sorted(scope.divisions)
-        child = ctx.Process(target=export_in_child, name=f"admin-export-{job_id}", daemon=True,
-                            args=(self.hub.config, str(path), stem, county, item,
-                                  scope.personal, divisions, send, os.getpid()))
         try:
             # created here, empty: the child only opens it, so a file the next start
             # removed (this process killed meanwhile) is never written again
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+            self._in_child(job_id, EXPORT, (str(path), stem, county, item, scope.personal,
+                                            _listed(scope.divisions)), progress)
+        except BaseException:
+            self._remove(name)
+            raise
+        return name, path.stat().st_size
+
+    def _import(self, job_id: int, scope: Scope, file: str,
+                progress: _Progress) -> dict[str, Any]:
+        """The import's report (as ``_report_json``)."""
+        return self._in_child(job_id, IMPORT, (str(self.dir / Path(file).name),
+                                               scope.username, _listed(scope.divisions)),
+                              progress)
+
+    def _in_child(self, job_id: int, kind: str, args: tuple[Any, ...],
+                  progress: _Progress) -> Any:
+        """Run a job's work in a child process at a lower CPU priority (``JOB_NICE``):
+        reading and writing workbooks is CPU work (openpyxl, zlib) that in this process
+        would hold the GIL against the requests; there the OS gives the requests the CPU
+        first. The child reports progress through a pipe, which this thread writes
+        (``_Progress``); it is killed when this process stops. Its result, or
+        ``ChildFailed``."""
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=job_in_child, name=f"admin-{KIND_WORD[kind]}-{job_id}",
+                            daemon=True, args=(self.hub.config, kind, args, send, os.getpid()))
+        try:
             child.start()
             send.close()
-            _follow(child, receive, progress)
+            return _follow(child, receive, progress)
         except BaseException:
             send.close()
             if child.pid is not None:
                 child.kill()
                 child.join()
-            self._remove(name)
             raise
         finally:
             receive.close()
-        return name, path.stat().st_size
-
-    def _import(self, scope: Scope, file: str,
-                progress: _Progress) -> manual_excel.ImportReport:
-        data = (self.dir / file).read_bytes()
-        errors = out_of_scope_rows(self.hub, data, scope.divisions)
-        if errors:
-            report = manual_excel.ImportReport(errors=errors)
-        else:
-            report = manual_excel.import_workbook(self.hub, data, scope.username,
-                                                  progress=progress)
-        return report
 
     def _finish(self, job_id: int, state: str, *, error: str | None = None,
                 result: Any = None, done: int | None = None, **values: Any) -> None:
@@ -434,13 +434,17 @@ class _Progress:
                 AdminJob.id != self.job_id).values(updated_at=at))
 
 
-class ExportFailed(Exception):
-    """The export's child process ended without writing its zip (its reason logged)."""
+class ChildFailed(Exception):
+    """A job's child process ended without its result (its reason logged)."""
 
 
-def _follow(child: Any, receive: Any, progress: _Progress) -> None:
-    """Pass the child's progress on until it says it is done; raise when it fails, dies
-    or the process stops (``progress`` raises ``Stopping``)."""
+def _listed(divisions: frozenset[str] | None) -> list[str] | None:
+    return None if divisions is None else sorted(divisions)
+
+
+def _follow(child: Any, receive: Any, progress: _Progress) -> Any:
+    """Pass the child's progress on until it sends its result; raise when it fails,
+    dies, hangs or this process stops (``progress`` raises ``Stopping``)."""
     heard = time.monotonic()
     while True:
         if receive.poll(CHILD_BEAT):
@@ -454,27 +458,47 @@ def _follow(child: Any, receive: Any, progress: _Progress) -> None:
                 continue
             child.join(30)
             if message[0] == "done" and child.exitcode == 0:
-                return
-            raise ExportFailed(message[1] if message[0] == "failed" else "no zip")
+                return message[1]
+            raise ChildFailed(message[1] if message[0] == "failed" else "no result")
         progress.check()  # a stopping process raises here
         if not child.is_alive() and not receive.poll():
-            raise ExportFailed(f"exit code {child.exitcode}")
+            raise ChildFailed(f"exit code {child.exitcode}")
         if time.monotonic() - heard > CHILD_SILENCE:  # hung: the caller kills it
-            raise ExportFailed(f"no progress for {CHILD_SILENCE:.0f} s")
+            raise ChildFailed(f"no progress for {CHILD_SILENCE:.0f} s")
 
 
-def export_in_child(config: Any, path: str, stem: str, county: str | None,
-                    item: str | None, personal: bool, divisions: list[str] | None,
-                    send: Any, parent: int) -> None:
-    """The export's child process (spawned, so it shares no lock or connection with the
-    web process): its own hub on the same configuration writes the zip to ``path``. It
-    dies with the web process (a SIGKILLed ``hub.py serve`` leaves no export running)."""
+def _export_work(hub: Hub, report: manual_excel.Progress, path: str, stem: str,
+                 county: str | None, item: str | None, personal: bool,
+                 divisions: list[str] | None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # the parent created it (0600)
+    with os.fdopen(fd, "wb") as out:
+        manual_excel.export_bundle(hub, out, stem, county, item, show_personal_data=personal,
+                                   divisions=divisions, progress=report)
+
+
+def _import_work(hub: Hub, report: manual_excel.Progress, path: str, username: str,
+                 divisions: list[str] | None) -> dict[str, Any]:
+    data = Path(path).read_bytes()
+    errors = out_of_scope_rows(hub, data, divisions)
+    if errors:
+        return _report_json(manual_excel.ImportReport(errors=errors))
+    return _report_json(manual_excel.import_workbook(hub, data, username, progress=report))
+
+
+_CHILD_WORK: dict[str, Callable[..., Any]] = {EXPORT: _export_work, IMPORT: _import_work}
+
+
+def job_in_child(config: Any, kind: str, args: tuple[Any, ...], send: Any,
+                 parent: int) -> None:
+    """A job's child process (spawned, so it shares no lock or connection with the web
+    process): its own hub on the same configuration does the work and sends its result.
+    It dies with the web process (a SIGKILLed ``hub.py serve`` leaves no job running)."""
     _die_with_parent(parent)
     # a stop (Ctrl-C, systemd's SIGTERM to the whole group) is the web process's to
     # handle: it kills this child and fails the job with RESTART
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.nice(EXPORT_NICE)
+    os.nice(JOB_NICE)
     import logsafe  # the hub's formatter: no exception text (it may hold personal data)
     from hub import LOG_FORMAT, Hub
 
@@ -491,16 +515,12 @@ def export_in_child(config: Any, path: str, stem: str, county: str | None,
     hub = None
     try:
         hub = Hub(config)
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)  # the parent created it (0600)
-        with os.fdopen(fd, "wb") as out:
-            manual_excel.export_bundle(hub, out, stem, county, item,
-                                       show_personal_data=personal, divisions=divisions,
-                                       progress=report)
+        result = _CHILD_WORK[kind](hub, report, *args)
     except Exception as exc:
-        logging.getLogger("cityhub.admin.jobs").exception("export to %s failed", path)
+        logging.getLogger("cityhub.admin.jobs").exception("admin job (%s) failed", kind)
         send.send(("failed", type(exc).__name__))
     else:
-        send.send(("done", None))
+        send.send(("done", result))
     finally:
         if hub is not None:
             hub.close()
