@@ -250,18 +250,25 @@ class Sharing:
 
     def with_warnings(self, payload: dict[str, Any], item: str | None) -> dict[str, Any]:
         """A county delivery with ``warnings`` for a house under an active seizure."""
-        if item not in FILING_KINDS:
-            return payload
-        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
         with self.hub.db.session() as s:
-            warnings = share.seizure_warnings(s, data.get("house_id"))
+            warnings = self.warnings_of(s, item, payload)
         return {**payload, "warnings": warnings} if warnings else payload
 
     def warnings_for(self, session: Session, case: Case) -> list[dict[str, str]]:
         """The seizure warnings of a case (its house), for the case page."""
         if case.item not in FILING_KINDS:
             return []
-        return share.seizure_warnings(session, self._data(case).get("house_id"))
+        return self.warnings_of(session, case.item, {"data": self._data(case)})
+
+    @staticmethod
+    def warnings_of(session: Session, item: str | None, payload: dict[str, Any]
+                    ) -> list[dict[str, str]]:
+        """The seizure warnings of an application (``payload``, the canonical case):
+        a filing's house under an active seizure; none for other items."""
+        if item not in FILING_KINDS:
+            return []
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        return share.seizure_warnings(session, data.get("house_id"))
 
 
 # --------------------------------------------------------------------------- the adapter

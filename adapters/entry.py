@@ -26,13 +26,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, g, make_response, redirect, render_template, request
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Adapter
 from adapters.entry_token import REFUSALS, Handover, HandoverRefused, verify
 from adapters.intake import Intake
 from admin.identity_config import identity_of
+from admin.lockout import address_attempt, take_back
 from mapping.items import ITEMS, ItemKind, province_items
 from mapping.names import name
 from mapping.province_in import ValidationFailure, parse_application
@@ -40,7 +41,6 @@ from store import files
 from store.calllog import CallRecord, write_call
 from store.content import ContentLimits
 from store.identity_models import EntryHandover, EntryRefusal
-from store.locks import serialise
 from store.models import utcnow
 
 if TYPE_CHECKING:
@@ -96,32 +96,23 @@ def _source() -> str:
 
 
 def _attempt(remote: str) -> int | None:
-    """Count this post as refused before it is checked, unless ``remote`` had too many
-    refused handovers (or wrong confirmations) within the operators' sign-in window
-    (the same ``admin.address_failure_limit`` / ``admin.address_failure_minutes``):
-    the count's row id, or None when throttled. Counted first, under a lock on the
-    address: a burst of parallel guesses gets no more tries than the limit."""
+    """Count this post as refused before it is checked (``admin.lockout.address_attempt``,
+    the operators' sign-in window: ``admin.address_failure_limit`` /
+    ``admin.address_failure_minutes``): the count's id, or None when ``remote`` had too
+    many refused handovers (or wrong confirmations)."""
     from admin.auth import throttle_of
 
     hub = _hub()
     throttle = throttle_of(hub)
-    remote = remote[:64]
     with hub.transaction() as s:
-        serialise(s, f"entry:{remote}")
-        count = s.scalar(select(func.count()).select_from(EntryRefusal).where(
-            EntryRefusal.remote_addr == remote, EntryRefusal.at >= utcnow() - throttle.window))
-        if int(count or 0) >= throttle.limit:
-            return None
-        row = EntryRefusal(remote_addr=remote, at=utcnow())
-        s.add(row)
-        s.flush()
-        return row.id
+        return address_attempt(s, EntryRefusal, remote[:64], utcnow(), throttle.limit,
+                               throttle.window)
 
 
 def _accepted(attempt: int) -> None:
     """The post was good: its count is taken back."""
     with _hub().transaction() as s:
-        s.execute(delete(EntryRefusal).where(EntryRefusal.id == attempt))
+        take_back(s, EntryRefusal, attempt)
 
 
 def _page(template: str, status: int = 200, **ctx: Any):  # type: ignore[no-untyped-def]

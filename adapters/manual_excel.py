@@ -40,7 +40,6 @@ from adapters.county_stages import (
 )
 from adapters.materials import MaterialError, to_jpegs
 from mapping.cells import xlsx_cell, xlsx_row
-from mapping.departments import FILING_KINDS
 from mapping.excel import (
     OPERATOR_STAGES,
     CellError,
@@ -62,7 +61,6 @@ from store import files
 from store.cases import StageOutcome
 from store.content import ContentLimits
 from store.models import Case
-from store.share import seizure_warnings
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -254,8 +252,7 @@ def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str |
             materials = _material_names(payload)
             paths = (_add_materials(s, hub, archive, case.case_no, materials, prefix)
                      if with_materials else [name for _, name in materials])
-            warnings = (seizure_warnings(s, (payload.get("data") or {}).get("house_id"))
-                        if case.item in FILING_KINDS else None)
+            warnings = hub.sharing.warnings_of(s, case.item, payload)
             sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
                                   payload, paths, show_personal_data, warnings))
             if progress is not None:

@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import abort, g, redirect, request, session, url_for
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from admin import lockout
 from admin.perms import Forbidden, Principal, load_principal
 from store.admin_models import AdminLoginFailure, AdminUser
-from store.locks import serialise
 from store.models import utcnow
 
 if TYPE_CHECKING:
@@ -111,21 +110,6 @@ def source_address(remote: str | None, forwarded_for: str | None,
     return address[:64]
 
 
-def address_throttled(s: Session, remote: str, now: datetime,
-                      limit: int = ADDRESS_FAILURE_LIMIT,
-                      window: timedelta = ADDRESS_FAILURE_WINDOW) -> bool:
-    """Whether ``remote`` failed ``limit`` sign-ins (any user names) within ``window``."""
-    failures = s.scalar(select(func.count()).select_from(AdminLoginFailure).where(
-        AdminLoginFailure.at >= now - window, AdminLoginFailure.remote_addr == remote))
-    return int(failures or 0) >= limit
-
-
-def record_failure(s: Session, key: str, remote: str, now: datetime) -> AdminLoginFailure:
-    failure = AdminLoginFailure(username=key, remote_addr=remote, at=now)
-    s.add(failure)
-    return failure
-
-
 # --------------------------------------------------------------------------- sign-in
 
 
@@ -156,23 +140,23 @@ def authenticate(transaction: Callable[[], AbstractContextManager[Session]], use
     threshold, or both taken back on success."""
     now = utcnow()
     with transaction() as s:
-        serialise(s, f"admin-sign-in:{remote}")
-        if address_throttled(s, remote, now, throttle.limit, throttle.window):
+        failure_id = lockout.address_attempt(
+            s, AdminLoginFailure, remote, now, throttle.limit, throttle.window,
+            username=failure_key(throttle.hash_key, username))
+        if failure_id is None:
             log.warning("admin sign-in refused: too many failures from %s", remote)
             return LoginResult(None, "throttled")
         user = s.scalars(select(AdminUser).where(AdminUser.username == username)).first()
         taken = lockout.attempt(s, AdminUser, user.id, now) if user is not None else "go"
-        if taken == "locked":
+        if taken == "locked":  # refused without a check: not the address's failure
+            lockout.take_back(s, AdminLoginFailure, failure_id)
             return LoginResult(None, "locked")
-        failure = record_failure(s, failure_key(throttle.hash_key, username), remote, now)
-        s.flush()
-        failure_id = failure.id
         user_id, stored = (user.id, user.password_hash) if user is not None else (None, None)
     if user_id is not None and taken == "full":  # a burst: wait for the checks in flight
-        taken = lockout.take_attempt(transaction, AdminUser, user_id, now, taken)
-        if taken != "go":  # refused without a check: not the address's failure
+        taken = lockout.wait_for_attempt(transaction, AdminUser, user_id)
+        if taken != "go":
             with transaction() as s:
-                s.execute(delete(AdminLoginFailure).where(AdminLoginFailure.id == failure_id))
+                lockout.take_back(s, AdminLoginFailure, failure_id)
             return LoginResult(None, taken)
     # Always one hash check (against a dummy hash for an unknown user), so the answer's
     # timing does not tell whether the user name exists.
@@ -189,7 +173,7 @@ def authenticate(transaction: Callable[[], AbstractContextManager[Session]], use
             s.execute(update(AdminLoginFailure).where(AdminLoginFailure.id == failure_id)
                       .values(at=now).execution_options(synchronize_session=False))
             return LoginResult(None, "bad")
-        s.execute(delete(AdminLoginFailure).where(AdminLoginFailure.id == failure_id))
+        lockout.take_back(s, AdminLoginFailure, failure_id)
         lockout.succeeded(s, AdminUser, user_id)
         s.refresh(signed_in)
         signed_in.last_login_at = now

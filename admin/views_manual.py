@@ -60,8 +60,8 @@ def manual():  # type: ignore[no-untyped-def]
 def _queue_page(county: str | None, item: str | None, asked: int | None = None) -> str:
     """The queue with its per-county counts, read now (after an import too), and the
     operator's background jobs; ``asked`` is the import whose report the page shows once
-    it is done, read in the same snapshot as the job list (a job listed as ended then
-    always shows its report, and one still running is watched until it has one)."""
+    it is done, taken from the same row as the job list shows (a job listed as ended
+    then always shows its report, and one still running is watched until it has one)."""
     page, per = page_args()
     stmt = manual_excel.work_queue(county, item, _divisions())
     # The notice of a job that ended before the page was open, read before the job list:

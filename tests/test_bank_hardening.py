@@ -456,22 +456,25 @@ def test_a_bank_counting_in_fen_is_bounded_too(make_hub, store_url):
 # ------------------------------------------------------------------ Authenticate lock-out
 
 
+def _authenticate_at_once(fund: FundEnv, svc: Any, burst: int, password: str) -> list[Any]:
+    """``burst`` Authenticate calls for icbc-front released together (threshold 3)."""
+    with fund.hub.transaction() as s:
+        set_setting(s, "lockout_threshold", "3", "test")
+    barrier = threading.Barrier(burst)
+
+    def call(_: int) -> Any:
+        barrier.wait(timeout=30)
+        return svc.Authenticate(bank_code=BANK, username="icbc-front", password=password)
+
+    with ThreadPoolExecutor(burst) as pool:
+        return list(pool.map(call, range(burst)))
+
+
 def test_a_burst_of_authenticate_guesses_is_checked_at_most_threshold_times(fund):
     """Twelve wrong passwords for one login at once: each check is counted before it
     runs, so at most the threshold are checked; the rest are refused as locked."""
-    with fund.hub.transaction() as s:
-        set_setting(s, "lockout_threshold", "3", "test")
-    burst = 12
-    barrier = threading.Barrier(burst)
     svc = fund.client()
-
-    def guess(_: int) -> str:
-        barrier.wait(timeout=30)
-        return svc.Authenticate(bank_code=BANK, username="icbc-front",
-                                password="wrong-password-1").result_msg
-
-    with ThreadPoolExecutor(burst) as pool:
-        messages = list(pool.map(guess, range(burst)))
+    messages = [a.result_msg for a in _authenticate_at_once(fund, svc, 12, "wrong-password-1")]
     checked = [m for m in messages if m.startswith("wrong")]
     assert 1 <= len(checked) <= 3, messages
     assert all("locked" in m for m in messages if not m.startswith("wrong")), messages
@@ -485,19 +488,9 @@ def test_a_burst_of_right_passwords_all_get_tokens_and_a_stale_count_ends(fund):
     checks beyond the threshold wait for those in flight, so every one gets a token. A
     full count left behind (a process killed between counting and settling) locks the
     login for the lock-out period instead of for ever."""
-    with fund.hub.transaction() as s:
-        set_setting(s, "lockout_threshold", "3", "test")
-    burst = 8
-    barrier = threading.Barrier(burst)
     svc = fund.client()
-
-    def login(_: int) -> str:
-        barrier.wait(timeout=30)
-        return svc.Authenticate(bank_code=BANK, username="icbc-front",
-                                password=PASSWORD).result_code
-
-    with ThreadPoolExecutor(burst) as pool:
-        assert list(pool.map(login, range(burst))) == ["0000"] * burst
+    codes = [a.result_code for a in _authenticate_at_once(fund, svc, 8, PASSWORD)]
+    assert codes == ["0000"] * 8
     with fund.hub.transaction() as s:  # three counted checks that were never settled
         s.execute(update(FundLogin).where(FundLogin.username == "icbc-front")
                   .values(failed_logins=3))

@@ -108,7 +108,7 @@ class Tokens:
                 return "locked"
             login_id, stored = (login.id, login.password_hash) if login else (None, None)
         if login_id is not None and taken == "full":  # a burst: wait for the checks in flight
-            taken = lockout.take_attempt(transaction, FundLogin, login_id, now, taken)
+            taken = lockout.wait_for_attempt(transaction, FundLogin, login_id)
             if taken != "go":
                 return taken
         ok = verify_password(password, stored or _dummy_hash())  # same time either way
