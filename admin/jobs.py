@@ -233,11 +233,11 @@ class JobRunner:
                 self._finish(job_id, "done", result=report, done=progress.done, file=None)
         except Stopping:
             self._finish(job_id, "failed", error=RESTART, file=None)
-        except Exception as exc:
+        except Exception:
             log.exception("admin job %s (%s) failed", job_id, kind)
             what = "导出" if kind == EXPORT else "导入"
             self._finish(job_id, "failed", file=None,
-                         error=f"{what}未完成：内部错误（{type(exc).__name__}），请重新提交；"
+                         error=f"{what}未完成：内部错误（详见任务 {job_id} 的日志），请重新提交；"
                                "再次失败请联系系统管理员")
         finally:
             self.progress.pop(job_id, None)
