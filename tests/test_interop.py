@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import os
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -108,24 +109,36 @@ def test_wsdl_address_is_the_public_url_whatever_host_the_caller_names(make_hub,
 
 
 def _serve_wsdl(tmp_path: Path, store_url: str, name: str, seed: str) -> bytes:
-    config = write_config(tmp_path / name, store_url, inbound=["bank_soap", "pos"],
-                          public_url=PUBLIC)
-    port = __import__("yaml").safe_load(config.read_text())["listen"]["port"]
-    proc = start_hub_process(config, "serve", "--no-workers", "--no-scheduler",
-                             env={"PYTHONHASHSEED": seed}, log=tmp_path / f"{name}.log")
-    url = f"http://127.0.0.1:{port}/soap/fund?wsdl"
+    """The WSDL a fresh ``hub.py serve`` (hash seed ``seed``) serves. Only the hub's own
+    document counts (its address is ``PUBLIC``): the free port chosen for it may be
+    taken meanwhile by another test's server (a simulated bank's spyne WSDL once
+    answered here); then the hub cannot listen, exits, and is started on another."""
+    for attempt in range(3):
+        config = write_config(tmp_path / f"{name}-{attempt}", store_url,
+                              inbound=["bank_soap", "pos"], public_url=PUBLIC)
+        port = __import__("yaml").safe_load(config.read_text())["listen"]["port"]
+        proc = start_hub_process(config, "serve", "--no-workers", "--no-scheduler",
+                                 env={"PYTHONHASHSEED": seed},
+                                 log=tmp_path / f"{name}-{attempt}.log")
+        url = f"http://127.0.0.1:{port}/soap/fund?wsdl"
 
-    def fetch():
+        def fetch(proc: subprocess.Popen[bytes] = proc, url: str = url) -> bytes | bool | None:
+            if proc.poll() is not None:
+                return True  # it could not start (the port was taken): try another
+            try:
+                r = HTTP.request("GET", url, timeout=5)
+            except urllib3.exceptions.HTTPError:
+                return None
+            ours = r.status == 200 and (PUBLIC + "/soap/fund").encode() in r.data
+            return r.data if ours else None
+
         try:
-            r = HTTP.request("GET", url, timeout=5)
-        except urllib3.exceptions.HTTPError:
-            return None
-        return r.data if r.status == 200 else None
-
-    try:
-        return wait_until(fetch, timeout=60, what=f"hub {name} to serve its WSDL")
-    finally:
-        stop_process(proc)
+            got = wait_until(fetch, timeout=60, what=f"hub {name} to serve its WSDL")
+        finally:
+            stop_process(proc)
+        if got is not True:
+            return got
+    raise AssertionError(f"hub {name} could not start on three ports")
 
 
 def test_wsdl_is_byte_identical_between_restarts(tmp_path, store_url):
