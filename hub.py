@@ -7,6 +7,7 @@ the delivery workers and the scheduler. ``python hub.py --help`` lists the comma
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import getpass
 import json
@@ -828,17 +829,28 @@ def make_http_server(hub: Hub, app: Any, host: str, port: int, threads: int = 16
                          clear_untrusted_proxy_headers=not forwarded)
 
 
+#: Why the server could not listen, as an operator reads it.
+_LISTEN_ERRORS = {errno.EADDRINUSE: "端口已被占用", errno.EACCES: "没有使用该端口的权限",
+                  errno.EADDRNOTAVAIL: "本机没有这个地址"}
+
+
 def run_server(hub: Hub, host: str, port: int, *, workers: bool = True, scheduler: bool = True,
                delivery_threads: int | None = None, http_threads: int = 16,
                on_ready: Any = None) -> int:
     """Serve the web app (waitress) with delivery workers and the scheduler until SIGTERM
     or SIGINT; ``on_ready(stop_event)`` runs once the server listens."""
     app = create_app(hub)
+    try:  # listening first: a port that cannot be had starts nothing
+        server = make_http_server(hub, app, host, port, threads=http_threads)
+    except OSError as exc:
+        hub.close()
+        why = _LISTEN_ERRORS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        raise CliError(f"无法监听 http://{host}:{port}：{why}；请在配置的 listen（或 --host/"
+                       "--port）换一个地址或端口，或先停止占用它的程序") from None
     if workers:
         hub.start_workers(delivery_threads)
     if scheduler and hub.config.scheduler.enabled:
         hub.start_scheduler()
-    server = make_http_server(hub, app, host, port, threads=http_threads)
     stop = threading.Event()
     _serve_until_signal(stop)
     gc.freeze()  # the start-up's objects (modules, WSDL, tables) stay out of every GC pass

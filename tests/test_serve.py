@@ -122,3 +122,25 @@ def test_init_secrets_creates_a_private_file_once(make_config, sqlite_url, tmp_p
     assert set(first["partners"]) >= {"province", "county_511702"}
     assert run().returncode == 0
     assert json.loads(path.read_text()) == first  # never regenerated over existing secrets
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(make_config, store_url):
+    """Another program holds the configured port: ``hub.py serve`` answers one Chinese
+    line naming the address and what to do, exit 2, no traceback, nothing started."""
+    import socket
+
+    config = make_config(store_url, inbound=[])
+    Hub(load_config(config)).close()  # the store is ready: only the port is wrong
+    port = yaml.safe_load(config.read_text())["listen"]["port"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = subprocess.run(hub_command(config, "serve"), cwd=ROOT, capture_output=True,
+                              text=True, timeout=120,
+                              env={**os.environ, "HUB_LOG_LEVEL": "WARNING"})
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"错误：无法监听 http://127.0.0.1:{port}：端口已被占用；请在配置的 listen（或 "
+        "--host/--port）换一个地址或端口，或先停止占用它的程序")
+    assert "已启动" not in done.stdout
