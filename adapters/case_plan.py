@@ -41,7 +41,7 @@ def plan_case(
     answer_for: Callable[[Any, list[Any]], dict[str, Any] | None] | None = None,
     source: str = "province", stage: str = "received", namespace: str = "",
     deliver: bool = True, taken_over: tuple[Any, ...] | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, ids: list[int] | None = None,
 ) -> PlannedCase:
     """A case and one sub-case per county, each routed on its own; an auto route gets
     its county delivery queued, a manual one waits in the operators' queue.
@@ -50,13 +50,14 @@ def plan_case(
     whose failed validation this valid request takes over: it keeps its row and history
     and gets the sub-cases. ``answer_for(parent, subs)``
     makes the answer sealed on the parent. ``deliver=False`` queues nothing (a case the
-    county opened itself, in its ``namespace``).
+    county opened itself, in its ``namespace``). ``ids``: case ids reserved already
+    (``store.unit_open``), at least as many as the new rows; the rest stay unused.
     """
     cipher = hub.cipher
     now = now or utcnow()
     routes = [(county, hub.routes.resolve(county, canonical.item))
               for county in canonical.county_codes]
-    ids = reserve_case_ids(session, len(routes) + (taken_over is None))
+    ids = _ids(session, len(routes) + (taken_over is None), ids)
     payload_enc = cipher.seal_json(canonical.to_dict())  # sealed once, stored on each
     id_hash = cipher.id_hash(canonical.applicant.id_no or canonical.applicant.uscc)
     common = {"item": canonical.item, "apply_no": canonical.apply_no, "namespace": namespace,
@@ -98,7 +99,7 @@ def plan_case(
 def plan_failure(hub: Hub, session: Session | Connection, item: str, apply_no: str,
                  doc: dict[str, Any], answer: dict[str, Any], opinion: str,
                  found: tuple[Any, ...] | None, stage: str,
-                 now: datetime | None = None) -> PlannedCase:
+                 now: datetime | None = None, ids: list[int] | None = None) -> PlannedCase:
     """A request that failed validation (spec 4.1): a parent at ``stage`` holding what
     was sent (or the earlier failed record, updated), its stage event and that stage
     pushed to the province."""
@@ -113,7 +114,7 @@ def plan_failure(hub: Hub, session: Session | Connection, item: str, apply_no: s
               "updated_at": now}
     plan = CasePlan("validation_failed")
     if found is None:
-        (case_id,) = reserve_case_ids(session, 1)
+        (case_id,) = _ids(session, 1, ids)
         parent = CaseRow(values, id=case_id, case_no=case_no_for(hub.city.code, case_id, now),
                          parent_id=None, item=item, apply_no=apply_no, namespace="",
                          city_code=hub.city.code, county_code="", source="province",
@@ -132,6 +133,13 @@ def plan_failure(hub: Hub, session: Session | Connection, item: str, apply_no: s
         "stage": stage, "at": _iso(now), "operator": hub.config.hub_app_id,
         "opinion": opinion, "filing_no": None}))
     return PlannedCase(plan, parent, [])
+
+
+def _ids(session: Session | Connection, count: int, reserved: list[int] | None) -> list[int]:
+    """``count`` case ids: the first of ``reserved``, or fresh ones."""
+    if reserved is not None and len(reserved) >= count:
+        return list(reserved[:count])
+    return reserve_case_ids(session, count)
 
 
 def _iso(at: datetime) -> str:

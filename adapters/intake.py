@@ -51,11 +51,12 @@ from mapping.province_in import FIELD_INVALID, ValidationFailure, parse_applicat
 from mapping.validators import apply_no_ok
 from store import files
 from store.calllog import logged
-from store.case_write import find_parent, write_case
+from store.case_write import write_case
 from store.cases import province_message
 from store.models import CallLogEntry, Case, OutboxMessage, utcnow
-from store.nonces import insert_new
-from store.outbox import interface_disabled, mark_new_rows, took_new_rows
+from store.outbox import mark_new_rows, took_new_rows
+from store.row_batch import RowBatch
+from store.unit_open import Opening, open_unit
 
 if TYPE_CHECKING:
     from adapters.auth import PendingNonce
@@ -102,9 +103,9 @@ class _Outcome:
 
 
 #: What a unit does once the nonce is recorded and no answer is stored for the key:
-#: (connection, the failed record found or None) -> (answer, parent id, sub-cases to
-#: deliver).
-Decide = Callable[[Connection, "tuple[Any, ...] | None"], _Outcome]
+#: (connection, its opening reads — the failed record found or None, the case ids
+#: reserved —, the batch its INSERTs go to) -> (answer, parent id, sub-cases to deliver).
+Decide = Callable[[Connection, Opening, RowBatch], _Outcome]
 
 
 @contextmanager
@@ -144,15 +145,17 @@ class Intake:
             record.division = canonical.county_codes[0] if canonical.county_codes else None
             listing = self.hub.sharing.refusal(canonical)  # a listed defaulter (departments.md)
             if listing is not None:
-                def refuse(conn: Connection, found: tuple[Any, ...] | None) -> _Outcome:
+                def refuse(conn: Connection, opening: Opening, _batch: RowBatch) -> _Outcome:
                     with orm_session(conn) as s:
                         answer, case_id = self.hub.sharing.refuse(s, canonical, listing,
-                                                                  found)
+                                                                  opening.found)
                     return _Outcome(answer, case_id)
                 return self._run(canonical.item, canonical.apply_no, nonce, log, refuse).answer
             sync = item.kind is ItemKind.SYNC_QUERY
             outcome = self._run(canonical.item, canonical.apply_no, nonce, log,
-                                lambda s, found: self._open(s, canonical, found, sync))
+                                lambda s, opening, batch: self._open(s, canonical, opening,
+                                                                     sync, batch),
+                                ids=len(canonical.county_codes) + 1)
             if sync and outcome.deliver_now:
                 return self._deliver_sync(outcome)
             return outcome.answer
@@ -162,28 +165,37 @@ class Intake:
     # -- the one path
 
     def _run(self, item: str, apply_no: str, nonce: PendingNonce | None,
-             log: PendingCallLog, decide: Decide) -> _Outcome:
-        """The request as a unit of the group commit (see the module doc)."""
+             log: PendingCallLog, decide: Decide, ids: int = 0) -> _Outcome:
+        """The request as a unit of the group commit (see the module doc): its opening
+        reads in one statement (``store.unit_open``; ``ids`` case ids reserved there),
+        its INSERTs in one more (``store.row_batch``) on PostgreSQL."""
         hub = self.hub
 
         def unit(s: Connection) -> _Outcome:
-            found = find_parent(s, item, apply_no)
-            if nonce is not None:
-                if not insert_new(s, nonce.app_id, nonce.nonce, utcnow()):
-                    if found is not None and logged(s, log.record.ref_id):
-                        # This very request committed (its nonce, case and call-log row)
-                        # and the COMMIT's answer was lost with the connection: as then.
-                        return _Outcome(self._stored_answer(found[3], found[1]), found[0])
-                    nonce.claim(s)  # 1003, or a stale sighting refreshed (then the switch)
-                elif nonce.interface is not None and interface_disabled(s, nonce.interface):
-                    raise nonce.disabled_error()
+            batch = RowBatch()
+            opening = open_unit(
+                s, item, apply_no,
+                None if nonce is None else (nonce.app_id, nonce.nonce, utcnow()),
+                None if nonce is None else nonce.interface, ids)
+            found = opening.found
+            if not opening.nonce_new:
+                assert nonce is not None
+                if found is not None and logged(s, log.record.ref_id):
+                    # This very request committed (its nonce, case and call-log row)
+                    # and the COMMIT's answer was lost with the connection: as then.
+                    return _Outcome(self._stored_answer(found[3], found[1]), found[0])
+                nonce.claim(s)  # 1003, or a stale sighting refreshed (then the switch)
+            elif opening.disabled:
+                assert nonce is not None
+                raise nonce.disabled_error()
             if found is not None and found[2] != VALIDATION_FAILED:
                 outcome = _Outcome(self._stored_answer(found[3], found[1]), found[0])
             else:
-                outcome = decide(s, found)
+                outcome = decide(s, opening, batch)
             log.record.case_id = outcome.case_id
             if outcome.answer.get("code") == "0000":  # the call log commits with the case
-                log.write(s, outcome.answer)
+                log.write(s, outcome.answer, batch)
+            batch.flush(s)
             return outcome
 
         for attempt in range(3):
@@ -224,10 +236,12 @@ class Intake:
         if errors:
             raise ValidationFailure(FIELD_INVALID, f"{len(errors)} material(s) invalid", errors)
 
-    def _open(self, s: Connection, canonical: CanonicalCase, found: tuple[Any, ...] | None,
-              sync: bool) -> _Outcome:
-        """A new case, or a failed record (``found``) taken over, with its sub-cases."""
+    def _open(self, s: Connection, canonical: CanonicalCase, opening: Opening, sync: bool,
+              batch: RowBatch) -> _Outcome:
+        """A new case, or a failed record (``opening.found``) taken over, with its
+        sub-cases."""
         hub = self.hub
+        found = opening.found
         if canonical.materials:
             self._check_materials(s, canonical)
         made = pending_answer if sync else accepted_answer
@@ -240,11 +254,11 @@ class Intake:
             return answers[-1]
 
         planned = plan_case(hub, s, canonical, kind=kind, taken_over=found,
-                            answer_for=answer_for)
+                            answer_for=answer_for, ids=opening.ids)
         if sync and planned.plan.messages:  # the intake delivers them itself, after COMMIT
             planned.plan.hold_until = utcnow() + timedelta(
                 seconds=max(m.timeout for m in planned.plan.messages) + INLINE_GRACE)
-        write_case(s, hub.cipher, planned.plan)
+        write_case(s, hub.cipher, planned.plan, batch)
         answer = answers[-1]
         delivered = {m.case_id for m in planned.plan.messages}
         return _Outcome(answer, planned.parent.id,
@@ -321,13 +335,13 @@ class Intake:
             return answer
         opinion = "; ".join(f"{e.field}: {e.reason}" for e in failure.errors)[:2000]
 
-        def record(s: Connection, found: tuple[Any, ...] | None) -> _Outcome:
-            planned = plan_failure(hub, s, item.code, apply_no, doc, answer, opinion, found,
-                                   VALIDATION_FAILED)
-            write_case(s, hub.cipher, planned.plan)
+        def record(s: Connection, opening: Opening, batch: RowBatch) -> _Outcome:
+            planned = plan_failure(hub, s, item.code, apply_no, doc, answer, opinion,
+                                   opening.found, VALIDATION_FAILED, ids=opening.ids)
+            write_case(s, hub.cipher, planned.plan, batch)
             return _Outcome(answer, planned.parent.id)
 
-        return self._run(item.code, apply_no, nonce, log, record).answer
+        return self._run(item.code, apply_no, nonce, log, record, ids=1).answer
 
 
 def results_payload(case: Case, data: Any) -> dict[str, Any]:

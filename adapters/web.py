@@ -34,6 +34,7 @@ from store.calllog import CallRecord, write_call
 from store.models import utcnow
 from store.reads import queue_counts
 from store.resilience import retry_on_disconnect
+from store.row_batch import RowBatch
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -107,15 +108,16 @@ class PendingCallLog:
             record.request = _request_for_log()
         return cls(record, hub_of_app().cipher, g.call_started)
 
-    def write(self, conn: Any, answer: dict[str, Any]) -> None:
+    def write(self, conn: Any, answer: dict[str, Any], batch: RowBatch | None = None) -> None:
         """Fill the record with ``answer`` and insert its row on ``conn`` (a Session or a
-        Connection in its transaction); may run again if that transaction is retried."""
+        Connection in its transaction), or add it to ``batch``; may run again if that
+        transaction is retried."""
         record = self.record
         record.duration_ms = (time.perf_counter() - self.started) * 1000
         record.response = answer
         record.code = str(answer.get("code"))
         record.outcome = "ok" if record.code == "0000" else "rejected"
-        write_call(conn, self.cipher, record)
+        write_call(conn, self.cipher, record, batch)
 
     @staticmethod
     def logged() -> None:

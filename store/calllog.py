@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from store.crypto import DataCipher
 from store.driver import DriverStatement
 from store.models import CallLogEntry
+from store.row_batch import RowBatch
 
 MAX_LOGGED_BODY = 256 * 1024
 
@@ -103,15 +104,21 @@ _INSERT = DriverStatement(insert(CallLogEntry.__table__), (
     "started_at", "duration_ms", "outcome", "code", "error", "request_enc", "response_enc"))
 
 
-def write_calls(session: Session | Connection, cipher: DataCipher, records: list[CallRecord]
-                ) -> None:
-    """Insert call-log rows in the caller's transaction, as one multi-row statement."""
+def write_calls(session: Session | Connection, cipher: DataCipher, records: list[CallRecord],
+                batch: RowBatch | None = None) -> None:
+    """Insert call-log rows in the caller's transaction, as one multi-row statement (or
+    add them to ``batch``, which its owner flushes in that transaction)."""
     if records:
-        _INSERT.executemany(session, [call_row(cipher, r) for r in records])
+        rows = [call_row(cipher, r) for r in records]
+        if batch is None:
+            _INSERT.executemany(session, rows)
+        else:
+            batch.add(_INSERT, rows)
 
 
-def write_call(session: Session | Connection, cipher: DataCipher, record: CallRecord) -> None:
-    write_calls(session, cipher, [record])
+def write_call(session: Session | Connection, cipher: DataCipher, record: CallRecord,
+               batch: RowBatch | None = None) -> None:
+    write_calls(session, cipher, [record], batch)
 
 
 _LOGGED = DriverStatement(select(CallLogEntry.__table__.c.id).where(

@@ -27,6 +27,7 @@ from store.crypto import DataCipher
 from store.driver import DriverStatement
 from store.models import Case, StageEvent, utcnow
 from store.outbox import NewMessage, insert_messages, mark_new_rows
+from store.row_batch import RowBatch
 
 _CASES = Case.__table__
 _CASE_COLUMNS = tuple(c.key for c in _CASES.columns)
@@ -74,21 +75,26 @@ written: Counter[str] = Counter()
 _written_lock = threading.Lock()
 
 
-def write_case(target: Session | Connection, cipher: DataCipher, plan: CasePlan) -> None:
+def write_case(target: Session | Connection, cipher: DataCipher, plan: CasePlan,
+               batch: RowBatch | None = None) -> None:
     """Write ``plan`` in the caller's transaction; the workers wake after its commit
-    when messages were queued (``store.outbox.mark_new_rows``)."""
+    when messages were queued (``store.outbox.mark_new_rows``). With ``batch``, the
+    INSERTs are added to it (the caller flushes it before its transaction ends; the
+    parent's UPDATE runs now)."""
     conn = target.connection() if isinstance(target, Session) else target
-    if plan.cases:
-        _INSERT_CASES.executemany(conn, plan.cases)
+    rows = RowBatch() if batch is None else batch
+    rows.add(_INSERT_CASES, plan.cases)
     if plan.parent_update is not None:
         _UPDATE_PARENT.execute(conn, plan.parent_update)
     if plan.events:
         now = utcnow()
-        _INSERT_EVENTS.executemany(conn, [{**dict.fromkeys(_EVENT_COLUMNS), "recorded_at": now,
-                                           **e} for e in plan.events])
+        rows.add(_INSERT_EVENTS, [{**dict.fromkeys(_EVENT_COLUMNS), "recorded_at": now, **e}
+                                  for e in plan.events])
     if plan.messages:
         mark_new_rows(target)
-        insert_messages(conn, cipher, plan.messages, hold_until=plan.hold_until)
+        insert_messages(conn, cipher, plan.messages, hold_until=plan.hold_until, batch=rows)
+    if batch is None:
+        rows.flush(conn)
     with _written_lock:
         written[plan.kind] += 1
 

@@ -59,7 +59,8 @@ class DriverStatement:
         self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = \
             weakref.WeakKeyDictionary()
 
-    def _for(self, dialect: Dialect) -> _Compiled:
+    def compiled_for(self, dialect: Dialect) -> _Compiled:
+        """The statement compiled for ``dialect`` (once per dialect instance)."""
         found = self._compiled.get(dialect)
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=self.columns)
@@ -74,7 +75,9 @@ class DriverStatement:
             self._compiled[dialect] = found
         return found
 
-    def _params(self, compiled: _Compiled, values: dict[str, Any]) -> Any:
+    def params_of(self, compiled: _Compiled, values: dict[str, Any]) -> Any:
+        """The driver's parameters for ``values``: a dict for named paramstyles, a tuple
+        in the statement's order for positional ones; each through its bind processor."""
         if compiled.defaults:
             values = {**compiled.defaults, **values}
         if compiled.positions is None:
@@ -93,17 +96,9 @@ class DriverStatement:
     def execute(self, conn: Connection | Session, values: dict[str, Any] | None = None
                 ) -> list[tuple[Any, ...]]:
         """Execute once; the rows it returns (SELECT, RETURNING) as plain tuples."""
-        connection = _connection(conn)
-        compiled = self._for(connection.dialect)
-        params = self._params(compiled, values or {})
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(compiled.sql, params)
-            return cursor.fetchall() if cursor.description is not None else []
-        except connection.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(connection, compiled.sql, params, exc, cursor) from exc
-        finally:
-            cursor.close()
+        connection = connection_of(conn)
+        compiled = self.compiled_for(connection.dialect)
+        return run_on_cursor(connection, compiled.sql, self.params_of(compiled, values or {}))
 
     def scalar(self, conn: Connection | Session, values: dict[str, Any] | None = None) -> Any:
         """The first column of the first row, or None."""
@@ -112,9 +107,9 @@ class DriverStatement:
 
     def executemany(self, conn: Connection | Session, rows: Iterable[dict[str, Any]]) -> None:
         """Execute for every row (no RETURNING)."""
-        connection = _connection(conn)
-        compiled = self._for(connection.dialect)
-        params: Sequence[Any] = [self._params(compiled, row) for row in rows]
+        connection = connection_of(conn)
+        compiled = self.compiled_for(connection.dialect)
+        params: Sequence[Any] = [self.params_of(compiled, row) for row in rows]
         if params:
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
@@ -146,6 +141,28 @@ def _wrapped(connection: Connection, sql: str, params: Any, exc: Exception,
                                dialect=dialect)
 
 
-def _connection(conn: Connection | Session) -> Connection:
+def run_on_cursor(connection: Connection, sql: str, params: Any, raw: bool = False
+                  ) -> list[tuple[Any, ...]]:
+    """``sql`` with ``params`` on the driver's cursor of ``connection``; the rows it
+    returns as plain tuples. The driver's errors are raised as SQLAlchemy's. ``raw``:
+    psycopg's ``RawCursor`` (``sql`` has PostgreSQL's ``$n`` placeholders, ``params``
+    is their sequence: nothing for the driver to convert)."""
+    driver = connection.connection.driver_connection
+    if raw:
+        from psycopg import RawCursor
+
+        cursor = RawCursor(driver)  # type: ignore[arg-type]
+    else:
+        cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description is not None else []
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(connection, sql, params, exc, cursor) from exc
+    finally:
+        cursor.close()
+
+
+def connection_of(conn: Connection | Session) -> Connection:
     """The Core connection, in its transaction (a Session's, begun if not yet)."""
     return conn.connection() if isinstance(conn, Session) else conn

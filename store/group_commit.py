@@ -37,10 +37,11 @@ from store.resilience import ambiguous, is_disconnect, retry_on_disconnect
 
 T = TypeVar("T")
 
-_SAVEPOINT, _RELEASE = "SAVEPOINT group_unit", "RELEASE SAVEPOINT group_unit"
+_SAVEPOINT = "SAVEPOINT group_unit"
 _ROLLBACK_TO = "ROLLBACK TO SAVEPOINT group_unit"
 
-#: Units at most in one group (bounds one transaction's size and the lead thread's work).
+#: Units at most in one group (bounds one transaction's size and the lead thread's work;
+#: each unit is a savepoint nested in the one before, see ``_in_savepoint``).
 MAX_GROUP = 32
 
 
@@ -156,20 +157,23 @@ class GroupCommit:
     def _in_savepoint(conn: Connection, unit: _Unit[Any]) -> tuple[bool, Any]:
         """(True, result), or (False, exception) with the unit's writes rolled back; a
         lost connection ends the whole group (it is run again). The savepoint is the
-        driver's own statement: SQLAlchemy's transaction stays the group's."""
+        driver's own statement: SQLAlchemy's transaction stays the group's.
+
+        Savepoints are never released: each unit's is opened inside the one before it
+        (``ROLLBACK TO`` names the newest), and the COMMIT ends them all. One statement
+        a unit instead of two: a round trip each on PostgreSQL. A group is at most
+        ``MAX_GROUP`` (32) deep, below PostgreSQL's 64 subtransactions cached per
+        backend."""
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(_SAVEPOINT)
             try:
-                result = unit.work(conn)
+                return True, unit.work(conn)
             except Exception as exc:
                 if is_disconnect(exc):
                     raise
                 cursor.execute(_ROLLBACK_TO)
-                cursor.execute(_RELEASE)
                 return False, exc
-            cursor.execute(_RELEASE)
-            return True, result
         finally:
             cursor.close()
 

@@ -37,6 +37,7 @@ from routes.policy import RetryPolicy
 from store.crypto import DataCipher
 from store.driver import DriverStatement
 from store.models import InterfaceSwitch, OutboxMessage, utcnow
+from store.row_batch import RowBatch
 from store.sealed import seal_text
 
 PENDING, IN_FLIGHT, DONE, DEAD = "pending", "in_flight", "done", "dead"
@@ -215,13 +216,19 @@ def enqueue_many(session: Session, cipher: DataCipher, msgs: list[NewMessage]) -
 
 
 def insert_messages(session: Session | Connection, cipher: DataCipher,
-                    msgs: list[NewMessage], hold_until: datetime | None = None) -> None:
+                    msgs: list[NewMessage], hold_until: datetime | None = None,
+                    batch: RowBatch | None = None) -> None:
     """Insert many messages in the caller's transaction (one executemany), in order, and
-    wake the workers once it commits (``mark_new_rows``)."""
+    wake the workers once it commits (``mark_new_rows``). With ``batch``, the rows are
+    added to it instead (its owner flushes it in the same transaction)."""
     if msgs:
         mark_new_rows(session)
         now = utcnow()
-        _INSERT.executemany(session, [message_row(cipher, m, now, hold_until) for m in msgs])
+        rows = [message_row(cipher, m, now, hold_until) for m in msgs]
+        if batch is None:
+            _INSERT.executemany(session, rows)
+        else:
+            batch.add(_INSERT, rows)
 
 
 def outbox_insert_from(select_of: Callable[[list[Any]], Any]) -> Any:
