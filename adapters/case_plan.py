@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from mapping.canonical import CanonicalCase
 from routes.table import Route
 from store.case_write import CasePlan, reserve_case_ids, write_case
-from store.cases import CaseRow, case_no_for, county_delivery, deadline
+from store.cases import CaseRow, case_day, case_no_for, case_no_on, county_delivery, deadline
 from store.models import Case, utcnow
 
 if TYPE_CHECKING:
@@ -36,12 +36,41 @@ class PlannedCase:
     subs: list[tuple[CaseRow, Route]]
 
 
+@dataclass(frozen=True)
+class CaseBasis:
+    """What an application's rows hold that no state of the store decides: routes (the
+    routing table and the operators' overrides are in-memory snapshots), the sealed
+    payload, the applicant's hash, the deadlines, the time and day. Made before the
+    unit's transaction (``case_basis``), so the writer holds the store's lock (SQLite's
+    one writer, the group commit's leader) only for what needs it: ids, numbers, rows."""
+
+    routes: list[tuple[str, Route]]
+    payload_enc: bytes
+    id_hash: str | None
+    deadlines: dict[str, dict[str, Any]]
+    now: datetime
+    day: str
+
+
+def case_basis(hub: Hub, canonical: CanonicalCase, now: datetime | None = None) -> CaseBasis:
+    now = now or utcnow()
+    routes = [(county, hub.routes.resolve(county, canonical.item))
+              for county in canonical.county_codes]
+    return CaseBasis(
+        routes=routes,
+        payload_enc=hub.cipher.seal_json(canonical.to_dict()),  # sealed once, stored on each
+        id_hash=hub.cipher.id_hash(canonical.applicant.id_no or canonical.applicant.uscc),
+        deadlines={county: deadline(hub, county, canonical.item, now) for county, _ in routes},
+        now=now, day=case_day(now))
+
+
 def plan_case(
     hub: Hub, session: Session | Connection, canonical: CanonicalCase, *, kind: str,
     answer_for: Callable[[Any, list[Any]], dict[str, Any] | None] | None = None,
     source: str = "province", stage: str = "received", namespace: str = "",
     deliver: bool = True, taken_over: tuple[Any, ...] | None = None,
     now: datetime | None = None, ids: list[int] | None = None,
+    basis: CaseBasis | None = None,
 ) -> PlannedCase:
     """A case and one sub-case per county, each routed on its own; an auto route gets
     its county delivery queued, a manual one waits in the operators' queue.
@@ -52,14 +81,12 @@ def plan_case(
     makes the answer sealed on the parent. ``deliver=False`` queues nothing (a case the
     county opened itself, in its ``namespace``). ``ids``: case ids reserved already
     (``store.unit_open``), at least as many as the new rows; the rest stay unused.
+    ``basis``: made already (``case_basis``); else made here, at ``now``.
     """
     cipher = hub.cipher
-    now = now or utcnow()
-    routes = [(county, hub.routes.resolve(county, canonical.item))
-              for county in canonical.county_codes]
+    basis = basis or case_basis(hub, canonical, now)
+    now, routes, payload_enc, id_hash = basis.now, basis.routes, basis.payload_enc, basis.id_hash
     ids = _ids(session, len(routes) + (taken_over is None), ids)
-    payload_enc = cipher.seal_json(canonical.to_dict())  # sealed once, stored on each
-    id_hash = cipher.id_hash(canonical.applicant.id_no or canonical.applicant.uscc)
     common = {"item": canonical.item, "apply_no": canonical.apply_no, "namespace": namespace,
               "city_code": canonical.city_code, "source": source, "stage": stage,
               "applicant_id_hash": id_hash, "payload_enc": payload_enc, "answer_enc": None,
@@ -67,7 +94,7 @@ def plan_case(
     if taken_over is None:
         parent_id = ids.pop(0)
         parent = CaseRow(common, id=parent_id,
-                         case_no=case_no_for(canonical.city_code, parent_id, now),
+                         case_no=case_no_on(canonical.city_code, parent_id, basis.day),
                          parent_id=None, county_code="", route_adapter=None,
                          route_mode=None, promised_days=None, due_at=None)
     else:
@@ -76,9 +103,9 @@ def plan_case(
         parent = CaseRow(common, id=parent_id, case_no=case_no, parent_id=None,
                          county_code="", route_adapter=None, route_mode=None,
                          promised_days=None, due_at=None, created_at=created_at)
-    subs = [(CaseRow(common, id=i, case_no=case_no_for(county, i, now), parent_id=parent_id,
-                     county_code=county, route_adapter=route.adapter,
-                     route_mode=route.mode, **deadline(hub, county, canonical.item, now)),
+    subs = [(CaseRow(common, id=i, case_no=case_no_on(county, i, basis.day),
+                     parent_id=parent_id, county_code=county, route_adapter=route.adapter,
+                     route_mode=route.mode, **basis.deadlines[county]),
              route)
             for i, (county, route) in zip(ids, routes, strict=True)]
     made = answer_for(parent, [row for row, _ in subs]) if answer_for is not None else None

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from adapters.case_plan import plan_case, plan_failure
+from adapters.case_plan import CaseBasis, case_basis, plan_case, plan_failure
 from adapters.dispatch import Dispatcher, worker_name
 from adapters.web import PendingCallLog, call_context, envelope
 from mapping.canonical import CanonicalCase, FieldError
@@ -152,9 +152,10 @@ class Intake:
                     return _Outcome(answer, case_id)
                 return self._run(canonical.item, canonical.apply_no, nonce, log, refuse).answer
             sync = item.kind is ItemKind.SYNC_QUERY
+            basis = case_basis(self.hub, canonical)  # before the transaction: no store in it
             outcome = self._run(canonical.item, canonical.apply_no, nonce, log,
-                                lambda s, opening, batch: self._open(s, canonical, opening,
-                                                                     sync, batch),
+                                lambda s, opening, batch: self._open(s, canonical, basis,
+                                                                     opening, sync, batch),
                                 ids=len(canonical.county_codes) + 1)
             if sync and outcome.deliver_now:
                 return self._deliver_sync(outcome)
@@ -236,8 +237,8 @@ class Intake:
         if errors:
             raise ValidationFailure(FIELD_INVALID, f"{len(errors)} material(s) invalid", errors)
 
-    def _open(self, s: Connection, canonical: CanonicalCase, opening: Opening, sync: bool,
-              batch: RowBatch) -> _Outcome:
+    def _open(self, s: Connection, canonical: CanonicalCase, basis: CaseBasis,
+              opening: Opening, sync: bool, batch: RowBatch) -> _Outcome:
         """A new case, or a failed record (``opening.found``) taken over, with its
         sub-cases."""
         hub = self.hub
@@ -254,7 +255,7 @@ class Intake:
             return answers[-1]
 
         planned = plan_case(hub, s, canonical, kind=kind, taken_over=found,
-                            answer_for=answer_for, ids=opening.ids)
+                            answer_for=answer_for, ids=opening.ids, basis=basis)
         if sync and planned.plan.messages:  # the intake delivers them itself, after COMMIT
             planned.plan.hold_until = utcnow() + timedelta(
                 seconds=max(m.timeout for m in planned.plan.messages) + INLINE_GRACE)

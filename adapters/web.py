@@ -30,7 +30,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.orm import Session
 
-from store.calllog import CallRecord, write_call
+from store.calllog import CallRecord, sealed_body, write_call
 from store.models import utcnow
 from store.reads import queue_counts
 from store.resilience import retry_on_disconnect
@@ -103,10 +103,13 @@ class PendingCallLog:
 
     @classmethod
     def of_request(cls) -> PendingCallLog:
+        """The request is sealed here, in its own thread, not in the group's transaction
+        (on SQLite, every process's writes wait while one holds it)."""
         record = call_context()
-        if record.request is None:
-            record.request = _request_for_log()
-        return cls(record, hub_of_app().cipher, g.call_started)
+        cipher = hub_of_app().cipher
+        if record.request is None and record.request_sealed is None:
+            record.request_sealed = sealed_body(cipher, _request_for_log())
+        return cls(record, cipher, g.call_started)
 
     def write(self, conn: Any, answer: dict[str, Any], batch: RowBatch | None = None) -> None:
         """Fill the record with ``answer`` and insert its row on ``conn`` (a Session or a
@@ -174,7 +177,7 @@ def inbound(interface: str | Callable[..., str], party: str = "unknown"):  # typ
                 record.response = {"status": resp.status_code, "mimetype": resp.mimetype}
             if record.code and record.code != "0000" and record.outcome == "ok":
                 record.outcome = "rejected"
-            if record.request is None:
+            if record.request is None and record.request_sealed is None:
                 record.request = _request_for_log()
             try:
                 retry_on_disconnect(lambda: _write_call(hub, record), "call log")

@@ -60,6 +60,13 @@ def _loggable(body: Any) -> Any:
     return body
 
 
+def sealed_body(cipher: DataCipher, body: Any) -> bytes:
+    """``body`` as its call-log column holds it (cut to size, sealed): for a caller that
+    seals the request before the transaction that writes the row
+    (``CallRecord.request_sealed``)."""
+    return cipher.seal_json(_loggable(body))
+
+
 #: Called with every record whose row is built (``adapters.metrics`` counts calls here).
 _observers: list[Callable[[CallRecord], None]] = []
 

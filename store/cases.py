@@ -39,8 +39,18 @@ CASE_NO_TZ = ZoneInfo("Asia/Shanghai")
 def case_no_for(prefix: str, row_id: int, when: datetime, tz: tzinfo = CASE_NO_TZ) -> str:
     """Readable, unique case numbers: city or county code, local date, row id (``when``
     is the store's naive UTC)."""
+    return case_no_on(prefix, row_id, case_day(when, tz))
+
+
+def case_day(when: datetime, tz: tzinfo = CASE_NO_TZ) -> str:
+    """The date part of the case numbers given at ``when`` (``case_no_on``)."""
     local = when.replace(tzinfo=UTC).astimezone(tz) if when.tzinfo is None else when.astimezone(tz)
-    return f"{prefix}{local:%Y%m%d}{row_id:08d}"
+    return f"{local:%Y%m%d}"
+
+
+def case_no_on(prefix: str, row_id: int, day: str) -> str:
+    """``case_no_for`` with the day already made (``case_day``)."""
+    return f"{prefix}{day}{row_id:08d}"
 
 
 class CaseRow(dict[str, Any]):

@@ -16,6 +16,8 @@ see ``store.db``). Statements here do not touch a Session's identity map — exa
 
 from __future__ import annotations
 
+import contextlib
+import re
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from sqlalchemy.sql import ClauseElement
 #: samples (py-spy) under bench/intake.py's load; 16% this way (single-thread CPU per
 #: application 1.85 -> 1.79 ms; throughput within the run-to-run spread).
 FEW = 8
+_PYFORMAT = re.compile(r"%\((\w+)\)s")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class _Compiled:
     processors: dict[str, Callable[[Any], Any]]
     #: Values the statement carries itself (literals compared in its WHERE clause).
     defaults: dict[str, Any]
+    #: psycopg: the statement with PostgreSQL's own ``$n`` placeholders, run on the raw
+    #: cursor (nothing for the driver to convert per execution), and the bind name of
+    #: each ``$n``; None elsewhere.
+    raw_sql: str | None = None
+    raw_order: tuple[str, ...] = ()
 
 
 class DriverStatement:
@@ -71,7 +79,10 @@ class DriverStatement:
                     processors[name] = process
             positions = tuple(compiled.positiontup) if compiled.positional else None
             defaults = {k: v for k, v in compiled.params.items() if v is not None}
-            found = _Compiled(compiled.string, positions, processors, defaults)
+            raw_sql, raw_order = (_raw(compiled.string) if dialect.driver == "psycopg"
+                                  and positions is None else (None, ()))
+            found = _Compiled(compiled.string, positions, processors, defaults, raw_sql,
+                              raw_order)
             self._compiled[dialect] = found
         return found
 
@@ -98,7 +109,11 @@ class DriverStatement:
         """Execute once; the rows it returns (SELECT, RETURNING) as plain tuples."""
         connection = connection_of(conn)
         compiled = self.compiled_for(connection.dialect)
-        return run_on_cursor(connection, compiled.sql, self.params_of(compiled, values or {}))
+        params = self.params_of(compiled, values or {})
+        if compiled.raw_sql is not None:
+            return run_on_cursor(connection, compiled.raw_sql,
+                                 [params.get(name) for name in compiled.raw_order], raw=True)
+        return run_on_cursor(connection, compiled.sql, params)
 
     def scalar(self, conn: Connection | Session, values: dict[str, Any] | None = None) -> Any:
         """The first column of the first row, or None."""
@@ -110,19 +125,22 @@ class DriverStatement:
         connection = connection_of(conn)
         compiled = self.compiled_for(connection.dialect)
         params: Sequence[Any] = [self.params_of(compiled, row) for row in rows]
-        if params:
-            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                if len(params) == 1 or (len(params) <= FEW
-                                        and connection.dialect.name == "postgresql"):
-                    for one in params:  # prepared, one round trip each: cheaper for a few
-                        cursor.execute(compiled.sql, one)
-                else:
-                    cursor.executemany(compiled.sql, params)
-            except connection.dialect.loaded_dbapi.Error as exc:
-                raise _wrapped(connection, compiled.sql, params, exc, cursor) from exc
-            finally:
-                cursor.close()
+        if not params:
+            return
+        if compiled.raw_sql is not None and len(params) <= FEW:
+            for one in params:  # prepared, one round trip each: cheaper for a few
+                run_on_cursor(connection, compiled.raw_sql,
+                              [one.get(name) for name in compiled.raw_order], raw=True)
+            return
+        cursor = _cursor(connection, raw=False)
+        try:
+            if len(params) == 1:
+                cursor.execute(compiled.sql, params[0])
+            else:
+                cursor.executemany(compiled.sql, params)
+        except connection.dialect.loaded_dbapi.Error as exc:
+            _forget_cursors(connection)
+            raise _wrapped(connection, compiled.sql, params, exc, cursor) from exc
 
 
 def _wrapped(connection: Connection, sql: str, params: Any, exc: Exception,
@@ -147,20 +165,62 @@ def run_on_cursor(connection: Connection, sql: str, params: Any, raw: bool = Fal
     returns as plain tuples. The driver's errors are raised as SQLAlchemy's. ``raw``:
     psycopg's ``RawCursor`` (``sql`` has PostgreSQL's ``$n`` placeholders, ``params``
     is their sequence: nothing for the driver to convert)."""
-    driver = connection.connection.driver_connection
-    if raw:
-        from psycopg import RawCursor
-
-        cursor = RawCursor(driver)  # type: ignore[arg-type]
-    else:
-        cursor = driver.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(connection, raw)
     try:
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description is not None else []
     except connection.dialect.loaded_dbapi.Error as exc:
+        _forget_cursors(connection)
         raise _wrapped(connection, sql, params, exc, cursor) from exc
-    finally:
-        cursor.close()
+
+
+_CURSORS = "cityhub_driver_cursors"
+
+
+def _cursor(connection: Connection, raw: bool) -> Any:
+    """The driver connection's own cursor for these statements (``raw``: psycopg's
+    ``RawCursor``), made once per DBAPI connection and kept in its pool record: a new
+    cursor per statement cost psycopg a fifth of the statement's client time."""
+    fairy = connection.connection
+    driver = fairy.driver_connection
+    cached = fairy.info.get(_CURSORS)
+    if cached is None or cached[0] is not driver:
+        cached = fairy.info[_CURSORS] = (driver, {})
+    cursors = cached[1]
+    cursor = cursors.get(raw)
+    if cursor is None:
+        if raw:
+            from psycopg import RawCursor
+
+            cursor = RawCursor(driver)  # type: ignore[arg-type]
+        else:
+            cursor = driver.cursor()  # type: ignore[union-attr]
+        cursors[raw] = cursor
+    return cursor
+
+
+def cursor_of(connection: Connection) -> Any:
+    """The driver's (kept) cursor of ``connection``, for a caller's own statements."""
+    return _cursor(connection, raw=False)
+
+
+def _forget_cursors(connection: Connection) -> None:
+    """After a driver error: the next statement gets fresh cursors."""
+    with contextlib.suppress(Exception):
+        connection.connection.info.pop(_CURSORS, None)
+
+
+def _raw(sql: str) -> tuple[str | None, tuple[str, ...]]:
+    """``sql`` (pyformat: ``%(name)s``) with ``$n`` placeholders, one per distinct name,
+    and the names in ``$n`` order; (None, ()) if it holds another ``%``."""
+    order: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${order.setdefault(match.group(1), len(order) + 1)}"
+
+    if "%" in _PYFORMAT.sub("", sql).replace("%%", ""):
+        return None, ()
+    return _PYFORMAT.sub(number, sql).replace("%%", "%"), tuple(order)
 
 
 def connection_of(conn: Connection | Session) -> Connection:

@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from store.driver import cursor_of
 from store.outbox import new_rows_committed, took_new_rows
 from store.resilience import ambiguous, is_disconnect, retry_on_disconnect
 
@@ -164,18 +165,15 @@ class GroupCommit:
         a unit instead of two: a round trip each on PostgreSQL. A group is at most
         ``MAX_GROUP`` (32) deep, below PostgreSQL's 64 subtransactions cached per
         backend."""
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = cursor_of(conn)
+        cursor.execute(_SAVEPOINT)
         try:
-            cursor.execute(_SAVEPOINT)
-            try:
-                return True, unit.work(conn)
-            except Exception as exc:
-                if is_disconnect(exc):
-                    raise
-                cursor.execute(_ROLLBACK_TO)
-                return False, exc
-        finally:
-            cursor.close()
+            return True, unit.work(conn)
+        except Exception as exc:
+            if is_disconnect(exc):
+                raise
+            cursor_of(conn).execute(_ROLLBACK_TO)
+            return False, exc
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
         try:
