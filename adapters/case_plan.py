@@ -75,7 +75,7 @@ def plan_case(
     """A case and one sub-case per county, each routed on its own; an auto route gets
     its county delivery queued, a manual one waits in the operators' queue.
 
-    ``taken_over``: the parent found for (item, apply_no) (``store.case_write.find_parent``)
+    ``taken_over``: the parent found for (item, apply_no) (``store.unit_open``)
     whose failed validation this valid request takes over: it keeps its row and history
     and gets the sub-cases. ``answer_for(parent, subs)``
     makes the answer sealed on the parent. ``deliver=False`` queues nothing (a case the

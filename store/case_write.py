@@ -43,10 +43,6 @@ _UPDATE_PARENT = DriverStatement(
     .values({c: bindparam(c) for c in PARENT_UPDATE_COLUMNS}),
     ("_id", *PARENT_UPDATE_COLUMNS))
 
-_FIND_PARENT = DriverStatement(select(
-    _CASES.c.id, _CASES.c.case_no, _CASES.c.stage, _CASES.c.answer_enc).where(
-    _CASES.c.item == bindparam("item"), _CASES.c.apply_no == bindparam("apply_no"),
-    _CASES.c.county_code == "", _CASES.c.namespace == bindparam("namespace")))
 _MAX_ID = DriverStatement(select(func.max(_CASES.c.id)))
 #: PostgreSQL's twin of ``_MAX_ID`` + 1...: the table's own sequence (no lock needed).
 _NEXT_IDS = DriverStatement(text("SELECT nextval(pg_get_serial_sequence('cases', 'id')) "
@@ -97,15 +93,6 @@ def write_case(target: Session | Connection, cipher: DataCipher, plan: CasePlan,
         rows.flush(conn)
     with _written_lock:
         written[plan.kind] += 1
-
-
-def find_parent(conn: Session | Connection, item: str, apply_no: str, namespace: str = ""
-                ) -> tuple[Any, ...] | None:
-    """The parent case for (item, apply_no) in ``namespace`` ("" the province's): id,
-    case_no, stage, answer_enc (as the driver gives them)."""
-    found = _FIND_PARENT.execute(conn, {"item": item, "apply_no": apply_no,
-                                        "namespace": namespace})
-    return found[0] if found else None
 
 
 def reserve_case_ids(conn: Session | Connection, count: int) -> list[int]:

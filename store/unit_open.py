@@ -7,8 +7,9 @@ new cases will have. ``open_unit`` does all four:
 
 - PostgreSQL: one statement (the nonce's INSERT as a data-modifying CTE, the rest as
   sub-queries of its SELECT): one round trip instead of four.
-- Any other store (SQLite, in-process): the portable twin, the four statements of
-  ``store.case_write``, ``store.nonces`` and ``store.outbox`` one after another.
+- Any other store (SQLite, in-process): the portable twin, two statements: the nonce's
+  INSERT (``store.nonces``), then one SELECT of the parent, the switch and, on SQLite,
+  the highest case id (the ids after it are this writer's: ``reserve_case_ids``).
 
 Both give the same answer (tests/test_row_batch.py). On PostgreSQL ids are taken from
 the sequence even when the unit ends up writing no case (a repeat): a gap in the ids,
@@ -21,18 +22,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, and_, bindparam, exists, func, literal, select, text
 from sqlalchemy.orm import Session
 
-from store.case_write import find_parent, reserve_case_ids
+from store.case_write import reserve_case_ids
 from store.driver import DriverStatement, connection_of
+from store.models import Case, InterfaceSwitch
 from store.nonces import insert_new
-from store.outbox import interface_disabled
 
 
 @dataclass(frozen=True)
 class Opening:
-    #: The parent case found (``find_parent``'s id, case_no, stage, answer_enc) or None.
+    #: The parent case found (its id, case_no, stage, answer_enc as the driver gives them) or None.
     found: tuple[Any, ...] | None
     #: The nonce was not seen before (True when no nonce was given).
     nonce_new: bool
@@ -86,8 +87,29 @@ def open_unit(conn: Session | Connection, item: str, apply_no: str,
 def portable_open_unit(conn: Connection, item: str, apply_no: str,
                        nonce: tuple[str, str, datetime] | None, interface: str | None,
                        ids: int, namespace: str = "") -> Opening:
-    """``open_unit`` as four statements (every store)."""
-    found = find_parent(conn, item, apply_no, namespace)
+    """``open_unit`` as two statements (every store): the nonce's INSERT, then one SELECT
+    of the parent, the switch and (SQLite) the highest case id."""
     nonce_new = nonce is None or insert_new(conn, *nonce)
-    disabled = nonce_new and interface is not None and interface_disabled(conn, interface)
-    return Opening(found, nonce_new, disabled, reserve_case_ids(conn, ids))
+    ((top, disabled, *found),) = _READS.execute(conn, {
+        "item": item, "apply_no": apply_no, "namespace": namespace,
+        "interface": interface or ""})
+    if conn.dialect.name == "sqlite":  # the writer holds the lock: see reserve_case_ids
+        reserved = list(range((top or 0) + 1, (top or 0) + 1 + ids))
+    else:
+        reserved = reserve_case_ids(conn, ids)
+    return Opening(tuple(found) if found[0] is not None else None, nonce_new,
+                   bool(disabled) and nonce_new and interface is not None, reserved)
+
+
+_CASES = Case.__table__
+_PARENT = _CASES.alias("p")
+_READS = DriverStatement(
+    select(
+        select(func.max(_CASES.c.id)).scalar_subquery(),
+        exists().where(InterfaceSwitch.kind == "interface",
+                       InterfaceSwitch.name == bindparam("interface"),
+                       InterfaceSwitch.enabled.is_(False)),
+        _PARENT.c.id, _PARENT.c.case_no, _PARENT.c.stage, _PARENT.c.answer_enc)
+    .select_from(select(literal(1).label("one")).subquery("one").outerjoin(_PARENT, and_(
+        _PARENT.c.item == bindparam("item"), _PARENT.c.apply_no == bindparam("apply_no"),
+        _PARENT.c.county_code == "", _PARENT.c.namespace == bindparam("namespace")))))
