@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 
 from store.driver import DriverStatement, connection_of, run_on_cursor
 
-_BIND = re.compile(r"%\((\w+)\)s")
+_NUMBER = re.compile(r"\$(\d+)")
 #: Combined statements per (dialect, shape); the shapes of the hub's writers
 #: are a handful (an application to one county or to several, a failed validation...).
-_combined: dict[tuple[Any, ...], tuple[str, list[tuple[int, int, str]]]] = {}
+_combined: dict[tuple[Any, ...], str] = {}
 _combined_lock = threading.Lock()
 MAX_SHAPES = 256
 
@@ -61,47 +61,47 @@ class RowBatch:
             for statement, rows in parts:
                 statement.executemany(connection, rows)
             return
-        sql, order = _statement_for(connection, parts)
-        values = [[statement.params_of(statement.compiled_for(connection.dialect), row)
-                   for row in rows] for statement, rows in parts]
-        run_on_cursor(connection, sql, [values[i][r][name] for i, r, name in order],
-                      raw=True)
+        params: list[Any] = []
+        for statement, rows in parts:  # in the statement's $n order: part by part, row by row
+            compiled = statement.compiled_for(connection.dialect)
+            for row in rows:
+                values = statement.params_of(compiled, row)
+                params.extend(values.get(name) for name in compiled.raw_order)
+        run_on_cursor(connection, _statement_for(connection, parts), params, raw=True)
 
 
 def _statement_for(connection: Connection,
-                   parts: list[tuple[DriverStatement, list[dict[str, Any]]]]
-                   ) -> tuple[str, list[tuple[int, int, str]]]:
-    """The combined statement for ``parts``' shape, with PostgreSQL's own ``$n``
-    placeholders (run on psycopg's raw cursor: a statement this long, with this many
-    parameters, is beyond psycopg's cache of converted queries, and converting it again
-    on every request cost more than the round trips it saves), and what each ``$n`` is:
-    (part, row, bind name)."""
+                   parts: list[tuple[DriverStatement, list[dict[str, Any]]]]) -> str:
+    """The combined statement for ``parts``' shape, from each statement's ``$n`` form
+    (``store.driver``: run on psycopg's raw cursor, since a statement this long, with
+    this many parameters, is beyond psycopg's cache of converted queries, and converting
+    it again on every request cost more than the round trips it saves), its placeholders
+    numbered on across parts and rows."""
     dialect = connection.dialect
     key = (dialect.name, *((id(s), len(rows)) for s, rows in parts))
     found = _combined.get(key)
     if found is not None:
         return found
-    order: list[tuple[int, int, str]] = []
-
-    def placeholder(i: int, r: int, name: str) -> str:
-        order.append((i, r, name))
-        return f"${len(order)}"
-
+    offset = 0
     inserts = []
-    for i, (statement, rows) in enumerate(parts):
-        sql = statement.compiled_for(dialect).sql
+    for statement, rows in parts:
+        compiled = statement.compiled_for(dialect)
+        sql = compiled.raw_sql
+        if sql is None:
+            raise ValueError(f"no $n form for {compiled.sql[:80]}")
         head, sep, values = sql.partition(" VALUES ")
         values = values.partition(" RETURNING ")[0]  # a batch returns nothing
-        if not sep or not head.startswith("INSERT INTO ") or not values.endswith(")") \
-                or "%" in _BIND.sub("", sql):
+        if not sep or not head.startswith("INSERT INTO ") or not values.endswith(")"):
             raise ValueError(f"not a single-row INSERT ... VALUES (...): {sql[:80]}")
-        inserts.append(head + " VALUES " + ", ".join(
-            _BIND.sub(lambda m, i=i, r=r: placeholder(i, r, m.group(1)), values)
-            for r in range(len(rows))))
+        tuples = []
+        for _ in rows:
+            tuples.append(_NUMBER.sub(lambda m, o=offset: f"${int(m.group(1)) + o}", values))
+            offset += len(compiled.raw_order)
+        inserts.append(head + " VALUES " + ", ".join(tuples))
     *ctes, main = inserts
     sql = "WITH " + ", ".join(f"w{i} AS ({s})" for i, s in enumerate(ctes)) + " " + main
     with _combined_lock:
         if len(_combined) >= MAX_SHAPES:
             _combined.clear()
-        _combined[key] = (sql, order)
-    return sql, order
+        _combined[key] = sql
+    return sql
