@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from waitress import wasyncore
-
+from adapters.sim.idp_server import stop_waitress
 from adapters.sim.loopback import POLL, send_json
 from adapters.web import make_app
 
@@ -41,26 +40,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
-        """Close every socket in the server's own loop thread (closing them from here,
-        mid-``select``, is what made waitress log "Bad file descriptor" and kept the loop
-        alive on open keep-alive channels until the join timed out), then let the loop
-        end on its empty map and the task threads finish."""
-        if not self.thread.is_alive():
-            self.server.close()
-            return
-        closed = threading.Event()
-
-        def close_all() -> None:
-            wasyncore.close_all(self.server._map, ignore_all=True)
-            closed.set()
-
-        try:
-            self.server.trigger.pull_trigger(close_all)
-            closed.wait(5)
-        except OSError:  # the trigger's pipe is already gone: close from here after all
-            wasyncore.close_all(self.server._map, ignore_all=True)
-        self.thread.join(timeout=5)
-        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        stop_waitress(self.server, self.thread)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from waitress import wasyncore
 from waitress.server import create_server
 
 
@@ -29,6 +30,27 @@ class FlaskPeer:
         return self
 
     def stop(self) -> None:
-        self.server.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_waitress(self.server, self._thread)
+
+
+def stop_waitress(server: Any, thread: threading.Thread | None) -> None:
+    """Stop a waitress ``server`` whose loop runs in ``thread``: every socket is closed in
+    the loop's own thread (closing them from here, mid-``select``, made the loop die with
+    "Bad file descriptor" and kept it alive on open keep-alive channels until the join
+    timed out), then the loop ends on its empty map and the task threads finish."""
+    if thread is None or not thread.is_alive():
+        server.close()
+        return
+    closed = threading.Event()
+
+    def close_all() -> None:
+        wasyncore.close_all(server._map, ignore_all=True)
+        closed.set()
+
+    try:
+        server.trigger.pull_trigger(close_all)
+        closed.wait(5)
+    except OSError:  # the trigger's pipe is already gone: close from here after all
+        wasyncore.close_all(server._map, ignore_all=True)
+    thread.join(timeout=5)
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
