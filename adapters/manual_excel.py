@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import PurePosixPath
@@ -24,7 +25,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session, defer
 
 from adapters.base import Adapter
@@ -196,8 +197,29 @@ class _SheetWriter:
         self.ws.data_validations.append(dv)
 
 
-def _open_cases(session: Session, stmt: Select[tuple[Case]]) -> Iterator[Case]:
-    yield from session.scalars(stmt.execution_options(yield_per=500))
+#: Cases an export reads per read transaction. One snapshot held for a whole export
+#: (seconds, for a county's queue) keeps SQLite's WAL from being checkpointed, so it
+#: grows until an intake commit has to copy it all back while holding the write lock;
+#: short snapshots, page after page, let the WAL be reset between them.
+EXPORT_PAGE = 200
+
+
+def _case_pages(hub: Hub, stmt: Select[tuple[Case]],
+                size: int = EXPORT_PAGE) -> Iterator[tuple[Session, list[Case]]]:
+    """The cases of ``stmt`` (ordered by item, then id) page by page, each page with the
+    read session it was read in (for the page's materials and warnings). Pages follow
+    on by key, so a case is exported once even if others change between pages; a case
+    that becomes final meanwhile is left out, as it would be from a later export."""
+    after: tuple[str, int] | None = None
+    while True:
+        page_stmt = stmt if after is None else stmt.where(tuple_(Case.item, Case.id) > after)
+        with hub.db.read_session() as s:
+            page = list(s.scalars(page_stmt.limit(size)))
+            if page:
+                yield s, page
+        if len(page) < size:
+            return
+        after = (page[-1].item, page[-1].id)
 
 
 def export_workbook(hub: Hub, county: str | None = None, item: str | None = None,
@@ -237,26 +259,30 @@ def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str |
     divisions = None if divisions is None else list(divisions)
     wb = Workbook(write_only=True)
     sheet: _SheetWriter | None = None
-    with hub.db.read_session() as s:
-        total = 0
-        if progress is not None:
+    total = done = 0
+    if progress is not None:
+        with hub.db.read_session() as s:
             queue = work_queue(county, item, divisions).order_by(None).subquery()
             total = s.scalar(select(func.count()).select_from(queue)) or 0
-            progress(0, total)
-        for done, case in enumerate(_open_cases(s, work_queue(county, item, divisions)), 1):
-            if sheet is None or sheet.item.code != case.item:
-                if sheet is not None:
-                    sheet.close()
-                sheet = _SheetWriter(wb, case.item)
-            payload = hub.cipher.open_json(case.payload_enc)
-            materials = _material_names(payload)
-            paths = (_add_materials(s, hub, archive, case.case_no, materials, prefix)
-                     if with_materials else [name for _, name in materials])
-            warnings = hub.sharing.warnings_of(s, case.item, payload)
-            sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
-                                  payload, paths, show_personal_data, warnings))
-            if progress is not None:
-                progress(done, max(total, done))
+        progress(0, total)
+    # a stopped export (progress raises) ends its page's read at once
+    with closing(_case_pages(hub, work_queue(county, item, divisions))) as pages:
+        for s, page in pages:
+            for case in page:
+                if sheet is None or sheet.item.code != case.item:
+                    if sheet is not None:
+                        sheet.close()
+                    sheet = _SheetWriter(wb, case.item)
+                payload = hub.cipher.open_json(case.payload_enc)
+                materials = _material_names(payload)
+                paths = (_add_materials(s, hub, archive, case.case_no, materials, prefix)
+                         if with_materials else [name for _, name in materials])
+                warnings = hub.sharing.warnings_of(s, case.item, payload)
+                sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
+                                      payload, paths, show_personal_data, warnings))
+                done += 1
+                if progress is not None:
+                    progress(done, max(total, done))
     if sheet is None:  # nothing open: still a valid workbook with the layout
         sheet = _SheetWriter(wb, item or next(iter(ITEMS)))
     sheet.close()

@@ -9,8 +9,9 @@ sends signed ``rental_filing`` applications at a steady ``--rate`` (default 20/s
 ``--seconds`` and notes each answer's latency; in alternating rounds (idle, busy, idle,
 busy ...) a signed-in administrator, in the busy rounds, runs the manual queue's export
 of all 10,000 cases (the background job, downloaded as its .zip) again and again and
-fetches the dashboard (``/admin/``) between them. Prints every round, the p50/p99 of idle
-and busy, and their ratio (target: busy within 2x of idle), for SQLite and, with
+fetches the dashboard (``/admin/``) between them. Prints every round (on SQLite with the
+most WAL pages that waited for a checkpoint), the p50/p99 of idle and busy, and their ratio
+(target: busy within 2x of idle), for SQLite and, with
 ``--postgres URL`` (default HUB_TEST_DATABASE_URL), PostgreSQL in a scratch database.
 
     .venv/bin/python bench/reads_during_intake.py [--cases 10000] [--rate 20] [--seconds 20]
@@ -25,6 +26,7 @@ import json
 import os
 import re
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -179,6 +181,33 @@ def intake(port: int, run: str, rate: float, seconds: float) -> list[float]:
     return latencies
 
 
+class WalWatch:
+    """The most WAL frames waiting to be copied back into SQLite's database file, sampled
+    every 50 ms from the WAL index (``hub.db-shm``: mxFrame at byte 16, nBackfill at
+    byte 96). A read snapshot held for long pins the frames written after it: they pile
+    up, and whichever commit checkpoints them next copies them all at once."""
+
+    def __init__(self, shm: Path) -> None:
+        self.shm, self.most, self._stop = shm, 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            with contextlib.suppress(OSError, struct.error), open(self.shm, "rb") as f:
+                head = f.read(100)
+                (max_frame,), (backfilled,) = (struct.unpack_from("=I", head, 16),
+                                               struct.unpack_from("=I", head, 96))
+                self.most = max(self.most, max_frame - backfilled)
+
+    def __enter__(self) -> WalWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def p(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -209,13 +238,16 @@ def bench_store(label: str, url: str | None, args: argparse.Namespace) -> None:
                 if phase == "busy":
                     reader.start()
                     time.sleep(1.0)  # the first export under way
-                got = intake(port, f"{label}{r}{phase}", args.rate, args.seconds)
+                with WalWatch(folder / "hub.db-shm") as wal:
+                    got = intake(port, f"{label}{r}{phase}", args.rate, args.seconds)
                 stopping.set()
                 if phase == "busy":
                     reader.join()
                 (idle if phase == "idle" else busy).extend(got)
                 extra = (f", exports run {len(clerk.exports) - exports_before}"
                          if phase == "busy" else "")
+                if url is None:
+                    extra += f", up to {wal.most} WAL pages not checkpointed"
                 print(f"   round {r + 1} {phase}: p50 {p(got, .5) * 1000:.0f} ms, "
                       f"p99 {p(got, .99) * 1000:.0f} ms, max {max(got) * 1000:.0f} ms{extra}; "
                       f"load {os.getloadavg()[0]:.1f}", flush=True)
