@@ -155,3 +155,60 @@ def test_a_failing_unit_rolls_back_to_its_savepoint_and_nothing_runs_twice(
     assert _count(db, "s5") == 0 and _count(db, "s%") == THREADS - 1
     assert group.groups < THREADS  # the broken unit shared its group's transaction
     db.dispose()
+
+
+def test_a_failing_first_unit_rolls_back_alone_and_the_rest_of_its_group_commits(
+        store_url: str) -> None:
+    """The first unit of a group has no savepoint: when it fails, its transaction (only
+    its writes) is rolled back and the units queued behind it commit in a new one, each
+    run once."""
+    db = Database(store_url)
+    group = GroupCommit(db.engine)
+    runs: dict[str, int] = {}
+    leading, release = threading.Event(), threading.Event()
+
+    def counted(name: str, fail: bool = False, hold: bool = False):  # type: ignore[no-untyped-def]
+        def work(conn: Connection) -> str:
+            runs[name] = runs.get(name, 0) + 1
+            _insert_nonce(name)(conn)
+            if hold:  # keeps the lead until the next group has queued behind it
+                leading.set()
+                assert release.wait(30)
+            if fail:
+                raise ValueError("broken")
+            return name
+        return work
+
+    out: dict[str, tuple[str, Any]] = {}
+
+    def run(name: str, work: Any) -> None:
+        try:
+            out[name] = ("ok", group.run(work))
+        except Exception as exc:  # noqa: BLE001 - the outcome under test
+            out[name] = ("error", exc)
+
+    def waiting() -> int:
+        with group._lock:
+            return len(group._waiting)
+
+    threads = [threading.Thread(target=run, args=("f0", counted("f0", hold=True)))]
+    threads[0].start()
+    assert leading.wait(30)
+    threads.append(threading.Thread(target=run, args=("f1", counted("f1", fail=True))))
+    threads[-1].start()
+    while waiting() < 1:  # the broken unit is the first of the next group
+        threading.Event().wait(0.005)
+    for i in range(2, 8):
+        threads.append(threading.Thread(target=run, args=(f"f{i}", counted(f"f{i}"))))
+        threads[-1].start()
+    while waiting() < 7:
+        threading.Event().wait(0.005)
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert out["f1"][0] == "error" and isinstance(out["f1"][1], ValueError)
+    assert all(out[f"f{i}"] == ("ok", f"f{i}") for i in (0, *range(2, 8))), out
+    assert runs == {f"f{i}": 1 for i in range(8)}  # nobody ran again
+    assert _count(db, "f1") == 0 and _count(db, "f%") == 7
+    assert (group.groups, group.units) == (2, 7)  # f0 alone; f2..f7 together
+    db.dispose()
