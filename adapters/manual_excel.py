@@ -25,7 +25,7 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, defer
 
 from adapters.base import Adapter
@@ -200,26 +200,30 @@ class _SheetWriter:
 #: Cases an export reads per read transaction. One snapshot held for a whole export
 #: (seconds, for a county's queue) keeps SQLite's WAL from being checkpointed, so it
 #: grows until an intake commit has to copy it all back while holding the write lock;
-#: short snapshots, page after page, let the WAL be reset between them.
+#: short snapshots, page after page, let the WAL be checkpointed between them.
 EXPORT_PAGE = 200
 
 
-def _case_pages(hub: Hub, stmt: Select[tuple[Case]],
+def _case_pages(hub: Hub, stmt: Select[tuple[Case]], items: Iterable[str],
                 size: int = EXPORT_PAGE) -> Iterator[tuple[Session, list[Case]]]:
-    """The cases of ``stmt`` (ordered by item, then id) page by page, each page with the
-    read session it was read in (for the page's materials and warnings). Pages follow
-    on by key, so a case is exported once even if others change between pages; a case
-    that becomes final meanwhile is left out, as it would be from a later export."""
-    after: tuple[str, int] | None = None
-    while True:
-        page_stmt = stmt if after is None else stmt.where(tuple_(Case.item, Case.id) > after)
-        with hub.db.read_session() as s:
-            page = list(s.scalars(page_stmt.limit(size)))
-            if page:
-                yield s, page
-        if len(page) < size:
-            return
-        after = (page[-1].item, page[-1].id)
+    """The cases of ``stmt``, item by item (in ``items``' order) and by id, page by page,
+    each page with the read session it was read in (for the page's materials and
+    warnings). A page starts after the last id of the one before (a range of the primary
+    key, so no page scans the cases before it): a case is exported once even if others
+    change between pages, and one that becomes final meanwhile is left out, as it would
+    be from a later export."""
+    for item in items:
+        after = 0
+        while True:
+            page_stmt = (stmt.where(Case.item == item, Case.id > after)
+                         .order_by(None).order_by(Case.id).limit(size))
+            with hub.db.read_session() as s:
+                page = list(s.scalars(page_stmt))
+                if page:
+                    yield s, page
+            if len(page) < size:
+                break
+            after = page[-1].id
 
 
 def export_workbook(hub: Hub, county: str | None = None, item: str | None = None,
@@ -266,7 +270,8 @@ def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str |
             total = s.scalar(select(func.count()).select_from(queue)) or 0
         progress(0, total)
     # a stopped export (progress raises) ends its page's read at once
-    with closing(_case_pages(hub, work_queue(county, item, divisions))) as pages:
+    items = [item] if item is not None else sorted(ITEMS)  # the queue's order: item, id
+    with closing(_case_pages(hub, work_queue(county, None, divisions), items)) as pages:
         for s, page in pages:
             for case in page:
                 if sheet is None or sheet.item.code != case.item:
