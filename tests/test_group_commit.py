@@ -3,7 +3,10 @@ failing unit fails only itself, nothing is answered before it is committed."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,4 +214,41 @@ def test_a_failing_first_unit_rolls_back_alone_and_the_rest_of_its_group_commits
     assert runs == {f"f{i}": 1 for i in range(8)}  # nobody ran again
     assert _count(db, "f1") == 0 and _count(db, "f%") == 7
     assert (group.groups, group.units) == (2, 7)  # f0 alone; f2..f7 together
+    db.dispose()
+
+
+def _temporary_files() -> list[str]:
+    """SQLite's temporary files this process has open (created and unlinked at once, so
+    only their descriptors show them): ``etilqs_...``."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if "etilqs_" in os.readlink(fd):
+                found.append(os.readlink(fd))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
+def test_a_group_s_savepoints_need_no_temporary_file(sqlite_url: str) -> None:
+    """Units after the first write inside savepoints; their journal stays in memory
+    (store.db: temp_store) instead of a temporary file made under the write lock."""
+    db = Database(sqlite_url)
+    group = GroupCommit(db.engine)
+    seen: list[list[str]] = []
+
+    def unit(name: str):  # type: ignore[no-untyped-def]
+        def work(conn: Connection) -> str:
+            conn.execute(insert(Nonce.__table__), [  # enough pages for a 64 KiB journal
+                {"app_id": "test", "nonce": f"{name}-{i}-{'x' * 60}", "seen_at": utcnow()}
+                for i in range(400)])
+            seen.append(_temporary_files())
+            return name
+        return work
+
+    for attempt in range(3):
+        out = _run_together(group, [unit(f"t{attempt}-{i}") for i in range(THREADS)])
+        assert all(o == "ok" for o, _ in out)
+    assert group.groups < group.units  # units shared groups, so savepoints were made
+    assert _count(db, "t%") == 3 * THREADS * 400
+    assert not any(seen), [files for files in seen if files][:3]
     db.dispose()
