@@ -15,11 +15,10 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -66,6 +65,7 @@ from store.models import Case
 if TYPE_CHECKING:
     from hub import Hub
 
+T = TypeVar("T")
 SOURCE = "manual"
 #: Rows below the cases that still get the stage list, for rows an operator adds.
 SPARE_ROWS = 200
@@ -139,13 +139,15 @@ def _material_names(payload: dict[str, Any]) -> list[tuple[str, str]]:
             for m in payload.get("materials") or [] if isinstance(m, dict) and m.get("file_id")]
 
 
-def _add_materials(session: Session, hub: Hub, archive: zipfile.ZipFile, case_no: str,
+def _add_materials(hub: Hub, archive: zipfile.ZipFile, case_no: str,
                    materials: list[tuple[str, str]], prefix: str = "") -> list[str]:
-    """Write a case's materials as JPG into the zip; return the paths (or why not)."""
+    """Write a case's materials as JPG into the zip; return the paths (or why not). Each
+    file is read in a read transaction of its own and converted after it has ended."""
     paths: list[str] = []
     for n, (file_id, name) in enumerate(materials, start=1):
         stem = PurePosixPath(name.replace("\\", "/")).stem or file_id
-        loaded = files.load(session, hub.cipher, file_id)
+        with hub.db.read_session() as s:
+            loaded = files.load(s, hub.cipher, file_id)
         if loaded is None:
             paths.append(f"{name}: 未上传 (not uploaded)")
             continue
@@ -204,23 +206,47 @@ class _SheetWriter:
 EXPORT_PAGE = 200
 
 
-def _case_pages(hub: Hub, stmt: Select[tuple[Case]], items: Iterable[str],
-                size: int = EXPORT_PAGE) -> Iterator[tuple[Session, list[Case]]]:
-    """The cases of ``stmt``, item by item (in ``items``' order) and by id, page by page,
-    each page with the read session it was read in (for the page's materials and
-    warnings). A page starts after the last id of the one before (a range of the primary
-    key, so no page scans the cases before it): a case is exported once even if others
-    change between pages, and one that becomes final meanwhile is left out, as it would
-    be from a later export."""
-    for item in items:
-        after = 0
-        while True:
-            page_stmt = (stmt.where(Case.item == item, Case.id > after)
+@dataclass(frozen=True)
+class _Span:
+    """One item's part of the queue: ``count`` cases with ids from ``first`` to ``last``."""
+
+    item: str
+    first: int
+    last: int
+    count: int
+
+
+def _queue_spans(hub: Hub, stmt: Select[tuple[Case]]) -> list[_Span]:
+    """The items of the queue ``stmt`` selects, in item order, each with its id range
+    and count: one pass over the cases, in a read transaction of its own."""
+    with hub.db.read_session() as s:
+        rows = s.execute(stmt.with_only_columns(
+            Case.item, func.min(Case.id), func.max(Case.id), func.count())
+            .group_by(Case.item).order_by(None)).all()
+    return sorted((_Span(*row) for row in rows), key=lambda span: span.item)  # any collation
+
+
+def _case_pages(hub: Hub, stmt: Select[tuple[Case]], spans: Iterable[_Span],
+                read: Callable[[Session, Case], T], size: int = EXPORT_PAGE
+                ) -> Iterator[list[T]]:
+    """``read(session, case)`` of every case of ``stmt``, item by item and by id, a page
+    at a time, each page read in a read transaction of its own that has ended when the
+    page is handed on. A page is a range of the primary key, after the last id of the
+    page before and up to the item's last one (no page scans the cases outside it): a
+    case is read once even if others change between pages, one that becomes final
+    meanwhile is left out, as it would be from a later export, and one opened meanwhile
+    (past the item's last id) waits for the next export."""
+    for span in spans:
+        after = span.first - 1
+        while after < span.last:
+            page_stmt = (stmt.where(Case.item == span.item, Case.id > after,
+                                    Case.id <= span.last)
                          .order_by(None).order_by(Case.id).limit(size))
             with hub.db.read_session() as s:
                 page = list(s.scalars(page_stmt))
-                if page:
-                    yield s, page
+                done = [read(s, case) for case in page]
+            if done:
+                yield done
             if len(page) < size:
                 break
             after = page[-1].id
@@ -263,31 +289,30 @@ def _write_export(hub: Hub, archive: zipfile.ZipFile, prefix: str, county: str |
     divisions = None if divisions is None else list(divisions)
     wb = Workbook(write_only=True)
     sheet: _SheetWriter | None = None
-    total = done = 0
+    queue = work_queue(county, item, divisions)
+    spans = _queue_spans(hub, queue)
+    total, done = sum(span.count for span in spans), 0
     if progress is not None:
-        with hub.db.read_session() as s:
-            queue = work_queue(county, item, divisions).order_by(None).subquery()
-            total = s.scalar(select(func.count()).select_from(queue)) or 0
         progress(0, total)
-    # a stopped export (progress raises) ends its page's read at once
-    items = [item] if item is not None else sorted(ITEMS)  # the queue's order: item, id
-    with closing(_case_pages(hub, work_queue(county, None, divisions), items)) as pages:
-        for s, page in pages:
-            for case in page:
-                if sheet is None or sheet.item.code != case.item:
-                    if sheet is not None:
-                        sheet.close()
-                    sheet = _SheetWriter(wb, case.item)
-                payload = hub.cipher.open_json(case.payload_enc)
-                materials = _material_names(payload)
-                paths = (_add_materials(s, hub, archive, case.case_no, materials, prefix)
-                         if with_materials else [name for _, name in materials])
-                warnings = hub.sharing.warnings_of(s, case.item, payload)
-                sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
-                                      payload, paths, show_personal_data, warnings))
-                done += 1
-                if progress is not None:
-                    progress(done, max(total, done))
+
+    def read(s: Session, case: Case) -> tuple[Case, dict[str, Any], Any]:
+        payload = hub.cipher.open_json(case.payload_enc)
+        return case, payload, hub.sharing.warnings_of(s, case.item, payload)
+
+    for page in _case_pages(hub, queue, spans, read):
+        for case, payload, warnings in page:  # no read transaction is open here
+            if sheet is None or sheet.item.code != case.item:
+                if sheet is not None:
+                    sheet.close()
+                sheet = _SheetWriter(wb, case.item)
+            materials = _material_names(payload)
+            paths = (_add_materials(hub, archive, case.case_no, materials, prefix)
+                     if with_materials else [name for _, name in materials])
+            sheet.append(case_row(sheet.item, case.case_no, case.county_code, case.stage,
+                                  payload, paths, show_personal_data, warnings))
+            done += 1
+            if progress is not None:
+                progress(done, max(total, done))
     if sheet is None:  # nothing open: still a valid workbook with the layout
         sheet = _SheetWriter(wb, item or next(iter(ITEMS)))
     sheet.close()

@@ -156,9 +156,7 @@ class GroupCommit:
             outcomes = self._committed(work, "group commit")
         except _FirstFailed as failed:  # rolled back: the others go on in a new group
             group[0].error, group[0].finished = failed.error, True
-            if len(group) > 1:
-                self._run_group(group[1:])
-            return
+            outcomes = None
         except BaseException as exc:
             if len(group) == 1 or ambiguous(exc):
                 # Still lost during COMMIT: each unit fails; the partner's retry meets
@@ -168,6 +166,10 @@ class GroupCommit:
                 return
             for unit in group:  # the COMMIT failed: each alone
                 self._run_alone(unit)
+            return
+        if outcomes is None:  # outside the handler: the rest's errors never chain to it
+            if len(group) > 1:
+                self._run_group(group[1:])
             return
         self._count(1, len(group))
         for unit, (ok, value) in zip(group, outcomes, strict=True):

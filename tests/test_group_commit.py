@@ -164,7 +164,7 @@ def test_a_failing_first_unit_rolls_back_alone_and_the_rest_of_its_group_commits
         store_url: str) -> None:
     """The first unit of a group has no savepoint: when it fails, its transaction (only
     its writes) is rolled back and the units queued behind it commit in a new one, each
-    run once."""
+    run once; one of them failing in its savepoint fails alone, with its own error."""
     db = Database(store_url)
     group = GroupCommit(db.engine)
     runs: dict[str, int] = {}
@@ -201,8 +201,9 @@ def test_a_failing_first_unit_rolls_back_alone_and_the_rest_of_its_group_commits
     threads[-1].start()
     while waiting() < 1:  # the broken unit is the first of the next group
         threading.Event().wait(0.005)
-    for i in range(2, 8):
-        threads.append(threading.Thread(target=run, args=(f"f{i}", counted(f"f{i}"))))
+    for i in range(2, 8):  # f4 fails too, in its savepoint
+        threads.append(threading.Thread(target=run, args=(f"f{i}",
+                                                          counted(f"f{i}", fail=i == 4))))
         threads[-1].start()
     while waiting() < 7:
         threading.Event().wait(0.005)
@@ -210,9 +211,12 @@ def test_a_failing_first_unit_rolls_back_alone_and_the_rest_of_its_group_commits
     for t in threads:
         t.join(30)
     assert out["f1"][0] == "error" and isinstance(out["f1"][1], ValueError)
-    assert all(out[f"f{i}"] == ("ok", f"f{i}") for i in (0, *range(2, 8))), out
+    assert out["f4"][0] == "error" and isinstance(out["f4"][1], ValueError)
+    # f4's error is its own: not chained to f1's (a traceback of one request in another's log)
+    assert out["f4"][1].__context__ is None and out["f4"][1].__cause__ is None
+    assert all(out[f"f{i}"] == ("ok", f"f{i}") for i in (0, 2, 3, 5, 6, 7)), out
     assert runs == {f"f{i}": 1 for i in range(8)}  # nobody ran again
-    assert _count(db, "f1") == 0 and _count(db, "f%") == 7
+    assert _count(db, "f1") == 0 and _count(db, "f4") == 0 and _count(db, "f%") == 6
     assert (group.groups, group.units) == (2, 7)  # f0 alone; f2..f7 together
     db.dispose()
 
