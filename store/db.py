@@ -114,8 +114,10 @@ def _tune_sqlite(engine: Engine, lock_path: str | None, synchronous: str = "FULL
         # Savepoints' journal in memory: each unit of a group commit after the first has
         # a savepoint (store.group_commit), and past 64 KiB SQLite moved that journal to
         # a new temporary file, created and unlinked under the write lock, about once a
-        # group (bench/intake.py: 4-5 % of the intake on SQLite). Temporary tables and
-        # sorts also stay in memory; the hub's large reads are paged or read rollups.
+        # group (bench/intake.py: 4-5 % of the intake on SQLite). Sorts then stay in
+        # memory too: the largest is a day's call-log rollup (admin/stats.py,
+        # refresh_rollup: some 70 bytes a call of that day); pages and exports read in
+        # pages of a few hundred rows.
         cur.execute("PRAGMA temp_store=MEMORY")
         cur.close()
         if queue is not None:
