@@ -244,9 +244,9 @@ def _case_pages(hub: Hub, stmt: Select[tuple[Case]], spans: Iterable[_Span],
                          .order_by(None).order_by(Case.id).limit(size))
             with hub.db.read_session() as s:
                 page = list(s.scalars(page_stmt))
-                done = [read(s, case) for case in page]
-            if done:
-                yield done
+                results = [read(s, case) for case in page]
+            if results:
+                yield results
             if len(page) < size:
                 break
             after = page[-1].id

@@ -9,31 +9,21 @@ from __future__ import annotations
 import io
 import sqlite3
 import zipfile
-from datetime import UTC, datetime
 
 import openpyxl
 from sqlalchemy import select
 
-from adapters.case_plan import open_case
 from adapters.manual_excel import EXPORT_PAGE, export_bundle, mark_stage
-from mapping.canonical import Applicant, CanonicalCase
 from store.models import Case
-from tests.county_support import ID_NO
+from tests.county_support import new_case
 
 MANUAL = "511725"  # 渠县: no API
 CASES = 2 * EXPORT_PAGE + 50  # three pages
 
 
 def _seed(hub, first: int, count: int) -> None:  # type: ignore[no-untyped-def]
-    with hub.transaction() as s:
-        for i in range(first, first + count):
-            open_case(s, hub, CanonicalCase(
-                item="rental_filing", apply_no=f"PAGE-{i:05d}", city_code="511700",
-                county_codes=[MANUAL], applicant=Applicant("张三", "1", ID_NO),
-                submitted_at=datetime(2026, 11, 22, 2, 0, tzinfo=UTC),
-                data={"lessee_name": "张三", "lessee_id_no": ID_NO, "lessor_name": "李四",
-                      "lessor_id_no": "510722198001010016", "house_id": f"H-{i}",
-                      "address": f"渠县渠江镇文化路{i}号"}))
+    for i in range(first, first + count):
+        new_case(hub, "rental_filing", MANUAL, apply_no=f"PAGE-{i:05d}")
 
 
 def _sub_case_nos(hub) -> list[str]:  # type: ignore[no-untyped-def]
