@@ -16,6 +16,12 @@ most WAL pages that waited for a checkpoint), the p50/p99 of idle and busy, and 
 
     .venv/bin/python bench/reads_during_intake.py [--cases 10000] [--rate 20] [--seconds 20]
         [--rounds 2] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test | --postgres ""]
+        [--fsync-delay-ms 5]
+
+``--fsync-delay-ms N`` runs the SQLite hub as on a slower disk: every fsync and
+fdatasync of its process returns N ms late (``bench/slow_fsync.c``, built with the
+machine's C compiler and loaded with LD_PRELOAD; Linux). A SATA SSD's cache flush takes
+a few ms, a spinning disk's about 10; this machine's disk syncs in about 0.3 ms.
 """
 
 from __future__ import annotations
@@ -70,15 +76,28 @@ def seed(config: Path, cases: int) -> None:
         hub.close()
 
 
+def slow_fsync(folder: Path, delay_ms: int) -> dict[str, str]:
+    """The environment that makes a process's fsync/fdatasync ``delay_ms`` slower (the
+    shim built into ``folder``); {} for no delay."""
+    if delay_ms <= 0:
+        return {}
+    shim = folder / "slow_fsync.so"
+    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O2", "-o", str(shim),
+                    str(ROOT / "bench/slow_fsync.c"), "-ldl"], check=True)
+    return {"LD_PRELOAD": str(shim), "SLOW_FSYNC_MS": str(delay_ms)}
+
+
 @contextlib.contextmanager
-def served(config: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def served(config: Path, port: int, extra_env: dict[str, str] | None = None
+           ) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "HUB_CONFIG": str(config), "HUB_ADMIN_PASSWORD": PASSWORD}
     py = sys.executable
     subprocess.run([py, "hub.py", "create-admin", "--username", "bench"], cwd=ROOT, env=env,
                    check=True, stdout=subprocess.DEVNULL)
     log = open(config.parent / "serve.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([py, "hub.py", "serve", "--port", str(port), "--no-workers",
-                             "--no-scheduler"], cwd=ROOT, env=env, stdout=log, stderr=log)
+                             "--no-scheduler"], cwd=ROOT, env={**env, **(extra_env or {})},
+                            stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -218,13 +237,15 @@ def bench_store(label: str, url: str | None, args: argparse.Namespace) -> None:
     config = write_config(folder, url)
     started = time.perf_counter()
     seed(config, args.cases)
+    delay = args.fsync_delay_ms if url is None else 0
+    disk = f"; every fsync {delay} ms slower" if delay else ""
     print(f"-- {label}: {args.cases} cases in 渠县's manual queue "
           f"(written in {time.perf_counter() - started:.0f} s); intake {args.rate:g}/s for "
-          f"{args.seconds:g} s a round; load {os.getloadavg()[0]:.1f}", flush=True)
+          f"{args.seconds:g} s a round{disk}; load {os.getloadavg()[0]:.1f}", flush=True)
     port = free_port()
     idle: list[float] = []
     busy: list[float] = []
-    with served(config, port):
+    with served(config, port, slow_fsync(folder, delay)):
         base = f"http://127.0.0.1:{port}"
         clerk = Clerk(base)
         clerk.export_all()  # warm: the first export, and its figures
@@ -267,6 +288,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--postgres", default=os.environ.get("HUB_TEST_DATABASE_URL", ""))
+    ap.add_argument("--fsync-delay-ms", type=int, default=0,
+                    help="SQLite only: the hub's fsyncs this much slower (a slower disk)")
     args = ap.parse_args()
     bench_store("SQLite", None, args)
     if args.postgres:
