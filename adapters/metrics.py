@@ -53,6 +53,7 @@ from store.outbox import DEAD, IN_FLIGHT, PENDING, held_condition
 if TYPE_CHECKING:
     from hub import Hub
     from store.calllog import CallRecord
+    from store.group_commit import GroupCommit
 
 #: Latency buckets (seconds): the dashboard's (admin.stats.BUCKET_BOUNDS, in ms).
 BUCKETS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -177,6 +178,7 @@ class HubCollector(Collector):
                                   value=float(buf.get("dropped", 0)))
         yield GaugeMetricFamily("cityhub_draining", "1 while this process drains on SIGTERM",
                                 value=1.0 if hub.draining else 0.0)
+        yield from _group_commit(hub.group_commit)
 
     def _store(self) -> Iterator[Any]:
         up = GaugeMetricFamily("cityhub_store_up", "1 if the store answered this scrape")
@@ -206,6 +208,20 @@ class HubCollector(Collector):
         yield GaugeMetricFamily("cityhub_scheduler_lease_held",
                                 "1 if some process holds the scheduler lease",
                                 value=figures["lease_held"])
+
+
+def _group_commit(group: GroupCommit) -> Iterator[Any]:
+    """The intake's shared commits in this process (``store.group_commit``)."""
+    commits, units, busy = group.figures()
+    yield CounterMetricFamily("cityhub_intake_commits",
+                              "Transactions the intake's requests committed in (this process)",
+                              value=float(commits))
+    yield CounterMetricFamily("cityhub_intake_commit_units",
+                              "Requests committed in them (units / commits: the group size)",
+                              value=float(units))
+    yield CounterMetricFamily("cityhub_intake_write_busy_seconds",
+                              "Seconds a leader spent running groups: its rate near 1 means "
+                              "the write path is saturated", value=busy)
 
 
 def _le(bound: float) -> str:

@@ -90,6 +90,13 @@ def test_metrics_follow_traffic(world, peer):
         value(after, "cityhub_call_duration_seconds_count", **count)
     assert value(after, "cityhub_call_duration_seconds_sum", **count) > 0
     assert value(after, "cityhub_store_up") == 1
+    # the application's commit: one more transaction of the intake, holding one unit
+    assert value(after, "cityhub_intake_commits_total") == \
+        value(before, "cityhub_intake_commits_total") + 1
+    assert value(after, "cityhub_intake_commit_units_total") == \
+        value(before, "cityhub_intake_commit_units_total") + 1
+    assert value(after, "cityhub_intake_write_busy_seconds_total") > \
+        value(before, "cityhub_intake_write_busy_seconds_total")
     assert value(after, "cityhub_outbox_dead_messages") == 0
     # the scheduler (if started) or none; the gauge is there either way
     assert ("cityhub_scheduler_leader", ()) in after
