@@ -6,7 +6,8 @@ a failed validation, a listed defaulter's refusal): one *unit* of the process's 
 commit (store.group_commit, in a savepoint of its own) that records the nonce, looks
 the (item, apply_no) up, plans the writes (adapters.case_plan: routes, numbered rows,
 the answer) and has the store write them (store.case_write.write_case) with the
-call-log row of an accepted request — committed before the answer is sent.
+request's call-log row — committed before the answer is sent. That row's ref id is the
+request's idempotency key when a COMMIT's answer is lost and the unit runs again.
 
 The answer is stored on the parent case (``answer_enc``) so a repeat of (item,
 apply_no) gets the same answer and creates nothing; concurrent duplicates meet at the
@@ -174,17 +175,19 @@ class Intake:
 
         def unit(s: Connection) -> _Outcome:
             batch = RowBatch()
+            log.record.case_id = None  # a unit may run again: nothing of a rolled-back run
             opening = open_unit(
                 s, item, apply_no,
                 None if nonce is None else (nonce.app_id, nonce.nonce, utcnow()),
                 None if nonce is None else nonce.interface, ids)
             found = opening.found
+            if found is not None and logged(s, log.record.ref_id):
+                # This very request committed (its case, its call-log row and any nonce)
+                # and the COMMIT's answer was lost with the connection: as then, whatever
+                # that answer was (accepted, or a failed validation's).
+                return _Outcome(self._stored_answer(found[3], found[1]), found[0])
             if not opening.nonce_new:
                 assert nonce is not None
-                if found is not None and logged(s, log.record.ref_id):
-                    # This very request committed (its nonce, case and call-log row)
-                    # and the COMMIT's answer was lost with the connection: as then.
-                    return _Outcome(self._stored_answer(found[3], found[1]), found[0])
                 nonce.claim(s)  # 1003, or a stale sighting refreshed (then the switch)
             elif opening.disabled:
                 assert nonce is not None
@@ -194,8 +197,9 @@ class Intake:
             else:
                 outcome = decide(s, opening, batch)
             log.record.case_id = outcome.case_id
-            if outcome.answer.get("code") == "0000":  # the call log commits with the case
-                log.write(s, outcome.answer, batch)
+            # The call-log row commits with the case, whatever the answer: its ref id is
+            # the key that recognises this request's own commit when it runs again.
+            log.write(s, outcome.answer, batch)
             batch.flush(s)
             return outcome
 
@@ -205,11 +209,14 @@ class Intake:
             except IntegrityError:  # a concurrent duplicate won: its row is visible now
                 if attempt < 2:
                     continue
+                log.record.case_id = None
+                raise
+            except BaseException:
+                log.record.case_id = None  # nothing of it committed (or not known to)
                 raise
             if nonce is not None:
                 nonce.committed = True
-            if outcome.answer.get("code") == "0000":
-                log.logged()
+            log.logged()
             call_context().case_id = outcome.case_id
             return outcome
         raise AssertionError("unreachable")

@@ -235,7 +235,9 @@ def _case_pages(hub: Hub, stmt: Select[tuple[Case]], spans: Iterable[_Span],
     page before and up to the item's last one (no page scans the cases outside it): a
     case is read once even if others change between pages, one that becomes final
     meanwhile is left out, as it would be from a later export, and one opened meanwhile
-    (past the item's last id) waits for the next export."""
+    past the item's last id waits for the next export. (On PostgreSQL ids come from the
+    sequence before a case commits, so one committed meanwhile may have an id within
+    the span: it is exported now, once.)"""
     for span in spans:
         after = span.first - 1
         while after < span.last:

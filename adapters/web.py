@@ -166,7 +166,7 @@ def inbound(interface: str | Callable[..., str], party: str = "unknown"):  # typ
                 record.outcome = "error"
                 record.error = traceback.format_exc(limit=20)
             resp.headers["X-Ref-Id"] = record.ref_id
-            if g.call_logged and resp.status_code == 200:
+            if g.call_logged:  # its row committed in the view's own transaction
                 return resp
             record.duration_ms = (time.perf_counter() - started) * 1000
             if resp.is_json:

@@ -51,9 +51,10 @@ def make_engine(url: str, pool_size: int = 10, sqlite_synchronous: str = "FULL")
             hide_parameters=True,
         )
         memory = not parsed.database or parsed.database == ":memory:"
+        # first: COMMIT is marked under way before _tune_sqlite's listener commits
+        resilience.install(engine)
         _tune_sqlite(engine, None if memory else f"{parsed.database}.writer-lock",
                      sqlite_synchronous.upper())
-        resilience.install(engine)
         return engine
     # No pre-ping (a round trip per checkout on the hot path): connections are recycled
     # before servers or proxies drop them; a lost one invalidates the whole pool and the

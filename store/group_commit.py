@@ -21,7 +21,9 @@ intake's throughput, bench/intake.py, issue 12).
 A group whose connection is lost runs again (store.resilience), even when it was lost
 during COMMIT and may have committed: a unit must then recognise its own committed
 work by an idempotency key and answer as before (the intake: its call-log row's ref
-id). A group whose COMMIT itself fails runs each unit again alone. Units must therefore
+id). Still lost after those runs, or lost during COMMIT, every unit of the group fails
+(each with an exception object of its own); a COMMIT that fails otherwise (the store
+refused it) runs each unit again alone. Units must therefore
 have no effects outside the database that a second run would repeat, and must not rely
 on thread-local state (a Flask ``g`` or request): they may run on the leader's thread.
 The workers wake after the commit of a group that queued messages (``store.outbox``'s
@@ -36,8 +38,9 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
-from store.driver import cursor_of
+from store.driver import run_on_cursor
 from store.outbox import new_rows_committed, took_new_rows
 from store.resilience import ambiguous, is_disconnect, retry_on_disconnect
 
@@ -70,6 +73,30 @@ class _Unit(Generic[T]):
         self.lead = False
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+def _fail_all(group: list[_Unit[Any]], exc: BaseException) -> None:
+    """Every unit fails with ``exc``, each with an exception object of its own: one object
+    raised in several threads would gather all their tracebacks, and take on each
+    thread's handled exception as its context (another request's error in a log)."""
+    for n, unit in enumerate(group):
+        unit.error, unit.finished = exc if n == 0 else _twin(exc), True
+
+
+def _twin(exc: BaseException) -> BaseException:
+    """A fresh exception like ``exc``, for another thread to raise. The group's shared
+    failures are the store's (``DBAPIError``): the same class, statement, driver error
+    and flags (``resilience.ambiguous`` reads ``during_commit``)."""
+    if not isinstance(exc, DBAPIError):
+        twin: BaseException = RuntimeError(f"the group's transaction failed: {exc!r}")
+        twin.__cause__ = exc
+        return twin
+    made = type(exc)(exc.statement, None, exc.orig, hide_parameters=True,
+                     connection_invalidated=exc.connection_invalidated)
+    if getattr(exc, "during_commit", False):
+        made.during_commit = True  # type: ignore[attr-defined]
+    made.__cause__ = exc.orig
+    return made
 
 
 class GroupCommit:
@@ -158,22 +185,26 @@ class GroupCommit:
                 raise _FirstFailed(exc) from exc
             return [(True, first), *(self._in_savepoint(conn, unit) for unit in rest)]
 
+        each_alone = False
         try:
             outcomes = self._committed(work, "group commit")
         except _FirstFailed as failed:  # rolled back: the others go on in a new group
             group[0].error, group[0].finished = failed.error, True
             outcomes = None
         except BaseException as exc:
-            if len(group) == 1 or ambiguous(exc):
-                # Still lost during COMMIT: each unit fails; the partner's retry meets
-                # its idempotency key (store.resilience).
-                for unit in group:
-                    unit.error, unit.finished = exc, True
+            if len(group) == 1 or ambiguous(exc) or is_disconnect(exc):
+                # Lost during COMMIT: each unit fails, and the partner's retry meets its
+                # idempotency key (store.resilience). The store still unreachable after
+                # retry_on_disconnect's runs: each unit alone would wait as long again.
+                _fail_all(group, exc)
                 return
-            for unit in group:  # the COMMIT failed: each alone
+            outcomes, each_alone = None, True  # the COMMIT itself failed
+        # outside the handler: no unit's own error chains to another's
+        if each_alone:
+            for unit in group:
                 self._run_alone(unit)
             return
-        if outcomes is None:  # outside the handler: the rest's errors never chain to it
+        if outcomes is None:
             if len(group) > 1:
                 self._run_group(group[1:])
             return
@@ -196,14 +227,13 @@ class GroupCommit:
         a unit instead of two: a round trip each on PostgreSQL. A group is at most
         ``MAX_GROUP`` (32) deep, below PostgreSQL's 64 subtransactions cached per
         backend."""
-        cursor = cursor_of(conn)
-        cursor.execute(_SAVEPOINT)
-        try:
+        run_on_cursor(conn, _SAVEPOINT, ())  # its errors as SQLAlchemy's (a lost
+        try:                                 # connection recycles the pool)
             return True, unit.work(conn)
         except Exception as exc:
             if is_disconnect(exc):
                 raise
-            cursor_of(conn).execute(_ROLLBACK_TO)
+            run_on_cursor(conn, _ROLLBACK_TO, ())
             return False, exc
 
     def _run_alone(self, unit: _Unit[Any]) -> None:
