@@ -1,4 +1,6 @@
-"""The hub's log formatter: exceptions are logged by type and frames only.
+"""The hub's log formatter: exceptions are logged by type and frames only; times are
+Beijing time with their offset (``2026-12-07 06:09:34.719+08:00``), whatever the
+server's time zone, as everything else an operator reads.
 
 An exception's text may carry what caused it — a field value, a row's parameters, an
 answer's body with personal data — and log files are read by more people, kept longer
@@ -10,7 +12,11 @@ from __future__ import annotations
 
 import logging
 import traceback
+from datetime import datetime
 from types import TracebackType
+from zoneinfo import ZoneInfo
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -34,6 +40,12 @@ class SafeFormatter(logging.Formatter):
             return super().format(record)
         finally:
             record.exc_text = cached
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        at = datetime.fromtimestamp(record.created, BEIJING)
+        if datefmt:
+            return at.strftime(datefmt)
+        return at.isoformat(sep=" ", timespec="milliseconds")
 
     def formatException(self, ei: ExcInfo) -> str:  # noqa: N802 (logging's name)
         lines: list[str] = []
