@@ -28,6 +28,7 @@ import yaml
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+import logsafe
 from adapters.base import Adapter, AdapterNotFound, Partner, resolve_adapter
 from cliwords import OneLineParser, whole_number
 from mapping.divisions import City, Divisions
@@ -467,6 +468,7 @@ class Hub:
 
     def __init__(self, config: Config, db: Database | None = None) -> None:
         self.config = config
+        logsafe.use_zone(config.timezone)  # this process's log lines in the operators' zone
         self.secrets = Secrets(config)
         self.cipher = DataCipher(self.secrets.data_key())
         topology = load_topology(config, self.secrets)
@@ -602,8 +604,7 @@ def create_app(hub: Hub | None = None):  # type: ignore[no-untyped-def]
     from adapters.web import make_app
 
     if hub is None and not logging.getLogger().handlers:
-        import logsafe  # under a WSGI server: the hub's records get the hub's formatter
-
+        # under a WSGI server: the hub's records get the hub's formatter
         logsafe.install(os.environ.get("HUB_LOG_LEVEL", "INFO").upper(), LOG_FORMAT)
     return make_app(hub or build_hub())
 
@@ -1007,8 +1008,6 @@ def _extra_commands():  # type: ignore[no-untyped-def]
 def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # whatever the hub creates (store, var/, exports) is its user's only
     args = build_parser().parse_args(argv)
-    import logsafe
-
     logsafe.install(args.log_level.upper(), LOG_FORMAT)
     # zeep's and spyne's DEBUG write whole envelopes (payers' names and accounts)
     for chatty in ("apscheduler", "alembic", "werkzeug", "spyne", "zeep"):

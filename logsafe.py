@@ -1,6 +1,7 @@
 """The hub's log formatter: exceptions are logged by type and frames only; times are
-Beijing time with their offset (``2026-12-07 06:09:34.719+08:00``), whatever the
-server's time zone, as everything else an operator reads.
+in the operators' zone with their offset (config ``timezone``, Beijing time by default:
+``2026-12-07 06:09:34.719+08:00``), whatever the server's own zone, as everything else
+an operator reads.
 
 An exception's text may carry what caused it — a field value, a row's parameters, an
 answer's body with personal data — and log files are read by more people, kept longer
@@ -17,6 +18,15 @@ from types import TracebackType
 from zoneinfo import ZoneInfo
 
 BEIJING = ZoneInfo("Asia/Shanghai")
+#: The zone of the log lines this process writes (``use_zone``; the hub sets its config's).
+_zone: ZoneInfo = BEIJING
+
+
+def use_zone(name: str) -> None:
+    """Stamp this process's log lines in the zone ``name`` (an IANA name, checked by the
+    config) from now on."""
+    global _zone
+    _zone = ZoneInfo(name)
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -42,7 +52,7 @@ class SafeFormatter(logging.Formatter):
             record.exc_text = cached
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        at = datetime.fromtimestamp(record.created, BEIJING)
+        at = datetime.fromtimestamp(record.created, _zone)
         if datefmt:
             return at.strftime(datefmt)
         return at.isoformat(sep=" ", timespec="milliseconds")

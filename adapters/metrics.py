@@ -77,7 +77,9 @@ class CallCounters:
     """Calls and their durations seen by this process; thread-safe.
 
     A call's row can be built more than once (its transaction retried, or kept for a
-    late write): a short memory of recent ref ids counts each call once."""
+    late write): a short memory of recent ref ids counts each call once, as its last
+    row says (the one that commits: a first run's 2002 whose retry answers 0000 counts
+    as ok)."""
 
     def __init__(self, remember: int = 4096) -> None:
         self._lock = threading.Lock()
@@ -85,7 +87,8 @@ class CallCounters:
         #: (interface, direction) -> [bucket counts..., +Inf], sum of seconds
         self._hist: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
         self._interfaces: set[str] = set()
-        self._seen: set[str] = set()
+        #: ref id -> what it was counted as: (calls key, histogram key, bucket, seconds)
+        self._seen: dict[str, tuple[tuple[str, str, str], tuple[str, str], int, float]] = {}
         self._order: deque[str] = deque()
         self._remember = remember
 
@@ -100,21 +103,28 @@ class CallCounters:
     def observe(self, record: CallRecord) -> None:
         seconds = max(float(record.duration_ms or 0.0), 0.0) / 1000
         with self._lock:
-            if record.ref_id in self._seen:
-                return
-            self._seen.add(record.ref_id)
-            self._order.append(record.ref_id)
-            if len(self._order) > self._remember:
-                self._seen.discard(self._order.popleft())
+            earlier = self._seen.get(record.ref_id)
+            if earlier is not None:
+                self._count(*earlier, -1)  # counted again, as its newest row says
+            else:
+                self._order.append(record.ref_id)
+                if len(self._order) > self._remember:
+                    self._seen.pop(self._order.popleft(), None)
             iface = self._interface(str(record.interface))
             direction = record.direction if record.direction in _DIRECTIONS else "other"
             outcome = record.outcome if record.outcome in _OUTCOMES else "other"
-            key = (iface, direction, outcome)
-            self._calls[key] = self._calls.get(key, 0) + 1
-            counts, total = self._hist.setdefault(
-                (iface, direction), ([0] * (len(BUCKETS) + 1), [0.0]))
-            counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-            total[0] += seconds
+            counted = ((iface, direction, outcome), (iface, direction),
+                       bisect.bisect_left(BUCKETS, seconds), seconds)
+            self._seen[record.ref_id] = counted
+            self._count(*counted, 1)
+
+    def _count(self, key: tuple[str, str, str], hist_key: tuple[str, str], bucket: int,
+               seconds: float, sign: int) -> None:
+        """Add (``sign`` 1) or take back (-1) one call (under the lock)."""
+        self._calls[key] = self._calls.get(key, 0) + sign
+        counts, total = self._hist.setdefault(hist_key, ([0] * (len(BUCKETS) + 1), [0.0]))
+        counts[bucket] += sign
+        total[0] += sign * seconds
 
     def snapshot(self) -> tuple[dict[tuple[str, str, str], int],
                                 dict[tuple[str, str], tuple[list[int], float]]]:

@@ -191,3 +191,17 @@ def test_counters_bounded_and_once_per_call():
     assert len({k[0] for k in calls}) == MAX_INTERFACES + 1
     counts, total = hist[("province.in.rental_filing", "in")]
     assert sum(counts) == 1 and counts[1] == 1 and abs(total - 0.012) < 1e-9  # 10-20 ms
+    # built again with another outcome (a retried unit's 2002 answered 0000 after all):
+    # counted once, as its last row says, duration and all
+    first = rec("province.in.rental_filing", "r")
+    first.outcome = "rejected"
+    counters.observe(first)
+    retried = rec("province.in.rental_filing", "r")
+    retried.duration_ms = 600.0
+    counters.observe(retried)
+    calls, hist = counters.snapshot()
+    assert calls[("province.in.rental_filing", "in", "ok")] == 2
+    assert calls[("province.in.rental_filing", "in", "rejected")] == 0
+    counts, total = hist[("province.in.rental_filing", "in")]
+    assert sum(counts) == 2 and counts[1] == 1 and counts[6] == 1  # 10-20 ms, 0.5-1 s
+    assert abs(total - 0.612) < 1e-9
