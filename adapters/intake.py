@@ -206,12 +206,9 @@ class Intake:
         for attempt in range(3):
             try:
                 outcome = hub.group_commit.run(unit)
-            except IntegrityError:  # a concurrent duplicate won: its row is visible now
-                if attempt < 2:
-                    continue
-                log.record.case_id = None
-                raise
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, IntegrityError) and attempt < 2:
+                    continue  # a concurrent duplicate won: its row is visible now
                 log.record.case_id = None  # nothing of it committed (or not known to)
                 raise
             if nonce is not None:

@@ -199,11 +199,6 @@ def _cursor(connection: Connection, raw: bool) -> Any:
     return cursor
 
 
-def cursor_of(connection: Connection) -> Any:
-    """The driver's (kept) cursor of ``connection``, for a caller's own statements."""
-    return _cursor(connection, raw=False)
-
-
 def _forget_cursors(connection: Connection) -> None:
     """After a driver error: the next statement gets fresh cursors."""
     with contextlib.suppress(Exception):

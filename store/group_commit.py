@@ -80,17 +80,15 @@ def _fail_all(group: list[_Unit[Any]], exc: BaseException) -> None:
     raised in several threads would gather all their tracebacks, and take on each
     thread's handled exception as its context (another request's error in a log)."""
     for n, unit in enumerate(group):
-        unit.error, unit.finished = exc if n == 0 else _twin(exc), True
+        shared = n > 0 and isinstance(exc, DBAPIError)  # several fail together only so
+        unit.error, unit.finished = _twin(exc) if shared else exc, True
 
 
-def _twin(exc: BaseException) -> BaseException:
-    """A fresh exception like ``exc``, for another thread to raise. The group's shared
-    failures are the store's (``DBAPIError``): the same class, statement, driver error
-    and flags (``resilience.ambiguous`` reads ``during_commit``)."""
-    if not isinstance(exc, DBAPIError):
-        twin: BaseException = RuntimeError(f"the group's transaction failed: {exc!r}")
-        twin.__cause__ = exc
-        return twin
+def _twin(exc: DBAPIError) -> DBAPIError:
+    """A fresh exception like ``exc``, for another thread to raise: the same class,
+    statement, driver error and flags (``resilience.ambiguous`` reads ``during_commit``).
+    A group's shared failures are the store's: a lost connection, before or during
+    COMMIT."""
     made = type(exc)(exc.statement, None, exc.orig, hide_parameters=True,
                      connection_invalidated=exc.connection_invalidated)
     if getattr(exc, "during_commit", False):

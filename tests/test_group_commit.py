@@ -258,31 +258,11 @@ def test_a_group_s_savepoints_need_no_temporary_file(sqlite_url: str) -> None:
     db.dispose()
 
 
-def test_a_group_lost_during_commit_fails_every_unit_with_an_error_of_its_own(
-        sqlite_url: str) -> None:
-    """Every COMMIT of a group is lost after it reached the store (an engine listener
-    raising the driver's "connection lost" once SQLite has committed): after the runs of
-    ``retry_on_disconnect`` every unit fails, still "during COMMIT" for its caller
-    (``ambiguous``), each with an exception object of its own: one object raised in
-    several threads would gather their tracebacks and take on each thread's handled
-    exception as its context (another request's error in a request's log)."""
-    from sqlalchemy import event
-    from sqlalchemy.exc import OperationalError
-
-    from store.resilience import ambiguous
-
-    db = Database(sqlite_url)
-    group = GroupCommit(db.engine)
-    commits = 0
-
-    def lose_after_the_first(_conn: Any) -> None:  # the holding unit's group commits
-        nonlocal commits
-        commits += 1
-        if commits > 1:
-            raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"),
-                                   connection_invalidated=True)
-
-    event.listen(db.engine, "commit", lose_after_the_first)
+def _five_behind_a_holder(group: GroupCommit, before_release: Any = None
+                          ) -> dict[str, Any]:
+    """u0 leads a group alone and holds it until u1..u5 wait behind it (the next group,
+    all five together); ``before_release()`` runs then. Each caller runs while handling a
+    ``KeyError`` of its own name. The result or exception of each, by name."""
     leading, release = threading.Event(), threading.Event()
 
     def hold(conn: Connection) -> str:
@@ -312,10 +292,41 @@ def test_a_group_lost_during_commit_fails_every_unit_with_an_error_of_its_own(
             if len(group._waiting) == 5:
                 break
         threading.Event().wait(0.005)
+    if before_release is not None:
+        before_release()
     release.set()
     for t in threads:
         t.join(30)
     assert out["u0"] == "held"
+    return out
+
+
+def test_a_group_lost_during_commit_fails_every_unit_with_an_error_of_its_own(
+        sqlite_url: str) -> None:
+    """Every COMMIT of a group is lost after it reached the store (an engine listener
+    raising the driver's "connection lost" once SQLite has committed): after the runs of
+    ``retry_on_disconnect`` every unit fails, still "during COMMIT" for its caller
+    (``ambiguous``), each with an exception object of its own: one object raised in
+    several threads would gather their tracebacks and take on each thread's handled
+    exception as its context (another request's error in a request's log)."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from store.resilience import ambiguous
+
+    db = Database(sqlite_url)
+    group = GroupCommit(db.engine)
+    commits = 0
+
+    def lose_after_the_first(_conn: Any) -> None:  # the holding unit's group commits
+        nonlocal commits
+        commits += 1
+        if commits > 1:
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"),
+                                   connection_invalidated=True)
+
+    event.listen(db.engine, "commit", lose_after_the_first)
+    out = _five_behind_a_holder(group)
     errors = [out[f"u{i}"] for i in range(1, 6)]
     assert all(isinstance(e, OperationalError) and ambiguous(e) for e in errors), errors
     assert len({id(e) for e in errors}) == 5  # one object each
@@ -349,39 +360,13 @@ def test_a_group_that_cannot_reach_the_store_fails_at_once_not_unit_by_unit(
             tries += 1
             raise sqlite3.OperationalError("unable to open database file")
 
+    def cut_off() -> None:
+        nonlocal refusing
+        db.engine.dispose()  # a new pool: the next group needs a new connection
+        refusing = True
+
     event.listen(db.engine, "do_connect", refuse)
-    leading, release = threading.Event(), threading.Event()
-
-    def hold(conn: Connection) -> str:
-        leading.set()
-        assert release.wait(30)
-        return "held"
-
-    out: dict[str, Any] = {}
-
-    def run(name: str, work: Any) -> None:
-        try:
-            out[name] = group.run(work)
-        except Exception as exc:  # noqa: BLE001 - the outcome under test
-            out[name] = exc
-
-    threads = [threading.Thread(target=run, args=("u0", hold))]
-    threads[0].start()
-    assert leading.wait(30)
-    for i in range(1, 6):
-        threads.append(threading.Thread(target=run, args=(f"u{i}", lambda c: "unit")))
-        threads[-1].start()
-    while True:
-        with group._lock:
-            if len(group._waiting) == 5:
-                break
-        threading.Event().wait(0.005)
-    db.engine.dispose()  # a new pool: the next group needs a new connection
-    refusing = True
-    release.set()
-    for t in threads:
-        t.join(30)
-    assert out["u0"] == "held"
+    out = _five_behind_a_holder(group, cut_off)
     errors = [out[f"u{i}"] for i in range(1, 6)]
     assert all(isinstance(e, OperationalError) and is_disconnect(e) for e in errors), errors
     assert tries == ATTEMPTS  # the group's runs, and no unit tried again alone
