@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -21,10 +22,28 @@ DEAD_URL = "http://127.0.0.1:9"  # discard port: nothing listens, connections ar
 DAZHOU_SMART = ("511702", "511703", "511722", "511724", "511781")
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out by itself (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port for a server to listen on later, picked below the kernel's ephemeral
+    range: the ports the kernel gives to port-0 binds and to outgoing connections'
+    source ports can never take it meanwhile (a parallel worker's did once, and the
+    test met another server on its hub's port)."""
+    high = _ephemeral_low()
+    while True:
+        port = random.randrange(max(1024, high - 12000), high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
