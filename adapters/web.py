@@ -272,7 +272,7 @@ def make_app(hub: Hub) -> Flask:
     from adapters import metrics  # GET /metrics (Prometheus); checks config ``metrics``
 
     metrics.register(app, hub)
-    import admin
+    from admin.app import register as register_admin
 
-    admin.register(app, hub)
+    register_admin(app, hub)
     return app

@@ -138,7 +138,7 @@ def _alive(owner: str, at: datetime, now: datetime) -> bool:
 
 
 class JobRunner:
-    """This process's background jobs (``hub.jobs``; made by ``admin.register``)."""
+    """This process's background jobs (``hub.jobs``; made by ``admin.app.register``)."""
 
     def __init__(self, hub: Hub, threads: int = 2) -> None:
         self.hub = hub
