@@ -273,7 +273,8 @@ def bench_store(label: str, directory: Path, url: str | None, args: argparse.Nam
                 ) -> float:
     config = write_config(directory, url)
     env = {"HUB_CONFIG": str(config), "HUB_LOG_LEVEL": "WARNING"}
-    print(f"-- {label}: gunicorn, 2 {os.environ.get('BENCH_WORKER', 'gthread')} workers x "
+    print(f"-- {label}: gunicorn, {os.environ.get('BENCH_WORKERS', '2')} "
+          f"{os.environ.get('BENCH_WORKER', 'gthread')} workers x "
           f"{os.environ.get('BENCH_THREADS', THREADS)} threads; {args.clients} keep-alive "
           f"client threads; {args.rounds} round(s); load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
