@@ -79,7 +79,13 @@ class CallCounters:
     A call's row can be built more than once (its transaction retried, or kept for a
     late write): a short memory of recent ref ids counts each call once, as its last
     row says (the one that commits: a first run's 2002 whose retry answers 0000 counts
-    as ok)."""
+    as ok).
+
+    Scrapes never see a counter go down: a call counted again under another outcome
+    is taken back from the first, and a scrape that came between would then see that
+    counter fall, which Prometheus reads as a restart (``rate()`` jumps by the whole
+    count). ``snapshot`` shows each series at its highest value yet, so the series a
+    call left stays one over until its true count passes it again."""
 
     def __init__(self, remember: int = 4096) -> None:
         self._lock = threading.Lock()
@@ -91,6 +97,9 @@ class CallCounters:
         self._seen: dict[str, tuple[tuple[str, str, str], tuple[str, str], int, float]] = {}
         self._order: deque[str] = deque()
         self._remember = remember
+        #: What scrapes were shown so far (``snapshot``): never less than before.
+        self._shown_calls: dict[tuple[str, str, str], int] = {}
+        self._shown_hist: dict[tuple[str, str], tuple[list[int], float]] = {}
 
     def _interface(self, name: str) -> str:
         if name in self._interfaces:
@@ -128,8 +137,18 @@ class CallCounters:
 
     def snapshot(self) -> tuple[dict[tuple[str, str, str], int],
                                 dict[tuple[str, str], tuple[list[int], float]]]:
+        """(calls per key, (bucket counts, seconds) per interface), each value at least
+        what the previous snapshot gave (see the class doc)."""
         with self._lock:
-            return dict(self._calls), {k: (list(c), t[0]) for k, (c, t) in self._hist.items()}
+            calls = self._shown_calls
+            for key, n in self._calls.items():
+                calls[key] = max(n, calls.get(key, 0))
+            hist = self._shown_hist
+            for key, (counts, total) in self._hist.items():
+                shown, seconds = hist.get(key, ([0] * len(counts), 0.0))
+                hist[key] = ([max(a, b) for a, b in zip(counts, shown, strict=True)],
+                             max(total[0], seconds))
+            return dict(calls), {k: (list(c), t) for k, (c, t) in hist.items()}
 
 
 #: This process's counters: fed by every call-log row built here (store.calllog).

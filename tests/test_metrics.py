@@ -205,3 +205,37 @@ def test_counters_bounded_and_once_per_call():
     counts, total = hist[("province.in.rental_filing", "in")]
     assert sum(counts) == 2 and counts[1] == 1 and counts[6] == 1  # 10-20 ms, 0.5-1 s
     assert abs(total - 0.612) < 1e-9
+
+
+def test_a_scrape_never_sees_a_counter_fall():
+    """A scrape between a call's first row (2002) and its retried one (0000) showed
+    ``rejected`` 1; the next shows it no lower (Prometheus would read a fall as a
+    restart), ``ok`` one up, and ``rejected`` exact again once its true count passes."""
+    from datetime import datetime
+
+    from adapters.metrics import CallCounters
+    from store.calllog import CallRecord
+
+    counters = CallCounters()
+    iface = "province.in.rental_filing"
+
+    def rec(ref, outcome="ok", ms=12.0):
+        r = CallRecord(interface=iface, direction="in", party="p",
+                       started_at=datetime(2026, 12, 2), duration_ms=ms, ref_id=ref)
+        r.outcome = outcome
+        return r
+
+    counters.observe(rec("r", "rejected", 600.0))
+    calls, hist = counters.snapshot()
+    assert calls[(iface, "in", "rejected")] == 1
+    assert hist[(iface, "in")][0][6] == 1  # 0.5-1 s
+    counters.observe(rec("r"))  # the retry answers 0000, in 12 ms
+    calls, hist = counters.snapshot()
+    assert calls[(iface, "in", "rejected")] == 1  # not 0: no fall
+    assert calls[(iface, "in", "ok")] == 1
+    counts, total = hist[(iface, "in")]
+    assert counts[6] == 1 and counts[1] == 1 and abs(total - 0.6) < 1e-9  # the sum too
+    counters.observe(rec("s", "rejected"))
+    counters.observe(rec("t", "rejected"))
+    calls, _ = counters.snapshot()
+    assert calls[(iface, "in", "rejected")] == 2  # the true count again
