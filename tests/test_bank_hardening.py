@@ -593,3 +593,44 @@ def test_fuzzed_fields_never_answer_5000(make_hub, store_url):
     finally:
         for thing in stop:
             thing.stop()
+
+
+def test_a_deposit_on_another_banks_house_is_1004_and_on_another_account_3002(two_banks):
+    """A bank books a deposit only on a house on sale under the account it names: a
+    house of another bank's account is 1004 (nothing booked, alerted); a house of
+    another of its own accounts, or one withdrawn from sale, is 3002, kept for an
+    operator; a house the hub has not registered is booked as the bank says."""
+    env = two_banks
+    svc = env.client()
+    tok = env.token()
+
+    def deposit(serial: str, house: str | None) -> Any:
+        return svc.DepositNotice(
+            token=tok, serial_no=serial, account_no=ACC_SMART, amount=Decimal("10.00"),
+            occurred_at=WHEN, payer_name="张三", payer_account="1", pay_method="01",
+            house_code=house, buyer_name="张三", remark=None)
+
+    other_bank = deposit("H-1", HOUSE_OTHER)
+    assert (other_bank.result_code, other_bank.result_msg) == (
+        "1004", "the house belongs to another bank than this login's")
+    assert env.ledger() == [] and env.events() == []
+    assert len(alerts(env, "fund_other_bank")) == 1
+    with env.hub.transaction() as s:
+        s.add(FundHouse(house_code="511702-009-0101", account_no=ACC_MANUAL))
+        s.add(FundHouse(house_code="511702-009-0202", account_no=ACC_SMART,
+                        status="withdrawn"))
+    for serial, house in (("H-2", "511702-009-0101"), ("H-3", "511702-009-0202")):
+        answer = deposit(serial, house)
+        assert answer.result_code == "3002", (serial, answer.result_msg)
+    assert env.ledger() == []
+    with env.hub.db.session() as s:
+        held = s.scalars(select(FundEvent).where(FundEvent.status == "held")
+                         .order_by(FundEvent.id)).all()
+        assert [(e.serial_no, e.account_no, e.amount_fen) for e in held] == [
+            ("H-2", ACC_SMART, 1000), ("H-3", ACC_SMART, 1000)]
+    assert len(alerts(env, "fund_held")) == 2
+    # its own house on sale under the account, or a house not registered: booked
+    assert deposit("H-4", HOUSE).result_code == "0000"
+    assert deposit("H-5", "511702-999-0101").result_code == "0000"
+    assert [(r.account_no, r.house_code) for r in env.ledger()] == [
+        (ACC_SMART, HOUSE), (ACC_SMART, "511702-999-0101")]

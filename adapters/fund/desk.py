@@ -197,9 +197,36 @@ class FundDesk:
             if account.bank_code != caller.bank_code:
                 return refuse_other_bank(s, call, caller.bank_code, account.bank_code,
                                          "监管账户", account.division)
+            refused = self._house_refused(s, call, caller, f, account, fen, when)
+            if refused is not None:
+                return refused
             return self._book(s, call, caller, op, f, account, fen, when)
 
         return record_once(self.hub, call, caller.bank_code, f, work, fen)
+
+    def _house_refused(self, s: Session, call: SoapCall, caller: Caller, f: dict[str, Any],
+                       account: Any, fen: int, when: Any) -> Answer | None:
+        """A movement naming a registered house that is not on sale under its account:
+        another bank's house is 1004 (bank.md: "the account or house belongs to another
+        bank"), and nothing is booked; this bank's house under another of its accounts,
+        or withdrawn from sale, is 3002, kept for an operator (money is never dropped).
+        None: no house, a house the hub has not registered (booked as the bank says),
+        or a house on sale under this account."""
+        house_code = f.get("house_code")
+        house = s.get(FundHouse, house_code) if house_code else None
+        if house is None or (house.account_no == account.account_no
+                             and house.status == "on_sale"):
+            return None
+        owner = self.accounts.get(s, house.account_no)
+        if owner is not None and owner.bank_code != caller.bank_code:
+            return refuse_other_bank(s, call, caller.bank_code, owner.bank_code, "房屋",
+                                     owner.division)
+        answer = Answer(NOT_ON_SALE, "the house is not on sale under this account; kept "
+                                     "for an operator")
+        hold(s, self.hub, caller.bank_code, call.operation, f, answer,
+             f"house {house_code} not on sale under account {account.account_no}",
+             account.account_no, fen, when)
+        return answer
 
     def _book(self, s: Session, call: SoapCall, caller: Caller, op: str, f: dict[str, Any],
               account: Any, fen: int, when: Any) -> Answer:
