@@ -179,7 +179,9 @@ def test_unlinked_unknown_and_manual_nothing_dropped(fund):
     unknown = deposit(fund, tok, serial="N2", account="6217999999999999")
     assert unknown.result_code == "3001"
     assert deposit(fund, tok, serial="N2", account="6217999999999999").result_code == "3001"
-    assert deposit(fund, tok, serial="N3", account=ACC_MANUAL).result_code == "0000"
+    # a house the hub has not registered (HOUSE is on sale under ACC_SMART: 3002 here)
+    assert deposit(fund, tok, serial="N3", account=ACC_MANUAL,
+                   house="511725-001-0101").result_code == "0000"
     rows = fund.ledger()
     assert [(r.serial_no, r.unlinked) for r in rows] == [("N1", True), ("N3", False)]
     events = {e.serial_no: e for e in fund.events()}
