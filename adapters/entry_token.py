@@ -60,7 +60,11 @@ class Handover:
 
 
 def _text(value: Any, max_len: int) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= max_len else None
+    """``value`` if it is a string of 1 to ``max_len`` printable characters: no control
+    character (a NUL no store column can hold) and no lone surrogate, which the token's
+    JSON may carry as an escape and no UTF-8 (the sealed columns, the page) can hold."""
+    return (value if isinstance(value, str) and 0 < len(value) <= max_len
+            and value.isprintable() else None)
 
 
 def verify(token: str, path_item: str, *, secret: bytes, issuer: str, audience: str,

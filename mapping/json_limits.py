@@ -4,14 +4,17 @@ counties, a partner's answer, a workbook cell) and the one dumper for what the h
 Python's ``json`` accepts more than JSON: ``NaN``, ``Infinity`` and ``-Infinity``, a
 float literal such as ``1e309`` that becomes ``inf``, integers of any length (their
 conversion is quadratic; past 4300 digits it raises), any nesting the C stack allows and
-duplicate keys (the last one wins, so two parties may read one signed body differently).
-``loads`` refuses all of that with a ``JsonRejected`` the caller maps to its own code.
+duplicate keys (the last one wins, so two parties may read one signed body differently),
+and a ``\\ud800`` escape standing alone: a lone surrogate, a string that is not text (no
+UTF-8 can hold it: sealing, the store and every answer would fail on it). ``loads``
+refuses all of that with a ``JsonRejected`` the caller maps to its own code.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 MAX_DEPTH = 20
@@ -22,6 +25,8 @@ MAX_INT_DIGITS = 19
 MAX_INT = 2**63 - 1
 #: Characters of a number literal with a fraction or exponent.
 MAX_FLOAT_CHARS = 64
+#: A ``\\uD800``-``\\uDFFF`` escape: only then can a parsed string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class JsonRejected(ValueError):
@@ -80,6 +85,24 @@ def _check_shape(doc: Any) -> None:
         stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))
 
 
+def _check_text(doc: Any) -> None:
+    """Every key and string of ``doc`` is text UTF-8 can hold (no lone surrogate)."""
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise JsonRejected("a string holds a lone surrogate (a \\ud800-\\udfff "
+                                   "escape without its pair): it is not text") from None
+
+
 def loads(raw: bytes | str, max_bytes: int | None = None) -> Any:
     """``raw`` (UTF-8) as a JSON value within the limits, else ``JsonRejected``. A UTF-8
     BOM before it is accepted (some Windows stacks write one)."""
@@ -97,6 +120,8 @@ def loads(raw: bytes | str, max_bytes: int | None = None) -> Any:
     except ValueError:  # also UnicodeDecodeError
         raise JsonRejected("not valid UTF-8 JSON") from None
     _check_shape(doc)
+    if _SURROGATE_ESCAPE.search(text) or isinstance(raw, str):
+        _check_text(doc)
     return doc
 
 

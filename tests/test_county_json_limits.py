@@ -41,6 +41,8 @@ HOSTILE = [
     ("a 10 000-digit integer", "9" * 10_000), ("a 23-digit integer", "99999999999999999999999"),
     ("nested 25 deep", "[" * 25 + "]" * 25),
     ("an array of 10 001", "[" + ",".join(["0"] * 10_001) + "]"),
+    # a string no UTF-8 can hold (was 5000: sealing failed on it)
+    ("a lone surrogate", '"\\ud800"'), ("a lone low surrogate in an object", '{"k": "a\\udc00"}'),
 ]
 
 

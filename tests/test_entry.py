@@ -80,6 +80,17 @@ def _hs256_with_public_key() -> str:
     return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
 
 
+def _hs256(claims: dict) -> str:
+    """Signed with the province's secret as any JWT library would, but with the claims'
+    JSON escaped to ASCII (joserfc itself cannot encode a lone surrogate)."""
+    import hashlib
+    import hmac
+
+    signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{_b64(claims)}"
+    mac = hmac.new(SECRET, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
 REFUSED = {
     "bad signature": lambda: ("rental_filing", handover_token(b"not-the-province-secret-1",
                                                               "rental_filing", "A-1", COUNTY)),
@@ -103,6 +114,12 @@ REFUSED = {
     "not a JWT": lambda: ("rental_filing", "not-a-token"),
     "empty": lambda: ("rental_filing", ""),
     "huge": lambda: ("rental_filing", "a." + "b" * 20000 + ".c"),
+    # signed by the province, but a name no UTF-8 or store column can hold (was a 500)
+    "a lone surrogate in the applicant's name": lambda: ("rental_filing", _hs256(_claims(
+        applicant={**_claims()["applicant"], "name": "张\ud800"}))),
+    "a NUL in the applicant's name": lambda: ("rental_filing", handover_token(
+        SECRET, "rental_filing", "A-1", COUNTY,
+        applicant={**_claims()["applicant"], "name": "张\x00三"})),
 }
 
 
