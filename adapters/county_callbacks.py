@@ -34,7 +34,7 @@ from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
 from mapping.canonical import Applicant, CanonicalCase
 from mapping.items import ITEMS, Item
 from mapping.province_in import ID_TYPES, ValidationFailure, parse_application
-from mapping.validators import apply_no_ok, resident_id_ok
+from mapping.validators import apply_no_ok, resident_id_ok, text_ok
 from store.cases import record_stage
 from store.models import Case
 from store.resilience import retry_on_disconnect
@@ -235,8 +235,10 @@ def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
     assert county is not None
     canonical = _county_case(hub, item, body)
     operator = _text_or_none(body, "operator")
-    if operator is not None and (not isinstance(operator, str) or len(operator) > 64):
-        raise _field_error([("operator", "must be a string of at most 64 characters")])
+    if operator is not None and (not isinstance(operator, str) or len(operator) > 64
+                                 or not text_ok(operator)):
+        raise _field_error([("operator", "must be a string of at most 64 characters, "
+                                         "no control characters")])
     at = parse_at(body["at"])
 
     def transaction() -> dict[str, Any]:

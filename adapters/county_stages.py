@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mapping.items import ITEMS, ItemKind
-from mapping.validators import parse_iso_datetime
+from mapping.validators import parse_iso_datetime, text_ok
 from store.cases import (
     StageOutcome,
     advance_stages,
@@ -88,6 +88,9 @@ def check_stage(item: str, report: StageReport) -> list[tuple[str, str]]:
         value = getattr(report, name)
         if value is not None and (not isinstance(value, str) or len(value) > limit):
             errors.append((name, f"must be a string of at most {limit} characters"))
+        elif value is not None and not text_ok(value, lines=name == "opinion"):
+            errors.append((name, "must hold no control characters"
+                           + (" but line breaks and tabs" if name == "opinion" else "")))
     if report.stage == "completed":
         if item in FILING_ITEMS and not (report.filing_no or "").strip():
             errors.append(("filing_no", "required on completed for a filing item"))
@@ -156,7 +159,7 @@ def apply_stage(session: Session, hub: Hub, case: Case, report: StageReport,
 
 def find_sub_case(session: Session, case_no: Any) -> Case | None:
     """A county's (sub-)case by number; parents (no county) are not a county's to move."""
-    if not isinstance(case_no, str) or not case_no or len(case_no) > 40:
+    if not isinstance(case_no, str) or not case_no or len(case_no) > 40 or not text_ok(case_no):
         return None
     case = find_case(session, case_no)
     return case if case is not None and case.county_code else None

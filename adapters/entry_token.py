@@ -15,7 +15,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from mapping.validators import apply_no_ok
+from mapping.validators import apply_no_ok, text_ok
 
 ALGORITHM = "HS256"
 MAX_LIFETIME = 300
@@ -60,11 +60,11 @@ class Handover:
 
 
 def _text(value: Any, max_len: int) -> str | None:
-    """``value`` if it is a string of 1 to ``max_len`` printable characters: no control
+    """``value`` if it is a string of 1 to ``max_len`` characters of text: no control
     character (a NUL no store column can hold) and no lone surrogate, which the token's
     JSON may carry as an escape and no UTF-8 (the sealed columns, the page) can hold."""
     return (value if isinstance(value, str) and 0 < len(value) <= max_len
-            and value.isprintable() else None)
+            and text_ok(value) else None)
 
 
 def verify(token: str, path_item: str, *, secret: bytes, issuer: str, audience: str,

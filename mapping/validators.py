@@ -8,7 +8,7 @@ been renamed (达县 511721, now 达川区 511703) keep their ID for life.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 # GB 11643-1999 (ISO 7064 MOD 11-2): weight of position i is 2**(17-i) mod 11.
@@ -139,4 +139,21 @@ def parse_iso_datetime(s: object) -> datetime:
         raise ValueError(f"{s!r} is not an ISO 8601 date-time") from None
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError("the date-time must carry a UTC offset, e.g. +08:00")
+    try:  # the store keeps UTC: 9999-12-31T23:59:59-14:00 has no UTC a datetime can hold
+        dt.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the date-time is out of the range the hub can hold") from None
     return dt
+
+
+#: C0 and C1 control characters (NUL among them, which no PostgreSQL text column can
+#: hold) and lone surrogates (no UTF-8 can hold them); the second leaves line breaks and
+#: tabs. Spaces of every kind (the ideographic 全角空格 too) are text.
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_TEXT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def text_ok(value: str, lines: bool = False) -> bool:
+    """No control character and no lone surrogate in ``value``; ``lines``: line breaks
+    and tabs allowed (an opinion of several lines)."""
+    return (_NOT_TEXT_LINES if lines else _NOT_TEXT).search(value) is None

@@ -253,3 +253,42 @@ def test_wrong_types_in_every_field_are_answered_with_a_contract_code(hub):
 
 def stages_of_count(hub) -> int:
     return count(hub, StageEvent)
+
+
+def test_control_characters_and_unholdable_times_are_field_errors(hub):
+    """A NUL (no PostgreSQL text column can hold one: was 5000 there) or another control
+    character in a county's stage fields or case number, and a time with no UTC a
+    datetime can hold in apply-and-accept (was 5000 on both stores), are 2002 with the
+    field, and change nothing; an opinion keeps its line breaks, a name its 全角空格."""
+    case_no = new_case(hub, "rental_filing", "511703", apply_no="NUL-1")
+    opened = {"item": "rental_filing", "county_code": "511703", "county_case_no": "WX-N-1",
+              "at": "2026-11-23T09:00:00+08:00",
+              "applicant": {"name": "张三", "id_type": "1", "id_no": "11010519491231002X"},
+              "data": {"lessee_name": "李四", "lessee_id_no": "11010519491231002X",
+                       "lessor_name": "王五", "lessor_id_no": "110105198001011238",
+                       "house_id": "H-1", "address": "通川区某路1号"}}
+    with served(hub) as url:
+        ok = event(case_no, "rental_filing", "511703", "accepted", operator="王　窗口",
+                   opinion="材料齐全\n同意受理")
+        r = post_signed(url, EVENTS, ok, "county_511703")
+        assert r.json()["code"] == "0000" and r.json()["data"]["recorded"], r.text
+        before = state(hub)
+        for field, value in (("filing_no", "F\x00"), ("operator", "王\x00"),
+                             ("operator", "王\x1b[31m"), ("opinion", "同意\x00")):
+            body = event(case_no, "rental_filing", "511703", "completed",
+                         **{"filing_no": "F-1", field: value})
+            r = post_signed(url, EVENTS, body, "county_511703")
+            assert (r.status_code, r.json()["code"]) == (400, "2002"), (field, r.text)
+            assert [e["field"] for e in r.json()["errors"]] == [field]
+        r = post_signed(url, EVENTS, event("5\x001", "rental_filing", "511703", "accepted"),
+                        "county_511703")
+        assert (r.status_code, r.json()["code"]) == (400, "2002"), r.text
+        r = post_signed(url, APPLY, {**opened, "at": "9999-12-31T23:59:59-14:00"},
+                        "county_511703")
+        assert (r.status_code, r.json()["code"]) == (400, "2002"), r.text
+        assert [e["field"] for e in r.json()["errors"]] == ["at"]
+        r = post_signed(url, APPLY, {**opened, "operator": "李\x00"}, "county_511703")
+        assert (r.status_code, r.json()["code"]) == (400, "2002"), r.text
+        assert state(hub) == before
+    with hub.transaction() as s:
+        assert "5000" not in set(s.scalars(select(CallLogEntry.code)))
