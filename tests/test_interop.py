@@ -291,6 +291,11 @@ def test_gbk_without_declaration_is_read_as_the_http_charset(fund):
     assert wrong.status == 500 and fault_of(wrong)[1].startswith("2001")
     unknown = post(fund, gbk, "text/xml; charset=x-no-such-charset")
     assert fault_of(unknown)[1].startswith("2001")
+    # names Python's codecs know that are no character set (transforms, its own text
+    # codecs): refused the same way, never 5000
+    for name in ("rot13", "hex", "base64", "zlib", "punycode", "idna", "unicode_escape"):
+        odd = post(fund, gbk, f"text/xml; charset={name}")
+        assert fault_of(odd)[1].startswith("2001"), (name, odd.data)
     events = fund.events()
     assert [e.serial_no for e in events] == ["GBK-1", "GBK-2", "GBK-3"]
     for e in events:

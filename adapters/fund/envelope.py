@@ -36,14 +36,27 @@ class CharsetError(ValueError):
     pass
 
 
+#: Python's text codecs that are no character set a SOAP stack could mean (their
+#: ``codecs.lookup`` names).
+_NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna",
+                           "undefined"})
+
+
 def transcode(raw: bytes, charset: str | None) -> bytes:
     """``raw`` as UTF-8 when the HTTP charset must decide its encoding, else unchanged."""
     if not charset or raw.startswith(_BOMS) or _DECL_ENCODING.match(raw):
         return raw
     try:
-        name = codecs.lookup(charset.strip().strip('"')).name
+        info = codecs.lookup(charset.strip().strip('"'))
     except LookupError:
-        raise CharsetError(f"不支持的字符集 {charset[:40]!r}") from None
+        info = None
+    # codecs also knows bytes-to-bytes and str-to-str transforms (rot13, hex, base64,
+    # zlib...) and Python's own text codecs: names that are no character set, refused
+    # like unknown ones
+    if (info is None or not getattr(info, "_is_text_encoding", True)
+            or info.name in _NOT_CHARSETS):
+        raise CharsetError(f"不支持的字符集 {charset[:40]!r}")
+    name = info.name
     if name in ("utf-8", "ascii"):
         return raw
     try:
@@ -51,6 +64,8 @@ def transcode(raw: bytes, charset: str | None) -> bytes:
     except UnicodeDecodeError as exc:
         raise CharsetError(f"请求内容不是有效的 {charset[:40]} 编码"
                            f"（第 {exc.start} 字节）") from None
+    except (UnicodeError, LookupError):  # a codec that fails otherwise (punycode, idna)
+        raise CharsetError(f"请求内容不是有效的 {charset[:40]} 编码") from None
 
 
 def header_entries(root: Any) -> list[Any]:
