@@ -241,6 +241,14 @@ def test_soap12_envelope_gets_version_mismatch(fund):
     assert fault_of(other)[0] == f"{{{SOAP11}}}VersionMismatch"
     not_an_envelope = post(fund, f'<f:DepositNotice xmlns:f="{NS}"/>')
     assert fault_of(not_an_envelope)[1].startswith("2001")
+    # two Bodies (or two Headers): which one is the call? refused, not the first read
+    one = f"<f:DepositNotice>{fields(tok, 'TWO-1')}</f:DepositNotice>"
+    two = f"<f:DepositNotice>{fields(tok, 'TWO-2')}</f:DepositNotice>"
+    for inner in (f"<soapenv:Body>{one}</soapenv:Body><soapenv:Body>{two}</soapenv:Body>",
+                  f"<soapenv:Header/><soapenv:Header/><soapenv:Body>{one}</soapenv:Body>"):
+        doubled = post(fund, f'<soapenv:Envelope xmlns:soapenv="{SOAP11}" xmlns:f="{NS}">'
+                             f"{inner}</soapenv:Envelope>")
+        assert fault_of(doubled)[1].startswith("2001"), doubled.data
     assert fund.ledger() == []
 
 

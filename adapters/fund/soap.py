@@ -282,7 +282,12 @@ class FundSoapEndpoint:
                           faultcode=VERSION_MISMATCH)
         if root.tag != f"{{{SOAP_ENV}}}Envelope":
             raise Refused(MALFORMED, "not a SOAP 1.1 envelope")
-        body = root.find(f"{{{SOAP_ENV}}}Body")
+        bodies = root.findall(f"{{{SOAP_ENV}}}Body")
+        if len(bodies) > 1 or len(root.findall(f"{{{SOAP_ENV}}}Header")) > 1:
+            # SOAP 1.1 (4.1.1): one Header at most, one Body: read only the first, a
+            # second would be an operation the call log and the bank's stack see apart
+            raise Refused(MALFORMED, "a SOAP envelope holds one Header at most and one Body")
+        body = bodies[0] if bodies else None
         parts = [] if body is None else [c for c in body if isinstance(c.tag, str)]
         if len(parts) != 1:
             raise Refused(MALFORMED, "the SOAP body must hold exactly one operation")
