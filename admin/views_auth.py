@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from admin import auth, sso
 from admin.identity_config import IdentitySettings
-from admin.web import bp, hub, render
+from admin.web import admin_path, bp, hub, render
 
 log = logging.getLogger("cityhub.admin.sso")
 
@@ -30,11 +30,8 @@ def _identity() -> IdentitySettings:
 
 
 def _safe_next(target: str | None) -> str:
-    """A path under /admin/ only (never another host, never a scheme-relative URL)."""
-    if (target and target.startswith("/admin/") and not target.startswith("//")
-            and "\\" not in target and target.isprintable() and len(target) <= 500):
-        return target
-    return url_for("admin.dashboard")
+    """A path under /admin/ only (``admin.web.admin_path``), else the dashboard."""
+    return admin_path(target, url_for("admin.dashboard"))
 
 
 def _login_page(error: str | None = None, status: int = 200) -> tuple[str, int]:

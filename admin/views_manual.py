@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from adapters import manual_excel
 from admin import jobs
 from admin.auth import requires
-from admin.web import audit, bp, hub, me, page_args, render, to_local
+from admin.web import admin_path, audit, bp, hub, me, page_args, render, to_local
 from mapping.excel import (
     LOCAL_TZ,
     OPERATOR_STAGES,
@@ -112,8 +112,7 @@ def manual_mark():  # type: ignore[no-untyped-def]
         else:
             flash(f"{case_no} 未改变：{explain_outcome(outcome.reason or 'already recorded')}",
                   "error")
-    back = request.form.get("back") or ""
-    return redirect(back if back.startswith("/admin/") else url_for("admin.manual"))
+    return redirect(admin_path(request.form.get("back"), url_for("admin.manual")))
 
 
 @bp.post("/manual/export")

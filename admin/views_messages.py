@@ -8,7 +8,18 @@ from flask import abort, flash, redirect, request, url_for
 from sqlalchemy import and_, false, func, select
 
 from admin.auth import requires
-from admin.web import MESSAGE_STATUS, BadInput, audit, bp, hub, me, page_args, parse_dt, render
+from admin.web import (
+    MESSAGE_STATUS,
+    BadInput,
+    admin_path,
+    audit,
+    bp,
+    hub,
+    me,
+    page_args,
+    parse_dt,
+    render,
+)
 from store.models import Case, OutboxMessage
 from store.outbox import MessageFilter, find, held_condition, resubmit
 
@@ -104,7 +115,4 @@ def messages_resubmit():  # type: ignore[no-untyped-def]
         flash(f"已重新提交 {len(ids)} 条报文：{', '.join(map(str, ids[:50]))}", "ok")
     else:
         flash("没有需要重新提交的报文（可能已被他人重新提交或正在发送）", "error")
-    back = request.form.get("back") or ""
-    if back.startswith("/admin/"):
-        return redirect(back)
-    return redirect(url_for("admin.messages"))
+    return redirect(admin_path(request.form.get("back"), url_for("admin.messages")))

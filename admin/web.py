@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, g, render_template, request
@@ -27,6 +28,20 @@ OUTCOMES = {"succeeded": "成功", "retrying": "重试中", "queued": "排队", 
 MESSAGE_STATUS = {k: catalogue_name("message_statuses", k)
                   for k in ("pending", "in_flight", "done", "dead")}
 CALL_OUTCOMES = {"ok": "成功", "error": "错误", "rejected": "拒绝"}
+
+
+def admin_path(target: str | None, fallback: str) -> str:
+    """``target`` if it is a path under /admin/ a browser resolves under /admin/ (the
+    sign-in's ``next``, a form's ``back``), else ``fallback``: never another host, a
+    scheme-relative URL, a backslash, a control character (a CR/LF would be a header
+    of its own) or a dot segment (``/admin/../x``, ``%2e%2e`` too) leading out of it."""
+    if (not target or not target.startswith("/admin/") or "\\" in target
+            or not target.isprintable() or len(target) > 500):
+        return fallback
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if any(seg in (".", "..") for seg in unquote(path).split("/")):
+        return fallback
+    return target
 
 
 def hub() -> Hub:
