@@ -30,6 +30,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.orm import Session
 
+from mapping.validators import first_not_text
 from store.calllog import CallRecord, sealed_body, write_call
 from store.models import utcnow
 from store.reads import queue_counts
@@ -151,6 +152,12 @@ def inbound(interface: str | Callable[..., str], party: str = "unknown"):  # typ
             g.call_started = started = time.perf_counter()
             g.call_logged = False
             try:
+                bad = first_not_text((request.view_args or {}).items(),
+                                     request.args.items(multi=True))
+                if bad is not None:
+                    raise ApiError("2002", f"the parameter {bad[:32]!r} holds a control "
+                                   "character", [{"field": bad[:32],
+                                                  "reason": "no control characters"}])
                 result = view(**kwargs)
                 resp = result if isinstance(result, Response) else json_response(
                     *(result if isinstance(result, tuple) else (result,)))

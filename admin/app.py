@@ -15,6 +15,7 @@ from admin.modules import ModuleDisabled, catalogue, ensure_builtins_once, modul
 from admin.perms import FUNCTIONS, Forbidden
 from admin.settings import get_setting, item_names
 from admin.web import bp, hub, names, render, to_local
+from mapping.validators import first_not_text
 from store.alerts import WORDED_BY_HUB
 
 if TYPE_CHECKING:
@@ -104,8 +105,13 @@ def not_found(rest: str):  # type: ignore[no-untyped-def]
 
 @bp.before_request
 def _before() -> object | None:
-    """Load the principal, expire idle sessions, check CSRF on every form."""
+    """Refuse a parameter that is not text, load the principal, expire idle sessions,
+    check CSRF on every form."""
     g.principal = None
+    bad = first_not_text((request.view_args or {}).items(), request.args.items(multi=True),
+                         request.form.items(multi=True))
+    if bad is not None:
+        abort(400, description=f"参数 {bad[:32]} 含有控制字符（如 NUL），无法处理")
     with hub().db.session() as s:
         principal = auth.current_principal(s)
         idle = int(get_setting(s, "session_idle_minutes")) * 60

@@ -8,8 +8,10 @@ been renamed (达县 511721, now 达川区 511703) keep their ID for life.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 # GB 11643-1999 (ISO 7064 MOD 11-2): weight of position i is 2**(17-i) mod 11.
 _ID_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
@@ -157,3 +159,17 @@ def text_ok(value: str, lines: bool = False) -> bool:
     """No control character and no lone surrogate in ``value``; ``lines``: line breaks
     and tabs allowed (an opinion of several lines)."""
     return (_NOT_TEXT_LINES if lines else _NOT_TEXT).search(value) is None
+
+
+def first_not_text(*sources: Iterable[tuple[str, Any]]) -> str | None:
+    """The name of the first (name, value) pair whose name or string value is not text
+    (``text_ok``), else None: for a request's path, query-string and form parameters (a
+    NUL no PostgreSQL text column holds, which a lookup fails on; a CR/LF). JSON bodies
+    are checked field by field where they are read."""
+    for pairs in sources:
+        for name, value in pairs:
+            if not text_ok(str(name)):
+                return "?"
+            if isinstance(value, str) and not text_ok(value):
+                return str(name)
+    return None
