@@ -22,6 +22,7 @@ from mapping.validators import (
     parse_iso_datetime,
     phone_ok,
     resident_id_ok,
+    text_ok,
     uscc_ok,
 )
 
@@ -97,6 +98,9 @@ def _text(err: _Errors, path: str, value: Any, max_len: int | None = None) -> st
     limit = max_len or DEFAULT_STR_MAX
     if len(value) > limit:
         err.add(path, f"longer than {limit} characters")
+        return None
+    if not text_ok(value, lines=True):  # a NUL no PostgreSQL text column holds, and the like
+        err.add(path, "holds a control character (line breaks and tabs are allowed)")
         return None
     return value
 

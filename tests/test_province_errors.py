@@ -195,6 +195,23 @@ def test_2002_lists_every_bad_field_with_its_path(env):
         assert s.scalars(select(OutboxMessage.interface)).all() == ["province.status"]
 
 
+def test_2002_a_control_character_in_a_field_is_a_field_error(env):
+    """A NUL in a name, an address or a material's file id (no PostgreSQL text column
+    holds one) is 2002 naming the field, recorded as a failed validation; line breaks
+    stay text."""
+    body = application(address="某路\x001号")
+    body["applicant"]["name"] = "张\x00三"
+    body["materials"] = [{"file_id": "f\x00", "name": "身份证.pdf"}]
+    ans = env.client.submit("rental_filing", body)
+    assert (ans.status, ans.body["code"]) == (400, "2002"), ans.raw[:400]
+    assert {e["field"] for e in ans.body["errors"]} == {
+        "applicant.name", "data.address", "materials[0].file_id"}
+    with env.hub.transaction() as s:
+        assert s.scalars(select(Case.stage)).all() == ["validation_failed"]
+    lines = application(apply_no="510000-20261122-000002", address="某路1号\n2单元")
+    assert env.client.submit("rental_filing", lines).body["code"] == "0000"
+
+
 def test_2003_not_this_city(env):
     body = application()
     body["city_code"] = "440700"
