@@ -13,6 +13,7 @@ every row first (``plan_stages``, the same rules) and then writes them all in bu
 from __future__ import annotations
 
 import io
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -145,7 +146,10 @@ def _add_materials(hub: Hub, archive: zipfile.ZipFile, case_no: str,
     file is read in a read transaction of its own and converted after it has ended."""
     paths: list[str] = []
     for n, (file_id, name) in enumerate(materials, start=1):
-        stem = PurePosixPath(name.replace("\\", "/")).stem or file_id
+        # the name is the province's text: no directory of it, and no control or format
+        # character (a line break, a right-to-left override that shows "gpj.exe" reversed)
+        stem = "".join(ch for ch in PurePosixPath(name.replace("\\", "/")).stem
+                       if unicodedata.category(ch)[0] != "C") or file_id
         with hub.db.read_session() as s:
             loaded = files.load(s, hub.cipher, file_id)
         if loaded is None:

@@ -74,6 +74,15 @@ def save(wb) -> bytes:
     return out.getvalue()
 
 
+def test_material_names_in_the_zip_hold_no_control_or_format_character(hub):
+    """A right-to-left override in a material's name would show "合同gpj.exe" as
+    "合同exe.jpg" in a clerk's file manager; a line break would split the path."""
+    spoof = upload(hub, image_bytes("PNG"), "../合同\u202egpj.exe.png")
+    case_no = new_case(hub, "rental_filing", MANUAL, materials=[spoof])
+    _, archive = export_workbook(hub, MANUAL, "rental_filing")
+    assert zipfile.ZipFile(io.BytesIO(archive)).namelist() == [f"{case_no}/01-合同gpj.exe.jpg"]
+
+
 def test_export_layout_masking_and_materials(hub):
     pdf = upload(hub, pdf_two_pages(), "购房合同.pdf")
     png = upload(hub, image_bytes("PNG"), "身份证明.png")
