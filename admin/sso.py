@@ -77,9 +77,14 @@ def person_of(claims: dict[str, Any], sub_key: str = "sub") -> ProvincePerson:
     sub = _claim(claims.get(sub_key))
     if sub is None:
         raise SsoRefused("claims")
+    raw_unit = claims.get("unit_id")
+    unit_id = _claim(raw_unit)
+    if raw_unit not in (None, "") and unit_id is None:
+        # sent but not one printable id (too long, a list of several, a control
+        # character): unreadable is not absent, and absent would skip the unit check
+        raise SsoRefused("claims", sub)
     name = claims.get("name")
-    return ProvincePerson(sub, _claim(claims.get("unit_id")),
-                          name[:64] if isinstance(name, str) else None)
+    return ProvincePerson(sub, unit_id, name[:64] if isinstance(name, str) else None)
 
 
 def find_operator(s: Session, person: ProvincePerson,

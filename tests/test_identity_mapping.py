@@ -79,3 +79,18 @@ def test_claims_without_a_usable_sub_are_refused(claims):
     with pytest.raises(SsoRefused) as err:
         person_of(claims)
     assert err.value.reason == "claims"
+
+
+@pytest.mark.parametrize("unit_id", ["P-OTHER" + "x" * 70, ["P-OTHER", "P-TC"], ["P-TC"],
+                                     "P-\x00TC", {"id": "P-TC"}, True])
+def test_a_unit_id_sent_but_unreadable_refuses_the_sign_in(hub, unit_id):
+    """A unit id the provider sent that is not one printable id (too long, several, a
+    control character) was read as no unit id, and the unit check was skipped: a person
+    of another unit signed in as zhang (cross-unit)."""
+    with pytest.raises(SsoRefused) as err:
+        person_of({"sub": "p.zhang", "unit_id": unit_id})
+    assert err.value.reason == "claims"
+    # sent empty or not at all: no unit id, the province did not say (as before)
+    for claims in ({"sub": "p.zhang"}, {"sub": "p.zhang", "unit_id": ""}):
+        with hub.transaction() as s:
+            assert find_operator(s, person_of(claims), NONE).username == "zhang"
