@@ -13,6 +13,9 @@ recorded. With no profile configured every endpoint answers ``4001``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Callable
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +36,7 @@ from mapping.numbering import (
     check_contract,
     check_issued,
     check_presale,
+    issued_number,
     kind_of,
 )
 from store import files
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
     from hub import Hub
 
 PREFIX = "/api/county/v1"
+log = logging.getLogger("cityhub.numbering")
 PARTY = "county"
 #: Items whose 办结 carries a unified number under the profile, and the number's kind.
 FILING_KINDS = {"presale_permit_application": PRESALE, "presale_contract_filing": CONTRACT}
@@ -110,6 +115,34 @@ def _taken(hub: Hub, county: str, number: str) -> ApiError:
                             "already holds; nothing was recorded")
 
 
+def _unusable(hub: Hub, county: str, kind: str, answer: Any, why: ValueError) -> ApiError:
+    """3001 for an answer the register cannot take; when it carries a well-formed number
+    the province may have issued it all the same: the operators are alerted."""
+    number = issued_number(kind, answer)
+    if number is not None:
+        _alert_unrecorded(hub, county, number, f"省厅发放的编号 {number} 未登记：答复不可用",
+                          f"省厅答复无法登记（{str(why)[:200]}）；请联系省厅核实或注销该编号，"
+                          "已答复区县稍后重试。")
+    return ApiError("3001", f"the province's answer is not usable: {why}")
+
+
+def _recorded(hub: Hub, county: str, number: str, record: Callable[[], None]) -> None:
+    """``record`` the issued number (retried on a lost connection). The register's own
+    refusals reach the caller; any other failure (the store down after its retries)
+    alerts the operators first: the province has issued a number the register lacks."""
+    try:
+        retry_on_disconnect(record, "numbering register")
+    except (register.NumberTaken, register.NotOwn, register.PermitOfOtherProject,
+            register.PermitCancelled):
+        raise
+    except Exception:
+        with contextlib.suppress(Exception):  # the store may be what failed
+            _alert_unrecorded(hub, county, number, f"省厅发放的编号 {number} 未登记：登记失败",
+                              "编号登记簿写入失败；请核实后补登或联系省厅注销该编号。")
+        log.exception("the province issued %s; the register did not take it", number)
+        raise
+
+
 def _ok(number: str, chain: str, message: str = "issued") -> dict[str, Any]:
     return envelope(message=message, data={"number": number, "chain_code": chain})
 
@@ -142,7 +175,7 @@ def handle_presale(hub: Hub) -> dict[str, Any]:
         if (number[19] == "Z") != req.backfill:
             raise ValueError(f"the province answered {number} for backfill={req.backfill}")
     except ValueError as exc:
-        raise ApiError("3001", f"the province's answer is not usable: {exc}") from None
+        raise _unusable(hub, county, PRESALE, result.response, exc) from None
     today = utcnow().replace(tzinfo=UTC).astimezone(hub.overrides.tz).date()
 
     def record() -> None:
@@ -150,7 +183,7 @@ def handle_presale(hub: Hub) -> dict[str, Any]:
             register.record_presale(s, county, req, number, chain, today)
 
     try:
-        retry_on_disconnect(record, "numbering register")
+        _recorded(hub, county, number, record)
     except register.NumberTaken:
         raise _taken(hub, county, number) from None
     except register.NotOwn:  # another county's project registered meanwhile
@@ -202,14 +235,14 @@ def handle_contract(hub: Hub) -> dict[str, Any]:
     try:
         number, chain = check_issued(CONTRACT, result.response, permit.number)
     except ValueError as exc:
-        raise ApiError("3001", f"the province's answer is not usable: {exc}") from None
+        raise _unusable(hub, county, CONTRACT, result.response, exc) from None
 
     def record() -> None:
         with hub.transaction() as s:
             register.record_contract(s, county, permit, req, number, chain)
 
     try:
-        retry_on_disconnect(record, "numbering register")
+        _recorded(hub, county, number, record)
     except register.NumberTaken:
         raise _taken(hub, county, number) from None
     except register.PermitCancelled:
@@ -267,6 +300,9 @@ def handle_qr(hub: Hub, number: str, kind: str) -> Response:
     with hub.transaction() as s:
         row = _own_number(s, partner, number)
         chain = row.chain_code
+    if not certificate_qr.fits(chain):  # registered before the hub checked answers so
+        raise ApiError("3001", f"the chain code of {number} does not fit in a QR code; "
+                               "ask the province for it again")
     if kind == "svg":
         resp = Response(certificate_qr.svg(chain), mimetype="image/svg+xml")
     else:

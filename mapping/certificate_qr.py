@@ -48,6 +48,17 @@ def _symbol(chain: str) -> segno.QRCode:
     return segno.make(chain, error="m", micro=False)
 
 
+def fits(chain: str) -> bool:
+    """Whether ``chain`` can be drawn as the certificate's code: at most 2000 characters
+    that a QR code (error level M, version 40 at most) holds — 2000 ASCII characters do,
+    2000 Chinese ones (three UTF-8 bytes each) do not."""
+    try:
+        _symbol(chain)
+    except ValueError:  # segno's DataOverflowError among them
+        return False
+    return True
+
+
 def png(chain: str, font: Path) -> bytes:
     """The certificate's QR code with its caption, as a 300-dpi PNG."""
     qr = _symbol(chain)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from mapping.province_in import ID_TYPES
-from mapping.validators import parse_amount, resident_id_ok, uscc_ok
+from mapping.validators import parse_amount, resident_id_ok, text_ok, uscc_ok
 
 #: The profiles a config may name (``numbering.profile``); None: no unified numbering.
 PROFILES = ("hunan",)
@@ -131,6 +131,9 @@ def _text(body: dict[str, Any], name: str, errors: list[tuple[str, str]],
     if len(value) > limit:
         errors.append((name, f"at most {limit} characters"))
         return ""
+    if not text_ok(value):  # a NUL no PostgreSQL text column holds, and the like
+        errors.append((name, "holds a control character"))
+        return ""
     return value.strip()
 
 
@@ -145,8 +148,8 @@ def _texts(body: dict[str, Any], name: str, errors: list[tuple[str, str]],
         return ()
     out: list[str] = []
     for i, v in enumerate(value):
-        if not isinstance(v, str) or not v.strip() or len(v) > 64:
-            errors.append((f"{name}[{i}]", "required: 1-64 characters"))
+        if not isinstance(v, str) or not v.strip() or len(v) > 64 or not text_ok(v):
+            errors.append((f"{name}[{i}]", "required: 1-64 characters, no control character"))
         else:
             out.append(v.strip())
     if len(set(out)) != len(out):
@@ -343,7 +346,21 @@ def check_issued(kind: str, answer: Any, expected_prefix: str) -> tuple[str, str
                          f"{expected_prefix}: {str(number)[:64]!r}")
     if not isinstance(chain, str) or not chain or len(chain) > 2000:
         raise ValueError("the province's answer has no chain_code")
+    from mapping import certificate_qr  # segno: only once a number is issued
+
+    if not text_ok(chain) or not certificate_qr.fits(chain):
+        raise ValueError("the province's chain_code holds a control character or does not "
+                         "fit in a QR code")
     return number, chain  # type: ignore[return-value]
+
+
+def issued_number(kind: str, answer: Any) -> str | None:
+    """The number of ``kind`` the province's answer carries, well-formed, if any (for
+    an alert when the rest of the answer is not usable: the province may have issued
+    it all the same)."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    number = data.get("number") if isinstance(data, dict) else None
+    return number if kind_of(number) == kind else None  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,38 @@ def test_the_qr_code_decodes_to_the_chain_string(numbering_env):  # noqa: F811
     assert env.get(f"{V1}/numbers/<script>/qr.png").json()["code"] == "2002"
 
 
+def test_control_characters_and_unprintable_chain_codes_are_never_a_5000(numbering_env):  # noqa: F811
+    """A NUL in a request's text (no PostgreSQL text column holds one: the province had
+    issued the number when the register's INSERT failed, 5000, and nobody knew) is 2002
+    before the province is asked. A chain code the province answers with a control
+    character or too long for a QR code (2000 Chinese characters) is 3001, nothing
+    recorded, and the operators are alerted (the province issued the number); a
+    registered chain code that does not fit is 3001 from the QR endpoint, not 5000."""
+    env = numbering_env
+    for field, value in (("developer_name", "某\x00公司"), ("project_name", "p\x00"),
+                         ("building_nos", ["1\x00"])):
+        r = env.post(f"{V1}/numbers/presale-permit", presale_body(**{field: value}))
+        assert (r.status_code, r.json()["code"]) == (400, "2002"), (field, r.text)
+    assert env.province.state.received == [] and _register_count(env.hub) == 0
+    for serial, chain in (("Y01", "链" * 2000), ("Y02", "HNJSBC1.\x00")):
+        env.province.state.chain = chain
+        r = env.post(f"{V1}/numbers/presale-permit", presale_body())
+        assert (r.status_code, r.json()["code"]) == (503, "3001"), r.text
+        with env.hub.transaction() as s:
+            titles = list(s.scalars(select(Alert.title).where(Alert.kind == "number_reissued")))
+        assert any(f"430223202406200101-{serial}" in t for t in titles), titles
+    assert _register_count(env.hub) == 0
+    env.province.state.chain = None
+    number = env.post(f"{V1}/numbers/presale-permit", presale_body()).json()["data"]["number"]
+    with env.hub.transaction() as s:  # as if registered before answers were checked
+        s.execute(text("UPDATE numbering_numbers SET chain_code = :c WHERE number = :n"),
+                  {"c": "链" * 2000, "n": number})
+    r = env.get(f"{V1}/numbers/{number}/qr.png")
+    assert (r.status_code, r.json()["code"]) == (503, "3001"), r.text[:300]
+    with env.hub.transaction() as s:
+        assert "5000" not in set(s.scalars(select(CallLogEntry.code)))
+
+
 def test_without_a_profile_the_endpoints_answer_4001(tmp_path, sqlite_url):
     hub = Hub(load_config(zhuzhou_config(tmp_path / "hub", sqlite_url, "http://127.0.0.1:9",
                                          profile=None)))

@@ -57,6 +57,9 @@ class NumberingState:
     received: list[tuple[str, Any]] = field(default_factory=list)
     nonces: set[tuple[str, str]] = field(default_factory=set)
     last: dict[str, Any] | None = None
+    #: The chain string it answers (None: ``HNJSBC1.{number}.{hmac}``), to test answers
+    #: the hub cannot take.
+    chain: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -150,8 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 404, {"code": "4001", "message": "no such endpoint"}
         state.issued[number] = str(body.get("county_code"))
         chain = hmac.new(self.server.secret, number.encode(), hashlib.sha256).hexdigest()
+        answered = f"HNJSBC1.{number}.{chain}" if state.chain is None else state.chain
         return 200, {"code": "0000", "message": "ok",
-                     "data": {"number": number, "chain_code": f"HNJSBC1.{number}.{chain}"}}
+                     "data": {"number": number, "chain_code": answered}}
 
 
 class NumberingSim(ThreadingHTTPServer):
