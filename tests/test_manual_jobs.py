@@ -323,3 +323,30 @@ def test_a_burst_of_asks_queues_no_more_than_the_limit(site):
     assert len(_jobs(hub)) == MAX_UNFINISHED
     refused = clients[places.index(next(p for p in places if "job=" not in p))]
     assert f"您已有 {MAX_UNFINISHED} 个导出或导入任务" in refused.get("/admin/manual").text
+
+
+def test_a_scope_check_of_a_workbook_with_70_000_case_numbers_is_one_report(make_hub, store_url):
+    """A county operator's workbook naming 70,000 cases: the scope check asked for all of
+    them in one IN list, past PostgreSQL's 65,535 bound parameters, and the import ended
+    in an internal error instead of its row report. Now a few hundred at a time."""
+    import io as _io
+
+    import openpyxl
+
+    from admin.jobs import out_of_scope_rows
+    from tests.county_support import new_case
+
+    if not store_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's limit of 65,535 bound parameters (SQLite's is higher)")
+    hub = make_hub(store_url, inbound=[])
+    other = new_case(hub, "rental_filing", "511703", apply_no="SCOPE-1")
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet("房屋租赁备案")
+    ws.append(["案件编号", "新环节"])
+    for n in range(70_000):
+        ws.append([f"5117022026120{n:09d}", "受理"])
+    ws.append([other, "受理"])
+    raw = _io.BytesIO()
+    wb.save(raw)
+    rows = out_of_scope_rows(hub, raw.getvalue(), ["511702"])
+    assert rows == [("房屋租赁备案", 70_002, f"案件 {other} 不在您的数据权限范围内")]
