@@ -108,8 +108,8 @@ def _before() -> object | None:
     """Refuse a parameter that is not text, load the principal, expire idle sessions,
     check CSRF on every form."""
     g.principal = None
-    bad = first_not_text((request.view_args or {}).items(), request.args.items(multi=True),
-                         request.form.items(multi=True))
+    bad = (first_not_text((request.view_args or {}).items(), request.args.items(multi=True))
+           or first_not_text(request.form.items(multi=True), lines=True))  # textareas
     if bad is not None:
         abort(400, description=f"参数 {bad[:32]} 含有控制字符（如 NUL），无法处理")
     with hub().db.session() as s:

@@ -161,15 +161,16 @@ def text_ok(value: str, lines: bool = False) -> bool:
     return (_NOT_TEXT_LINES if lines else _NOT_TEXT).search(value) is None
 
 
-def first_not_text(*sources: Iterable[tuple[str, Any]]) -> str | None:
+def first_not_text(*sources: Iterable[tuple[str, Any]], lines: bool = False) -> str | None:
     """The name of the first (name, value) pair whose name or string value is not text
-    (``text_ok``), else None: for a request's path, query-string and form parameters (a
-    NUL no PostgreSQL text column holds, which a lookup fails on; a CR/LF). JSON bodies
-    are checked field by field where they are read."""
+    (``text_ok``; ``lines``: values may hold line breaks and tabs, as a form's textarea
+    does), else None: for a request's path, query-string and form parameters (a NUL no
+    PostgreSQL text column holds, which a lookup fails on; a CR/LF in a URL). JSON
+    bodies are checked field by field where they are read."""
     for pairs in sources:
         for name, value in pairs:
             if not text_ok(str(name)):
                 return "?"
-            if isinstance(value, str) and not text_ok(value):
+            if isinstance(value, str) and not text_ok(value, lines=lines):
                 return str(name)
     return None

@@ -40,12 +40,8 @@ def test_next_and_back_through_the_server(served):
     c = Client(served.url)
     assert c.login("ops").status_code == 200
     c.get("/admin/messages")
-    # a CR/LF (a header of its own) is refused before the form does anything
-    r = c.post("/admin/messages/resubmit", {"id": "999999", "back": "/admin/\r\nSet-Cookie: a=b"},
-               follow=False)
-    assert r.status_code == 400 and "a=b" not in r.headers.get("Set-Cookie", "")
-    c.get("/admin/messages")
-    for back, lands in (("/admin/../x", "/admin/messages"),
+    for back, lands in (("/admin/\r\nSet-Cookie: a=b", "/admin/messages"),
+                        ("/admin/../x", "/admin/messages"),
                         ("/admin/messages?status=dead", "/admin/messages?status=dead")):
         r = c.post("/admin/messages/resubmit", {"id": "999999", "back": back}, follow=False)
         assert r.status_code in (302, 303), (back, r.status_code)
