@@ -46,6 +46,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from adapters.single_flight import SingleFlight
 from store import calllog
 from store.models import Lease, OutboxMessage, utcnow
 from store.outbox import DEAD, IN_FLIGHT, PENDING, held_condition
@@ -163,7 +164,11 @@ class HubCollector(Collector):
     """Everything ``/metrics`` shows, computed when it is scraped."""
 
     def __init__(self, hub: Hub, counters: CallCounters = COUNTERS) -> None:
+        from adapters.web import HEALTH_WAIT
+
         self.hub, self.counters = hub, counters
+        # one store query at a time, no scrape waits past HEALTH_WAIT (adapters/single_flight)
+        self._figures = SingleFlight(lambda: store_figures(hub), HEALTH_WAIT, "metrics")
 
     def collect(self) -> Iterator[Any]:
         started = time.perf_counter()
@@ -212,7 +217,7 @@ class HubCollector(Collector):
     def _store(self) -> Iterator[Any]:
         up = GaugeMetricFamily("cityhub_store_up", "1 if the store answered this scrape")
         try:
-            figures = store_figures(self.hub)
+            figures = self._figures()
         except Exception:  # a store outage is a figure, not a failed scrape
             up.add_metric([], 0.0)
             yield up

@@ -30,6 +30,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.orm import Session
 
+from adapters.single_flight import SingleFlight
 from mapping.validators import first_not_text
 from store.calllog import CallRecord, sealed_body, write_call
 from store.models import utcnow
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from hub import Hub
 
 log = logging.getLogger("cityhub.web")
+#: Seconds a /healthz or /metrics request waits for the store before it answers "slow".
+HEALTH_WAIT = 3.0
 
 #: HTTP status of each contract code (province.md "Responses").
 HTTP_STATUS = {
@@ -233,16 +236,20 @@ def make_app(hub: Hub) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    def probe() -> dict[str, Any]:
+        with hub.db.read_session() as s:  # bounded counts: store/reads.py
+            return queue_counts(s)
+
+    # one probe at a time, and no caller waits past HEALTH_WAIT (a store that stops
+    # answering must not take every server thread with the monitoring's requests)
+    health = SingleFlight(lambda: retry_on_disconnect(probe, "health check"), HEALTH_WAIT,
+                          "healthz")
+
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
         store: dict[str, Any] = {"dialect": hub.db.engine.dialect.name}
-
-        def probe() -> dict[str, Any]:
-            with hub.db.read_session() as s:  # bounded counts: store/reads.py
-                return queue_counts(s)
-
         try:
-            store["outbox"] = retry_on_disconnect(probe, "health check")
+            store["outbox"] = health()
             store["ok"] = True
         except Exception as exc:
             store.update(ok=False, error=type(exc).__name__)

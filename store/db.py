@@ -24,6 +24,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: The execution option that marks a read-only transaction (``Database.read_session``).
 READ_ONLY = "hub_read_only"
 
+#: libpq parameters every PostgreSQL connection gets unless its URL sets them: seconds
+#: to connect, keep-alive probes after 30 s idle (every 5 s, 3 lost: dead), and 20 s
+#: (in ms) for sent data to be acknowledged.
+PG_CONNECTION_BOUNDS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 30,
+                        "keepalives_interval": 5, "keepalives_count": 3,
+                        "tcp_user_timeout": 20000}
+
 #: ``PRAGMA synchronous`` values a config may choose (``sqlite_synchronous``).
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
@@ -61,8 +68,13 @@ def make_engine(url: str, pool_size: int = 10, sqlite_synchronous: str = "FULL")
     # transaction it broke is retried on a fresh one (store.resilience).
     # hide_parameters: SQL errors (an IntegrityError, ...) never carry row values, which
     # hold personal data, into an exception text or a log.
+    # A store that stops answering without refusing (packets dropped, a frozen host) must
+    # end in an error, not a wait for ever: libpq's connect time-out, TCP keep-alives, and
+    # tcp_user_timeout (data sent and not acknowledged). A busy server still acknowledges,
+    # so a long query is not cut short. The URL's own query parameters win.
+    bounds = {k: v for k, v in PG_CONNECTION_BOUNDS.items() if k not in parsed.query}
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
-                           hide_parameters=True)
+                           hide_parameters=True, connect_args=bounds)
     resilience.install(engine)  # a lost connection recycles the whole pool (store.resilience)
     return engine
 

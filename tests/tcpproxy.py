@@ -1,6 +1,8 @@
 """A TCP proxy on 127.0.0.1 in front of a real server (PostgreSQL), that a test can cut:
 every connection through it is closed and new ones are refused until it is restored —
-the store as the hub sees it during an outage (a restart, a network cut)."""
+the store as the hub sees it during an outage (a restart, a network cut); or freeze:
+connections stay open and are accepted, nothing reaches the other side until it thaws
+— a store that stops answering without refusing (a frozen host)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.port = 0
         self._listen()
 
@@ -44,10 +48,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()  # frozen: held until thawed
                 dst.sendall(data)
         except OSError:
             pass
@@ -70,10 +74,18 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
 
+    def freeze(self) -> None:
+        """Keep every connection open, and pass nothing on until ``thaw``."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     def restore(self) -> None:
         """Accept connections again, on the same port."""
         if self._listener is None:
             self._listen()
 
     def close(self) -> None:
+        self.thaw()
         self.cut()

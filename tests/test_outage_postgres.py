@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -226,3 +227,43 @@ def test_the_call_log_buffer_is_bounded_and_counts_what_it_could_not_keep(make_h
         stored = set(s.scalars(select(CallLogEntry.ref_id)))
     assert stored == {r.ref_id for r in records[:5]}
     buffer.close()
+
+
+def test_a_frozen_store_leaves_health_checks_and_scrapes_bounded_and_threads_free(
+        make_hub, proxy):
+    """The store stops answering without refusing (packets held: a frozen host): every
+    /healthz and /metrics request answers within a few seconds that the store is down
+    (503, cityhub_store_up 0), twenty of them at once leave the server threads for
+    other requests, and all is well again once the store answers. Before, each such
+    request waited on the store for ever and twenty took every waitress thread."""
+    import requests
+
+    hub = make_hub(proxy.url, inbound=["province"])
+    from tests.hubserver import HubServer
+
+    server = HubServer(hub).start()
+    try:
+        assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+        proxy.freeze()
+        started = time.monotonic()
+        with ThreadPoolExecutor(20) as pool:
+            checks = [pool.submit(requests.get, server.url + path, timeout=30)
+                      for path in ["/healthz"] * 14 + ["/metrics"] * 6]
+            time.sleep(0.5)
+            # the server still has threads for what needs no store
+            root = requests.get(server.url + "/", allow_redirects=False, timeout=5)
+            assert root.status_code == 302
+            answers = [c.result() for c in checks]
+        assert time.monotonic() - started < 15
+        health = [a for a in answers if a.url.endswith("/healthz")]
+        assert {a.status_code for a in health} == {503}
+        assert all(a.json()["store"]["ok"] is False for a in health)
+        scrapes = [a for a in answers if a.url.endswith("/metrics")]
+        assert all(a.status_code == 200 and "cityhub_store_up 0.0" in a.text
+                   for a in scrapes), [a.text[:200] for a in scrapes]
+        proxy.thaw()
+        wait_until(lambda: requests.get(server.url + "/healthz", timeout=10).status_code
+                   == 200, timeout=30, what="healthy once the store answers again")
+    finally:
+        proxy.thaw()
+        server.stop()
