@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -66,6 +66,7 @@ from mapping.fund import (
     reported_late,
 )
 from mapping.names import name as code_name
+from store.driver import DriverStatement
 from store.fund_models import FundHouse, FundInstruction, SupervisedAccount
 from store.models import utcnow
 
@@ -80,6 +81,11 @@ ACCOUNT_COLUMNS = (SupervisedAccount.account_no, SupervisedAccount.bank_code,
 POS_OPERATIONS = frozenset({"PosPaymentVerify", "PosPayment"})
 PERSONAL = ("payer_name", "payer_account", "payee_name", "payee_account", "buyer_name",
             "card_no_masked", "remark", "authority", "document_no", "terminal_id", "pay_method")
+
+
+#: A house's account and status, on the driver's cursor (every deposit naming a house).
+_HOUSE = DriverStatement(select(FundHouse.account_no, FundHouse.status).where(
+    FundHouse.house_code == bindparam("house_code")))
 
 
 class AccountCache:
@@ -213,11 +219,15 @@ class FundDesk:
         None: no house, a house the hub has not registered (booked as the bank says),
         or a house on sale under this account."""
         house_code = f.get("house_code")
-        house = s.get(FundHouse, house_code) if house_code else None
-        if house is None or (house.account_no == account.account_no
-                             and house.status == "on_sale"):
+        if not house_code:
             return None
-        owner = self.accounts.get(s, house.account_no)
+        found = _HOUSE.execute(s, {"house_code": house_code})  # the driver's cursor: cheap
+        if not found:
+            return None
+        house_account, status = found[0]
+        if house_account == account.account_no and status == "on_sale":
+            return None
+        owner = self.accounts.get(s, house_account)
         if owner is not None and owner.bank_code != caller.bank_code:
             return refuse_other_bank(s, call, caller.bank_code, owner.bank_code, "房屋",
                                      owner.division)
