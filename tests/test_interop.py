@@ -304,6 +304,9 @@ def test_gbk_without_declaration_is_read_as_the_http_charset(fund):
     for name in ("rot13", "hex", "base64", "zlib", "punycode", "idna", "unicode_escape"):
         odd = post(fund, gbk, f"text/xml; charset={name}")
         assert fault_of(odd)[1].startswith("2001"), (name, odd.data)
+    # a NUL in the name (RFC 2231's charset*= decodes %00 into it): no codec lookup
+    odd = post(fund, gbk, "text/xml; charset*=UTF-8''gbk%00")
+    assert fault_of(odd)[1].startswith("2001"), odd.data
     events = fund.events()
     assert [e.serial_no for e in events] == ["GBK-1", "GBK-2", "GBK-3"]
     for e in events:

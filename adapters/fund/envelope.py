@@ -36,6 +36,7 @@ class CharsetError(ValueError):
     pass
 
 
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9._:+-]{1,40}")
 #: Python's text codecs that are no character set a SOAP stack could mean (their
 #: ``codecs.lookup`` names).
 _NOT_CHARSETS = frozenset({"unicode-escape", "raw-unicode-escape", "punycode", "idna",
@@ -46,9 +47,10 @@ def transcode(raw: bytes, charset: str | None) -> bytes:
     """``raw`` as UTF-8 when the HTTP charset must decide its encoding, else unchanged."""
     if not charset or raw.startswith(_BOMS) or _DECL_ENCODING.match(raw):
         return raw
-    try:
-        info = codecs.lookup(charset.strip().strip('"'))
-    except LookupError:
+    name = charset.strip().strip('"')
+    try:  # a charset is a short name (RFC 2978): anything else (a NUL, ...) is unknown
+        info = codecs.lookup(name) if _CHARSET_NAME.fullmatch(name) else None
+    except (LookupError, ValueError):
         info = None
     # codecs also knows bytes-to-bytes and str-to-str transforms (rot13, hex, base64,
     # zlib...) and Python's own text codecs: names that are no character set, refused
