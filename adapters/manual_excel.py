@@ -135,8 +135,21 @@ def mark_stage(hub: Hub, case_no: str, stage: str, operator: str, opinion: str |
 # --------------------------------------------------------------------------- export
 
 
+#: What a material's name loses before a clerk sees it (the workbook's cell, the zip's
+#: paths): control and format characters (a line break; a right-to-left override shows
+#: 合同gpj.exe as 合同exe.jpg), line and paragraph separators. Private-use and not yet
+#: assigned code points stay: rare characters of names (生僻字) are written with them.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def display_name(name: str) -> str:
+    """``name`` as the export shows it (see ``_HIDDEN``)."""
+    return "".join(ch for ch in name if unicodedata.category(ch) not in _HIDDEN)
+
+
 def _material_names(payload: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(m["file_id"], m.get("name") or m["file_id"])
+    """(file id, the name as shown) of each material of an application."""
+    return [(m["file_id"], display_name(str(m.get("name") or "")) or m["file_id"])
             for m in payload.get("materials") or [] if isinstance(m, dict) and m.get("file_id")]
 
 
@@ -146,10 +159,8 @@ def _add_materials(hub: Hub, archive: zipfile.ZipFile, case_no: str,
     file is read in a read transaction of its own and converted after it has ended."""
     paths: list[str] = []
     for n, (file_id, name) in enumerate(materials, start=1):
-        # the name is the province's text: no directory of it, and no control or format
-        # character (a line break, a right-to-left override that shows "gpj.exe" reversed)
-        stem = "".join(ch for ch in PurePosixPath(name.replace("\\", "/")).stem
-                       if unicodedata.category(ch)[0] != "C") or file_id
+        # the name as shown (``display_name``), and no directory of it
+        stem = PurePosixPath(name.replace("\\", "/")).stem or file_id
         with hub.db.read_session() as s:
             loaded = files.load(s, hub.cipher, file_id)
         if loaded is None:

@@ -78,9 +78,18 @@ def test_material_names_in_the_zip_hold_no_control_or_format_character(hub):
     """A right-to-left override in a material's name would show "合同gpj.exe" as
     "合同exe.jpg" in a clerk's file manager; a line break would split the path."""
     spoof = upload(hub, image_bytes("PNG"), "../合同\u202egpj.exe.png")
-    case_no = new_case(hub, "rental_filing", MANUAL, materials=[spoof])
-    _, archive = export_workbook(hub, MANUAL, "rental_filing")
-    assert zipfile.ZipFile(io.BytesIO(archive)).namelist() == [f"{case_no}/01-合同gpj.exe.jpg"]
+    rare = upload(hub, image_bytes("PNG"), "\ue000\U00031350证明.png")  # 生僻字: kept
+    case_no = new_case(hub, "rental_filing", MANUAL, materials=[spoof, rare])
+    xlsx, archive = export_workbook(hub, MANUAL, "rental_filing")
+    names = [f"{case_no}/01-合同gpj.exe.jpg", f"{case_no}/02-\ue000\U00031350证明.jpg"]
+    assert zipfile.ZipFile(io.BytesIO(archive)).namelist() == names
+    _, ws, header = sheet_rows(xlsx, "房屋租赁备案")
+    assert ws.cell(row=2, column=header.index("材料(JPG, 见压缩包)") + 1).value.split("\n") == names
+    # without the zip, the workbook lists the names as shown
+    bare, _ = export_workbook(hub, MANUAL, "rental_filing", with_materials=False)
+    _, ws, header = sheet_rows(bare, "房屋租赁备案")
+    cell = ws.cell(row=2, column=header.index("材料(JPG, 见压缩包)") + 1).value
+    assert "\u202e" not in cell and "合同gpj.exe.png" in cell and "\U00031350" in cell
 
 
 def test_export_layout_masking_and_materials(hub):
