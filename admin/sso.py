@@ -42,6 +42,7 @@ REFUSALS = {
     "unit": "您的省统一身份认证所属单位与本平台登记的单位不一致，请联系系统管理员",
     "failed": "省统一身份认证未能完成，请重新登录",
     "claims": "省统一身份认证未返回有效的用户标识，请联系系统管理员",
+    "unit_claim": "省统一身份认证返回的单位标识无法识别，请联系系统管理员",
 }
 
 
@@ -79,10 +80,12 @@ def person_of(claims: dict[str, Any], sub_key: str = "sub") -> ProvincePerson:
         raise SsoRefused("claims")
     raw_unit = claims.get("unit_id")
     unit_id = _claim(raw_unit)
-    if raw_unit not in (None, "") and unit_id is None:
+    blank = raw_unit is None or raw_unit == [] or (isinstance(raw_unit, str)
+                                                   and not raw_unit.strip())
+    if unit_id is None and not blank:
         # sent but not one printable id (too long, a list of several, a control
         # character): unreadable is not absent, and absent would skip the unit check
-        raise SsoRefused("claims", sub)
+        raise SsoRefused("unit_claim", sub)
     name = claims.get("name")
     return ProvincePerson(sub, unit_id, name[:64] if isinstance(name, str) else None)
 

@@ -89,8 +89,9 @@ def test_a_unit_id_sent_but_unreadable_refuses_the_sign_in(hub, unit_id):
     of another unit signed in as zhang (cross-unit)."""
     with pytest.raises(SsoRefused) as err:
         person_of({"sub": "p.zhang", "unit_id": unit_id})
-    assert err.value.reason == "claims"
+    assert err.value.reason == "unit_claim" and "单位标识" in err.value.message
     # sent empty or not at all: no unit id, the province did not say (as before)
-    for claims in ({"sub": "p.zhang"}, {"sub": "p.zhang", "unit_id": ""}):
+    for claims in ({"sub": "p.zhang"}, {"sub": "p.zhang", "unit_id": ""},
+                   {"sub": "p.zhang", "unit_id": "  "}, {"sub": "p.zhang", "unit_id": []}):
         with hub.transaction() as s:
             assert find_operator(s, person_of(claims), NONE).username == "zhang"
