@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from mapping.validators import text_ok
+
 KINDS = ("bank", "fund", "tax", "police", "court")
 QUERIES = ("contracts", "housing_count", "seizures")
 PUSHES = {"mortgages": ("bank", "fund"), "defaulters": ("court",), "seizures": ("court",)}
@@ -137,7 +139,7 @@ def asker(headers: Any) -> tuple[Asker | None, list[dict[str, str]]]:
         except UnicodeDecodeError:
             purpose = None
     if purpose is not None and (not 1 <= len(purpose) <= MAX_PURPOSE or not purpose.strip()
-                                or any(ord(c) < 32 or ord(c) == 127 for c in purpose)):
+                                or not text_ok(purpose)):
         purpose = None
     if purpose is None:
         errors.append({"field": "X-Purpose", "reason": "required: UTF-8 percent-encoded "
@@ -168,7 +170,7 @@ class Fields:
         if value is None and not required:
             return None
         if not isinstance(value, str) or not value.strip() or len(value) > limit \
-                or any(ord(c) < 32 for c in value) or (plain and not _PLAIN.fullmatch(value)):
+                or not text_ok(value) or (plain and not _PLAIN.fullmatch(value)):
             kind = "printable ASCII" if plain else "text"
             self.fail(name, f"{'required: ' if required else ''}{kind} of 1-{limit} characters")
             return None
