@@ -11,6 +11,7 @@ and a caller waits at most ``wait`` seconds before it answers that the store is 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -24,30 +25,39 @@ class StoreSlow(TimeoutError):
 
 
 class SingleFlight(Generic[T]):
-    def __init__(self, check: Callable[[], T], wait: float, name: str) -> None:
+    """``check`` run by one thread at a time; see the module doc. A check still running
+    after ``stale`` seconds (a connection the driver never gives up on) is left to
+    itself and the next caller starts a fresh one: the store's return is seen."""
+
+    def __init__(self, check: Callable[[], T], wait: float, name: str,
+                 stale: float | None = None) -> None:
         self.check, self.wait, self.name = check, wait, name
+        self.stale = max(30.0, 10 * wait) if stale is None else stale
         self._lock = threading.Lock()
-        self._running: Future[T] | None = None
+        self._running: tuple[Future[T], float] | None = None
 
     def __call__(self) -> T:
         """The answer of the check in flight (or of a new one); ``StoreSlow`` after
         ``wait`` seconds, the check's own exception if it failed."""
+        now = time.monotonic()
         with self._lock:
-            running = self._running
-            if running is None:
-                running = self._running = Future()
-                threading.Thread(target=self._run, args=(running,), daemon=True,
+            if self._running is None or now - self._running[1] > self.stale:
+                self._running = (Future(), now)
+                threading.Thread(target=self._run, args=(self._running,), daemon=True,
                                  name=f"cityhub-{self.name}").start()
+            running = self._running[0]
         try:
             return running.result(timeout=self.wait)
         except FutureTimeout:
             raise StoreSlow(f"{self.name}: no answer within {self.wait:g} s") from None
 
-    def _run(self, future: Future[T]) -> None:
+    def _run(self, flight: tuple[Future[T], float]) -> None:
+        future = flight[0]
         try:
             future.set_result(self.check())
         except BaseException as exc:  # handed to every waiting caller
             future.set_exception(exc)
         finally:
             with self._lock:
-                self._running = None
+                if self._running is flight:  # not replaced meanwhile as stale
+                    self._running = None
