@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -74,33 +74,36 @@ SECRET_KEY = "metrics_token"
 # --------------------------------------------------------------------------- process counters
 
 
+#: What a call counts as: (calls key, histogram key, bucket, seconds).
+_Counted = tuple[tuple[str, str, str], tuple[str, str], int, float]
+
+
 class CallCounters:
     """Calls and their durations seen by this process; thread-safe.
 
     A call's row can be built more than once (its transaction retried, or kept for a
-    late write): a short memory of recent ref ids counts each call once, as its last
-    row says (the one that commits: a first run's 2002 whose retry answers 0000 counts
-    as ok).
+    late write). A call is counted once, as its last row says (the one that commits: a
+    first run's 2002 whose retry answers 0000 counts as ok), when it has settled:
+    ``settle`` seconds after its first row (a transaction's retries come well within
+    that). Scrapes do not see it before, so no counter ever goes down (Prometheus reads
+    a fall as a restart: ``rate()`` would jump by the whole count) and nothing counted
+    is hidden. A row built again after its call settled changes nothing."""
 
-    Scrapes never see a counter go down: a call counted again under another outcome
-    is taken back from the first, and a scrape that came between would then see that
-    counter fall, which Prometheus reads as a restart (``rate()`` jumps by the whole
-    count). ``snapshot`` shows each series at its highest value yet, so the series a
-    call left stays one over until its true count passes it again."""
-
-    def __init__(self, remember: int = 4096) -> None:
+    def __init__(self, remember: int = 4096, settle: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._settle_after, self._clock = settle, clock
         self._calls: dict[tuple[str, str, str], int] = {}
         #: (interface, direction) -> [bucket counts..., +Inf], sum of seconds
         self._hist: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
         self._interfaces: set[str] = set()
-        #: ref id -> what it was counted as: (calls key, histogram key, bucket, seconds)
-        self._seen: dict[str, tuple[tuple[str, str, str], tuple[str, str], int, float]] = {}
+        #: ref id -> (what it will be counted as: calls key, histogram key, bucket,
+        #: seconds; when its first row came), oldest first
+        self._pending: dict[str, tuple[_Counted, float]] = {}
+        #: the ref ids counted lately (a row built again for one of them is ignored)
+        self._settled: set[str] = set()
         self._order: deque[str] = deque()
         self._remember = remember
-        #: What scrapes were shown so far (``snapshot``): never less than before.
-        self._shown_calls: dict[tuple[str, str, str], int] = {}
-        self._shown_hist: dict[tuple[str, str], tuple[list[int], float]] = {}
 
     def _interface(self, name: str) -> str:
         if name in self._interfaces:
@@ -113,43 +116,43 @@ class CallCounters:
     def observe(self, record: CallRecord) -> None:
         seconds = max(float(record.duration_ms or 0.0), 0.0) / 1000
         with self._lock:
-            earlier = self._seen.get(record.ref_id)
-            if earlier is not None:
-                self._count(*earlier, -1)  # counted again, as its newest row says
-            else:
-                self._order.append(record.ref_id)
-                if len(self._order) > self._remember:
-                    self._seen.pop(self._order.popleft(), None)
+            now = self._clock()
+            self._settle(now)
+            ref = record.ref_id
+            if ref in self._settled:
+                return
             iface = self._interface(str(record.interface))
             direction = record.direction if record.direction in _DIRECTIONS else "other"
             outcome = record.outcome if record.outcome in _OUTCOMES else "other"
             counted = ((iface, direction, outcome), (iface, direction),
                        bisect.bisect_left(BUCKETS, seconds), seconds)
-            self._seen[record.ref_id] = counted
-            self._count(*counted, 1)
+            earlier = self._pending.get(ref)
+            self._pending[ref] = (counted, now if earlier is None else earlier[1])
 
-    def _count(self, key: tuple[str, str, str], hist_key: tuple[str, str], bucket: int,
-               seconds: float, sign: int) -> None:
-        """Add (``sign`` 1) or take back (-1) one call (under the lock)."""
-        self._calls[key] = self._calls.get(key, 0) + sign
-        counts, total = self._hist.setdefault(hist_key, ([0] * (len(BUCKETS) + 1), [0.0]))
-        counts[bucket] += sign
-        total[0] += sign * seconds
+    def _settle(self, now: float) -> None:
+        """Count the calls whose first row is ``settle`` seconds old (under the lock)."""
+        while self._pending:
+            ref, (counted, first) = next(iter(self._pending.items()))
+            if now - first < self._settle_after:
+                return
+            del self._pending[ref]
+            key, hist_key, bucket, seconds = counted
+            self._calls[key] = self._calls.get(key, 0) + 1
+            counts, total = self._hist.setdefault(hist_key,
+                                                  ([0] * (len(BUCKETS) + 1), [0.0]))
+            counts[bucket] += 1
+            total[0] += seconds
+            self._settled.add(ref)
+            self._order.append(ref)
+            if len(self._order) > self._remember:
+                self._settled.discard(self._order.popleft())
 
     def snapshot(self) -> tuple[dict[tuple[str, str, str], int],
                                 dict[tuple[str, str], tuple[list[int], float]]]:
-        """(calls per key, (bucket counts, seconds) per interface), each value at least
-        what the previous snapshot gave (see the class doc)."""
+        """(calls per key, (bucket counts, seconds) per interface) of the settled calls."""
         with self._lock:
-            calls = self._shown_calls
-            for key, n in self._calls.items():
-                calls[key] = max(n, calls.get(key, 0))
-            hist = self._shown_hist
-            for key, (counts, total) in self._hist.items():
-                shown, seconds = hist.get(key, ([0] * len(counts), 0.0))
-                hist[key] = ([max(a, b) for a, b in zip(counts, shown, strict=True)],
-                             max(total[0], seconds))
-            return dict(calls), {k: (list(c), t) for k, (c, t) in hist.items()}
+            self._settle(self._clock())
+            return dict(self._calls), {k: (list(c), t[0]) for k, (c, t) in self._hist.items()}
 
 
 #: This process's counters: fed by every call-log row built here (store.calllog).

@@ -108,12 +108,14 @@ def test_metrics_follow_traffic(world, peer):
     assert answer.body["code"] == "0000", answer.body
     wait_until(lambda: value(scrape(url), "cityhub_outbox_dead_messages") == 1 or None,
                what="the dead message shown")
+    def refused(samples) -> float:  # a call shows once settled (CallCounters, 2 s)
+        return sum(v for (name, labels), v in samples.items()
+                   if name == "cityhub_calls_total" and ("direction", "out") in labels
+                   and ("outcome", "ok") not in labels)
+
+    wait_until(lambda: refused(scrape(url)) >= 1 or None, what="the refusal counted")
     final = scrape(url)
     assert value(final, "cityhub_outbox_messages", status="dead", partner=PARTNER) == 1
-    refused = sum(v for (name, labels), v in final.items()
-                  if name == "cityhub_calls_total" and ("direction", "out") in labels
-                  and ("outcome", "ok") not in labels)
-    assert refused >= 1
     # nothing personal: names, ID numbers, addresses of the applications
     text = final[("__text__", ())]
     for secret_value in ("李四", "王五", "11010519491231002X", "110105198001011238",
@@ -167,13 +169,14 @@ def test_bad_config_refused_at_start(make_hub, sqlite_url, monkeypatch, metrics,
 
 def test_counters_bounded_and_once_per_call():
     """Labels cannot be steered: odd names and names past the cap count as ``other``; a
-    call whose row is built twice (a retried transaction) counts once."""
+    call whose row is built twice (a retried transaction) counts once, once settled."""
     from datetime import datetime
 
     from adapters.metrics import MAX_INTERFACES, CallCounters
     from store.calllog import CallRecord
 
-    counters = CallCounters()
+    now = [100.0]
+    counters = CallCounters(settle=2.0, clock=lambda: now[0])
 
     def rec(interface, ref):
         return CallRecord(interface=interface, direction="in", party="p",
@@ -185,6 +188,8 @@ def test_counters_bounded_and_once_per_call():
     counters.observe(rec("张三", "c"))
     for i in range(MAX_INTERFACES + 10):
         counters.observe(rec(f"iface.{i}", f"n{i}"))
+    assert counters.snapshot() == ({}, {})  # not settled yet: nothing shown
+    now[0] += 2.0
     calls, hist = counters.snapshot()
     assert calls[("province.in.rental_filing", "in", "ok")] == 1
     assert calls[("other", "in", "ok")] == 2 + 11  # 2 odd names, 11 past the cap
@@ -196,27 +201,30 @@ def test_counters_bounded_and_once_per_call():
     first = rec("province.in.rental_filing", "r")
     first.outcome = "rejected"
     counters.observe(first)
+    now[0] += 0.3
     retried = rec("province.in.rental_filing", "r")
     retried.duration_ms = 600.0
     counters.observe(retried)
+    now[0] += 2.0
     calls, hist = counters.snapshot()
     assert calls[("province.in.rental_filing", "in", "ok")] == 2
-    assert calls[("province.in.rental_filing", "in", "rejected")] == 0
+    assert calls.get(("province.in.rental_filing", "in", "rejected"), 0) == 0
     counts, total = hist[("province.in.rental_filing", "in")]
     assert sum(counts) == 2 and counts[1] == 1 and counts[6] == 1  # 10-20 ms, 0.5-1 s
     assert abs(total - 0.612) < 1e-9
 
 
-def test_a_scrape_never_sees_a_counter_fall():
-    """A scrape between a call's first row (2002) and its retried one (0000) showed
-    ``rejected`` 1; the next shows it no lower (Prometheus would read a fall as a
-    restart), ``ok`` one up, and ``rejected`` exact again once its true count passes."""
+def test_a_scrape_never_sees_a_counter_fall_nor_misses_a_call():
+    """A scrape between a call's first row (2002) and its retried one (0000) does not
+    show the call yet; once settled it counts as ok, and every series only grows: a
+    row built again after that changes nothing, and the next real rejection shows."""
     from datetime import datetime
 
     from adapters.metrics import CallCounters
     from store.calllog import CallRecord
 
-    counters = CallCounters()
+    now = [0.0]
+    counters = CallCounters(settle=2.0, clock=lambda: now[0])
     iface = "province.in.rental_filing"
 
     def rec(ref, outcome="ok", ms=12.0):
@@ -225,17 +233,27 @@ def test_a_scrape_never_sees_a_counter_fall():
         r.outcome = outcome
         return r
 
+    seen: list[dict] = []
+
+    def scrape() -> dict:
+        calls, _ = counters.snapshot()
+        for earlier in seen:  # no series ever fell
+            assert all(calls.get(k, 0) >= n for k, n in earlier.items()), (earlier, calls)
+        seen.append(calls)
+        return calls
+
     counters.observe(rec("r", "rejected", 600.0))
-    calls, hist = counters.snapshot()
-    assert calls[(iface, "in", "rejected")] == 1
-    assert hist[(iface, "in")][0][6] == 1  # 0.5-1 s
+    now[0] += 0.5
+    assert scrape().get((iface, "in", "rejected"), 0) == 0  # not settled: not shown
     counters.observe(rec("r"))  # the retry answers 0000, in 12 ms
-    calls, hist = counters.snapshot()
-    assert calls[(iface, "in", "rejected")] == 1  # not 0: no fall
-    assert calls[(iface, "in", "ok")] == 1
+    now[0] += 2.0
+    calls = scrape()
+    assert (calls.get((iface, "in", "rejected"), 0), calls[(iface, "in", "ok")]) == (0, 1)
+    _, hist = counters.snapshot()
     counts, total = hist[(iface, "in")]
-    assert counts[6] == 1 and counts[1] == 1 and abs(total - 0.6) < 1e-9  # the sum too
-    counters.observe(rec("s", "rejected"))
-    counters.observe(rec("t", "rejected"))
-    calls, _ = counters.snapshot()
-    assert calls[(iface, "in", "rejected")] == 2  # the true count again
+    assert counts[1] == 1 and counts[6] == 0 and abs(total - 0.012) < 1e-9
+    counters.observe(rec("r", "rejected"))  # built again, late: changes nothing
+    counters.observe(rec("s", "rejected"))  # a real rejection
+    now[0] += 2.0
+    calls = scrape()
+    assert (calls[(iface, "in", "rejected")], calls[(iface, "in", "ok")]) == (1, 1)
