@@ -27,7 +27,9 @@ class StoreSlow(TimeoutError):
 class SingleFlight(Generic[T]):
     """``check`` run by one thread at a time; see the module doc. A check still running
     after ``stale`` seconds (a connection the driver never gives up on) is left to
-    itself and the next caller starts a fresh one: the store's return is seen."""
+    itself and the next caller starts a fresh one, so the store's return is seen; but
+    never while an earlier abandoned check still runs: at most two checks (two pool
+    connections) are ever out, however long the store stays frozen."""
 
     def __init__(self, check: Callable[[], T], wait: float, name: str,
                  stale: float | None = None) -> None:
@@ -35,13 +37,18 @@ class SingleFlight(Generic[T]):
         self.stale = max(30.0, 10 * wait) if stale is None else stale
         self._lock = threading.Lock()
         self._running: tuple[Future[T], float] | None = None
+        self._abandoned: Future[T] | None = None
 
     def __call__(self) -> T:
         """The answer of the check in flight (or of a new one); ``StoreSlow`` after
         ``wait`` seconds, the check's own exception if it failed."""
         now = time.monotonic()
         with self._lock:
-            if self._running is None or now - self._running[1] > self.stale:
+            stale = self._running is not None and now - self._running[1] > self.stale
+            if stale and (self._abandoned is None or self._abandoned.done()):
+                self._abandoned = self._running[0]  # type: ignore[index]
+                self._running = None
+            if self._running is None:
                 self._running = (Future(), now)
                 threading.Thread(target=self._run, args=(self._running,), daemon=True,
                                  name=f"cityhub-{self.name}").start()

@@ -50,3 +50,26 @@ def test_one_check_at_a_time_a_bounded_wait_and_a_stale_check_replaced():
     release.set()
     time.sleep(0.05)
     assert flight() == 3  # once a check has answered, the next call asks again
+
+
+def test_a_frozen_store_never_has_more_than_two_checks_out():
+    """Every stale check abandoned holds its pool connection for as long as it hangs: a
+    new one is started only once the abandoned one has ended, never a third."""
+    release = threading.Event()
+    running: list[int] = []
+
+    def check() -> int:
+        running.append(1)
+        release.wait(10)  # every check hangs until the store is back
+        return len(running)
+
+    flight = SingleFlight(check, wait=0.05, name="test", stale=0.2)
+    for _ in range(12):  # 12 callers over 1.2 s: 5 stale periods
+        with pytest.raises(StoreSlow):
+            flight()
+        time.sleep(0.05)
+    assert len(running) == 2
+    release.set()
+    time.sleep(0.05)
+    assert flight() >= 2  # back: a check answers
+
