@@ -31,7 +31,6 @@ import os
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -82,15 +81,21 @@ class CallCounters:
     """Calls and their durations seen by this process; thread-safe.
 
     A call's row can be built more than once (its transaction retried, or kept for a
-    late write). A call is counted once, as its last row says (the one that commits: a
-    first run's 2002 whose retry answers 0000 counts as ok), when it has settled:
-    ``settle`` seconds after its first row (a transaction's retries come well within
-    that). Scrapes do not see it before, so no counter ever goes down (Prometheus reads
-    a fall as a restart: ``rate()`` would jump by the whole count) and nothing counted
-    is hidden. A row built again after its call settled changes nothing."""
+    late write); a call counts once, as its last row says (the one that commits: a
+    first run's 2002 whose retry answers 0000 counts as ok).
 
-    def __init__(self, remember: int = 4096, settle: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    A call is shown once settled, ``settle`` seconds after its first row: a retry
+    within that (the usual case) moves it before any scrape saw it, so no counter falls
+    (Prometheus reads a fall as a restart: ``rate()`` jumps by the whole count). A row
+    built again later with another outcome (a COMMIT lost in an outage and answered
+    5000 after the driver's time-outs) is still counted as it says: the only case where
+    a series may fall by one, because a count that is right matters more. Settled calls
+    are remembered ``remember_seconds`` (at most ``remember`` of them), so a late row
+    is a correction, not a second call."""
+
+    def __init__(self, remember: int = 200_000, settle: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 remember_seconds: float = 300.0) -> None:
         self._lock = threading.Lock()
         self._settle_after, self._clock = settle, clock
         self._calls: dict[tuple[str, str, str], int] = {}
@@ -100,10 +105,9 @@ class CallCounters:
         #: ref id -> (what it will be counted as: calls key, histogram key, bucket,
         #: seconds; when its first row came), oldest first
         self._pending: dict[str, tuple[_Counted, float]] = {}
-        #: the ref ids counted lately (a row built again for one of them is ignored)
-        self._settled: set[str] = set()
-        self._order: deque[str] = deque()
-        self._remember = remember
+        #: the calls counted lately, oldest first: ref id -> (what it counted as, when)
+        self._settled: dict[str, tuple[_Counted, float]] = {}
+        self._remember, self._remember_seconds = remember, remember_seconds
 
     def _interface(self, name: str) -> str:
         if name in self._interfaces:
@@ -119,33 +123,45 @@ class CallCounters:
             now = self._clock()
             self._settle(now)
             ref = record.ref_id
-            if ref in self._settled:
-                return
             iface = self._interface(str(record.interface))
             direction = record.direction if record.direction in _DIRECTIONS else "other"
             outcome = record.outcome if record.outcome in _OUTCOMES else "other"
             counted = ((iface, direction, outcome), (iface, direction),
                        bisect.bisect_left(BUCKETS, seconds), seconds)
+            settled = self._settled.get(ref)
+            if settled is not None:  # a late row: a correction if it says otherwise
+                if settled[0][0] != counted[0]:
+                    self._count(settled[0], -1)
+                    self._count(counted, 1)
+                    self._settled[ref] = (counted, settled[1])
+                return
             earlier = self._pending.get(ref)
             self._pending[ref] = (counted, now if earlier is None else earlier[1])
 
+    def _count(self, counted: _Counted, sign: int) -> None:
+        """Add (``sign`` 1) or take back (-1) one call (under the lock)."""
+        key, hist_key, bucket, seconds = counted
+        self._calls[key] = self._calls.get(key, 0) + sign
+        counts, total = self._hist.setdefault(hist_key, ([0] * (len(BUCKETS) + 1), [0.0]))
+        counts[bucket] += sign
+        total[0] += sign * seconds
+
     def _settle(self, now: float) -> None:
-        """Count the calls whose first row is ``settle`` seconds old (under the lock)."""
+        """Count the calls whose first row is ``settle`` seconds old, and forget those
+        counted longer ago than ``remember_seconds`` (under the lock)."""
         while self._pending:
             ref, (counted, first) = next(iter(self._pending.items()))
             if now - first < self._settle_after:
-                return
+                break
             del self._pending[ref]
-            key, hist_key, bucket, seconds = counted
-            self._calls[key] = self._calls.get(key, 0) + 1
-            counts, total = self._hist.setdefault(hist_key,
-                                                  ([0] * (len(BUCKETS) + 1), [0.0]))
-            counts[bucket] += 1
-            total[0] += seconds
-            self._settled.add(ref)
-            self._order.append(ref)
-            if len(self._order) > self._remember:
-                self._settled.discard(self._order.popleft())
+            self._count(counted, 1)
+            self._settled[ref] = (counted, now)
+        settled = self._settled
+        while settled:
+            ref, (_, at) = next(iter(settled.items()))
+            if now - at < self._remember_seconds and len(settled) <= self._remember:
+                break
+            del settled[ref]
 
     def snapshot(self) -> tuple[dict[tuple[str, str, str], int],
                                 dict[tuple[str, str], tuple[list[int], float]]]:
