@@ -81,7 +81,7 @@ def test_claims_without_a_usable_sub_are_refused(claims):
     assert err.value.reason == "claims"
 
 
-@pytest.mark.parametrize("unit_id", ["P-OTHER" + "x" * 70, ["P-OTHER", "P-TC"], ["P-TC"],
+@pytest.mark.parametrize("unit_id", ["P-OTHER" + "x" * 70, ["P-OTHER", "P-TC"],
                                      "P-\x00TC", {"id": "P-TC"}, True])
 def test_a_unit_id_sent_but_unreadable_refuses_the_sign_in(hub, unit_id):
     """A unit id the provider sent that is not one printable id (too long, several, a
@@ -92,6 +92,18 @@ def test_a_unit_id_sent_but_unreadable_refuses_the_sign_in(hub, unit_id):
     assert err.value.reason == "unit_claim" and "单位标识" in err.value.message
     # sent empty or not at all: no unit id, the province did not say (as before)
     for claims in ({"sub": "p.zhang"}, {"sub": "p.zhang", "unit_id": ""},
-                   {"sub": "p.zhang", "unit_id": "  "}, {"sub": "p.zhang", "unit_id": []}):
+                   {"sub": "p.zhang", "unit_id": "  "}, {"sub": "p.zhang", "unit_id": []},
+                   {"sub": "p.zhang", "unit_id": [""]}):
         with hub.transaction() as s:
             assert find_operator(s, person_of(claims), NONE).username == "zhang"
+
+
+def test_a_unit_id_sent_as_a_list_of_one_value_is_that_id(hub):
+    """CAS attributes and some OIDC providers send every attribute as a list."""
+    with hub.transaction() as s:
+        assert find_operator(s, person_of({"sub": "p.zhang", "unit_id": ["P-TC"]}),
+                             NONE).username == "zhang"
+    with pytest.raises(SsoRefused) as err, hub.transaction() as s:
+        find_operator(s, person_of({"sub": "p.zhang", "unit_id": ["P-OTHER"]}), NONE)
+    assert err.value.reason == "unit"
+

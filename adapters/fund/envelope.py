@@ -25,6 +25,11 @@ BUILTIN_TYPES = frozenset({"http://www.w3.org/2001/XMLSchema", "http://www.w3.or
                            "http://schemas.xmlsoap.org/soap/encoding/"})
 #: Charsets read as a superset that decodes the same bytes the same way.
 _SUPERSET = {"gb2312": "gbk"}
+#: Names Java's and IANA's tables give the Chinese charsets that Python's codecs do not
+#: know (a bank's Java stack may send them).
+_ALIASES = {"x-gbk": "gbk", "windows-936": "gbk", "x-mswin-936": "gbk",
+            "gb_2312-80": "gb2312", "csgb2312": "gb2312", "x-euc-cn": "gb2312",
+            "x-windows-950": "cp950"}
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _DECL_ENCODING = re.compile(rb"\A\s*<\?xml\b[^>]*?\bencoding\s*=", re.IGNORECASE)
 _ELEMENT = re.compile(r"\AElement '(?:\{[^}]*\})?([^']+)'(?:, attribute '[^']*')?: (.*)\Z", re.S)
@@ -47,7 +52,8 @@ def transcode(raw: bytes, charset: str | None) -> bytes:
     """``raw`` as UTF-8 when the HTTP charset must decide its encoding, else unchanged."""
     if not charset or raw.startswith(_BOMS) or _DECL_ENCODING.match(raw):
         return raw
-    name = charset.strip().strip('"')
+    name = charset.strip().strip("\"'").strip()
+    name = _ALIASES.get(name.lower(), name)
     try:  # a charset is a short name (RFC 2978): anything else (a NUL, ...) is unknown
         info = codecs.lookup(name) if _CHARSET_NAME.fullmatch(name) else None
     except (LookupError, ValueError):
