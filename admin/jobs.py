@@ -566,11 +566,15 @@ def out_of_scope_rows(hub: Hub, data: bytes,
     except Exception:
         return []  # the import reports an unreadable file itself
     wanted: list[tuple[str, int, str]] = []
+    read = 0
     try:
         for ws in wb.worksheets:
             lines = ws.iter_rows(values_only=True)
             header = header_map(next(lines, ()) or ())
             for number, line in enumerate(lines, start=2):
+                read += 1
+                if read > manual_excel.MAX_IMPORT_ROWS:
+                    return []  # the import refuses a workbook this long itself
                 case_no = text_of(operator_values(header, line).get("case_no"))
                 if case_no:
                     wanted.append((ws.title, number, case_no))

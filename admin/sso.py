@@ -79,8 +79,10 @@ def person_of(claims: dict[str, Any], sub_key: str = "sub") -> ProvincePerson:
     if sub is None:
         raise SsoRefused("claims")
     raw_unit = claims.get("unit_id")
-    if isinstance(raw_unit, list) and len({str(v).strip() for v in raw_unit}) == 1:
-        raw_unit = raw_unit[0]  # a multi-valued attribute with one value (CAS, OIDC)
+    if (isinstance(raw_unit, list) and raw_unit and all(isinstance(v, str) and v.strip()
+                                                        for v in raw_unit)
+            and len({v.strip() for v in raw_unit}) == 1):
+        raw_unit = raw_unit[0]  # a multi-valued attribute with one id (CAS, OIDC)
     unit_id = _claim(raw_unit)
     blank = raw_unit is None or raw_unit == [] or (isinstance(raw_unit, str)
                                                    and not raw_unit.strip())
