@@ -77,10 +77,16 @@ def test_metrics_follow_traffic(world, peer):
                    if name == "cityhub_calls_total" and ("direction", "out") in labels
                    and ("outcome", "ok") in labels)
 
-    wait_until(lambda: delivered(scrape(url)) > delivered(before) or None,
-               what="the delivery counted")
-    after = scrape(url)
     ok = dict(interface=iface, direction="in", outcome="ok")
+
+    def counted(samples) -> bool:  # each call shows once settled (CallCounters, 2 s);
+        # the counters are the process's: another test's calls may settle meanwhile
+        return (delivered(samples) > delivered(before)
+                and value(samples, "cityhub_calls_total", **ok)
+                > value(before, "cityhub_calls_total", **ok))
+
+    wait_until(lambda: counted(scrape(url)) or None, what="the application and delivery counted")
+    after = scrape(url)
     assert value(after, "cityhub_calls_total", **ok) == value(before, "cityhub_calls_total",
                                                                **ok) + 1
     count = dict(interface=iface, direction="in")
