@@ -45,7 +45,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from adapters.single_flight import SingleFlight
+from adapters.single_flight import MONITOR_WAIT, SingleFlight
 from store import calllog
 from store.models import Lease, OutboxMessage, utcnow
 from store.outbox import DEAD, IN_FLIGHT, PENDING, held_condition
@@ -183,11 +183,9 @@ class HubCollector(Collector):
     """Everything ``/metrics`` shows, computed when it is scraped."""
 
     def __init__(self, hub: Hub, counters: CallCounters = COUNTERS) -> None:
-        from adapters.web import HEALTH_WAIT
-
         self.hub, self.counters = hub, counters
-        # one store query at a time, no scrape waits past HEALTH_WAIT (adapters/single_flight)
-        self._figures = SingleFlight(lambda: store_figures(hub), HEALTH_WAIT, "metrics")
+        # one store query at a time, no scrape waits past MONITOR_WAIT (adapters/single_flight)
+        self._figures = SingleFlight(lambda: store_figures(hub), MONITOR_WAIT, "metrics")
 
     def collect(self) -> Iterator[Any]:
         started = time.perf_counter()

@@ -19,6 +19,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+#: Seconds a /healthz or /metrics request waits for the store before it answers "slow".
+MONITOR_WAIT = 3.0
+
 
 class StoreSlow(TimeoutError):
     """The check did not answer within the caller's wait (it goes on in the background)."""

@@ -30,7 +30,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from sqlalchemy.orm import Session
 
-from adapters.single_flight import SingleFlight
+from adapters.single_flight import MONITOR_WAIT, SingleFlight
 from mapping.validators import first_not_text
 from store.calllog import CallRecord, sealed_body, write_call
 from store.models import utcnow
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from hub import Hub
 
 log = logging.getLogger("cityhub.web")
-#: Seconds a /healthz or /metrics request waits for the store before it answers "slow".
-HEALTH_WAIT = 3.0
 
 #: HTTP status of each contract code (province.md "Responses").
 HTTP_STATUS = {
@@ -240,9 +238,9 @@ def make_app(hub: Hub) -> Flask:
         with hub.db.read_session() as s:  # bounded counts: store/reads.py
             return queue_counts(s)
 
-    # one probe at a time, and no caller waits past HEALTH_WAIT (a store that stops
+    # one probe at a time, and no caller waits past MONITOR_WAIT (a store that stops
     # answering must not take every server thread with the monitoring's requests)
-    health = SingleFlight(lambda: retry_on_disconnect(probe, "health check"), HEALTH_WAIT,
+    health = SingleFlight(lambda: retry_on_disconnect(probe, "health check"), MONITOR_WAIT,
                           "healthz")
 
     @app.get("/healthz")

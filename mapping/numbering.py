@@ -338,9 +338,7 @@ def check_issued(kind: str, answer: Any, expected_prefix: str) -> tuple[str, str
     """The province's answer ``{"number", "chain_code"}``: a number in the format of
     ``kind`` built on ``expected_prefix`` (first permit / presale permit), and a chain
     string. Raises ``ValueError`` saying what is wrong (the province misbehaved)."""
-    data = answer.get("data") if isinstance(answer, dict) else None
-    number = data.get("number") if isinstance(data, dict) else None
-    chain = data.get("chain_code") if isinstance(data, dict) else None
+    number, chain = _answered(answer)
     if kind_of(number) != kind or not number.startswith(expected_prefix + "-"):  # type: ignore[union-attr]
         raise ValueError(f"the province answered no {KIND_NAMES[kind]} number on "
                          f"{expected_prefix}: {str(number)[:64]!r}")
@@ -358,9 +356,17 @@ def issued_number(kind: str, answer: Any) -> str | None:
     """The number of ``kind`` the province's answer carries, well-formed, if any (for
     an alert when the rest of the answer is not usable: the province may have issued
     it all the same)."""
-    data = answer.get("data") if isinstance(answer, dict) else None
-    number = data.get("number") if isinstance(data, dict) else None
+    number, _ = _answered(answer)
     return number if kind_of(number) == kind else None  # type: ignore[return-value]
+
+
+def _answered(answer: Any) -> tuple[Any, Any]:
+    """``data.number`` and ``data.chain_code`` of the province's answer, as sent (None
+    where missing)."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, dict):
+        return None, None
+    return data.get("number"), data.get("chain_code")
 
 
 @dataclass(frozen=True)
