@@ -111,7 +111,8 @@ def _before() -> object | None:
     bad = (first_not_text((request.view_args or {}).items(), request.args.items(multi=True))
            or first_not_text(request.form.items(multi=True), lines=True))  # textareas
     if bad is not None:
-        abort(400, description=f"参数 {bad[:32]} 含有控制字符（如 NUL），无法处理")
+        abort(400, description="提交的内容含有控制字符（如空字符），无法处理；"
+                               f"请删除后重试（字段 {bad[:32]}）")
     with hub().db.session() as s:
         principal = auth.current_principal(s)
         idle = int(get_setting(s, "session_idle_minutes")) * 60
