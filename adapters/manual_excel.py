@@ -13,6 +13,7 @@ every row first (``plan_stages``, the same rules) and then writes them all in bu
 from __future__ import annotations
 
 import io
+import re
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -393,10 +394,22 @@ MAX_IMPORT_ROWS = 100_000
 TOO_MANY_ROWS = (f"工作簿的行数超过 {MAX_IMPORT_ROWS} 行，未导入任何一行；"
                  "请按区县或事项分批导出、填写和导入")
 MAX_WORKBOOK_PARTS = 2000
+#: One part unpacks to at most this much. The worksheets are streamed row by row, but
+#: openpyxl reads every other part whole into objects: its shared strings (a 32 MB table
+#: of one-letter strings took 10 s and 250 MB) and, at a far worse ratio, its styles (a
+#: 97 MB styles part of one font repeated, in a 240 KB upload, took 55 s and 3.1 GB).
+MAX_WORKBOOK_PART = 64 * 1024 * 1024
+#: Every part but the worksheets and the shared strings (styles, workbook, properties,
+#: theme...) unpacks to at most this much: 8 MB of styles took 4 s and 320 MB; Excel's
+#: own ceiling of 64,000 cell formats is about 4 MB.
+MAX_WHOLE_PART = 8 * 1024 * 1024
+_STREAMED = re.compile(r"xl/worksheets/[^/]+\.xml|xl/sharedStrings\.xml")
 
 
 def workbook_problem(data: bytes) -> str | None:
-    """Why an uploaded workbook is not read at all, or None if it may be."""
+    """Why an uploaded workbook is not read at all, or None if it may be (the limits
+    above, checked on the zip's directory before openpyxl reads a byte; zipfile stops
+    each part at its declared size, so a part that lies about it fails to read)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             parts = archive.infolist()
@@ -404,10 +417,23 @@ def workbook_problem(data: bytes) -> str | None:
         return None  # not a zip package: the reader reports "not an Excel workbook"
     unpacked = sum(p.file_size for p in parts)
     if len(parts) > MAX_WORKBOOK_PARTS or unpacked > MAX_WORKBOOK_UNPACKED:
-        return (f"工作簿解压后过大（{len(parts)} 个部件、{unpacked // (1024 * 1024)} MB；最多 "
-                f"{MAX_WORKBOOK_PARTS} 个部件、{MAX_WORKBOOK_UNPACKED // (1024 * 1024)} MB），"
+        return (f"工作簿解压后过大（{len(parts)} 个部件、{_mb(unpacked)} MB；最多 "
+                f"{MAX_WORKBOOK_PARTS} 个部件、{_mb(MAX_WORKBOOK_UNPACKED)} MB），"
                 "请只导入本平台导出的工作簿")
+    for part in parts:
+        streamed = _STREAMED.fullmatch(part.filename) is not None
+        limit = MAX_WORKBOOK_PART if streamed else MAX_WHOLE_PART
+        if part.file_size > limit:
+            what = ("工作表或共享字符串表" if streamed
+                    else "工作簿的样式表或属性等部件")
+            return (f"{what}解压后过大（{part.file_size / (1024 * 1024):.1f} MB，最多 "
+                    f"{_mb(limit)} MB），"
+                    "请只导入本平台导出的工作簿")
     return None
+
+
+def _mb(size: int) -> int:
+    return size // (1024 * 1024)
 
 
 def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
@@ -417,6 +443,8 @@ def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
         return []
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except MemoryError:  # not "not a workbook": the job's limit (admin.jobs) says so
+        raise
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
         report.errors.append(("", 0, "不是 Excel 工作簿（.xlsx），请选择本平台导出并填写的"
                                      f"工作簿（{type(exc).__name__}）"))

@@ -23,6 +23,7 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -75,6 +76,18 @@ JOB_NICE = 10
 CHILD_BEAT = 0.2
 #: A job's child that says nothing for this long is hung: killed, its job failed.
 CHILD_SILENCE = 600.0
+#: Defaults of config ``admin.job_memory_mb`` and ``admin.job_minutes``: a job's child
+#: may map this much memory (RLIMIT_AS) and run this long, then it is stopped and its
+#: job failed (``JOB_TOO_BIG``, ``JOB_TOO_LONG``). A workbook of 240 KB whose styles
+#: part unpacked to 97 MB took openpyxl 55 s and 3.1 GB before the part limits of
+#: adapters.manual_excel; these bound whatever those limits do not foresee.
+JOB_MEMORY_MB = 2048
+JOB_MINUTES = 30
+JOB_TOO_BIG = "超出后台任务可用的内存（{mb} MB）而停止，{left}"
+JOB_TOO_LONG = "运行超过 {minutes} 分钟而停止，{left}"
+#: What an over-limit job left, and what the operator can do, by kind.
+LEFT = {EXPORT: "未生成文件；请按区县或事项分批导出",
+        IMPORT: "未导入任何行；请只导入本平台导出的工作簿，或按区县或事项分批导出和导入"}
 _live: set[str] = set()  # the tokens of the runners alive in this process
 
 
@@ -145,6 +158,7 @@ class JobRunner:
         self.token = secrets.token_hex(6)
         self.owner = f"{HOST}:{os.getpid()}:{self.token}"
         self._submitted = False  # close() has jobs of this process to settle
+        self.limits = JobLimits.of(hub)
         self.dir = private_dir(hub.config.files_dir / "jobs")
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="admin-job")
         self._stopping = threading.Event()
@@ -233,6 +247,10 @@ class JobRunner:
                 self._finish(job_id, "done", result=report, done=progress.done, file=None)
         except Stopping:
             self._finish(job_id, "failed", error=RESTART, file=None)
+        except ChildOverLimit as over:
+            log.warning("admin job %s (%s) stopped: over its limits", job_id, kind)
+            what = "导出" if kind == EXPORT else "导入"
+            self._finish(job_id, "failed", file=None, error=f"{what}{over.message}")
         except Exception:
             log.exception("admin job %s (%s) failed", job_id, kind)
             what = "导出" if kind == EXPORT else "导入"
@@ -279,11 +297,12 @@ class JobRunner:
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
         child = ctx.Process(target=job_in_child, name=f"admin-{KIND_WORD[kind]}-{job_id}",
-                            daemon=True, args=(self.hub.config, kind, args, send, os.getpid()))
+                            daemon=True, args=(self.hub.config, kind, args, send, os.getpid(),
+                                               self.limits.memory_mb))
         try:
             child.start()
             send.close()
-            return _follow(child, receive, progress)
+            return _follow(child, receive, progress, self.limits, kind)
         except BaseException:
             send.close()
             if child.pid is not None:
@@ -438,15 +457,61 @@ class ChildFailed(Exception):
     """A job's child process ended without its result (its reason logged)."""
 
 
+class ChildOverLimit(ChildFailed):
+    """A job's child ran out of its memory or its time (``JobLimits``): ``message`` says
+    so to the operator."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """What one job's child may use (config ``admin.job_memory_mb``, ``job_minutes``)."""
+
+    memory_mb: int = JOB_MEMORY_MB
+    minutes: float = JOB_MINUTES
+
+    @classmethod
+    def of(cls, hub: Hub) -> JobLimits:
+        """The limits from the hub's config; a wrong value stops the start-up."""
+        from hub import ConfigError
+
+        cfg = hub.config.section("admin")
+        where = f"{hub.config.path}: admin"
+        memory, minutes = cfg.get("job_memory_mb", JOB_MEMORY_MB), cfg.get(
+            "job_minutes", JOB_MINUTES)
+        if isinstance(memory, bool) or not isinstance(memory, int) or not 256 <= memory <= 1 << 20:
+            raise ConfigError(f"{where}.job_memory_mb: a whole number of MB from 256 "
+                              f"(got {memory!r})")
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) \
+                or not 0.05 <= minutes <= 24 * 60:
+            raise ConfigError(f"{where}.job_minutes: minutes from 0.05 to 1440 "
+                              f"(got {minutes!r})")
+        return cls(memory, float(minutes))
+
+    def too_big(self, kind: str) -> str:
+        return JOB_TOO_BIG.format(mb=self.memory_mb, left=LEFT[kind])
+
+    def too_long(self, kind: str) -> str:
+        return JOB_TOO_LONG.format(minutes=f"{self.minutes:g}", left=LEFT[kind])
+
+
 def _listed(divisions: frozenset[str] | None) -> list[str] | None:
     return None if divisions is None else sorted(divisions)
 
 
-def _follow(child: Any, receive: Any, progress: _Progress) -> Any:
+def _follow(child: Any, receive: Any, progress: _Progress, limits: JobLimits,
+            kind: str) -> Any:
     """Pass the child's progress on until it sends its result; raise when it fails,
-    dies, hangs or this process stops (``progress`` raises ``Stopping``)."""
+    dies, hangs, runs past ``limits`` or this process stops (``progress`` raises
+    ``Stopping``)."""
     heard = time.monotonic()
+    deadline = heard + limits.minutes * 60
     while True:
+        if time.monotonic() > deadline:  # the caller kills it
+            raise ChildOverLimit(limits.too_long(kind))
         if receive.poll(CHILD_BEAT):
             try:
                 message = receive.recv()
@@ -459,6 +524,8 @@ def _follow(child: Any, receive: Any, progress: _Progress) -> Any:
             child.join(30)
             if message[0] == "done" and child.exitcode == 0:
                 return message[1]
+            if message[0] == "failed" and message[1] == "MemoryError":
+                raise ChildOverLimit(limits.too_big(kind))
             raise ChildFailed(message[1] if message[0] == "failed" else "no result")
         progress.check()  # a stopping process raises here
         if not child.is_alive() and not receive.poll():
@@ -489,11 +556,13 @@ _CHILD_WORK: dict[str, Callable[..., Any]] = {EXPORT: _export_work, IMPORT: _imp
 
 
 def job_in_child(config: Any, kind: str, args: tuple[Any, ...], send: Any,
-                 parent: int) -> None:
+                 parent: int, memory_mb: int = JOB_MEMORY_MB) -> None:
     """A job's child process (spawned, so it shares no lock or connection with the web
     process): its own hub on the same configuration does the work and sends its result.
-    It dies with the web process (a SIGKILLed ``hub.py serve`` leaves no job running)."""
+    It dies with the web process (a SIGKILLed ``hub.py serve`` leaves no job running),
+    and may map at most ``memory_mb`` (past it, an allocation raises MemoryError)."""
     _die_with_parent(parent)
+    resource.setrlimit(resource.RLIMIT_AS, _memory_limit(memory_mb))
     # a stop (Ctrl-C, systemd's SIGTERM to the whole group) is the web process's to
     # handle: it kills this child and fails the job with RESTART
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -513,18 +582,47 @@ def job_in_child(config: Any, kind: str, args: tuple[Any, ...], send: Any,
             send.send(("progress", done, total))
 
     hub = None
+    out_of_memory = False
     try:
         hub = Hub(config)
         result = _CHILD_WORK[kind](hub, report, *args)
+    except MemoryError:
+        # Nothing more here: the traceback holds the frames that hold the data, and
+        # formatting it would need the memory there is none of. It goes with this block.
+        out_of_memory = True
     except Exception as exc:
         logging.getLogger("cityhub.admin.jobs").exception("admin job (%s) failed", kind)
         send.send(("failed", type(exc).__name__))
     else:
         send.send(("done", result))
     finally:
+        if not out_of_memory:
+            _end_child(hub, send)
+    if out_of_memory:
+        resource.setrlimit(resource.RLIMIT_AS, _memory_limit(memory_mb, room=True))
+        logging.getLogger("cityhub.admin.jobs").warning(
+            "admin job (%s) stopped: past its memory limit (%s MB)", kind, memory_mb)
+        send.send(("failed", "MemoryError"))
+        _end_child(hub, send)
+
+
+def _end_child(hub: Hub | None, send: Any) -> None:
+    try:
         if hub is not None:
             hub.close()
+    finally:
         send.close()
+
+
+#: Memory a child may map beyond its limit once it has run out, to report so.
+_ROOM_MB = 128
+
+
+def _memory_limit(memory_mb: int, room: bool = False) -> tuple[int, int]:
+    """RLIMIT_AS (soft, hard) for a job's child: ``memory_mb``, or with ``room`` the
+    ``_ROOM_MB`` above it that the hard limit keeps for its last words."""
+    soft = (memory_mb + (_ROOM_MB if room else 0)) << 20
+    return soft, (memory_mb + _ROOM_MB) << 20
 
 
 def _die_with_parent(parent: int) -> None:
@@ -563,6 +661,8 @@ def out_of_scope_rows(hub: Hub, data: bytes,
     allowed = set(divisions)
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except MemoryError:
+        raise
     except Exception:
         return []  # the import reports an unreadable file itself
     wanted: list[tuple[str, int, str]] = []

@@ -366,3 +366,55 @@ def test_a_row_bomb_is_refused_as_a_whole(hub):
     sheet, row, why = report.errors[0]
     assert (sheet, row) == ("房屋租赁备案", MAX_IMPORT_ROWS + 2) and "分批" in why
     assert stages_of(hub, case_no) == []
+
+
+def _with_part(xlsx: bytes, name: str, data: bytes) -> bytes:
+    """``xlsx`` with the part ``name`` replaced by (or added as) ``data``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as src, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            if info.filename != name:
+                dst.writestr(info, src.read(info))
+        dst.writestr(name, data)
+    return out.getvalue()
+
+
+def _styles_bomb(styles: bytes, size: int) -> bytes:
+    """A valid styles part grown past ``size`` by one font repeated (openpyxl makes an
+    object of each: 97 MB of them took 55 s and 3.1 GB)."""
+    font = b'<font><sz val="11"/><name val="Calibri"/></font>'
+    head, sep, tail = styles.partition(b"</fonts>")
+    assert sep, styles[:200]
+    return head + font * (size // len(font) + 1) + sep + tail
+
+
+def test_a_styles_bomb_or_an_oversized_part_is_refused_unread(hub):
+    """Each part has a limit of its own, below the workbook's: a few hundred KB on the
+    wire can unpack to a styles part that costs openpyxl gigabytes, well within the
+    100 MB of the whole workbook. Refused before openpyxl reads it, nothing applied; a
+    part just within its limit is still read."""
+    from adapters.manual_excel import MAX_WHOLE_PART, MAX_WORKBOOK_PART
+
+    case_no = new_case(hub, "rental_filing", MANUAL)
+    xlsx, _ = export_workbook(hub, MANUAL, with_materials=False)
+    wb, ws, header = sheet_rows(xlsx, "房屋租赁备案")
+    fill(ws, header, 2, new_stage="受理", at="2026-11-23 09:00:00", operator="王窗口")
+    filled = save(wb)
+    with zipfile.ZipFile(io.BytesIO(filled)) as z:
+        styles = z.read("xl/styles.xml")
+    bomb = _with_part(filled, "xl/styles.xml", _styles_bomb(styles, MAX_WHOLE_PART))
+    assert len(bomb) < 1 << 20  # small on the wire
+    [(sheet, row, reason)] = import_workbook(hub, bomb, "operator").errors
+    assert (sheet, row) == ("", 0)
+    assert reason.startswith("工作簿的样式表或属性等部件解压后过大（8.0 MB，最多 8 MB）")
+    # a worksheet part past its own limit (it is streamed, so its limit is higher)
+    padded = _with_part(filled, "xl/worksheets/sheet9.xml", b" " * (MAX_WORKBOOK_PART + 1))
+    [(_, _, reason)] = import_workbook(hub, padded, "operator").errors
+    assert reason.startswith("工作表或共享字符串表解压后过大（64.0 MB，最多 64 MB）")
+    assert stages_of(hub, case_no) == []
+    # just within the limit: read, and the filled row applied
+    within = _with_part(filled, "xl/styles.xml",
+                        _styles_bomb(styles, MAX_WHOLE_PART - len(styles) - 4096))
+    assert import_workbook(hub, within, "operator").applied == 1
+    assert stages_of(hub, case_no) == ["accepted"]

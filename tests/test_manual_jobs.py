@@ -24,6 +24,7 @@ from sqlalchemy import select
 from admin.jobs import MAX_UNFINISHED, RESTART
 from hub import Hub, load_config
 from store.admin_models import AdminJob
+from store.models import StageEvent
 from tests.hubserver import HubServer
 from tests.manual_jobs import export, export_zip, import_page, job_of, wait_job
 from tests.support import start_hub_process, stop_process, wait_until
@@ -350,3 +351,94 @@ def test_a_scope_check_of_a_workbook_with_70_000_case_numbers_is_one_report(make
     wb.save(raw)
     rows = out_of_scope_rows(hub, raw.getvalue(), ["511702"])
     assert rows == [("房屋租赁备案", 70_002, f"案件 {other} 不在您的数据权限范围内")]
+
+
+def _filled_export(c: Client, subs: list[str]) -> bytes:
+    """The operator's export of ``MANUAL`` with ``subs`` marked 受理, as a clerk fills it."""
+    resp = export_zip(c, county=MANUAL)
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
+        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
+        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
+    ws = wb["房屋租赁备案"]
+    header = [cell.value for cell in ws[1]]
+    for r in range(2, ws.max_row + 1):
+        if ws.cell(r, 1).value in subs:
+            ws.cell(r, header.index("新环节") + 1, "受理")
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def _with_strings(xlsx: bytes, count: int) -> bytes:
+    """``xlsx`` with ``count`` more entries in its shared-strings table (none used by a
+    cell): valid, within every part limit, small on the wire, and costly to read (each
+    becomes a Python string: 32 MB of them took 10 s and 250 MB)."""
+    extra = b"<si><t>a</t></si>" * count
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as src, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        names = src.namelist()
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/sharedStrings.xml":
+                head, sep, tail = data.rpartition(b"</sst>")
+                data = head + extra + sep + tail
+            elif info.filename == "[Content_Types].xml" and "xl/sharedStrings.xml" not in names:
+                data = data.replace(b"</Types>", (
+                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+                    b"</Types>"))
+            dst.writestr(info, data)
+        if "xl/sharedStrings.xml" not in names:  # openpyxl wrote the cells' text inline
+            dst.writestr("xl/sharedStrings.xml", f'<sst xmlns="{_MAIN}">'.encode() + extra
+                         + b"</sst>")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("limit", ["memory", "time"])
+def test_a_job_past_its_memory_or_time_is_stopped_and_says_so(make_hub, store_url, limit):
+    """A workbook within every part limit can still be costly to read. The job's child
+    may map ``admin.job_memory_mb`` and run ``admin.job_minutes``: past either it is
+    stopped, its job failed with a Chinese reason, nothing applied, and the web process
+    goes on answering. The same workbook without the padding imports under the same
+    limits, so the limit, not the set-up, stops the padded one."""
+    settings = {"job_memory_mb": 300} if limit == "memory" else {"job_minutes": 0.05}
+    hub = make_hub(store_url, inbound=[], admin=settings)
+    server = HubServer(hub).start()
+    try:
+        add_operator(hub, "clerk", ALL_FUNCTIONS, (MANUAL,))
+        subs = [new_case(hub, [MANUAL], f"LIM-{n}")["subs"][MANUAL] for n in range(2)]
+        c = _client(server.url, "clerk")
+        filled = _filled_export(c, subs)
+        padded = _with_strings(filled, 3_800_000 if limit == "memory" else 1_500_000)
+        assert len(padded) < 1 << 20
+        c.get("/admin/manual")
+        resp = c.http.post(c.base + "/admin/manual/import", data={"csrf_token": c.token},
+                           files={"workbook": ("filled.xlsx", padded)})
+        job = wait_job(c, job_of(resp), timeout=120)
+        assert job["state"] == "failed", (job['note'], job['state'])
+        expected = ("导入超出后台任务可用的内存（300 MB）而停止，未导入任何行" if limit == "memory"
+                    else "导入运行超过 0.05 分钟而停止，未导入任何行")
+        assert job["note"].startswith(expected), job["note"]
+        assert c.get("/admin/manual").status_code == 200  # the web process goes on
+        with hub.db.read_session() as s:
+            assert not s.scalars(select(StageEvent).where(StageEvent.stage == "accepted")).all()
+        assert not list((hub.config.files_dir / "jobs").glob("import-*"))  # upload removed
+        assert "导入完成：应用 2 行" in import_page(c, filled)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("job_memory_mb", "lots"), ("job_memory_mb", 100), ("job_memory_mb", True),
+    ("job_minutes", 0), ("job_minutes", 2000)])
+def test_a_wrong_job_limit_stops_the_start_naming_it(make_hub, store_url, setting, value):
+    from adapters.web import make_app
+    from hub import ConfigError
+
+    hub = make_hub(store_url, inbound=[], admin={setting: value})
+    with pytest.raises(ConfigError, match=rf"config\.yaml: admin\.{setting}: .*\(got "):
+        make_app(hub)
