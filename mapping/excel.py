@@ -158,7 +158,21 @@ def case_row(item: Item, case_no: str, county: str, stage: str, payload: dict[st
     ]
     row += [_field_cell(item, f.name, data.get(f.name), show_personal_data) for f in item.fields]
     row += [None] * len(OPERATOR_COLUMNS)
-    return row
+    return [fit_cell(v) for v in row]
+
+
+#: Characters one Excel cell holds; openpyxl cuts a longer text there without a word.
+CELL_MAX = 32_767
+CUT_NOTE = "……（内容超过 Excel 单元格的 32767 字上限，以下从略；共 {n} 字，完整内容见案件详情）"
+
+
+def fit_cell(value: Any) -> Any:
+    """``value``, a text cut to fit one cell saying so (a list of 2,000 house ids joins to
+    130,000 characters: the clerk must see that the cell is not the whole of it)."""
+    if not isinstance(value, str) or len(value) <= CELL_MAX:
+        return value
+    note = CUT_NOTE.format(n=len(value))
+    return value[:CELL_MAX - len(note)] + note
 
 
 # --------------------------------------------------------------------------- reading back

@@ -418,3 +418,30 @@ def test_a_styles_bomb_or_an_oversized_part_is_refused_unread(hub):
                         _styles_bomb(styles, MAX_WHOLE_PART - len(styles) - 4096))
     assert import_workbook(hub, within, "operator").applied == 1
     assert stages_of(hub, case_no) == ["accepted"]
+
+
+def test_a_cell_longer_than_excel_holds_is_cut_saying_so(hub):
+    """A 商品房预售许可申请 may list 2,000 house ids of up to 64 characters: joined, far past
+    the 32,767 characters of an Excel cell, where openpyxl cuts a text without a word.
+    The exported cell fits and ends saying that it was cut, how long the whole was and
+    where to read it; a cell that fits is exported whole."""
+    CELL_MAX = 32_767  # noqa: N806  (Excel's own limit, not the module's constant)
+
+    ids = [f"H{n:04d}-" + "栋" * 58 for n in range(2000)]
+    data = {"developer_name": "达州某某置业有限公司", "developer_uscc": "91511700MA62XXXX0X",
+            "presale_scope": "1-3 号楼", "address": "通川区朝阳路1号", "house_ids": ids}
+    new_case(hub, "presale_permit_application", MANUAL, apply_no="LONG-1", data=data)
+    new_case(hub, "presale_permit_application", MANUAL, apply_no="SHORT-1",
+             data={**data, "house_ids": ids[:3]})
+    xlsx, _ = export_workbook(hub, MANUAL, "presale_permit_application", with_materials=False)
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    [ws] = wb.worksheets
+    header = [c.value for c in ws[1]]
+    column = header.index("房屋编号清单")
+    cells = {row[3]: row[column] for row in ws.iter_rows(min_row=2, values_only=True)
+             if row[3]}
+    joined = "、".join(ids)
+    long = cells["LONG-1"]
+    assert len(long) == CELL_MAX and joined.startswith(long.split("……（")[0])
+    assert long.endswith(f"共 {len(joined)} 字，完整内容见案件详情）")
+    assert cells["SHORT-1"] == "、".join(ids[:3])
