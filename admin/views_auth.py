@@ -7,6 +7,7 @@ import logging
 import secrets
 from typing import Any
 
+from authlib.integrations.base_client import MismatchingStateError
 from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy.exc import IntegrityError
 
@@ -112,6 +113,13 @@ def sso_callback():  # type: ignore[no-untyped-def]
         if claims is None:  # plain OAuth2 (no ID token): the userinfo endpoint
             claims = client.userinfo(token=token)
         person = sso.person_of(dict(claims))
+    except MismatchingStateError:
+        if g.principal is not None:
+            # Signed in already, by a flow of another tab: this browser's session was
+            # renewed then, and this tab's flow went with it. Nothing to refuse.
+            log.info("OIDC redirect back of an earlier flow; already signed in")
+            return redirect(_safe_next(session.get("sso_next")))
+        return _refused(sso.SsoRefused("failed"), "MismatchingStateError")
     except sso.SsoRefused as refused:
         return _refused(refused, "claims")
     except Exception as exc:  # OAuthError, JOSE errors, a provider that is down

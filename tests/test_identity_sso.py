@@ -162,6 +162,36 @@ def test_oidc_callback_without_the_flow_state_is_refused(oidc_hub, browser):
     assert page.url.startswith(server.url + "/admin/login")
 
 
+def test_a_second_tab_signing_in_first_leaves_the_first_tab_signed_in(oidc_hub, browser):
+    """Two tabs of one browser both start single sign-on; the second finishes first, and
+    its sign-in renews the session, which drops the first tab's flow. The first tab's
+    redirect back then lands on the pages, signed in (it was refused with 403
+    「未能完成」 before), and signs nobody in again; a forged one is still refused."""
+    hub, server, sim = oidc_hub
+    _operator(hub, "zhang", "p.zhang")
+    context = browser.new_context()
+    first, second = context.new_page(), context.new_page()
+    for page in (first, second):
+        page.goto(server.url + "/admin/login")
+        page.click("#sso-login")
+        page.wait_for_selector("#idp-submit")
+    _provider_sign_in(second, "p.zhang")
+    second.wait_for_selector("text=首页统计")
+    _provider_sign_in(first, "p.zhang")
+    first.wait_for_selector("text=首页统计")
+    assert first.query_selector("#login-error") is None
+    assert "/sso/" not in first.url and "zhang" in first.inner_text(".who")
+    assert len(_audit(hub, "login")) == 1 and _audit(hub, "login_refused") == []
+    forged = context.new_page()
+    forged.goto(server.url + "/admin/sso/callback?code=forged&state=forged")
+    assert forged.query_selector("#login-error") is None  # signed in: nothing to refuse
+    context.clear_cookies()
+    forged.goto(server.url + "/admin/sso/callback?code=forged&state=forged")
+    assert "未能完成" in forged.inner_text("#login-error")
+    assert len(_audit(hub, "login")) == 1
+    context.close()
+
+
 def test_cas_sign_in_refusal_and_sign_out(cas_hub, browser):
     hub, server, sim = cas_hub
     _operator(hub, "zhang", "p.zhang")
