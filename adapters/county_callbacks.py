@@ -23,6 +23,7 @@ from adapters.case_plan import open_case
 from adapters.county_stages import (
     StageRefused,
     StageReport,
+    ahead_of_clock,
     apply_stage,
     check_stage,
     find_sub_case,
@@ -240,6 +241,8 @@ def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
         raise _field_error([("operator", "must be a string of at most 64 characters, "
                                          "no control characters")])
     at = parse_at(body["at"])
+    if (ahead := ahead_of_clock(at)) is not None:
+        raise _field_error([("at", ahead)])
 
     def transaction() -> dict[str, Any]:
         for attempt in range(3):

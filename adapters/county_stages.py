@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
@@ -53,6 +53,11 @@ RESULT_ITEMS = frozenset(
 )
 MAX_TEXT = 2000
 MAX_SHORT = 64
+#: A stage may be reported at most this far ahead of the hub's clock: the contracts'
+#: tolerance for a caller's clock (a signature's timestamp). Later is a typing error (a
+#: workbook's 2062 for 2026, a county's 9999-12-31) that would stand in every deadline,
+#: statistic and journey as the case's latest stage.
+AT_AHEAD = timedelta(seconds=300)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ def parse_at(value: Any) -> datetime:
 def check_stage(item: str, report: StageReport) -> list[tuple[str, str]]:
     """Field errors ``(field, reason)`` of a stage report for ``item``; empty when valid."""
     errors: list[tuple[str, str]] = []
+    if (ahead := ahead_of_clock(report.at)) is not None:
+        errors.append(("at", ahead))
     if report.stage not in COUNTY_STAGES:
         errors.append(("stage", f"must be one of {', '.join(COUNTY_STAGES)}"))
     for name, limit in (("operator", MAX_SHORT), ("filing_no", MAX_SHORT), ("opinion", MAX_TEXT)):
@@ -102,6 +109,15 @@ def check_stage(item: str, report: StageReport) -> list[tuple[str, str]]:
         elif report.stage != "completed":
             errors.append(("result", "only a completed stage carries a result"))
     return errors
+
+
+def ahead_of_clock(at: datetime | None, now: datetime | None = None) -> str | None:
+    """Why a stage time (naive UTC) cannot be taken — later than ``AT_AHEAD`` past the
+    hub's clock — or None."""
+    if at is not None and at > (now or utcnow()) + AT_AHEAD:
+        return (f"must not be later than {AT_AHEAD.seconds} s ahead of the hub's clock "
+                "(a stage is reported once it happened)")
+    return None
 
 
 class StageRefused(ValueError):

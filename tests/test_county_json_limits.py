@@ -292,3 +292,36 @@ def test_control_characters_and_unholdable_times_are_field_errors(hub):
         assert state(hub) == before
     with hub.transaction() as s:
         assert "5000" not in set(s.scalars(select(CallLogEntry.code)))
+
+
+def test_a_stage_time_ahead_of_the_clock_is_a_field_error(hub):
+    """A stage reported later than 300 s past the hub's clock (the contracts' tolerance
+    for a caller's clock) — 9999-12-31, or an hour from now — is 2002 naming ``at`` on
+    the events API and in apply-and-accept, and changes nothing; a minute ahead (a
+    county's clock a little fast) is taken."""
+    from datetime import UTC, datetime, timedelta
+
+    case_no = new_case(hub, "rental_filing", "511703", apply_no="AHEAD-1")
+    now = datetime.now(UTC)
+    opened = {"item": "rental_filing", "county_code": "511703", "county_case_no": "WX-A-1",
+              "applicant": {"name": "张三", "id_type": "1", "id_no": "11010519491231002X"},
+              "data": {"lessee_name": "李四", "lessee_id_no": "11010519491231002X",
+                       "lessor_name": "王五", "lessor_id_no": "110105198001011238",
+                       "house_id": "H-1", "address": "通川区某路1号"}}
+    with served(hub) as url:
+        before = state(hub)
+        for at in ("9999-12-31T20:00:00Z", (now + timedelta(hours=1)).isoformat()):
+            r = post_signed(url, EVENTS, event(case_no, "rental_filing", "511703", "accepted",
+                                               at=at), "county_511703")
+            assert (r.status_code, r.json()["code"]) == (400, "2002"), r.text
+            assert [e["field"] for e in r.json()["errors"]] == ["at"]
+            r = post_signed(url, APPLY, {**opened, "at": at}, "county_511703")
+            assert (r.status_code, r.json()["code"]) == (400, "2002"), r.text
+            assert [e["field"] for e in r.json()["errors"]] == ["at"]
+        assert state(hub) == before
+        soon = (now + timedelta(seconds=60)).isoformat()
+        r = post_signed(url, EVENTS, event(case_no, "rental_filing", "511703", "accepted",
+                                           at=soon), "county_511703")
+        assert r.json()["code"] == "0000" and r.json()["data"]["recorded"], r.text
+        r = post_signed(url, APPLY, {**opened, "at": soon}, "county_511703")
+        assert r.json()["code"] == "0000", r.text

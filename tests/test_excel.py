@@ -445,3 +445,17 @@ def test_a_cell_longer_than_excel_holds_is_cut_saying_so(hub):
     assert len(long) == CELL_MAX and joined.startswith(long.split("……（")[0])
     assert long.endswith(f"共 {len(joined)} 字，完整内容见案件详情）")
     assert cells["SHORT-1"] == "、".join(ids[:3])
+
+
+def test_a_stage_time_ahead_of_the_clock_is_a_row_error_in_chinese(hub):
+    """A clerk's 2062 for 2026 in 办理时间: the row is named with what to do, nothing of
+    the workbook applied."""
+    case_no = new_case(hub, "rental_filing", MANUAL, apply_no="AHEAD-X")
+    xlsx, _ = export_workbook(hub, MANUAL, with_materials=False)
+    wb, ws, header = sheet_rows(xlsx, "房屋租赁备案")
+    fill(ws, header, 2, new_stage="受理", at="2062-11-23 09:00:00", operator="王窗口")
+    report = import_workbook(hub, save(wb), "operator")
+    [(sheet, row, reason)] = report.errors
+    assert (sheet, row) == ("房屋租赁备案", 2)
+    assert reason.startswith("办理时间：晚于当前时间，请填写实际办理的时间"), reason
+    assert report.applied == 0 and stages_of(hub, case_no) == []
