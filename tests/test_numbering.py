@@ -361,3 +361,39 @@ def test_a_wrong_numbering_section_is_a_start_up_error(tmp_path, sqlite_url, num
     with pytest.raises(ConfigError, match=why.replace(".", r"\.")) as exc:
         Hub(load_config(path))
     assert str(path) in str(exc.value)
+
+
+def test_a_register_that_fails_after_the_province_issued_alerts_the_operators(numbering_env):  # noqa: F811
+    """The province has issued a number and the register's INSERT then fails for a reason
+    of the store's own (here an engine event refusing that INSERT, as a full disk or a
+    trigger would): the county is answered with an error and nothing is recorded, and
+    the operators get a critical alert naming the number — the province issued a
+    number the register lacks. Once the store takes writes again the next number is
+    recorded as usual."""
+    from sqlalchemy import event
+
+    env = numbering_env
+    engine = env.hub.db.engine
+    failures = []
+
+    def refuse(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO NUMBERING_NUMBERS"):
+            failures.append(statement[:40])
+            raise RuntimeError("the store refused the write (disk full)")
+
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        r = env.post(f"{V1}/numbers/presale-permit", presale_body())
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+    assert failures, "the register's INSERT was never reached"
+    assert (r.status_code, r.json()["code"]) == (500, "5000"), r.text  # the store, not input
+    assert len(env.province.state.received) == 1 and _register_count(env.hub) == 0
+    with env.hub.transaction() as s:
+        alerts = list(s.scalars(select(Alert).where(Alert.kind == "number_reissued")))
+    assert [(a.severity, a.division, a.ref) for a in alerts] == [
+        ("critical", YOUXIAN, "number:430223202406200101-Y01")]
+    assert "登记失败" in alerts[0].title
+    again = env.post(f"{V1}/numbers/presale-permit", presale_body())
+    assert again.json()["data"]["number"] == "430223202406200101-Y02", again.text
+    assert _register_count(env.hub) == 1
