@@ -436,7 +436,11 @@ def _mb(size: int) -> int:
     return size // (1024 * 1024)
 
 
-def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
+def _read_rows(data: bytes, operator: str, report: ImportReport,
+               named: list[tuple[str, int, str]] | None = None) -> list[_Row]:
+    """The rows with a stage to apply (errors in ``report``); ``named`` collects every
+    row's (sheet, row, case number), filled or not, for the scope check (left empty
+    when the workbook is refused as a whole)."""
     problem = workbook_problem(data)
     if problem is not None:
         report.errors.append(("", 0, problem))
@@ -464,8 +468,12 @@ def _read_rows(data: bytes, operator: str, report: ImportReport) -> list[_Row]:
                 read += 1
                 if read > MAX_IMPORT_ROWS:
                     report.errors.append((ws.title[:31], number, TOO_MANY_ROWS))
+                    if named is not None:
+                        named.clear()
                     return []
                 cells = operator_values(header, line)
+                if named is not None and (case_no := text_of(cells["case_no"])):
+                    named.append((ws.title, number, case_no))
                 parsed = _parse_row(ws.title, number, item.code, cells, operator, report)
                 if parsed is not None:
                     rows.append(parsed)
@@ -512,7 +520,8 @@ def _cases_by_no(session: Session, numbers: set[str]) -> dict[str, Case]:
 
 
 def import_workbook(hub: Hub, data: bytes, operator: str,
-                    progress: Progress | None = None) -> ImportReport:
+                    progress: Progress | None = None,
+                    divisions: Iterable[str] | None = None) -> ImportReport:
     """Apply the stages filled into an exported workbook — all rows, or none.
 
     Rows whose 新环节 is blank are left alone. A row may repeat a case number to add a
@@ -521,10 +530,18 @@ def import_workbook(hub: Hub, data: bytes, operator: str,
     ``(sheet, row, reason)`` and then no row of the workbook is applied. A stage the case
     already has — a repeat of its last event, or any stage it went through before it
     closed (a workbook imported twice) — is skipped, as a callback's duplicate is.
-    ``progress(done, total)`` counts the rows read, then checked.
+    ``progress(done, total)`` counts the rows read, then checked. With ``divisions``
+    (an operator's data permissions), a row naming a case of another division — filled
+    or not — refuses the workbook first, each such row named (the workbook is read once
+    for both).
     """
     report = ImportReport()
-    rows = _read_rows(data, operator, report)
+    named: list[tuple[str, int, str]] | None = None if divisions is None else []
+    rows = _read_rows(data, operator, report, named)
+    if named and divisions is not None:
+        outside = _out_of_scope(hub, named, frozenset(divisions))
+        if outside:
+            return ImportReport(errors=outside)
     if report.errors:
         return report
     try:
@@ -541,6 +558,19 @@ def import_workbook(hub: Hub, data: bytes, operator: str,
         report.applied, report.skipped = 0, []
         report.errors = twice or [("", 0, reason)]
         return report
+
+
+def _out_of_scope(hub: Hub, named: list[tuple[str, int, str]], allowed: frozenset[str]
+                  ) -> list[tuple[str, int, str]]:
+    """The rows of ``named`` whose case is of a division outside ``allowed``."""
+    numbers = sorted({c for _, _, c in named})
+    counties: dict[str, str] = {}
+    with hub.db.read_session() as s:  # a few hundred at a time: a bound list of binds
+        for i in range(0, len(numbers), 500):
+            counties.update(s.execute(select(Case.case_no, Case.county_code).where(
+                Case.case_no.in_(numbers[i:i + 500]))).all())
+    return [(sheet, n, f"案件 {c} 不在您的数据权限范围内") for sheet, n, c in named
+            if c in counties and counties[c] not in allowed]
 
 
 def _import_rows(hub: Hub, rows: list[Any], operator: str, report: ImportReport,

@@ -18,7 +18,6 @@ killed has its jobs marked so by the next one to start (``recover``).
 from __future__ import annotations
 
 import ctypes
-import io
 import json
 import logging
 import multiprocessing
@@ -30,22 +29,20 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openpyxl import load_workbook
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters import manual_excel
-from mapping.excel import header_map, operator_values, text_of
 from store.admin_models import AdminJob
 from store.locks import serialise
-from store.models import Case, utcnow
+from store.models import utcnow
 from store.private import FILE_MODE, private_dir
 
 if TYPE_CHECKING:
@@ -546,10 +543,8 @@ def _export_work(hub: Hub, report: manual_excel.Progress, path: str, stem: str,
 def _import_work(hub: Hub, report: manual_excel.Progress, path: str, username: str,
                  divisions: list[str] | None) -> dict[str, Any]:
     data = Path(path).read_bytes()
-    errors = out_of_scope_rows(hub, data, divisions)
-    if errors:
-        return _report_json(manual_excel.ImportReport(errors=errors))
-    return _report_json(manual_excel.import_workbook(hub, data, username, progress=report))
+    return _report_json(manual_excel.import_workbook(hub, data, username, progress=report,
+                                                     divisions=divisions))
 
 
 _CHILD_WORK: dict[str, Callable[..., Any]] = {EXPORT: _export_work, IMPORT: _import_work}
@@ -651,40 +646,3 @@ def report_of(job: AdminJob) -> manual_excel.ImportReport | None:
         applied=int(data.get("applied", 0)),
         skipped=[tuple(e) for e in data.get("skipped", [])],  # type: ignore[misc]
         errors=[tuple(e) for e in data.get("errors", [])])  # type: ignore[misc]
-
-
-def out_of_scope_rows(hub: Hub, data: bytes,
-                      divisions: Iterable[str] | None) -> list[tuple[str, int, str]]:
-    """Rows naming a case outside ``divisions`` (checked before importing)."""
-    if divisions is None or manual_excel.workbook_problem(data) is not None:
-        return []  # the import reports an unreadable or oversized file itself
-    allowed = set(divisions)
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except MemoryError:
-        raise
-    except Exception:
-        return []  # the import reports an unreadable file itself
-    wanted: list[tuple[str, int, str]] = []
-    read = 0
-    try:
-        for ws in wb.worksheets:
-            lines = ws.iter_rows(values_only=True)
-            header = header_map(next(lines, ()) or ())
-            for number, line in enumerate(lines, start=2):
-                read += 1
-                if read > manual_excel.MAX_IMPORT_ROWS:
-                    return []  # the import refuses a workbook this long itself
-                case_no = text_of(operator_values(header, line).get("case_no"))
-                if case_no:
-                    wanted.append((ws.title, number, case_no))
-    finally:
-        wb.close()
-    numbers = sorted({c for _, _, c in wanted})
-    counties: dict[str, str] = {}
-    with hub.db.read_session() as s:  # a few hundred at a time: a bound list of binds
-        for i in range(0, len(numbers), 500):
-            counties.update(s.execute(select(Case.case_no, Case.county_code).where(
-                Case.case_no.in_(numbers[i:i + 500]))).all())
-    return [(sheet, n, f"案件 {c} 不在您的数据权限范围内") for sheet, n, c in wanted
-            if c in counties and counties[c] not in allowed]

@@ -334,7 +334,7 @@ def test_a_scope_check_of_a_workbook_with_70_000_case_numbers_is_one_report(make
 
     import openpyxl
 
-    from admin.jobs import out_of_scope_rows
+    from adapters.manual_excel import import_workbook
     from tests.county_support import new_case
 
     if not store_url.startswith("postgresql"):
@@ -349,8 +349,9 @@ def test_a_scope_check_of_a_workbook_with_70_000_case_numbers_is_one_report(make
     ws.append([other, "受理"])
     raw = _io.BytesIO()
     wb.save(raw)
-    rows = out_of_scope_rows(hub, raw.getvalue(), ["511702"])
-    assert rows == [("房屋租赁备案", 70_002, f"案件 {other} 不在您的数据权限范围内")]
+    report = import_workbook(hub, raw.getvalue(), "clerk", divisions=["511702"])
+    assert report.errors == [("房屋租赁备案", 70_002, f"案件 {other} 不在您的数据权限范围内")]
+    assert report.applied == 0
 
 
 def _filled_export(c: Client, subs: list[str]) -> bytes:
@@ -442,3 +443,36 @@ def test_a_wrong_job_limit_stops_the_start_naming_it(make_hub, store_url, settin
     hub = make_hub(store_url, inbound=[], admin={setting: value})
     with pytest.raises(ConfigError, match=rf"config\.yaml: admin\.{setting}: .*\(got "):
         make_app(hub)
+
+
+def test_a_workbook_naming_a_case_outside_the_operators_divisions_is_refused(site):
+    """The city's admin exports every manual county; a 渠县 clerk imports that workbook
+    with stages filled for a 渠县 case and a 宣汉县 one. The 宣汉县 row is named (the
+    clerk may not act on it) and nothing is applied, the 渠县 row neither; the clerk's
+    own rows alone import. Read once for both checks (adapters.manual_excel)."""
+    hub, url = site
+    mine = new_case(hub, [MANUAL], "SCOPE-MINE")["subs"][MANUAL]
+    theirs = new_case(hub, [OTHER], "SCOPE-THEIRS")["subs"][OTHER]
+    resp = export_zip(_client(url, "root"))
+    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
+        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
+        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
+    ws = wb["房屋租赁备案"]
+    header = [cell.value for cell in ws[1]]
+    rows = {ws.cell(r, 1).value: r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value}
+    for case_no in (mine, theirs):
+        ws.cell(rows[case_no], header.index("新环节") + 1, "受理")
+    both = io.BytesIO()
+    wb.save(both)
+    c = _client(url, "clerk")
+    page = import_page(c, both.getvalue())
+    assert "导入未应用任何行" in page
+    # the row is named; the other division's case number is not shown to this clerk
+    assert f"<td>房屋租赁备案</td><td>{rows[theirs]}</td><td>案件 *" in page
+    assert "不在您的数据权限范围内" in page and theirs not in page
+    with hub.db.read_session() as s:
+        assert not s.scalars(select(StageEvent).where(StageEvent.stage == "accepted")).all()
+    ws.delete_rows(rows[theirs])
+    own = io.BytesIO()
+    wb.save(own)
+    assert "导入完成：应用 1 行" in import_page(c, own.getvalue())
