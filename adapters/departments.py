@@ -382,9 +382,11 @@ class Gateway:
             audit.update(asked=f"house_id={asked['house_id']}")
         scope = self.dept.scope
         if name == "contracts":
-            found = share.contracts(s, scope, asked)
+            found, cut = share.contracts(s, scope, asked)
             audit["returned"] = [c["filing_no"] for c in found]
-            return envelope("0000", "ok", {"contracts": found})
+            # more than MAX_RETURNED: the oldest, and a flag to ask the hub's operators
+            return envelope("0000", "ok", {"contracts": found, **({"truncated": True}
+                                                                   if cut else {})})
         if name == "housing_count":
             numbers = share.housing_count(s, asked["id_no"])
             audit["returned"] = numbers

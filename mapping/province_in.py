@@ -18,6 +18,7 @@ from mapping.divisions import City
 from mapping.items import DEFAULT_STR_MAX, ID_NO_MAX, FieldSpec, Item
 from mapping.validators import (
     apply_no_ok,
+    id_text_problem,
     parse_amount,
     parse_iso_datetime,
     phone_ok,
@@ -117,6 +118,9 @@ def _code(value: Any) -> str | None:
 def _id_no(err: _Errors, path: str, id_type: str | None, value: Any) -> str | None:
     """An ID number checked according to its 证件种类."""
     id_no = _text(err, path, value, ID_NO_MAX)
+    if id_no is not None and (problem := id_text_problem(id_no)) is not None:
+        err.add(path, problem)
+        return id_no
     if id_no is None or id_type is None:
         return id_no
     if id_type == "1":
@@ -146,6 +150,9 @@ def _party_id_no(err: _Errors, path: str, value: Any) -> str | None:
     Such a party may also be a company, whose USCC can be all digits; it is accepted too.
     """
     id_no = _text(err, path, value, ID_NO_MAX)
+    if id_no is not None and (problem := id_text_problem(id_no)) is not None:
+        err.add(path, problem)
+        return id_no
     if id_no is None or not _RESIDENT_SHAPE.fullmatch(id_no):
         return id_no
     if id_no.endswith("x"):

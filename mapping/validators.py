@@ -8,6 +8,7 @@ been renamed (达县 511721, now 达川区 511703) keep their ID for life.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -52,6 +53,37 @@ def resident_id_ok(s: object) -> bool:
     except ValueError:
         return False
     return born.year >= 1800
+
+
+def resident_id_forms(id_no: str) -> set[str]:
+    """The ways one resident ID is written: ``id_no`` itself, and for a valid 18-character
+    ID of someone born in the 1900s its old 15-digit form (no century, no check digit),
+    for a 15-digit one its 18-character form. The 失信被执行人 rule looks for both: a
+    court may list the one form and an application carry the other."""
+    forms = {id_no}
+    if resident_id_ok(id_no) and id_no[6:8] == "19":
+        forms.add(id_no[:6] + id_no[8:17])
+    elif len(id_no) == 15 and id_no.isascii() and id_no.isdigit():
+        upgraded = resident_id_with_check(id_no[:6] + "19" + id_no[6:])
+        if resident_id_ok(upgraded):
+            forms.add(upgraded)
+    return forms
+
+
+def id_text_problem(value: str) -> str | None:
+    """Why an ID document number is not written as on the document, or None: a space, an
+    invisible or control character, a full-width (全角) form. Each makes the same person
+    another number to every lookup by it: the 失信被执行人 rule, the departments'
+    queries (a listed 110105198001011238 was not found as ``1101051980\u00a001011238``,
+    with a zero-width space, or in full-width digits)."""
+    for ch in value:
+        if ch.isspace():
+            return "must hold no spaces"
+        if unicodedata.category(ch)[0] == "C":
+            return "must hold no invisible or control characters"
+    if unicodedata.normalize("NFKC", value) != value:
+        return "must be written in half-width characters (not 全角)"
+    return None
 
 
 def uscc_with_check(first17: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mapping.departments import FILING_KINDS, Scope, contract_view, norm_id
+from mapping.validators import resident_id_forms
 from store.driver import DriverStatement
 from store.models import InterfaceSwitch, utcnow
 from store.sealed import BlindIndex, cipher_of
@@ -143,14 +144,30 @@ def filings_view(session: Session, filings: list[SharedFiling],
 _F, _P = SharedFiling.__table__.c, SharedParty.__table__.c
 _Q = SharedParty.__table__.alias("q")
 _OWN = SharedParty.__table__.alias("p")
-#: A person's filings with all their parties: one statement on the driver's cursor.
-_BY_PERSON = DriverStatement(
-    select(_F.id, _F.filing_no, _F.kind, _F.house_id, _F.address, _F.price, _F.filed_at,
-           _F.county_code, _F.status, _OWN.c.role, _OWN.c.name, _OWN.c.id_no)
-    .select_from(_Q.join(SharedFiling.__table__, _F.id == _Q.c.filing_id)
-                 .join(_OWN, _OWN.c.filing_id == _F.id))
-    .where(_Q.c.id_hash == bindparam("id_hash", type_=BlindIndex()))
-    .order_by(_F.id, _OWN.c.id).limit(MAX_RETURNED * 4))
+def _by_person(kinds: int) -> DriverStatement:
+    """A person's filings of ``kinds`` kinds (binds ``kind0``...), at most
+    ``MAX_RETURNED`` + 1 of them (one more says the answer is cut), with all their
+    parties: one statement on the driver's cursor. The kinds are chosen before the
+    limit: a person's 401 rental filings had used up the limit of a bank, which sees
+    none of them, and its answer of the one sale contract came back empty."""
+    found = _BY_PERSON.get(kinds)
+    if found is None:
+        mine = (select(_Q.c.filing_id).distinct()
+                .select_from(_Q.join(SharedFiling.__table__, _F.id == _Q.c.filing_id))
+                .where(_Q.c.id_hash == bindparam("id_hash", type_=BlindIndex()),
+                       _F.kind.in_([bindparam(f"kind{i}") for i in range(kinds)]))
+                .order_by(_Q.c.filing_id).limit(MAX_RETURNED + 1).subquery("mine"))
+        found = _BY_PERSON[kinds] = DriverStatement(
+            select(_F.id, _F.filing_no, _F.kind, _F.house_id, _F.address, _F.price,
+                   _F.filed_at, _F.county_code, _F.status, _OWN.c.role, _OWN.c.name,
+                   _OWN.c.id_no)
+            .select_from(mine.join(SharedFiling.__table__, _F.id == mine.c.filing_id)
+                         .join(_OWN, _OWN.c.filing_id == _F.id))
+            .order_by(_F.id, _OWN.c.id))
+    return found
+
+
+_BY_PERSON: dict[int, DriverStatement] = {}
 _HOMES = DriverStatement(
     select(_F.filing_no).select_from(SharedParty.__table__.join(
         SharedFiling.__table__, _F.id == _P.filing_id))
@@ -158,17 +175,21 @@ _HOMES = DriverStatement(
            or_(_F.kind == "presale", _F.kind == "resale"), _F.status == "filed").distinct())
 
 
-def contracts_of_person(session: Session, scope: Scope, id_no: str) -> list[dict[str, Any]]:
-    """``contracts`` by ID number: one indexed statement, sealed values opened here."""
+def contracts_of_person(session: Session, scope: Scope, id_no: str
+                        ) -> tuple[list[dict[str, Any]], bool]:
+    """``contracts`` by ID number — one indexed statement, sealed values opened here —
+    and whether there were more than ``MAX_RETURNED``."""
     cipher = cipher_of(session.get_bind().dialect)
+    kinds = sorted(scope.kinds)
     views: dict[int, dict[str, Any]] = {}
+    cut = False
     for (fid, number, kind, house, address, price, filed_at, county, status, role, name,
-         id_enc) in _BY_PERSON.execute(session, {"id_hash": id_no}):
-        if kind not in scope.kinds:
-            continue
+         id_enc) in _by_person(len(kinds)).execute(
+            session, {"id_hash": id_no, **{f"kind{i}": k for i, k in enumerate(kinds)}}):
         view = views.get(fid)
         if view is None:
             if len(views) >= MAX_RETURNED:
+                cut = True
                 break
             view = views[fid] = {
                 "filing_no": number, "kind": kind, "house_id": house,
@@ -179,22 +200,21 @@ def contracts_of_person(session: Session, scope: Scope, id_no: str) -> list[dict
                 "county_code": county, "status": status}
         view["parties"].append({"role": role, "name": cipher.open(bytes(name)).decode(),
                                 "id_no": cipher.open(bytes(id_enc)).decode()})
-    return [v for v in (contract_view(v, scope) for v in views.values()) if v is not None]
+    return [v for v in (contract_view(v, scope) for v in views.values()) if v is not None], cut
 
 
-def contracts(session: Session, scope: Scope, asked: dict[str, str]) -> list[dict[str, Any]]:
+def contracts(session: Session, scope: Scope, asked: dict[str, str]
+              ) -> tuple[list[dict[str, Any]], bool]:
+    """The ``contracts`` answer for ``asked`` (an ``id_no`` or a ``house_id``), at most
+    ``MAX_RETURNED``, oldest first, and whether more were left out."""
     if "id_no" in asked:
         return contracts_of_person(session, scope, asked["id_no"])
-    kinds = sorted(scope.kinds)
-    stmt = select(SharedFiling).where(SharedFiling.kind.in_(kinds))
-    if "id_no" in asked:
-        stmt = stmt.where(SharedFiling.id.in_(
-            select(SharedParty.filing_id).where(SharedParty.id_hash == asked["id_no"])))
-    else:
-        stmt = stmt.where(SharedFiling.house_id == asked["house_id"])
-    filings = list(session.scalars(stmt.order_by(SharedFiling.id).limit(MAX_RETURNED)))
-    views = filings_view(session, filings, with_mortgages="house_id" in asked)
-    return [v for v in (contract_view(v, scope) for v in views) if v is not None]
+    stmt = select(SharedFiling).where(SharedFiling.kind.in_(sorted(scope.kinds)),
+                                      SharedFiling.house_id == asked["house_id"])
+    filings = list(session.scalars(stmt.order_by(SharedFiling.id).limit(MAX_RETURNED + 1)))
+    cut = len(filings) > MAX_RETURNED
+    views = filings_view(session, filings[:MAX_RETURNED], with_mortgages=True)
+    return [v for v in (contract_view(v, scope) for v in views) if v is not None], cut
 
 
 def housing_count(session: Session, id_no: str) -> list[str]:
@@ -344,8 +364,9 @@ class Listing:
 
 
 def listed(session: Session, ids: Iterable[str]) -> Listing | None:
-    """The first entry of the 失信被执行人 list, not removed, for any of ``ids``."""
-    ids = sorted({norm_id(i) for i in ids if i})
+    """The first entry of the 失信被执行人 list, not removed, for any of ``ids``, each
+    in both its forms (``resident_id_forms``: 15 and 18 characters)."""
+    ids = sorted({form for i in ids if i for form in resident_id_forms(norm_id(i))})
     if not ids:
         return None
     row = session.execute(select(ShareDefaulter.court, ShareDefaulter.case_no).where(

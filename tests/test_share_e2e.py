@@ -384,3 +384,72 @@ def test_a_manual_countys_export_carries_the_seizure_warning(world):
     assert rows["RS-M2"][header.index("风险提示")] is None
     cell = next(r for r in ws.iter_rows(min_row=2) if r[header.index("申请编号")].value == "RS-M1")
     assert cell[header.index("风险提示")].data_type == "s"  # text, never a formula
+
+
+@pytest.mark.parametrize("written", [
+    "110105198001011238\u200b", "１１０１０５１９８００１０１１２３８", "1101051980\u00a001011238",
+    " 110105198001011238"])
+def test_an_id_number_written_otherwise_is_refused_not_let_past_the_list(world, written):
+    """The same listed person's number with a zero-width or no-break space, or in
+    full-width digits: it had passed the 失信被执行人 rule (no entry has that number) and
+    gone to the county. Now a field error naming it; nothing goes to the county."""
+    hub, _url, province, _p, county, _d, c = world
+    c["court"].list_defaulter(LISTED, "王五", "(2026)川1702执5号", "达州市通川区人民法院")
+    body = filing("presale_contract_filing", "PS-W", buyer=BUYER)
+    body["data"]["buyer_id_no"] = written
+    answer = province.submit("presale_contract_filing", body)
+    assert (answer.status, answer.body["code"]) == (400, "2002"), answer.body
+    assert "data.buyer_id_no" in {e["field"] for e in answer.body["errors"]}
+    with hub.transaction() as s:
+        assert not s.scalars(select(OutboxMessage).where(
+            OutboxMessage.interface.like("county.%"))).all()
+    assert county.received == []
+
+
+@pytest.mark.parametrize(("listed_as", "applied_as"), [
+    (LISTED, "110105800101123"), ("110105800101123", LISTED)])
+def test_the_list_finds_a_person_by_the_old_15_digit_number_and_the_new(world, listed_as,
+                                                                         applied_as):
+    """A court may list the old 15-digit number and an application carry the 18-digit
+    one of the same person, or the other way round: 不予受理 either way."""
+    hub, _url, province, _p, county, _d, c = world
+    c["court"].list_defaulter(listed_as, "王五", "(2026)川1702执6号", "达州市通川区人民法院")
+    body = filing("resale_contract_filing", "RS-15", buyer=BUYER)
+    body["data"]["buyer_id_no"] = applied_as
+    answer = province.submit("resale_contract_filing", body)
+    assert answer.body["code"] == "0000", answer.body
+    assert answer.body["data"]["stage"] == "rejected", answer.body
+    assert "(2026)川1702执6号" in answer.body["data"]["reason"]
+
+
+def test_contracts_by_person_are_chosen_in_scope_before_the_limit_and_flag_a_cut(world):
+    """A person with 201 rental filings and one sale contract: the bank (sale contracts
+    only) had an empty answer (the limit was used up by rows it may not see). Now it
+    gets the sale contract; the police (every kind) get the oldest 200 and
+    ``truncated``; an answer that is whole has no flag."""
+    from datetime import datetime
+
+    from tests.county_support import new_case
+
+    hub, _url, _province, _p, _county, _d, c = world
+    person = "51072219900101002X"
+    rental = {"lessee_name": "赵六", "lessee_id_no": person, "lessor_name": "王五",
+              "lessor_id_no": SELLER, "house_id": "H-R", "address": "通川区某路2号"}
+    sale = {"buyer_name": "赵六", "buyer_id_no": person, "seller_name": "李四",
+            "seller_id_no": SELLER, "house_id": "H-S", "address": "通川区某路3号",
+            "price": "900000.00"}
+    opened = [("rental_filing", f"R-{n}", rental) for n in range(201)]
+    opened.append(("presale_contract_filing", "S-1", sale))
+    for n, (item, apply_no, data) in enumerate(opened):
+        case_no = new_case(hub, item, "511725", apply_no=apply_no, data=data)  # manual
+        with hub.transaction() as s:
+            case = s.scalars(select(Case).where(Case.case_no == case_no)).one()
+            share.record_filing(s, case, data, f"BA{n:06d}", datetime(2026, 11, 23, 1, 0))
+    bank = c["bank_icbc"].contracts(person, purpose="个人住房贷款审批")
+    assert bank.body["code"] == "0000", bank.body
+    assert [e["filing_no"] for e in bank.body["data"]["contracts"]] == ["BA000201"]
+    assert "truncated" not in bank.body["data"]
+    police = c["police"].contracts(person, purpose="刑事案件协查")
+    found = police.body["data"]["contracts"]
+    assert len(found) == 200 and police.body["data"]["truncated"] is True
+    assert [e["filing_no"] for e in found] == [f"BA{n:06d}" for n in range(200)]

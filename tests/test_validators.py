@@ -177,3 +177,25 @@ def test_parse_iso_datetime_requires_offset():
     for bad in ["2026-11-22T10:00:00", "2026-11-22", "22/11/2026 10:00", "", None]:
         with pytest.raises(ValueError):
             parse_iso_datetime(bad)
+
+
+def test_resident_id_forms_pair_the_old_15_digit_number_with_the_new():
+    from mapping.validators import resident_id_forms
+
+    assert resident_id_forms("110105198001011238") == {"110105198001011238", "110105800101123"}
+    assert resident_id_forms("110105800101123") == {"110105198001011238", "110105800101123"}
+    assert resident_id_forms("11010520000101123X") == {"11010520000101123X"}  # born 2000
+    assert resident_id_forms("110105801301123") == {"110105801301123"}  # no 13th month
+    assert resident_id_forms("E12345678") == {"E12345678"}
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("110105198001011238\u200b", "invisible"), ("1101051980\u00a001011238", "spaces"),
+    ("110105 198001011238", "spaces"), ("１１０１０５１９８００１０１１２３８", "half-width"),
+    ("E1234\u202e5678", "invisible"), ("南字第123号", None), ("H1234-5678", None),
+    ("110105198001011238", None)])
+def test_an_id_number_must_be_written_as_on_the_document(value, why):
+    from mapping.validators import id_text_problem
+
+    problem = id_text_problem(value)
+    assert (problem is None) if why is None else (why in (problem or "")), problem
