@@ -52,6 +52,9 @@ PENDING_COOKIE = "cityhub_entry_pending"
 #: How long a handover waits for the applicant's confirmation.
 PENDING_MINUTES = 5
 CONFIRM_DIGITS = 4
+#: Wrong confirmations one handover takes, from any addresses, before it is spent: the
+#: per-address throttle alone let guesses from many addresses at one pending handover.
+CONFIRM_TRIES = 5
 THROTTLED = "来自您所在网络地址的无效办理请求过多，请稍后再从省政务服务网进入"
 CONFIRM_WRONG = "证件号码后四位不正确，请核对后重新输入；如果不是您本人的申请，请关闭本页"
 #: Items an applicant may be handed over for: the province's applications (a query's
@@ -107,6 +110,14 @@ def _attempt(remote: str) -> int | None:
     with hub.transaction() as s:
         return address_attempt(s, EntryRefusal, remote[:64], utcnow(), throttle.limit,
                                throttle.window)
+
+
+def _guess(handover_id: int) -> int | None:
+    """Count a confirmation of one pending handover before it is checked, whatever its
+    address: the count's id, or None when the handover had ``CONFIRM_TRIES`` wrong ones."""
+    with _hub().transaction() as s:
+        return address_attempt(s, EntryRefusal, f"handover:{handover_id}", utcnow(),
+                               CONFIRM_TRIES, timedelta(minutes=PENDING_MINUTES))
 
 
 def _accepted(attempt: int) -> None:
@@ -310,10 +321,15 @@ def confirm():  # type: ignore[no-untyped-def]
     attempt = _attempt(_source())  # only the guess of the ID's characters is counted
     if attempt is None:
         return _page("entry_error.html", 429, message=THROTTLED)
+    guess = _guess(row_id)
+    if guess is None:
+        _accepted(attempt)  # the address is not to blame for this handover's guesses
+        return _error("spent", 403)
     typed = str(request.form.get("id_tail", ""))[:16].strip().upper()
     if not typed or not hmac.compare_digest(typed.encode(), _confirm_code(claims).encode()):
         return _confirm_page(claims, handle, 400, CONFIRM_WRONG)
     _accepted(attempt)
+    _accepted(guess)
     settings = identity_of(hub.config).entry
     session_handle = secrets.token_urlsafe(32)
     now = utcnow()
@@ -452,9 +468,21 @@ def receipt():  # type: ignore[no-untyped-def]
         subs = [] if case is None else list(s.scalars(
             select(Case.case_no).where(Case.parent_id == case.id)))
         received = "" if case is None else (case.created_at + CST).strftime("%Y-%m-%d %H:%M:%S")
+        refused = None if case is None else _refusal(s, case.id)
         return _page("entry_receipt.html", row=row, item_name=name("items", row.item),
                      county_name=hub.city.counties.get(row.county_code, row.county_code),
-                     received=received, subs=subs)
+                     received=received, subs=subs, refused=refused)
+
+
+def _refusal(s: Any, case_id: int) -> str | None:
+    """Why the case or one of its sub-cases was 不予受理 at once (the 失信被执行人 rule),
+    or None: the applicant's receipt says so instead of 「已收件」."""
+    from store.models import Case, StageEvent
+
+    opinion = s.scalar(select(StageEvent.opinion).join(Case, Case.id == StageEvent.case_id)
+                       .where((Case.id == case_id) | (Case.parent_id == case_id),
+                              StageEvent.stage == "rejected").order_by(StageEvent.id).limit(1))
+    return None if opinion is None else (opinion or "不予受理")
 
 
 class EntryAdapter(Adapter):

@@ -7,6 +7,8 @@ single use of ``jti`` is the store's (``entry_handovers.jti`` is unique)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +17,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from mapping.json_limits import loads
+from mapping.province_in import applicant_errors
 from mapping.validators import apply_no_ok, text_ok
 
 ALGORITHM = "HS256"
@@ -32,6 +36,9 @@ REFUSALS = {
     "item": "本平台不办理该事项，请返回省政务服务网选择其他事项",
     "county": "所选区县不属于本市，请返回省政务服务网重新选择",
     "session": "办理会话已过期或无效，请返回省政务服务网重新进入",
+    "early": "办理凭证尚未生效，请返回省政务服务网重新进入",
+    "applicant": "省政务服务网传来的申请人信息不完整或有误，请返回省政务服务网核对后重新进入",
+    "spent": "证件号码后几位多次输入错误，本次办理凭证已作废，请返回省政务服务网重新进入",
 }
 
 
@@ -67,11 +74,28 @@ def _text(value: Any, max_len: int) -> str | None:
             and text_ok(value) else None)
 
 
+def _segments_ok(token: str) -> bool:
+    """The token's header and claims are JSON objects within the hub's limits
+    (``mapping.json_limits``: depth, size, no repeated key, no NaN), read before joserfc
+    reads them: a signed token of 3,000 nested arrays made joserfc's parser recurse past
+    the interpreter's limit (a 500), and a repeated ``iss`` would be read as its last."""
+    for segment in token.split(".")[:2]:
+        try:
+            raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+            if not isinstance(loads(raw), dict):
+                return False
+        except (ValueError, binascii.Error):  # JsonRejected is a ValueError
+            return False
+    return True
+
+
 def verify(token: str, path_item: str, *, secret: bytes, issuer: str, audience: str,
            items: set[str] | frozenset[str], is_county: Any, max_bytes: int = 8192,
            now: float | None = None) -> Handover:
     """The handover of ``token`` for ``POST /entry/{path_item}``, or HandoverRefused."""
     if not token or len(token) > max_bytes or not token.isascii() or token.count(".") != 2:
+        raise HandoverRefused("malformed")
+    if not _segments_ok(token):
         raise HandoverRefused("malformed")
     try:
         decoded = jwt.decode(token, OctKey.import_key(secret), algorithms=[ALGORITHM])
@@ -99,6 +123,11 @@ def verify(token: str, path_item: str, *, secret: bytes, issuer: str, audience: 
         raise HandoverRefused("malformed")
     if exp <= at:  # type: ignore[operator]
         raise HandoverRefused("expired")
+    nbf = claims.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int) or isinstance(nbf, bool)):
+        raise HandoverRefused("malformed")
+    if nbf is not None and nbf > at + LEEWAY:  # RFC 7519 4.1.5: not before
+        raise HandoverRefused("early")
     jti = _text(claims.get("jti"), 128)
     if jti is None or not jti.isprintable():
         raise HandoverRefused("malformed")
@@ -120,4 +149,6 @@ def verify(token: str, path_item: str, *, secret: bytes, issuer: str, audience: 
         if value is not None and _text(value, 100) is None:
             raise HandoverRefused("malformed")
         applicant[key] = value
+    if applicant_errors(applicant):  # a session no submit could ever use
+        raise HandoverRefused("applicant")
     return Handover(jti, item, apply_no, county, exp, applicant)  # type: ignore[arg-type]

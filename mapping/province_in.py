@@ -187,6 +187,14 @@ def _applicant(err: _Errors, raw: Any) -> Applicant | None:
     return Applicant(name=name, id_type=id_type, id_no=id_no, uscc=uscc, phone=phone)
 
 
+def applicant_errors(raw: Any) -> list[FieldError]:
+    """The field errors of an ``applicant`` object alone, as ``parse_application`` finds
+    them (the 一网通办 entry checks the province's handed-over applicant at once)."""
+    err = _Errors()
+    _applicant(err, raw)
+    return [e for _, e in err.items]
+
+
 def _counties(err: _Errors, raw: Any, city: City) -> list[str]:
     if raw is None:
         err.add("county_codes", "required")

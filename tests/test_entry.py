@@ -91,6 +91,23 @@ def _hs256(claims: dict) -> str:
     return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
 
 
+def _hs256_text(payload: str) -> str:
+    """Signed with the province's secret over a claims text written by hand (a JSON no
+    encoder would make: nested 2,000 deep, a repeated key)."""
+    import hashlib
+    import hmac
+
+    body = base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
+    signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{body}"
+    mac = hmac.new(SECRET, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+def _with_text(extra: str) -> str:
+    """Good claims with ``extra`` (JSON members) written in after the first brace."""
+    return "{" + extra + "," + json.dumps(_claims())[1:]
+
+
 REFUSED = {
     "bad signature": lambda: ("rental_filing", handover_token(b"not-the-province-secret-1",
                                                               "rental_filing", "A-1", COUNTY)),
@@ -120,6 +137,18 @@ REFUSED = {
     "a NUL in the applicant's name": lambda: ("rental_filing", handover_token(
         SECRET, "rental_filing", "A-1", COUNTY,
         applicant={**_claims()["applicant"], "name": "张\x00三"})),
+    # signed by the province, yet JSON past the hub's limits (nesting was a 500 from a
+    # RecursionError in joserfc; a repeated iss was read as its last)
+    "claims nested 2,000 deep": lambda: ("rental_filing", _hs256_text(
+        _with_text('"x":' + "[" * 2000 + "]" * 2000))),
+    "a repeated iss": lambda: ("rental_filing", _hs256_text(_with_text('"iss":"evil"'))),
+    "not valid before an hour from now": lambda: ("rental_filing", _hs256(_claims(
+        nbf=int(time.time()) + 3600))),
+    # an applicant no submission could take: refused at once, not a session that fails
+    "an applicant's USCC that is none": lambda: ("rental_filing", _hs256(_claims(
+        applicant={**_claims()["applicant"], "uscc": "<b>u</b>'\""}))),
+    "an applicant's ID in full-width digits": lambda: ("rental_filing", _hs256(_claims(
+        applicant={**_claims()["applicant"], "id_no": "１１０１０５１９４９１２３１００２Ｘ"}))),
 }
 
 
@@ -246,3 +275,53 @@ def test_session_expires(entry):
         row.session_expires_at = row.created_at
     resp = http.get(f"{url}/entry/s/form", timeout=10)
     assert resp.status_code == 403 and "会话已过期" in resp.text
+
+
+def test_a_pending_handover_takes_five_wrong_confirmations_from_any_address(entry):
+    """The last four characters are guessed at one pending handover: after 5 wrong ones
+    (however many addresses they came from) the handover is spent — even the right
+    answer is refused, in Chinese — and nothing is created; another handover confirms."""
+    hub, url = entry
+    http = requests.Session()
+    token = handover_token(SECRET, "rental_filing", "510000-20261202-G1", COUNTY)
+    page = http.post(f"{url}/entry/rental_filing", data={"token": token}, timeout=10).text
+    for guess in ("0000", "1111", "2222", "3333", "4444"):
+        wrong = confirm(url, http, page, tail=guess)
+        assert wrong.status_code == 400 and "后四位不正确" in wrong.text
+        page = wrong.text
+    spent = confirm(url, http, page, tail="002X")
+    assert spent.status_code == 403 and "已作废" in spent.text
+    assert "cityhub_entry=" not in spent.headers.get("Set-Cookie", "")
+    assert _counts(hub)[0] == 0
+    _session(url, "510000-20261202-G2")  # a new handover from the portal goes through
+
+
+def test_a_filing_refused_at_once_says_so_on_the_receipt(entry):
+    """An applicant listed as 失信被执行人 submits a presale contract filing: the case is
+    不予受理 at once (departments.md). The receipt said 「申请已提交 您的申请已收件」; now it
+    says 不予受理 and why (the list and the court's case number)."""
+    from datetime import datetime
+
+    from store import share
+
+    hub, url = entry
+    listed = "11010519491231002X"  # the applicant of these handovers, buying
+    with hub.transaction() as s:
+        share.save_defaulters(s, "court", [{
+            "id_no": listed, "name": "张三", "case_no": "(2026)川1702执8号",
+            "court": "达州市通川区人民法院", "listed_at": datetime(2026, 11, 1),
+            "removed_at": None}])
+    http = requests.Session()
+    token = handover_token(SECRET, "presale_contract_filing", "510000-20261202-D1", COUNTY)
+    page = http.post(f"{url}/entry/presale_contract_filing", data={"token": token},
+                     timeout=10).text
+    form = confirm(url, http, page)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    data = {"buyer_name": "张三", "buyer_id_no": listed, "seller_name": "达州某某置业有限公司",
+            "seller_id_no": "91511700MA62XXXX0X", "house_id": "H-D1",
+            "address": "通川区朝阳路1号", "price": "880000.00", "contract_no": "HT-D1"}
+    done = http.post(f"{url}/entry/s/submit", data={**data, "csrf_token": csrf}, timeout=10)
+    assert done.status_code == 200, done.text[-1500:]
+    assert "申请不予受理" in done.text and "已收件" not in done.text
+    refused = re.search(r'id="refused">([^<]+)<', done.text).group(1)
+    assert "失信被执行人" in refused and "(2026)川1702执8号" in refused
