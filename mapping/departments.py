@@ -13,7 +13,9 @@ defaults to the contract's table for that kind and may be narrowed in the config
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -139,7 +141,7 @@ def asker(headers: Any) -> tuple[Asker | None, list[dict[str, str]]]:
         except UnicodeDecodeError:
             purpose = None
     if purpose is not None and (not 1 <= len(purpose) <= MAX_PURPOSE or not purpose.strip()
-                                or not text_ok(purpose)):
+                                or not text_ok(purpose) or _invisible(purpose)):
         purpose = None
     if purpose is None:
         errors.append({"field": "X-Purpose", "reason": "required: UTF-8 percent-encoded "
@@ -147,6 +149,12 @@ def asker(headers: Any) -> tuple[Asker | None, list[dict[str, str]]]:
     if errors:
         return None, errors
     return Asker(operator, purpose), []  # type: ignore[arg-type]
+
+
+def _invisible(text: str) -> bool:
+    """``text`` holds a format character (a zero-width space, a right-to-left override):
+    the audit's 事由 would read blank, or otherwise than it was sent."""
+    return any(unicodedata.category(ch) == "Cf" for ch in text)
 
 
 def norm_id(value: str) -> str:
@@ -176,6 +184,18 @@ class Fields:
             return None
         return value.strip()
 
+    def unknown(self, allowed: tuple[str, ...]) -> None:
+        """Every field not in ``allowed`` is an error: a misspelt ``removed_at`` left
+        unread would keep a person listed while the court believes them removed."""
+        for name in sorted(set(self.doc) - set(allowed))[:5]:
+            self.fail(name, "unknown field")
+
+    def in_order(self, earlier: str, later: str, values: dict[str, Any]) -> None:
+        """``values[later]`` (when given) is not before ``values[earlier]``."""
+        first, then = values.get(earlier), values.get(later)
+        if first is not None and then is not None and _instant(then) < _instant(first):
+            self.fail(later, f"must not be before {earlier}")
+
     def moment(self, name: str, required: bool = True) -> str | None:
         from mapping.validators import parse_iso_datetime
 
@@ -203,6 +223,15 @@ class Fields:
             self.fail(name, "an amount in yuan, at most two decimals")
             return None
         return str(parsed)
+
+
+def _instant(value: str) -> datetime:
+    """A ``moment`` as an instant: a date is its Beijing midnight."""
+    from mapping.validators import parse_iso_datetime
+
+    if "T" in value:
+        return parse_iso_datetime(value)
+    return datetime.fromisoformat(value).replace(tzinfo=timezone(timedelta(hours=8)))
 
 
 def _date(value: str) -> None:
@@ -234,6 +263,8 @@ def query_body(query: str, doc: dict[str, Any]) -> tuple[dict[str, str], list[di
 
 def mortgage_body(doc: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     f = Fields(doc)
+    f.unknown(("mortgage_no", "house_id", "filing_no", "mortgagor", "mortgagee", "amount",
+               "signed_at"))
     out: dict[str, Any] = {
         "mortgage_no": f.text("mortgage_no", 64, plain=True),
         "house_id": f.text("house_id"),
@@ -247,6 +278,7 @@ def mortgage_body(doc: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, s
         f.fail("mortgagor", "required: {name, id_no}")
     else:
         g = Fields(who, "mortgagor.")
+        g.unknown(("name", "id_no"))
         name, id_no = g.text("name"), g.text("id_no", MAX_ID, plain=True)
         f.errors += g.errors
         out["mortgagor"] = {"name": name, "id_no": norm_id(id_no) if id_no else None}
@@ -264,21 +296,26 @@ def defaulter_entries(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[d
             errors.append({"field": f"entries[{i}]", "reason": "must be an object"})
             continue
         f = Fields(entry, f"entries[{i}].")
+        f.unknown(("id_no", "name", "case_no", "court", "listed_at", "removed_at"))
         id_no = f.text("id_no", MAX_ID, plain=True)
         out.append({"id_no": norm_id(id_no) if id_no else None, "name": f.text("name"),
                     "case_no": f.text("case_no", 64), "court": f.text("court"),
                     "listed_at": f.moment("listed_at"),
                     "removed_at": f.moment("removed_at", required=False)})
+        f.in_order("listed_at", "removed_at", out[-1])
         errors += f.errors
     return out, errors
 
 
 def seizure_body(doc: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     f = Fields(doc)
+    f.unknown(("seizure_no", "house_id", "court", "document_no", "from", "to", "released_at"))
     out = {"seizure_no": f.text("seizure_no", 64), "house_id": f.text("house_id"),
            "court": f.text("court"), "document_no": f.text("document_no", 100),
            "from": f.moment("from"), "to": f.moment("to", required=False),
            "released_at": f.moment("released_at", required=False)}
+    f.in_order("from", "to", out)
+    f.in_order("from", "released_at", out)
     return out, f.errors
 
 

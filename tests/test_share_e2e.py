@@ -453,3 +453,34 @@ def test_contracts_by_person_are_chosen_in_scope_before_the_limit_and_flag_a_cut
     found = police.body["data"]["contracts"]
     assert len(found) == 200 and police.body["data"]["truncated"] is True
     assert [e["filing_no"] for e in found] == [f"BA{n:06d}" for n in range(200)]
+
+
+def test_pushes_with_a_misspelt_field_or_dates_out_of_order_change_nothing(world):
+    """A court's ``remove_at`` (for ``removed_at``) had been ignored — the person stayed
+    listed while the court believed them removed — and a removal before the listing or
+    a seizure ending before it began were stored. Each is now 2002 naming the field, and
+    nothing changes; a 事由 holding a right-to-left override or only a zero-width space
+    is 2002 too (the audit would read otherwise than sent)."""
+    hub, _url, _province, _p, _county, _d, c = world
+    court = c["court"]
+    entry = {"id_no": LISTED, "name": "王五", "case_no": "(2026)川1702执9号",
+             "court": "达州市通川区人民法院", "listed_at": "2026-11-01", "removed_at": None}
+    for bad, field in (({**entry, "remove_at": "2026-11-30"}, "entries[0].remove_at"),
+                       ({**entry, "removed_at": "2026-10-01"}, "entries[0].removed_at")):
+        answer = court.call("defaulters", {"entries": [bad]})
+        assert (answer.status, answer.body["code"]) == (400, "2002"), answer.body
+        assert [e["field"] for e in answer.body["errors"]] == [field]
+    seizure = {"seizure_no": "CF-9", "house_id": "H-0009", "court": "达州市通川区人民法院",
+               "document_no": "(2026)川1702执保9号", "from": "2026-11-01",
+               "to": "2026-10-01T00:00:00+08:00", "released_at": None}
+    answer = court.call("seizures", seizure)
+    assert (answer.status, answer.body["code"]) == (400, "2002"), answer.body
+    assert [e["field"] for e in answer.body["errors"]] == ["to"]
+    with hub.transaction() as s:
+        assert share.listed(s, [LISTED]) is None
+        assert share.seizures(s, "H-0009") == []
+    for purpose in ("\u202e款贷房住", "\u200b"):
+        asked = c["bank_icbc"].contracts(BUYER, purpose=purpose)
+        assert (asked.status, asked.body["code"]) == (400, "2002"), asked.body
+        assert [e["field"] for e in asked.body["errors"]] == ["X-Purpose"]
+    assert court.call("defaulters", {"entries": [entry]}).body["code"] == "0000"
