@@ -13,6 +13,7 @@ every row first (``plan_stages``, the same rules) and then writes them all in bu
 from __future__ import annotations
 
 import io
+import logging
 import re
 import unicodedata
 import zipfile
@@ -78,6 +79,8 @@ _WRAP = Alignment(wrap_text=True, vertical="top")
 #: ``progress(done, total)``: called as an export or an import goes (admin/jobs.py shows
 #: it to the operator); it may raise to stop the work (the process is stopping).
 Progress = Callable[[int, int], None]
+
+log = logging.getLogger("cityhub.manual")
 
 
 class ManualExcelAdapter(Adapter):
@@ -386,30 +389,46 @@ class _Row:
 
 #: An imported workbook unpacks to at most this many bytes, in at most this many parts
 #: (a zip bomb is refused before openpyxl reads a byte of it; zipfile itself stops each
-#: part at its declared size).
-MAX_WORKBOOK_UNPACKED = 100 * 1024 * 1024
+#: part at its declared size). The hub's own export takes about 1.1 KB a row: 160 MB
+#: holds the ``MAX_IMPORT_ROWS`` rows of one queue.
+MAX_WORKBOOK_UNPACKED = 160 * 1024 * 1024
 #: Rows of one workbook's sheets at most: an export holds a queue's open cases (a few
 #: thousand); a 226 KB file of 3.5 million empty rows took an import 51 s and 0.4 GB.
 MAX_IMPORT_ROWS = 100_000
-TOO_MANY_ROWS = (f"工作簿的行数超过 {MAX_IMPORT_ROWS} 行，未导入任何一行；"
+TOO_MANY_ROWS = (f"工作簿的行数超过 {MAX_IMPORT_ROWS} 行，未导入任何行；"
                  "请按区县或事项分批导出、填写和导入")
 MAX_WORKBOOK_PARTS = 2000
-#: One part unpacks to at most this much. The worksheets are streamed row by row, but
-#: openpyxl reads every other part whole into objects: its shared strings (a 32 MB table
-#: of one-letter strings took 10 s and 250 MB) and, at a far worse ratio, its styles (a
-#: 97 MB styles part of one font repeated, in a 240 KB upload, took 55 s and 3.1 GB).
-MAX_WORKBOOK_PART = 64 * 1024 * 1024
+NOT_A_WORKBOOK = "不是 Excel 工作簿（.xlsx），请选择本平台导出并填写的工作簿"
+ENCRYPTED = "工作簿设置了打开密码，平台无法读取；请在 Excel 或 WPS 中取消密码后另存，再导入"
+UNREADABLE_ROW = ("此行起无法读取（单元格或文件内容不是 Excel 写出的格式），未导入任何行；"
+                  "请在 Excel 或 WPS 中打开本平台导出的工作簿填写后另存，勿用其他工具改写文件")
+TOO_LARGE = ("工作簿内容过多（约 {size} MB，最多 {limit} MB），未导入任何行；"
+             "请按区县或事项分批导出、填写和导入")
+TOO_MUCH_FORMAT = ("工作簿的格式或附加内容过多（约 {size} MB，最多 {limit} MB），未导入任何行；"
+                   "请在 Excel 中清除多余的单元格格式后另存，或重新导出后填写")
+#: openpyxl reads the shared strings whole, each a Python string: at most this much
+#: (a table of 12 million empty strings, 60 MB, took 1.2 GB).
+MAX_SHARED_STRINGS = 64 * 1024 * 1024
 #: Every part but the worksheets and the shared strings (styles, workbook, properties,
-#: theme...) unpacks to at most this much: 8 MB of styles took 4 s and 320 MB; Excel's
-#: own ceiling of 64,000 cell formats is about 4 MB.
-MAX_WHOLE_PART = 8 * 1024 * 1024
-_STREAMED = re.compile(r"xl/worksheets/[^/]+\.xml|xl/sharedStrings\.xml")
+#: theme...) unpacks to at most this much: openpyxl makes objects of them all, styles at
+#: the worst ratio (a 97 MB styles part of one font repeated, in a 240 KB upload, took
+#: 55 s and 3.1 GB; 8 MB took 4 s and 320 MB). Excel's own ceiling of 64,000 cell
+#: formats is about 10 MB of plain ones.
+MAX_WHOLE_PART = 16 * 1024 * 1024
+_WORKSHEET = re.compile(r"xl/worksheets/[^/]+\.xml")
+_SHARED_STRINGS = "xl/sharedStrings.xml"
+#: Sheets of one workbook at most (an export has one per item).
+MAX_SHEETS = 64
+#: An OLE compound file: what Excel and WPS write for a workbook with an open password.
+_CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def workbook_problem(data: bytes) -> str | None:
     """Why an uploaded workbook is not read at all, or None if it may be (the limits
     above, checked on the zip's directory before openpyxl reads a byte; zipfile stops
     each part at its declared size, so a part that lies about it fails to read)."""
+    if data.startswith(_CFB):
+        return ENCRYPTED
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             parts = archive.infolist()
@@ -417,23 +436,57 @@ def workbook_problem(data: bytes) -> str | None:
         return None  # not a zip package: the reader reports "not an Excel workbook"
     unpacked = sum(p.file_size for p in parts)
     if len(parts) > MAX_WORKBOOK_PARTS or unpacked > MAX_WORKBOOK_UNPACKED:
-        return (f"工作簿解压后过大（{len(parts)} 个部件、{_mb(unpacked)} MB；最多 "
-                f"{MAX_WORKBOOK_PARTS} 个部件、{_mb(MAX_WORKBOOK_UNPACKED)} MB），"
-                "请只导入本平台导出的工作簿")
+        return TOO_LARGE.format(size=_mb(unpacked), limit=_mb(MAX_WORKBOOK_UNPACKED))
     for part in parts:
-        streamed = _STREAMED.fullmatch(part.filename) is not None
-        limit = MAX_WORKBOOK_PART if streamed else MAX_WHOLE_PART
-        if part.file_size > limit:
-            what = ("工作表或共享字符串表" if streamed
-                    else "工作簿的样式表或属性等部件")
-            return (f"{what}解压后过大（{part.file_size / (1024 * 1024):.1f} MB，最多 "
-                    f"{_mb(limit)} MB），"
-                    "请只导入本平台导出的工作簿")
+        if _WORKSHEET.fullmatch(part.filename):
+            continue  # streamed row by row: the workbook's own limit
+        if part.filename == _SHARED_STRINGS:
+            if part.file_size > MAX_SHARED_STRINGS:
+                return TOO_LARGE.format(size=_mb(part.file_size),
+                                        limit=_mb(MAX_SHARED_STRINGS))
+        elif part.file_size > MAX_WHOLE_PART:
+            return TOO_MUCH_FORMAT.format(size=_mb(part.file_size), limit=_mb(MAX_WHOLE_PART))
+    return _sheets_problem(data)
+
+
+def _sheets_problem(data: bytes) -> str | None:
+    """Why the workbook's sheets are too much to read, or None. openpyxl reads a sheet's
+    part once for each sheet that names it (twice without a ``<dimension>``): 25 sheets
+    naming one 60 MB part, in a 63 KB upload, took 29 s each. The sheets are found as
+    openpyxl finds them (its manifest and workbook parser), and the parts they name are
+    counted once for each, against the workbook's own limit."""
+    from openpyxl.packaging.manifest import Manifest
+    from openpyxl.reader.excel import _find_workbook_part
+    from openpyxl.reader.workbook import WorkbookParser
+    from openpyxl.xml.constants import SHARED_STRINGS
+    from openpyxl.xml.functions import fromstring
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            package = Manifest.from_tree(fromstring(archive.read("[Content_Types].xml")))
+            parser = WorkbookParser(archive, _find_workbook_part(package).PartName[1:])
+            parser.parse()
+            sizes = {p.filename: p.file_size for p in archive.infolist()}
+            targets = [rel.target for _, rel in parser.find_sheets()]
+            strings = package.find(SHARED_STRINGS)  # wherever the package puts them
+    except Exception:  # noqa: BLE001 — not readable so: load_workbook reports it itself
+        return None
+    if strings is not None and sizes.get(strings.PartName[1:], 0) > MAX_SHARED_STRINGS:
+        size = sizes[strings.PartName[1:]]
+        return TOO_LARGE.format(size=_mb(size), limit=_mb(MAX_SHARED_STRINGS))
+    read = sum(sizes.get(t, 0) for t in targets)
+    if len(targets) > MAX_SHEETS or read > MAX_WORKBOOK_UNPACKED:
+        return (f"工作簿的工作表过多（{len(targets)} 个、约 {_mb(read)} MB；最多 "
+                f"{MAX_SHEETS} 个、{_mb(MAX_WORKBOOK_UNPACKED)} MB），未导入任何行；"
+                "请只导入本平台导出的工作簿，勿复制工作表")
     return None
 
 
-def _mb(size: int) -> int:
-    return size // (1024 * 1024)
+def _mb(size: int) -> str:
+    """``size`` in MB as a clerk reads it: whole when it is, else one decimal rounded up
+    (8.01 MB is 「8.1」, never 「8.0 MB，最多 8 MB」)."""
+    tenths = -(-size * 10 // (1024 * 1024))
+    return f"{tenths // 10}" if tenths % 10 == 0 else f"{tenths / 10:.1f}"
 
 
 def _read_rows(data: bytes, operator: str, report: ImportReport,
@@ -450,21 +503,28 @@ def _read_rows(data: bytes, operator: str, report: ImportReport,
     except MemoryError:  # not "not a workbook": the job's limit (admin.jobs) says so
         raise
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
-        report.errors.append(("", 0, "不是 Excel 工作簿（.xlsx），请选择本平台导出并填写的"
-                                     f"工作簿（{type(exc).__name__}）"))
+        log.warning("an imported workbook was not readable: %s", type(exc).__name__)
+        report.errors.append(("", 0, NOT_A_WORKBOOK))
         return []
     rows: list[_Row] = []
     read = 0
+    sheet, at = "", 1  # the row being read: named if it cannot be
     try:
         for ws in wb.worksheets:
+            sheet, at = ws.title[:31], 1
             item = item_of_sheet(ws.title)
+            # every row to the end of the part: a stale <dimension> (a tool that writes
+            # one) made openpyxl stop there, and the rows after it went unread, unchecked
+            ws.reset_dimensions()
             lines = ws.iter_rows(values_only=True)
             header = header_map(next(lines, ()) or ())
+            at = 2
             if item is None or "case_no" not in header or "new_stage" not in header:
                 report.errors.append((ws.title[:31], 1, "不是导出的工作表（工作表名称或表头"
                                                         "已被修改），请勿修改工作表名称和表头"))
                 continue
             for number, line in enumerate(lines, start=2):
+                at = number + 1
                 read += 1
                 if read > MAX_IMPORT_ROWS:
                     report.errors.append((ws.title[:31], number, TOO_MANY_ROWS))
@@ -477,6 +537,14 @@ def _read_rows(data: bytes, operator: str, report: ImportReport,
                 parsed = _parse_row(ws.title, number, item.code, cells, operator, report)
                 if parsed is not None:
                     rows.append(parsed)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a cell or the XML past where the rows were read so far
+        log.warning("an imported workbook's rows were not readable: %s", type(exc).__name__)
+        report.errors.append((sheet, at, UNREADABLE_ROW))
+        if named is not None:
+            named.clear()
+        return []
     finally:
         wb.close()
     return rows

@@ -82,6 +82,7 @@ JOB_MEMORY_MB = 2048
 JOB_MINUTES = 30
 JOB_TOO_BIG = "超出后台任务可用的内存（{mb} MB）而停止，{left}"
 JOB_TOO_LONG = "运行超过 {minutes} 分钟而停止，{left}"
+JOB_SILENT = "{minutes} 分钟没有进展而停止，{left}"
 #: What an over-limit job left, and what the operator can do, by kind.
 LEFT = {EXPORT: "未生成文件；请按区县或事项分批导出",
         IMPORT: "未导入任何行；请只导入本平台导出的工作簿，或按区县或事项分批导出和导入"}
@@ -528,7 +529,8 @@ def _follow(child: Any, receive: Any, progress: _Progress, limits: JobLimits,
         if not child.is_alive() and not receive.poll():
             raise ChildFailed(f"exit code {child.exitcode}")
         if time.monotonic() - heard > CHILD_SILENCE:  # hung: the caller kills it
-            raise ChildFailed(f"no progress for {CHILD_SILENCE:.0f} s")
+            raise ChildOverLimit(JOB_SILENT.format(minutes=f"{CHILD_SILENCE / 60:g}",
+                                                   left=LEFT[kind]))
 
 
 def _export_work(hub: Hub, report: manual_excel.Progress, path: str, stem: str,
