@@ -23,6 +23,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from adapters.signing import DEFAULT_WINDOW
 from mapping.items import ITEMS, ItemKind
 from mapping.validators import parse_iso_datetime, text_ok
 from store.cases import (
@@ -57,7 +58,7 @@ MAX_SHORT = 64
 #: tolerance for a caller's clock (a signature's timestamp). Later is a typing error (a
 #: workbook's 2062 for 2026, a county's 9999-12-31) that would stand in every deadline,
 #: statistic and journey as the case's latest stage.
-AT_AHEAD = timedelta(seconds=300)
+AT_AHEAD = timedelta(seconds=DEFAULT_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def ahead_of_clock(at: datetime | None, now: datetime | None = None) -> str | No
     """Why a stage time (naive UTC) cannot be taken — later than ``AT_AHEAD`` past the
     hub's clock — or None."""
     if at is not None and at > (now or utcnow()) + AT_AHEAD:
-        return (f"must not be later than {AT_AHEAD.seconds} s ahead of the hub's clock "
+        return (f"must not be later than {int(AT_AHEAD.total_seconds())} s ahead of the "
+                "hub's clock "
                 "(a stage is reported once it happened)")
     return None
 

@@ -112,7 +112,7 @@ def to_jpegs(data: bytes, dpi: int = RENDER_DPI,
             return _pdf_pages(data, dpi, limits)
         if kind in ("png", "jpeg"):
             return [_image(data, limits)]
-    except MaterialError:
+    except (MaterialError, MemoryError):  # MemoryError: the job's limit says so (admin.jobs)
         raise
     except ContentError as exc:
         raise MaterialError(str(exc)) from None

@@ -80,6 +80,10 @@ CHILD_SILENCE = 600.0
 #: adapters.manual_excel; these bound whatever those limits do not foresee.
 JOB_MEMORY_MB = 2048
 JOB_MINUTES = 30
+#: Seconds past ``job_minutes`` a child that has done every row gets to write and
+#: commit its result: killed during an import's COMMIT, its job would say 「未导入任何行」
+#: of rows that may have been saved.
+FINISH_GRACE = 120.0
 JOB_TOO_BIG = "超出后台任务可用的内存（{mb} MB）而停止，{left}"
 JOB_TOO_LONG = "运行超过 {minutes} 分钟而停止，{left}"
 JOB_SILENT = "{minutes} 分钟没有进展而停止，{left}"
@@ -507,9 +511,11 @@ def _follow(child: Any, receive: Any, progress: _Progress, limits: JobLimits,
     ``Stopping``)."""
     heard = time.monotonic()
     deadline = heard + limits.minutes * 60
+    finishing = False  # every row done: the child writes its result (an import commits)
     while True:
-        if time.monotonic() > deadline:  # the caller kills it
-            raise ChildOverLimit(limits.too_long(kind))
+        late = time.monotonic() > deadline + (FINISH_GRACE if finishing else 0)
+        if late and not receive.poll():  # a result already sent is taken, not killed
+            raise ChildOverLimit(limits.too_long(kind))  # the caller kills it
         if receive.poll(CHILD_BEAT):
             try:
                 message = receive.recv()
@@ -518,6 +524,7 @@ def _follow(child: Any, receive: Any, progress: _Progress, limits: JobLimits,
             heard = time.monotonic()
             if message[0] == "progress":
                 progress(message[1], message[2])
+                finishing = 0 < message[2] <= message[1]
                 continue
             child.join(30)
             if message[0] == "done" and child.exitcode == 0:
@@ -582,7 +589,7 @@ def job_in_child(config: Any, kind: str, args: tuple[Any, ...], send: Any,
     out_of_memory = False
     try:
         hub = Hub(config)
-        result = _CHILD_WORK[kind](hub, report, *args)
+        send.send(("done", _CHILD_WORK[kind](hub, report, *args)))
     except MemoryError:
         # Nothing more here: the traceback holds the frames that hold the data, and
         # formatting it would need the memory there is none of. It goes with this block.
@@ -590,8 +597,6 @@ def job_in_child(config: Any, kind: str, args: tuple[Any, ...], send: Any,
     except Exception as exc:
         logging.getLogger("cityhub.admin.jobs").exception("admin job (%s) failed", kind)
         send.send(("failed", type(exc).__name__))
-    else:
-        send.send(("done", result))
     finally:
         if not out_of_memory:
             _end_child(hub, send)

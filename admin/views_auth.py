@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 
 from authlib.integrations.base_client import MismatchingStateError
-from flask import current_app, g, redirect, request, session, url_for
+from flask import current_app, flash, g, redirect, request, session, url_for
 from sqlalchemy.exc import IntegrityError
 
 from admin import auth, sso
@@ -114,11 +114,8 @@ def sso_callback():  # type: ignore[no-untyped-def]
             claims = client.userinfo(token=token)
         person = sso.person_of(dict(claims))
     except MismatchingStateError:
-        if g.principal is not None:
-            # Signed in already, by a flow of another tab: this browser's session was
-            # renewed then, and this tab's flow went with it. Nothing to refuse.
-            log.info("OIDC redirect back of an earlier flow; already signed in")
-            return redirect(_safe_next(session.get("sso_next")))
+        if g.principal is not None and session.get("sso") == "oidc":
+            return _superseded()
         return _refused(sso.SsoRefused("failed"), "MismatchingStateError")
     except sso.SsoRefused as refused:
         return _refused(refused, "claims")
@@ -171,6 +168,20 @@ def _signed_in(person: sso.ProvincePerson, protocol: str):  # type: ignore[no-un
             if attempt:
                 raise
     return redirect(target)
+
+
+def _superseded():  # type: ignore[no-untyped-def]
+    """The redirect back of a flow another tab overtook: that tab's single sign-on
+    renewed this browser's session (and dropped this flow's state). Nobody is signed
+    in by it; the page says who is, in case that is not the person at the keyboard
+    (a shared PC), and the audit keeps it."""
+    h = hub()
+    who = g.principal.username
+    with h.transaction() as s:
+        h.audit(s, who, "sso_superseded", who, {"remote": request.remote_addr})
+    flash(f"已以 {who} 的身份登录（另一个标签页先完成了统一身份认证）；"
+          "如果这不是您的账号，请先退出再登录", "ok")
+    return redirect(url_for("admin.dashboard"))
 
 
 def _refused(refused: sso.SsoRefused, why: str):  # type: ignore[no-untyped-def]

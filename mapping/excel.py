@@ -168,11 +168,25 @@ CUT_NOTE = "……（内容超过 Excel 单元格的 32767 字上限，以下从
 
 def fit_cell(value: Any) -> Any:
     """``value``, a text cut to fit one cell saying so (a list of 2,000 house ids joins to
-    130,000 characters: the clerk must see that the cell is not the whole of it)."""
-    if not isinstance(value, str) or len(value) <= CELL_MAX:
+    130,000 characters: the clerk must see that the cell is not the whole of it). Excel
+    counts UTF-16 units (a 生僻字 of CJK Extension B is two); the cut falls after a
+    separator (、；or a line break) where there is one, so no entry is left half."""
+    if not isinstance(value, str) or _units(value) <= CELL_MAX:
         return value
     note = CUT_NOTE.format(n=len(value))
-    return value[:CELL_MAX - len(note)] + note
+    room = CELL_MAX - _units(note)
+    head = value[:room]
+    while (excess := _units(head) - room) > 0:  # a character is one unit or two
+        head = head[:len(head) - (excess + 1) // 2]
+    last = max(head.rfind(sep) for sep in ("、", "；", "\n"))
+    if last > 0:
+        head = head[:last + 1]
+    return head + note
+
+
+def _units(text: str) -> int:
+    """Length in UTF-16 code units, as Excel counts a cell's characters."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 # --------------------------------------------------------------------------- reading back

@@ -449,7 +449,9 @@ def test_a_cell_longer_than_excel_holds_is_cut_saying_so(hub):
              if row[3]}
     joined = "、".join(ids)
     long = cells["LONG-1"]
-    assert len(long) == CELL_MAX and joined.startswith(long.split("……（")[0])
+    head = long.split("……（")[0]
+    assert CELL_MAX - 100 < len(long) <= CELL_MAX and joined.startswith(head)
+    assert head.endswith("、") and head[:-1].split("、")[-1] in ids  # no id cut in half
     assert long.endswith(f"共 {len(joined)} 字，完整内容见案件详情）")
     assert cells["SHORT-1"] == "、".join(ids[:3])
 
@@ -548,3 +550,14 @@ def test_a_workbook_with_an_open_password_says_so():
     from adapters.manual_excel import ENCRYPTED, workbook_problem
 
     assert workbook_problem(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512) == ENCRYPTED
+
+
+def test_a_cut_cell_counts_characters_as_excel_does():
+    """Excel counts UTF-16 units: a 生僻字 of CJK Extension B is two, so 20,000 of them
+    are past a cell's 32,767 though Python counts 20,000."""
+    from mapping.excel import CELL_MAX, fit_cell
+
+    rare = "\U00020000" * 20_000
+    cut = fit_cell(rare)
+    assert cut != rare and len(cut.encode("utf-16-le")) // 2 <= CELL_MAX
+    assert fit_cell("\U00020000" * 16_000) == "\U00020000" * 16_000

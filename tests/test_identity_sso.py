@@ -166,7 +166,9 @@ def test_a_second_tab_signing_in_first_leaves_the_first_tab_signed_in(oidc_hub, 
     """Two tabs of one browser both start single sign-on; the second finishes first, and
     its sign-in renews the session, which drops the first tab's flow. The first tab's
     redirect back then lands on the pages, signed in (it was refused with 403
-    「未能完成」 before), and signs nobody in again; a forged one is still refused."""
+    「未能完成」 before), says who is signed in (a shared PC: it may not be the person at
+    the keyboard) and is audited; it signs nobody in. A forged one in a browser not
+    signed in by single sign-on is still refused."""
     hub, server, sim = oidc_hub
     _operator(hub, "zhang", "p.zhang")
     context = browser.new_context()
@@ -181,7 +183,9 @@ def test_a_second_tab_signing_in_first_leaves_the_first_tab_signed_in(oidc_hub, 
     first.wait_for_selector("text=首页统计")
     assert first.query_selector("#login-error") is None
     assert "/sso/" not in first.url and "zhang" in first.inner_text(".who")
+    assert "已以 zhang 的身份登录（另一个标签页先完成了统一身份认证）" in first.inner_text("main")
     assert len(_audit(hub, "login")) == 1 and _audit(hub, "login_refused") == []
+    assert [(e.actor, e.target) for e in _audit(hub, "sso_superseded")] == [("zhang", "zhang")]
     forged = context.new_page()
     forged.goto(server.url + "/admin/sso/callback?code=forged&state=forged")
     assert forged.query_selector("#login-error") is None  # signed in: nothing to refuse
@@ -296,3 +300,17 @@ def test_a_wrong_id_token_signs_nobody_in(oidc_hub, tamper):
     sim.state.tamper = None  # the same flow with a good token works
     form = http.get(server.url + "/admin/sso/login", timeout=10)
     assert "首页统计" in form.text
+
+
+def test_a_lost_flow_in_a_browser_signed_in_by_password_is_still_refused(oidc_hub):
+    """Only a session that single sign-on opened is taken as the overtaking tab's: a
+    redirect back with no flow, into a browser signed in by password, is refused."""
+    from tests.test_admin_fixtures import Client
+
+    hub, server, _ = oidc_hub
+    _operator(hub, "zhang", "p.zhang")
+    c = Client(server.url)
+    c.login("zhang")
+    resp = c.get("/admin/sso/callback?code=forged&state=forged")
+    assert resp.status_code == 403 and "未能完成" in resp.text
+    assert _audit(hub, "sso_superseded") == [] and len(_audit(hub, "login_refused")) == 1
