@@ -409,6 +409,8 @@ TOO_MUCH_FORMAT = ("工作簿的格式或附加内容过多（约 {size} MB，�
 #: openpyxl reads the shared strings whole, each a Python string: at most this much
 #: (a table of 12 million empty strings, 60 MB, took 1.2 GB).
 MAX_SHARED_STRINGS = 64 * 1024 * 1024
+#: Entries of the shared strings at most: 100,000 rows of 20 texts, every one different.
+MAX_STRINGS = 2_000_000
 #: Every part but the worksheets and the shared strings (styles, workbook, properties,
 #: theme...) unpacks to at most this much: openpyxl makes objects of them all, styles at
 #: the worst ratio (a 97 MB styles part of one font repeated, in a 240 KB upload, took
@@ -474,12 +476,33 @@ def _sheets_problem(data: bytes) -> str | None:
     if strings is not None and sizes.get(strings.PartName[1:], 0) > MAX_SHARED_STRINGS:
         size = sizes[strings.PartName[1:]]
         return TOO_LARGE.format(size=_mb(size), limit=_mb(MAX_SHARED_STRINGS))
+    if strings is not None and strings.PartName[1:] in sizes:
+        count = _count_strings(data, strings.PartName[1:])
+        if count > MAX_STRINGS:
+            return (f"工作簿的文字条目过多（{count} 条，最多 {MAX_STRINGS} 条），未导入任何行；"
+                    "请按区县或事项分批导出、填写和导入")
     read = sum(sizes.get(t, 0) for t in targets)
     if len(targets) > MAX_SHEETS or read > MAX_WORKBOOK_UNPACKED:
         return (f"工作簿的工作表过多（{len(targets)} 个、约 {_mb(read)} MB；最多 "
                 f"{MAX_SHEETS} 个、{_mb(MAX_WORKBOOK_UNPACKED)} MB），未导入任何行；"
                 "请只导入本平台导出的工作簿，勿复制工作表")
     return None
+
+
+_SI = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
+
+
+def _count_strings(data: bytes, name: str) -> int:
+    """The entries of the shared-strings part ``name``, counted as it unpacks (1 MB at a
+    time): each becomes a Python string, the empty ones too."""
+    count, tail = 0, b""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(name) as part:
+        while chunk := part.read(1 << 20):
+            window = tail + chunk
+            count += len(_SI.findall(window))
+            tail = window[-32:]
+            count -= len(_SI.findall(tail))  # counted again with the next chunk
+    return count + len(_SI.findall(tail))
 
 
 def _mb(size: int) -> str:

@@ -561,3 +561,22 @@ def test_a_cut_cell_counts_characters_as_excel_does():
     cut = fit_cell(rare)
     assert cut != rare and len(cut.encode("utf-16-le")) // 2 <= CELL_MAX
     assert fit_cell("\U00020000" * 16_000) == "\U00020000" * 16_000
+
+
+def test_a_shared_strings_table_of_too_many_entries_is_refused_unread(hub):
+    """12 million empty strings (60 MB, an 89 KB upload) took 1.2 GB: each is a Python
+    string. Past 2,000,000 entries (100,000 rows of 20 texts) the workbook is refused."""
+    from adapters.manual_excel import MAX_STRINGS
+
+    case_no, filled = _filled(hub)
+    strings = (b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+               + b"<si/>" * (MAX_STRINGS + 1) + b"</sst>")
+    padded = _rewrite(_with_part(filled, "xl/sharedStrings.xml", strings),
+                      "[Content_Types].xml", lambda xml: xml.replace(b"</Types>", (
+                          b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                          b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+                          b"</Types>")))  # openpyxl wrote the cells' text inline
+    report = import_workbook(hub, padded, "operator")
+    [(_, _, reason)] = report.errors
+    assert reason.startswith(f"工作簿的文字条目过多（{MAX_STRINGS + 1} 条"), reason
+    assert report.applied == 0 and stages_of(hub, case_no) == []
