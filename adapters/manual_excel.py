@@ -526,7 +526,7 @@ def _read_rows(data: bytes, operator: str, report: ImportReport,
     except MemoryError:  # not "not a workbook": the job's limit (admin.jobs) says so
         raise
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
-        log.warning("an imported workbook was not readable: %s", type(exc).__name__)
+        log.info("an imported workbook was not readable: %s", type(exc).__name__)
         report.errors.append(("", 0, NOT_A_WORKBOOK))
         return []
     rows: list[_Row] = []
@@ -563,7 +563,7 @@ def _read_rows(data: bytes, operator: str, report: ImportReport,
     except MemoryError:
         raise
     except Exception as exc:  # a cell or the XML past where the rows were read so far
-        log.warning("an imported workbook's rows were not readable: %s", type(exc).__name__)
+        log.info("an imported workbook's rows were not readable: %s", type(exc).__name__)
         report.errors.append((sheet, at, UNREADABLE_ROW))
         if named is not None:
             named.clear()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mapping.workdays import WorkCalendar, due_at, package_year
 from store.admin_models import AdminItemSetting
@@ -86,10 +86,17 @@ def test_the_default_applies_and_sync_queries_have_no_deadline(env):
 
 
 def test_accepted_and_completed_record_whether_they_were_on_time(env):
+    """Stages are reported once they happened (no later than 300 s ahead of the hub's
+    clock): the case is made ten days old, due three days ago, so that an acceptance
+    five minutes after it came in is on time and a completion a minute ago is late."""
     env.client.submit("rental_filing", application(apply_no="D-5"))
     sub = subs_of(env.hub, "D-5")["511702"]
-    on_time_at = sub.created_at.replace(tzinfo=UTC) + timedelta(minutes=5)
-    late_at = sub.due_at.replace(tzinfo=UTC) + timedelta(minutes=1)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    with env.hub.transaction() as s:
+        s.execute(update(Case).where(Case.id == sub.id).values(
+            created_at=now - timedelta(days=10), due_at=now - timedelta(days=3)))
+    on_time_at = (now - timedelta(days=10, minutes=-5)).replace(tzinfo=UTC)
+    late_at = (now - timedelta(minutes=1)).replace(tzinfo=UTC)
     for stage, at in (("accepted", on_time_at), ("completed", late_at)):
         body = event(sub.case_no, "rental_filing", "511702", stage, at=at.isoformat(),
                      filing_no="ZL-2026-0001" if stage == "completed" else None)

@@ -373,11 +373,12 @@ def _filled_export(c: Client, subs: list[str]) -> bytes:
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 
 
-def _with_strings(xlsx: bytes, count: int) -> bytes:
-    """``xlsx`` with ``count`` more entries in its shared-strings table (none used by a
-    cell): valid, within every part limit, small on the wire, and costly to read (each
-    becomes a Python string: 32 MB of them took 10 s and 250 MB)."""
-    extra = b"<si><t>a</t></si>" * count
+def _with_strings(xlsx: bytes, count: int, text: bytes = b"a") -> bytes:
+    """``xlsx`` with ``count`` more entries ``text`` in its shared-strings table (none
+    used by a cell): valid, within every limit of the import, small on the wire, and
+    costly to read (each becomes a Python string: 32 MB of them took 10 s and 250 MB)."""
+    extra = b"<si><t>" + text + b"</t></si>"
+    extra *= count
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(xlsx)) as src, \
             zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -415,7 +416,8 @@ def test_a_job_past_its_memory_or_time_is_stopped_and_says_so(make_hub, store_ur
         subs = [new_case(hub, [MANUAL], f"LIM-{n}")["subs"][MANUAL] for n in range(2)]
         c = _client(server.url, "clerk")
         filled = _filled_export(c, subs)
-        padded = _with_strings(filled, 3_800_000 if limit == "memory" else 1_500_000)
+        padded = (_with_strings(filled, 1_990_000, b"\xe6\x88\xbf" * 5) if limit == "memory"
+                  else _with_strings(filled, 1_500_000))  # within 2,000,000 and 64 MB
         assert len(padded) < 1 << 20
         c.get("/admin/manual")
         resp = c.http.post(c.base + "/admin/manual/import", data={"csrf_token": c.token},
@@ -439,12 +441,11 @@ def test_a_job_past_its_memory_or_time_is_stopped_and_says_so(make_hub, store_ur
     ("job_memory_mb", "lots"), ("job_memory_mb", 100), ("job_memory_mb", True),
     ("job_minutes", 0), ("job_minutes", 2000)])
 def test_a_wrong_job_limit_stops_the_start_naming_it(make_hub, store_url, setting, value):
-    from adapters.web import make_app
     from hub import ConfigError
 
     hub = make_hub(store_url, inbound=[], admin={setting: value})
     with pytest.raises(ConfigError, match=rf"config\.yaml: admin\.{setting}: .*\(got "):
-        make_app(hub)
+        HubServer(hub).start()
 
 
 def test_a_workbook_naming_a_case_outside_the_operators_divisions_is_refused(site):
