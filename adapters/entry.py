@@ -37,6 +37,7 @@ from admin.lockout import address_attempt, take_back
 from mapping.items import ITEMS, ItemKind, province_items
 from mapping.names import name
 from mapping.province_in import ValidationFailure, parse_application
+from mapping.reasons import in_chinese
 from store import files
 from store.calllog import CallRecord, write_call
 from store.content import ContentLimits
@@ -422,7 +423,7 @@ def submit():  # type: ignore[no-untyped-def]
     try:  # the province API's validation first: the applicant corrects the form
         parse_application(item, doc, hub.city)
     except ValidationFailure as failure:
-        problems = [f"{name('fields', e.field.removeprefix('data.'))}：{e.reason}"
+        problems = [f"{name('fields', e.field.removeprefix('data.'))}：{in_chinese(e.reason)}"
                     for e in failure.errors]
         return _view(row, status=400, problems=problems, values=request.form)
     answer = _intake_submit(hub, item, doc)

@@ -238,7 +238,14 @@ def test_submission_goes_through_the_intake_once(entry):
     # a required field missing: the applicant is told, nothing is recorded
     missing = http.post(f"{url}/entry/s/submit",
                         data={**RENTAL, "house_id": "", "csrf_token": csrf}, timeout=10)
-    assert missing.status_code == 400 and "房屋编号" in missing.text
+    assert missing.status_code == 400 and "房屋编号：必须填写" in missing.text
+    assert "：required" not in missing.text
+    # a party's ID number in full-width digits: said in Chinese, with what to do
+    wide_id = "１１０１０５１９８００１０１１２３８"
+    wide = http.post(f"{url}/entry/s/submit",
+                     data={**RENTAL, "lessor_id_no": wide_id, "csrf_token": csrf}, timeout=10)
+    assert wide.status_code == 400 and "请用半角（英文输入法）数字和字母填写" in wide.text
+    assert "half-width" not in wide.text
     assert _counts(hub)[0] == 0
     done = http.post(f"{url}/entry/s/submit", data={**RENTAL, "csrf_token": csrf}, timeout=10)
     assert done.status_code == 200 and "申请已提交" in done.text

@@ -199,3 +199,31 @@ def test_an_id_number_must_be_written_as_on_the_document(value, why):
 
     problem = id_text_problem(value)
     assert (problem is None) if why is None else (why in (problem or "")), problem
+
+
+def test_every_reason_the_province_api_gives_reads_in_chinese_on_the_entry_form():
+    """Each reason ``mapping.province_in`` writes (its source read here) is one the
+    applicant's table knows: a new reason without its Chinese fails this test."""
+    import re as _re
+    from pathlib import Path
+
+    from mapping.reasons import UNKNOWN, in_chinese
+
+    source = (Path(__file__).resolve().parent.parent / "mapping" / "province_in.py").read_text()
+    reasons = _re.findall(r'err\.add\([^,]+, f?"([^"]+)"', source)
+    assert len(reasons) > 25
+    samples = {r: _re.sub(r"\{[^}]*\}", "7", r) for r in reasons}
+    not_read = [r for r, sample in samples.items() if in_chinese(sample) == UNKNOWN]
+    # those only the API's own callers meet (the form never sends them)
+    api_only = {"must be a division code string", "must be a list of county division codes",
+                "must be a list of {name, id_type, id_no, share}", "must be a list",
+                "must be an object with file_id and name", "must be an object",
+                "must name at least one county", "a unit_code needs exactly one county code "
+                "in the request", "must be 1-64 characters of A-Z, a-z, 0-9, _ and -",
+                "{city_code!r} is not this hub's city {city.code}",
+                "{code} is not a county of {city.code}",
+                "{code} is retired (停用) by the city: it takes no new applications",
+                "unknown id_type {value!r}; expected one of {', '.join(ID_TYPES)}",
+                "more than {MAX_COUNTIES} counties"}
+    assert sorted(set(not_read) - api_only) == []
+    assert in_chinese("longer than 200 characters") == "内容过长，最多 200 个字"
