@@ -13,6 +13,7 @@ from typing import Any
 from admin.masking import mask
 from mapping.items import FINAL_STAGES, STAGES
 from mapping.names import name as catalogue_name
+from mapping.reasons import failure_opinion
 from store.models import Case, StageEvent
 
 #: The stages a sub-case goes through, by how it went.
@@ -59,6 +60,13 @@ def _path(events: list[StageEvent]) -> tuple[str, ...]:
     return PATHS["normal"]
 
 
+def opinion_text(event: StageEvent) -> str:
+    """An event's opinion as a clerk reads it: a failed validation's in Chinese."""
+    if event.stage == "validation_failed" and event.opinion:
+        return failure_opinion(event.opinion, lambda field: catalogue_name("fields", field))
+    return event.opinion or ""
+
+
 def track(case: Case, events: list[StageEvent], received_at: datetime, now: datetime,
           reveal: bool) -> Track:
     """The timeline of ``case`` from its stage events (in recorded order)."""
@@ -75,7 +83,7 @@ def track(case: Case, events: list[StageEvent], received_at: datetime, now: date
         if stage == "received" and e is None:
             m.at, m.operator = received_at, "省厅平台（网上申请）"
         if e is not None:
-            shown = {"operator": e.operator or "", "opinion": e.opinion or ""}
+            shown = {"operator": e.operator or "", "opinion": opinion_text(e)}
             if not reveal:  # fail-closed: the one masker (admin/masking.py)
                 shown = mask(shown)
                 if not isinstance(shown, dict):

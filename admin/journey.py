@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from admin.casefile import Track, overall, track
+from admin.casefile import Track, opinion_text, overall, track
 from admin.masking import mask, mask_if, scrub, show_body
 from admin.perms import Principal
 from mapping.names import name as named
@@ -150,7 +150,7 @@ def build(s: Session, hub: Hub, principal: Principal, case: Case, reveal: bool) 
                           owner.case_no,
                           status=ev.stage, detail={
                               "at": ev.at, "operator": ev.operator,
-                              "opinion": ev.opinion, "filing_no": ev.filing_no,
+                              "opinion": opinion_text(ev), "filing_no": ev.filing_no,
                               "source": ev.source}))
     files = list(s.scalars(select(StoredFile).where(StoredFile.apply_no == parent.apply_no)))
     for f in files:

@@ -5,6 +5,7 @@ not listed here reads 「填写有误，请核对」, never English."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 #: (pattern of the English reason, the Chinese; ``{n}`` is the pattern's first group).
 _READINGS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -51,3 +52,21 @@ def in_chinese(reason: str) -> str:
         if found:
             return chinese.format(n=found.group(1) if found.groups() else "")
     return UNKNOWN
+
+
+def failure_opinion(opinion: str, label: Callable[[str], str]) -> str:
+    """A failed validation's opinion as the intake stores it (``field: reason; ...``,
+    the API's English, pushed so to the province) as a clerk reads it: each field by
+    ``label`` (its Chinese name) and its reason in Chinese; a reason not known here
+    keeps its English after 「填写有误」 so the clerk can quote it to the province."""
+    parts = []
+    for part in opinion.split("; "):
+        field, sep, reason = part.partition(": ")
+        if not sep:
+            parts.append(part)
+            continue
+        chinese = in_chinese(reason)
+        if chinese == UNKNOWN:
+            chinese = f"{UNKNOWN}（{reason}）"
+        parts.append(f"{label(field.removeprefix('data.'))}：{chinese}")
+    return "；".join(parts)
