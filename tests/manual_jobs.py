@@ -4,9 +4,12 @@ the zip or read the page with the import's report (admin/jobs.py)."""
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from typing import Any
 
+import openpyxl
 import requests
 
 from tests.support import wait_until
@@ -53,3 +56,24 @@ def import_page(client: Any, data: bytes, filename: str = "filled.xlsx") -> str:
     job = wait_job(client, job_id)
     assert job["state"] == "done", job
     return client.get(f"/admin/manual?job={job_id}").text
+
+
+def exported_workbook(zipped: bytes) -> Any:
+    """The workbook inside an export's zip (openpyxl, editable)."""
+    with zipfile.ZipFile(io.BytesIO(zipped)) as z:
+        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
+        return openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
+
+
+def exported_sheet(zipped: bytes, title: str = "房屋租赁备案") -> tuple[Any, Any, list[Any]]:
+    """(workbook, its sheet ``title``, that sheet's header labels) of an export's zip."""
+    wb = exported_workbook(zipped)
+    ws = wb[title]
+    return wb, ws, [cell.value for cell in ws[1]]
+
+
+def saved(wb: Any) -> bytes:
+    """``wb`` as the bytes of an .xlsx file, as a clerk saves it."""
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()

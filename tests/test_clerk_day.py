@@ -22,7 +22,7 @@ import openpyxl
 import pytest
 
 from mapping.names import known
-from tests.manual_jobs import export, export_zip, import_page
+from tests.manual_jobs import export, export_zip, exported_sheet, import_page, saved
 from tests.support import ROOT, wait_until
 from tests.test_admin_fixtures import (  # noqa: F401  (fixtures)
     ALL_FUNCTIONS,
@@ -217,16 +217,9 @@ def test_queue_counts_are_right_after_an_import(served, tmp_path):  # noqa: F811
     c.login("clerk")
     link = f'href="/admin/manual?county={MANUAL}">渠县 '
     assert link + "2<" in c.get("/admin/manual").text
-    resp = export_zip(c, county=MANUAL)
-    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
-        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
-        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
-    ws = wb["房屋租赁备案"]
-    header = [cell.value for cell in ws[1]]
+    wb, ws, header = exported_sheet(export_zip(c, county=MANUAL).content)
     row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == first)
     ws.cell(row, header.index("新环节") + 1, "不予受理")
-    out = io.BytesIO()
-    wb.save(out)
-    page = import_page(c, out.getvalue())
+    page = import_page(c, saved(wb))
     assert "导入完成：应用 1 行" in page
     assert link + "1<" in page  # one case left, counted after the import

@@ -26,7 +26,16 @@ from hub import Hub, load_config
 from store.admin_models import AdminJob
 from store.models import StageEvent
 from tests.hubserver import HubServer
-from tests.manual_jobs import export, export_zip, import_page, job_of, wait_job
+from tests.manual_jobs import (
+    export,
+    export_zip,
+    exported_sheet,
+    exported_workbook,
+    import_page,
+    job_of,
+    saved,
+    wait_job,
+)
 from tests.support import start_hub_process, stop_process, wait_until
 from tests.test_admin_fixtures import (
     ALL_FUNCTIONS,
@@ -86,9 +95,7 @@ def test_export_runs_in_the_background_and_its_zip_downloads(site):
     resp = c.get(job["download"])
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "application/zip"
     assert 'filename="manual-511725-all-' in resp.headers["Content-Disposition"]
-    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
-        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
-        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
+    wb = exported_workbook(resp.content)
     exported = {ws.cell(r, 1).value for ws in wb.worksheets for r in range(2, ws.max_row + 1)}
     assert set(cases) <= exported
     # the page lists the job with its Chinese state, progress and link
@@ -128,11 +135,7 @@ def test_import_counts_its_rows_and_reports_in_chinese(site):
     subs = [new_case(hub, [MANUAL], f"IMP-{n}")["subs"][MANUAL] for n in range(2)]
     c = _client(url, "clerk")
     resp = export_zip(c, county=MANUAL)
-    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
-        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
-        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
-    ws = wb["房屋租赁备案"]
-    header = [cell.value for cell in ws[1]]
+    wb, ws, header = exported_sheet(resp.content)
     for r in range(2, ws.max_row + 1):
         if ws.cell(r, 1).value in subs:
             ws.cell(r, header.index("新环节") + 1, "受理")
@@ -332,8 +335,6 @@ def test_a_scope_check_of_a_workbook_with_70_000_case_numbers_is_one_report(make
     in an internal error instead of its row report. Now a few hundred at a time."""
     import io as _io
 
-    import openpyxl
-
     from adapters.manual_excel import import_workbook
     from tests.county_support import new_case
 
@@ -357,17 +358,11 @@ def test_a_scope_check_of_a_workbook_with_70_000_case_numbers_is_one_report(make
 def _filled_export(c: Client, subs: list[str]) -> bytes:
     """The operator's export of ``MANUAL`` with ``subs`` marked 受理, as a clerk fills it."""
     resp = export_zip(c, county=MANUAL)
-    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
-        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
-        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
-    ws = wb["房屋租赁备案"]
-    header = [cell.value for cell in ws[1]]
+    wb, ws, header = exported_sheet(resp.content)
     for r in range(2, ws.max_row + 1):
         if ws.cell(r, 1).value in subs:
             ws.cell(r, header.index("新环节") + 1, "受理")
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return saved(wb)
 
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -457,11 +452,7 @@ def test_a_workbook_naming_a_case_outside_the_operators_divisions_is_refused(sit
     mine = new_case(hub, [MANUAL], "SCOPE-MINE")["subs"][MANUAL]
     theirs = new_case(hub, [OTHER], "SCOPE-THEIRS")["subs"][OTHER]
     resp = export_zip(_client(url, "root"))
-    with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
-        [xlsx] = [n for n in z.namelist() if n.endswith(".xlsx")]
-        wb = openpyxl.load_workbook(io.BytesIO(z.read(xlsx)))
-    ws = wb["房屋租赁备案"]
-    header = [cell.value for cell in ws[1]]
+    wb, ws, header = exported_sheet(resp.content)
     rows = {ws.cell(r, 1).value: r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value}
     for case_no in (mine, theirs):
         ws.cell(rows[case_no], header.index("新环节") + 1, "受理")
