@@ -432,10 +432,15 @@ def workbook_problem(data: bytes) -> str | None:
     if data.startswith(_CFB):
         return ENCRYPTED
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            parts = archive.infolist()
+        archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return None  # not a zip package: the reader reports "not an Excel workbook"
+    with archive:
+        return _parts_problem(archive)
+
+
+def _parts_problem(archive: zipfile.ZipFile) -> str | None:
+    parts = archive.infolist()
     unpacked = sum(p.file_size for p in parts)
     if len(parts) > MAX_WORKBOOK_PARTS or unpacked > MAX_WORKBOOK_UNPACKED:
         return TOO_LARGE.format(size=_mb(unpacked), limit=_mb(MAX_WORKBOOK_UNPACKED))
@@ -448,10 +453,10 @@ def workbook_problem(data: bytes) -> str | None:
                                         limit=_mb(MAX_SHARED_STRINGS))
         elif part.file_size > MAX_WHOLE_PART:
             return TOO_MUCH_FORMAT.format(size=_mb(part.file_size), limit=_mb(MAX_WHOLE_PART))
-    return _sheets_problem(data)
+    return _sheets_problem(archive)
 
 
-def _sheets_problem(data: bytes) -> str | None:
+def _sheets_problem(archive: zipfile.ZipFile) -> str | None:
     """Why the workbook's sheets are too much to read, or None. openpyxl reads a sheet's
     part once for each sheet that names it (twice without a ``<dimension>``): 25 sheets
     naming one 60 MB part, in a 63 KB upload, took 29 s each. The sheets are found as
@@ -464,20 +469,19 @@ def _sheets_problem(data: bytes) -> str | None:
     from openpyxl.xml.functions import fromstring
 
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            package = Manifest.from_tree(fromstring(archive.read("[Content_Types].xml")))
-            parser = WorkbookParser(archive, _find_workbook_part(package).PartName[1:])
-            parser.parse()
-            sizes = {p.filename: p.file_size for p in archive.infolist()}
-            targets = [rel.target for _, rel in parser.find_sheets()]
-            strings = package.find(SHARED_STRINGS)  # wherever the package puts them
+        package = Manifest.from_tree(fromstring(archive.read("[Content_Types].xml")))
+        parser = WorkbookParser(archive, _find_workbook_part(package).PartName[1:])
+        parser.parse()
+        targets = [rel.target for _, rel in parser.find_sheets()]
+        strings = package.find(SHARED_STRINGS)  # wherever the package puts them
     except Exception:  # noqa: BLE001 — not readable so: load_workbook reports it itself
         return None
+    sizes = {p.filename: p.file_size for p in archive.infolist()}
     if strings is not None and sizes.get(strings.PartName[1:], 0) > MAX_SHARED_STRINGS:
         size = sizes[strings.PartName[1:]]
         return TOO_LARGE.format(size=_mb(size), limit=_mb(MAX_SHARED_STRINGS))
     if strings is not None and strings.PartName[1:] in sizes:
-        count = _count_strings(data, strings.PartName[1:])
+        count = _count_strings(archive, strings.PartName[1:])
         if count > MAX_STRINGS:
             return (f"工作簿的文字条目过多（{count} 条，最多 {MAX_STRINGS} 条），未导入任何行；"
                     "请按区县或事项分批导出、填写和导入")
@@ -492,11 +496,11 @@ def _sheets_problem(data: bytes) -> str | None:
 _SI = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
 
 
-def _count_strings(data: bytes, name: str) -> int:
+def _count_strings(archive: zipfile.ZipFile, name: str) -> int:
     """The entries of the shared-strings part ``name``, counted as it unpacks (1 MB at a
     time): each becomes a Python string, the empty ones too."""
     count, tail = 0, b""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(name) as part:
+    with archive.open(name) as part:
         while chunk := part.read(1 << 20):
             window = tail + chunk
             count += len(_SI.findall(window))
