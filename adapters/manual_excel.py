@@ -17,6 +17,7 @@ import logging
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -481,7 +482,10 @@ def _sheets_problem(archive: zipfile.ZipFile) -> str | None:
         size = sizes[strings.PartName[1:]]
         return TOO_LARGE.format(size=_mb(size), limit=_mb(MAX_SHARED_STRINGS))
     if strings is not None and strings.PartName[1:] in sizes:
-        count = _count_strings(archive, strings.PartName[1:])
+        try:
+            count = _count_strings(archive, strings.PartName[1:])
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError):
+            return None  # a part that does not unpack: load_workbook reports the file
         if count > MAX_STRINGS:
             return (f"工作簿的文字条目过多（{count} 条，最多 {MAX_STRINGS} 条），未导入任何行；"
                     "请按区县或事项分批导出、填写和导入")

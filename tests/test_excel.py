@@ -580,3 +580,26 @@ def test_a_shared_strings_table_of_too_many_entries_is_refused_unread(hub):
     [(_, _, reason)] = report.errors
     assert reason.startswith(f"工作簿的文字条目过多（{MAX_STRINGS + 1} 条"), reason
     assert report.applied == 0 and stages_of(hub, case_no) == []
+
+
+def test_a_shared_strings_part_that_does_not_unpack_is_not_a_workbook(hub):
+    """Its entries are counted as it unpacks: a corrupt part stopped the count with a
+    zlib error, and the job ended 「内部错误」. It reads as what it is: not a workbook."""
+    from adapters.manual_excel import NOT_A_WORKBOOK
+
+    case_no, filled = _filled(hub)
+    strings = (b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+               + b"<si><t>a</t></si>" * 10_000 + b"</sst>")
+    declared = _rewrite(_with_part(filled, "xl/sharedStrings.xml", strings),
+                        "[Content_Types].xml", lambda xml: xml.replace(b"</Types>", (
+                            b'<Override PartName="/xl/sharedStrings.xml" ContentType="'
+                            b'application/vnd.openxmlformats-officedocument.spreadsheetml.'
+                            b'sharedStrings+xml"/></Types>')))
+    raw = bytearray(declared)
+    with zipfile.ZipFile(io.BytesIO(declared)) as z:
+        info = z.getinfo("xl/sharedStrings.xml")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 20
+    raw[start:start + 40] = b"\xff" * 40  # the compressed data, not the headers
+    report = import_workbook(hub, bytes(raw), "operator")
+    assert report.errors == [("", 0, NOT_A_WORKBOOK)]
+    assert report.applied == 0 and stages_of(hub, case_no) == []
