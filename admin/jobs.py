@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cityhub.admin.jobs")
 EXPORT, IMPORT = "manual_export", "manual_import"
 KIND_WORD = {EXPORT: "export", IMPORT: "import"}
+#: The job's kind as the operator's failure message begins (「导入未完成：…」).
+KIND_VERB = {EXPORT: "导出", IMPORT: "导入"}
 UNFINISHED = ("queued", "running")
 RESTART = "服务重启，请重新提交"
 #: An export's zip (and a finished job's row on the page) is kept this long.
@@ -251,14 +253,12 @@ class JobRunner:
             self._finish(job_id, "failed", error=RESTART, file=None)
         except ChildOverLimit as over:
             log.warning("admin job %s (%s) stopped: over its limits", job_id, kind)
-            what = "导出" if kind == EXPORT else "导入"
-            self._finish(job_id, "failed", file=None, error=f"{what}{over.message}")
+            self._finish(job_id, "failed", file=None, error=f"{KIND_VERB[kind]}{over.message}")
         except Exception:
             log.exception("admin job %s (%s) failed", job_id, kind)
-            what = "导出" if kind == EXPORT else "导入"
             self._finish(job_id, "failed", file=None,
-                         error=f"{what}未完成：内部错误（详见任务 {job_id} 的日志），请重新提交；"
-                               "再次失败请联系系统管理员")
+                         error=f"{KIND_VERB[kind]}未完成：内部错误（详见任务 {job_id} 的日志），"
+                               "请重新提交；再次失败请联系系统管理员")
         finally:
             self.progress.pop(job_id, None)
             if kind == IMPORT and file:
