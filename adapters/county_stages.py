@@ -117,8 +117,7 @@ def ahead_of_clock(at: datetime | None, now: datetime | None = None) -> str | No
     hub's clock — or None."""
     if at is not None and at > (now or utcnow()) + AT_AHEAD:
         return (f"must not be later than {int(AT_AHEAD.total_seconds())} s ahead of the "
-                "hub's clock "
-                "(a stage is reported once it happened)")
+                "hub's clock (a stage is reported once it happened)")
     return None
 
 

@@ -115,12 +115,19 @@ def _code(value: Any) -> str | None:
     return None
 
 
-def _id_no(err: _Errors, path: str, id_type: str | None, value: Any) -> str | None:
-    """An ID number checked according to its 证件种类."""
+def _written_id(err: _Errors, path: str, value: Any) -> str | None:
+    """An ID number's text as on the document (``id_text_problem``), or None with the
+    field's error added."""
     id_no = _text(err, path, value, ID_NO_MAX)
     if id_no is not None and (problem := id_text_problem(id_no)) is not None:
         err.add(path, problem)
-        return id_no
+        return None
+    return id_no
+
+
+def _id_no(err: _Errors, path: str, id_type: str | None, value: Any) -> str | None:
+    """An ID number checked according to its 证件种类."""
+    id_no = _written_id(err, path, value)
     if id_no is None or id_type is None:
         return id_no
     if id_type == "1":
@@ -149,10 +156,7 @@ def _party_id_no(err: _Errors, path: str, value: Any) -> str | None:
 
     Such a party may also be a company, whose USCC can be all digits; it is accepted too.
     """
-    id_no = _text(err, path, value, ID_NO_MAX)
-    if id_no is not None and (problem := id_text_problem(id_no)) is not None:
-        err.add(path, problem)
-        return id_no
+    id_no = _written_id(err, path, value)
     if id_no is None or not _RESIDENT_SHAPE.fullmatch(id_no):
         return id_no
     if id_no.endswith("x"):
