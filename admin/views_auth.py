@@ -53,8 +53,7 @@ def login():  # type: ignore[no-untyped-def]
     username = request.form.get("username", "").strip()[:256]
     password = request.form.get("password", "")
     h = hub()
-    remote = auth.source_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                                 auth.trusted_proxies(h))
+    remote = _remote(h)
     throttle = auth.throttle_of(h)
     result = auth.authenticate(h.transaction, username, password, remote, throttle)
     with h.transaction() as s:
@@ -170,6 +169,12 @@ def _signed_in(person: sso.ProvincePerson, protocol: str):  # type: ignore[no-un
     return redirect(target)
 
 
+def _remote(h: Any) -> str:
+    """The browser's address as the sign-in audits it (``admin.trusted_proxies``)."""
+    return auth.source_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                               auth.trusted_proxies(h))
+
+
 def _superseded():  # type: ignore[no-untyped-def]
     """The redirect back of a flow another tab overtook: that tab's single sign-on
     renewed this browser's session (and dropped this flow's state). Nobody is signed
@@ -178,7 +183,7 @@ def _superseded():  # type: ignore[no-untyped-def]
     h = hub()
     who = g.principal.username
     with h.transaction() as s:
-        h.audit(s, who, "sso_superseded", who, {"remote": request.remote_addr})
+        h.audit(s, who, "sso_superseded", who, {"remote": _remote(h)})
     flash(f"已以 {who} 的身份登录（另一个标签页先完成了统一身份认证）；"
           "如果这不是您的账号，请先退出再登录", "ok")
     return redirect(url_for("admin.dashboard"))
