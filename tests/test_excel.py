@@ -475,8 +475,21 @@ def _rewrite(xlsx: bytes, name: str, change) -> bytes:  # type: ignore[no-untype
         return _with_part(xlsx, name, change(z.read(name)))
 
 
+def _with_strings(xlsx: bytes, entries: bytes) -> bytes:
+    """``xlsx`` with a shared-strings table of ``entries``, declared in its content types
+    (openpyxl wrote the cells' text inline: none was there)."""
+    strings = (b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+               + entries + b"</sst>")
+    return _rewrite(_with_part(xlsx, "xl/sharedStrings.xml", strings), "[Content_Types].xml",
+                    lambda xml: xml.replace(b"</Types>", (
+                        b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                        b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+                        b"</Types>")))
+
+
 def _filled(hub) -> tuple[str, bytes]:  # type: ignore[no-untyped-def]
-    case_no = new_case(hub, "rental_filing", MANUAL, apply_no=f"F-{len(stages_of.__name__)}")
+    """A 渠县 case and the export with its row filled 受理, as a clerk fills it."""
+    case_no = new_case(hub, "rental_filing", MANUAL, apply_no="F-1")
     xlsx, _ = export_workbook(hub, MANUAL, with_materials=False)
     wb, ws, header = sheet_rows(xlsx, "房屋租赁备案")
     fill(ws, header, 2, new_stage="受理", at="2026-11-23 09:00:00", operator="王窗口")
@@ -569,13 +582,7 @@ def test_a_shared_strings_table_of_too_many_entries_is_refused_unread(hub):
     from adapters.manual_excel import MAX_STRINGS
 
     case_no, filled = _filled(hub)
-    strings = (b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-               + b"<si/>" * (MAX_STRINGS + 1) + b"</sst>")
-    padded = _rewrite(_with_part(filled, "xl/sharedStrings.xml", strings),
-                      "[Content_Types].xml", lambda xml: xml.replace(b"</Types>", (
-                          b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
-                          b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
-                          b"</Types>")))  # openpyxl wrote the cells' text inline
+    padded = _with_strings(filled, b"<si/>" * (MAX_STRINGS + 1))
     report = import_workbook(hub, padded, "operator")
     [(_, _, reason)] = report.errors
     assert reason.startswith(f"工作簿的文字条目过多（{MAX_STRINGS + 1} 条"), reason
@@ -588,13 +595,7 @@ def test_a_shared_strings_part_that_does_not_unpack_is_not_a_workbook(hub):
     from adapters.manual_excel import NOT_A_WORKBOOK
 
     case_no, filled = _filled(hub)
-    strings = (b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-               + b"<si><t>a</t></si>" * 10_000 + b"</sst>")
-    declared = _rewrite(_with_part(filled, "xl/sharedStrings.xml", strings),
-                        "[Content_Types].xml", lambda xml: xml.replace(b"</Types>", (
-                            b'<Override PartName="/xl/sharedStrings.xml" ContentType="'
-                            b'application/vnd.openxmlformats-officedocument.spreadsheetml.'
-                            b'sharedStrings+xml"/></Types>')))
+    declared = _with_strings(filled, b"<si><t>a</t></si>" * 10_000)
     raw = bytearray(declared)
     with zipfile.ZipFile(io.BytesIO(declared)) as z:
         info = z.getinfo("xl/sharedStrings.xml")
