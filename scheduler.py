@@ -186,10 +186,21 @@ def housekeeping(hub: Hub) -> dict[str, int]:
 
 
 def watch_calendar(hub: Hub) -> bool:
-    """Alert from 15 November (Beijing time) when next year's calendar is missing."""
-    from store.calendar import watch_next_year
+    """Alert from 15 November (Beijing time) when next year's calendar is missing; and
+    count again the due times the calendar could not count before (a year entered since:
+    by a newer package, or by an operator while another process took cases on the old
+    calendar). True when the alert is open."""
+    from store.calendar import load, seed_from_package, watch_next_year
+    from store.due_recount import recount_due_times
 
-    return watch_next_year(hub.db, utcnow_aware().astimezone(BEIJING).date())
+    added = seed_from_package(hub.db)
+    alerted = watch_next_year(hub.db, utcnow_aware().astimezone(BEIJING).date())
+    with hub.db.session() as s:
+        recounted = recount_due_times(s, load(s), hub.overrides.tz, added)
+    if recounted:
+        log.info("working-day calendar: %d open case(s) got their due time counted again",
+                 recounted)
+    return alerted
 
 
 def deadline_digest(hub: Hub) -> list[str]:

@@ -12,8 +12,9 @@ from flask import flash, redirect, request, url_for
 from admin.auth import requires
 from admin.web import audit, bp, hub, me, render
 from mapping.workdays import HOLIDAY, KIND_NAMES, WORKDAY, CalendarDay
-from store.calendar import CalendarError, save_year, year_days
+from store.calendar import CalendarError, load, save_year, year_days
 from store.calendar_models import CalendarYear
+from store.due_recount import recount_due_times
 from store.models import utcnow
 
 #: The words a line may use for a day's kind.
@@ -73,11 +74,16 @@ def settings_calendar_save():  # type: ignore[no-untyped-def]
         days = parse_lines(year, request.form.get("days", ""))
         with hub().transaction() as s:
             save_year(s, year, days, me().username)
-            audit(s, "save_calendar_year", str(year), {"days": len(days)})
+            s.flush()
+            # cases whose count reached this year, or could not be counted without it
+            recounted = recount_due_times(s, load(s), hub().overrides.tz, [year])
+            audit(s, "save_calendar_year", str(year),
+                  {"days": len(days), "recounted": recounted})
     except CalendarError as exc:
         flash(f"未保存：{exc}", "error")
         return redirect(url_for("admin.settings_calendar", year=year))
     hub().overrides.reload()
-    flash(f"已保存 {year} 年工作日历（{len(days)} 天例外）", "ok")
+    recount = f"；{recounted} 件在办案件的办结期限已按新日历重新计算" if recounted else ""
+    flash(f"已保存 {year} 年工作日历（{len(days)} 天例外）{recount}", "ok")
     return redirect(url_for("admin.settings_calendar", year=year))
 

@@ -117,5 +117,5 @@ def watch_next_year(db, today: date) -> bool:  # type: ignore[no-untyped-def]
             s.add(Alert(kind="calendar_missing", severity="warning", ref=ref,
                         title=f"工作日历缺少 {year} 年的节假日安排",
                         detail=f"请在“系统设置 → 工作日历”中录入国务院办公厅公布的 {year} 年"
-                               "节假日及调休安排；缺少时跨入该年的期限无法计算。"))
+                               "节假日及调休安排；录入前跨入该年的办结期限无法计算，录入后自动补算。"))
     return True

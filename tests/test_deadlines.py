@@ -124,3 +124,70 @@ def test_the_calendar_used_is_the_real_2026_one():
     cal = WorkCalendar.of([2026], package_year(2026) or [])
     received = datetime(2026, 9, 18, 2, 0)  # Friday 10:00 Beijing
     assert due_at(cal, received, 3, BEIJING) == datetime(2026, 9, 22, 16, 0)  # Tue 24:00
+
+
+def _last_day(due: datetime) -> datetime:
+    """The local working day a due time (naive UTC, the end of that day) belongs to."""
+    return (due.replace(tzinfo=UTC).astimezone(BEIJING) - timedelta(days=1)).date()
+
+
+def test_entering_a_missing_year_counts_the_waiting_cases_due_times(make_hub, store_url):
+    """December: cases whose promise crosses New Year are taken before next year's
+    arrangement is entered, with no due time. Once an operator enters the years, the
+    open ones get theirs (the promise fixed at receipt); a closed one keeps none; a
+    later correction of a year the count passes through moves the due time."""
+    from tests.test_admin_fixtures import ALL_FUNCTIONS, Client, add_operator
+
+    e = province_env(make_hub, store_url, deadlines={"default_promised_days": 5})
+    try:  # nothing seeded: the store's calendar holds no year yet
+        for apply_no in ("D-7", "D-8"):
+            assert e.client.submit("rental_filing",
+                                   application(apply_no=apply_no)).body["code"] == "0000"
+        waiting, closed = subs_of(e.hub, "D-7")["511702"], subs_of(e.hub, "D-8")["511702"]
+        assert waiting.due_at is None and closed.due_at is None
+        with e.hub.transaction() as s:
+            s.execute(update(Case).where(Case.id == closed.id).values(stage="completed"))
+        add_operator(e.hub, "admin", ALL_FUNCTIONS + ("manage_settings",))
+        c = Client(e.server.url)
+        c.login("admin")
+        page = c.get(f"/admin/cases/{waiting.case_no}").text
+        assert "承诺 5 个工作日，办结期限待录入工作日历后自动计算" in page
+        this_year = utcnow().year  # a 5-day count from today may reach the next one too
+        saved = [c.post("/admin/settings/calendar", {"year": str(year), "days": ""}).text
+                 for year in (this_year, this_year + 1)]
+        assert any("件在办案件的办结期限已按新日历重新计算" in page for page in saved), saved
+        waiting = subs_of(e.hub, "D-7")["511702"]
+        assert waiting.due_at == expected_due(e.hub, waiting.created_at, 5)
+        assert subs_of(e.hub, "D-8")["511702"].due_at is None  # closed: not recounted
+        assert "应于" in c.get(f"/admin/cases/{waiting.case_no}").text
+
+        # the operator declares the case's last day a holiday: one working day later
+        last = _last_day(waiting.due_at)
+        page = c.post("/admin/settings/calendar", {
+            "year": str(last.year), "days": f"{last.isoformat()} 休 测试"}).text
+        assert "1 件在办案件的办结期限已按新日历重新计算" in page, page
+        moved = subs_of(e.hub, "D-7")["511702"].due_at
+        assert moved == expected_due(e.hub, waiting.created_at, 5) and moved > waiting.due_at
+        with e.hub.transaction() as s:
+            assert not load(s).is_workday(last)
+    finally:
+        e.close()
+
+
+def test_the_daily_calendar_job_counts_what_another_process_could_not(make_hub, store_url):
+    """A year saved while another process took cases on its older snapshot: the
+    scheduler's daily calendar job (and its run at start-up) counts those cases."""
+    from scheduler import watch_calendar
+
+    e = province_env(make_hub, store_url, deadlines={"default_promised_days": 5})
+    try:
+        e.client.submit("rental_filing", application(apply_no="D-9"))
+        assert subs_of(e.hub, "D-9")["511702"].due_at is None
+        with e.hub.transaction() as s:  # as another process's operator page did
+            for year in range(utcnow().year, utcnow().year + 2):
+                save_year(s, year, [], "test")
+        watch_calendar(e.hub)
+        sub = subs_of(e.hub, "D-9")["511702"]
+        assert sub.due_at == expected_due(e.hub, sub.created_at, 5)
+    finally:
+        e.close()
