@@ -190,16 +190,13 @@ def watch_calendar(hub: Hub) -> bool:
     count again the due times the calendar could not count before (a year entered since:
     by a newer package, or by an operator while another process took cases on the old
     calendar). True when the alert is open."""
-    from store.calendar import load, seed_from_package, watch_next_year
-    from store.due_recount import recount_due_times
+    from admin.deadlines import recount_after_calendar_change
+    from store.calendar import seed_from_package, watch_next_year
 
     added = seed_from_package(hub.db)
     alerted = watch_next_year(hub.db, utcnow_aware().astimezone(BEIJING).date())
     with hub.db.session() as s:
-        recounted = recount_due_times(s, load(s), hub.overrides.tz, added)
-    if recounted:
-        log.info("working-day calendar: %d open case(s) got their due time counted again",
-                 recounted)
+        recount_after_calendar_change(hub, s, added)
     return alerted
 
 

@@ -8,9 +8,10 @@ Beijing-time month, and how many of those 办结 came by their due time.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select, text
@@ -19,7 +20,14 @@ from sqlalchemy.orm import Session
 from admin.perms import Principal
 from mapping.items import FINAL_STAGES
 from mapping.workdays import CalendarMissing, WorkCalendar
+from store.calendar import load
+from store.due_recount import recount_due_times
 from store.models import Case, StageEvent
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+log = logging.getLogger("cityhub.deadlines")
 
 #: The most rows one list shows (the export takes the same bound): a county's clerks work
 #: a list, not a dump; the counts above it are complete.
@@ -146,3 +154,21 @@ def daily_digest(s: Session, calendar: WorkCalendar | None, now: datetime, days:
                     detail=f"详见“办件时限”页面（{days} 个工作日内到期的计为即将到期）。"))
         alerted.append(county)
     return alerted
+
+
+def recount_after_calendar_change(h: Hub, s: Session, changed_years: list[int]) -> int:
+    """The deadlines counted on the working-day calendar, counted again on the calendar
+    now in ``s`` (a year entered or corrected, in the same transaction): the open
+    sub-cases' due times (``store.due_recount``) and the bank instructions' deadlines.
+    Returns how many sub-cases' due times changed (what the operator is told)."""
+    from adapters.bank_soap import fund_desk
+    from adapters.fund.instructions import recount_deadlines
+
+    calendar = load(s)
+    cases = recount_due_times(s, calendar, h.overrides.tz, changed_years)
+    instructions = recount_deadlines(h, s, fund_desk(h).settings, calendar, changed_years)
+    if cases or instructions:
+        log.info("working-day calendar changed (%s): %d due time(s) and %d instruction "
+                 "deadline(s) counted again", changed_years or "no year", cases, instructions)
+    return cases
+

@@ -10,11 +10,11 @@ from datetime import date
 from flask import flash, redirect, request, url_for
 
 from admin.auth import requires
+from admin.deadlines import recount_after_calendar_change
 from admin.web import audit, bp, hub, me, render
 from mapping.workdays import HOLIDAY, KIND_NAMES, WORKDAY, CalendarDay
-from store.calendar import CalendarError, load, save_year, year_days
+from store.calendar import CalendarError, save_year, year_days
 from store.calendar_models import CalendarYear
-from store.due_recount import recount_due_times
 from store.models import utcnow
 
 #: The words a line may use for a day's kind.
@@ -76,7 +76,7 @@ def settings_calendar_save():  # type: ignore[no-untyped-def]
             save_year(s, year, days, me().username)
             s.flush()
             # cases whose count reached this year, or could not be counted without it
-            recounted = recount_due_times(s, load(s), hub().overrides.tz, [year])
+            recounted = recount_after_calendar_change(hub(), s, [year])
             audit(s, "save_calendar_year", str(year),
                   {"days": len(days), "recounted": recounted})
     except CalendarError as exc:

@@ -68,3 +68,35 @@ def test_an_abnormal_event_reported_after_24_hours_is_flagged_late(fund):
     row_late = page.split('id="entry-LATE-1"')[1].split("</tr>")[0]
     row_on_time = page.split('id="entry-ONTIME-1"')[1].split("</tr>")[0]
     assert "逾期报送" in row_late and "逾期报送" not in row_on_time
+
+
+def test_entering_the_year_counts_a_waiting_instructions_deadline_again(fund):
+    """An instruction issued while the calendar lacks the year is due on weekdays only;
+    once an operator enters the year, with a holiday inside the count, it is due one
+    working day later (not flagged overdue a day early)."""
+    from adapters.fund.instructions import issue
+    from store.fund_models import FundInstruction
+    from store.models import utcnow
+
+    hub = fund.hub
+    with hub.transaction() as s:  # no calendar in the store: weekdays only
+        row = issue(hub, s, fund_desk(hub).settings, "03", "ICBC", {
+            "account_no": ACC_SMART, "amount": "100.00", "payee_account": "5100009",
+            "payee_name": "达州建工", "approval_no": "HZ-2026-9"}, division="511702")
+        number, first = row.instruction_no, row.deadline_at
+    issued_day = row.created_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(TZ).date()
+    holiday = issued_day + timedelta(days=1)
+    while holiday.weekday() >= 5:
+        holiday += timedelta(days=1)
+    add_operator(hub, "root", ALL_FUNCTIONS + ("manage_settings",))
+    op = Client(fund.server.url)
+    op.login("root")
+    for year in sorted({utcnow().year, holiday.year, first.year}):
+        days = f"{holiday.isoformat()} 休 测试" if year == holiday.year else ""
+        assert "已保存" in op.post("/admin/settings/calendar",
+                                   {"year": str(year), "days": days}).text
+    with hub.db.session() as s:
+        moved = s.scalar(select(FundInstruction.deadline_at)
+                         .where(FundInstruction.instruction_no == number))
+    assert moved > first
+    assert moved == deadline_of(hub, fund_desk(hub).settings, "03", row.created_at)

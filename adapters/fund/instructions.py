@@ -24,6 +24,8 @@ from mapping.fund import (
     to_fen,
     weekdays_after,
 )
+from mapping.workdays import CalendarMissing, WorkCalendar, due_at
+from store.due_recount import year_start
 from store.fund_models import FundInstruction, SupervisedAccount
 from store.models import utcnow
 from store.outbox import NewMessage
@@ -52,20 +54,46 @@ def reconciliation_no(account_no: str, day: date) -> str:
     return f"01{day:%Y%m%d}{digest}"
 
 
-def deadline_of(hub: Hub, settings: BankSettings, type_code: str,
-                issued_at: datetime) -> datetime:
+def deadline_of(hub: Hub, settings: BankSettings, type_code: str, issued_at: datetime,
+                calendar: WorkCalendar | None = None) -> datetime:
     """When an instruction issued at ``issued_at`` (naive UTC) is overdue without its
     result: the end (24:00 Beijing time) of the limit's last working day on the one
-    working-day calendar (系统设置 → 工作日历; transfers: 5 working days). Should the
-    calendar not hold that year yet (the calendar watch alerts from 15 November), the
-    count skips weekends only, logged, rather than refusing the instruction."""
+    working-day calendar (系统设置 → 工作日历; transfers: 5 working days; ``calendar``:
+    the store's as this process knows it). Should the calendar not hold that year yet
+    (the calendar watch alerts from 15 November), the count skips weekends only, logged,
+    rather than refusing the instruction; entering the year counts it again
+    (``recount_deadlines``)."""
     days = settings.overdue_working_days[type_code]
-    deadline = hub.overrides.working_deadline(issued_at, days, f"instruction type {type_code}")
-    if deadline is None:
-        log.warning("instruction deadline counted on weekdays only: the working-day "
-                    "calendar has no data for it")
-        deadline = weekdays_after(issued_at, days)
-    return deadline
+    calendar = calendar if calendar is not None else hub.overrides.current().calendar
+    if calendar is not None:
+        try:
+            return due_at(calendar, issued_at, days, hub.overrides.tz)
+        except CalendarMissing:
+            pass
+    log.warning("instruction deadline counted on weekdays only: the working-day "
+                "calendar has no data for it")
+    return weekdays_after(issued_at, days)
+
+
+def recount_deadlines(hub: Hub, s: Session, settings: BankSettings, calendar: WorkCalendar,
+                      changed_years: list[int]) -> int:
+    """Count again, on ``calendar``, the deadline of every instruction still waiting for
+    its result (not yet flagged overdue) whose count reached one of ``changed_years``: a
+    count made on weekdays only while the year was missing, or on a year an operator
+    corrected. Returns how many deadlines changed; in the caller's transaction."""
+    if not changed_years:
+        return 0
+    rows = s.scalars(select(FundInstruction).where(
+        FundInstruction.status.in_(("queued", "sent")), FundInstruction.overdue.is_(False),
+        FundInstruction.deadline_at > year_start(min(changed_years), hub.overrides.tz)))
+    changed = 0
+    for row in rows:
+        if row.type_code not in settings.overdue_working_days:
+            continue
+        new = deadline_of(hub, settings, row.type_code, row.created_at, calendar)
+        if new != row.deadline_at:
+            row.deadline_at, changed = new, changed + 1
+    return changed
 
 
 def issue(hub: Hub, s: Session, settings: BankSettings, type_code: str, bank_code: str,
