@@ -424,6 +424,11 @@ _SHARED_STRINGS = "xl/sharedStrings.xml"
 MAX_SHEETS = 64
 #: An OLE compound file: what Excel and WPS write for a workbook with an open password.
 _CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+#: Excel's "Strict Open XML" workbook: openpyxl finds no sheet in it (their namespace is
+#: not the one it knows), which read as a sheet whose header had been changed.
+STRICT = ("这是“Strict Open XML 电子表格”格式的工作簿，平台无法读取，未导入任何行；请在 Excel "
+          "中“另存为”普通的“Excel 工作簿(*.xlsx)”后再导入")
+_STRICT_NAMESPACE = b"purl.oclc.org/ooxml/spreadsheetml/main"
 
 
 def workbook_problem(data: bytes) -> str | None:
@@ -454,7 +459,21 @@ def _parts_problem(archive: zipfile.ZipFile) -> str | None:
                                         limit=_mb(MAX_SHARED_STRINGS))
         elif part.file_size > MAX_WHOLE_PART:
             return TOO_MUCH_FORMAT.format(size=_mb(part.file_size), limit=_mb(MAX_WHOLE_PART))
+    if _strict(archive):
+        return STRICT
     return _sheets_problem(archive)
+
+
+def _strict(archive: zipfile.ZipFile) -> bool:
+    """Whether the workbook part declares Strict OOXML's namespace (its first 4 KB)."""
+    for part in archive.infolist():
+        if part.filename.endswith("workbook.xml") and part.filename.count("/") == 1:
+            try:
+                with archive.open(part) as stream:
+                    return _STRICT_NAMESPACE in stream.read(4096)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError):
+                return False  # not readable: load_workbook reports the file
+    return False
 
 
 def _sheets_problem(archive: zipfile.ZipFile) -> str | None:

@@ -604,3 +604,23 @@ def test_a_shared_strings_part_that_does_not_unpack_is_not_a_workbook(hub):
     report = import_workbook(hub, bytes(raw), "operator")
     assert report.errors == [("", 0, NOT_A_WORKBOOK)]
     assert report.applied == 0 and stages_of(hub, case_no) == []
+
+
+def test_a_strict_open_xml_workbook_is_told_to_be_saved_as_a_normal_one(hub):
+    """Excel's 「Strict Open XML 电子表格」: openpyxl finds no sheet in it, and the clerk
+    read 「表头已被修改」 of a workbook they had only saved in another format."""
+    from adapters.manual_excel import STRICT
+
+    case_no, filled = _filled(hub)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(filled)) as src, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():  # the namespaces Excel writes when saving as Strict
+            dst.writestr(info, src.read(info).replace(
+                b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+                b"http://purl.oclc.org/ooxml/spreadsheetml/main").replace(
+                b"http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+                b"http://purl.oclc.org/ooxml/officeDocument/relationships"))
+    report = import_workbook(hub, out.getvalue(), "operator")
+    assert report.errors == [("", 0, STRICT)]
+    assert "另存为" in STRICT and report.applied == 0 and stages_of(hub, case_no) == []
