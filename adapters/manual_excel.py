@@ -400,6 +400,7 @@ TOO_MANY_ROWS = (f"工作簿的行数超过 {MAX_IMPORT_ROWS} 行，未导入任
                  "请按区县或事项分批导出、填写和导入")
 MAX_WORKBOOK_PARTS = 2000
 NOT_A_WORKBOOK = "不是 Excel 工作簿（.xlsx），请选择本平台导出并填写的工作簿"
+NO_SHEETS = "工作簿中没有可读取的工作表，未导入任何行；请选择本平台导出并填写的工作簿"
 ENCRYPTED = "工作簿设置了打开密码，平台无法读取；请在 Excel 或 WPS 中取消密码后另存，再导入"
 UNREADABLE_ROW = ("此行起无法读取（单元格或文件内容不是 Excel 写出的格式），未导入任何行；"
                   "请在 Excel 或 WPS 中打开本平台导出的工作簿填写后另存，勿用其他工具改写文件")
@@ -555,6 +556,10 @@ def _read_rows(data: bytes, operator: str, report: ImportReport,
     except Exception as exc:  # openpyxl raises many kinds for a file that is not xlsx
         log.info("an imported workbook was not readable: %s", type(exc).__name__)
         report.errors.append(("", 0, NOT_A_WORKBOOK))
+        return []
+    if not wb.worksheets:  # e.g. only a chart sheet: else the job said nothing at all
+        wb.close()
+        report.errors.append(("", 0, NO_SHEETS))
         return []
     rows: list[_Row] = []
     read = 0

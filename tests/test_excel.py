@@ -624,3 +624,16 @@ def test_a_strict_open_xml_workbook_is_told_to_be_saved_as_a_normal_one(hub):
     report = import_workbook(hub, out.getvalue(), "operator")
     assert report.errors == [("", 0, STRICT)]
     assert "另存为" in STRICT and report.applied == 0 and stages_of(hub, case_no) == []
+
+
+def test_a_workbook_without_a_worksheet_says_so(hub):
+    """A workbook whose only sheets are not worksheets (a chart sheet): the import
+    ended with no error and nothing applied, not a word to the clerk."""
+    from adapters.manual_excel import NO_SHEETS
+
+    case_no, filled = _filled(hub)
+    chart_only = _rewrite(filled, "xl/workbook.xml", lambda xml: re.sub(
+        rb"<sheets>.*</sheets>", b"<sheets/>", xml, flags=re.S))
+    report = import_workbook(hub, chart_only, "operator")
+    assert report.errors == [("", 0, NO_SHEETS)]
+    assert report.applied == 0 and stages_of(hub, case_no) == []
