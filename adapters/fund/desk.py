@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from adapters.fund.auth import Caller, Tokens
 from adapters.fund.ledger import (
     Answer,
+    IfNotARepeat,
     RunAlone,
     SoapCall,
     account_view,
@@ -203,6 +204,16 @@ class FundDesk:
             if account.bank_code != caller.bank_code:
                 return refuse_other_bank(s, call, caller.bank_code, account.bank_code,
                                          "监管账户", account.division)
+            if f.get("instruction_no"):  # a withdrawal citing the instruction it carries out
+                cited = _cited_instruction(s, f["instruction_no"])
+                if cited is not None and cited.bank_code != caller.bank_code:
+                    return refuse_other_bank(s, call, caller.bank_code, cited.bank_code,
+                                             "指令", cited.division)
+                if cited is None:
+                    raise FieldError("instruction_no", "no such instruction of this bank")
+                if cited.account_no and cited.account_no != account.account_no:
+                    raise FieldError("instruction_no", f"instruction {cited.instruction_no} "
+                                                       "is for another account")
             refused = self._house_refused(s, call, caller, f, account, fen, when)
             if refused is not None:
                 return refused
@@ -348,13 +359,22 @@ class FundDesk:
         ok = str(f.get("result") or "").strip() in RESULT_OK
 
         def work(s: Session) -> Answer:
+            # Locked: concurrent results of one instruction (under new serials) each saw
+            # it unanswered under READ COMMITTED, and each set up an account of its own.
             ins = s.scalar(select(FundInstruction).where(
-                FundInstruction.instruction_no == f["instruction_no"]))
+                FundInstruction.instruction_no == f["instruction_no"]).with_for_update())
             if ins is not None and ins.bank_code != caller.bank_code:
                 return refuse_other_bank(s, call, caller.bank_code, ins.bank_code, "指令",
                                          ins.division)
             if ins is None or ins.type_code != RESULT_OF[op]:
                 raise FieldError("instruction_no", "no such instruction of this bank")
+            if ins.status == "answered":  # its result's own serial repeats answer as then
+                raise IfNotARepeat(FieldError(
+                    "instruction_no", f"instruction {ins.instruction_no} was answered "
+                                      "already: one result each"))
+            if fen is not None and fen != self._asked_fen(ins):
+                raise FieldError("amount", f"instruction {ins.instruction_no} is for "
+                                           "another amount")
             named = f.get("account_no") and self.accounts.get(s, f["account_no"])
             if named and named.bank_code != caller.bank_code:
                 return refuse_other_bank(s, call, caller.bank_code, named.bank_code,
@@ -367,10 +387,13 @@ class FundDesk:
             if op == "AccountSetupResult" and ok:
                 if not f.get("account_no"):
                     raise FieldError("account_no", "required when the setup succeeded")
-                account = _account_to_set_up(s, ins, f["account_no"])
+                account, made = _account_to_set_up(s, ins, f["account_no"])
                 if account.bank_code != caller.bank_code:  # set up meanwhile by another bank
                     return refuse_other_bank(s, call, caller.bank_code, account.bank_code,
                                              "监管账户", account.division)
+                if not made:  # another project's account (perhaps cancelled) is not reused
+                    raise FieldError("account_no", f"{account.account_no} is a supervised "
+                                                   "account already; name the new one")
                 self._complete_setup(ins, account, f)
             elif f.get("account_no") or ins.account_no:
                 account = s.scalar(select(SupervisedAccount).where(
@@ -397,6 +420,11 @@ class FundDesk:
 
         return record_once(self.hub, call, caller.bank_code, f, work, fen)
 
+    def _asked_fen(self, ins: FundInstruction) -> int | None:
+        """The amount a transfer instruction asked for, in fen (its payload holds yuan)."""
+        asked = (self.hub.cipher.open_json(ins.payload_enc) or {}).get("amount")
+        return None if asked is None else amount_in(str(asked), "amount", False)
+
     def _complete_setup(self, ins: FundInstruction, account: SupervisedAccount,
                         f: dict[str, Any]) -> None:
         asked = self.hub.cipher.open_json(ins.payload_enc)
@@ -412,15 +440,16 @@ class FundDesk:
 
 
 def _account_to_set_up(s: Session, ins: FundInstruction, account_no: str
-                       ) -> SupervisedAccount:
-    """The account an instruction's setup names: read once, or made for the instruction's
-    bank (a concurrent setup of the same number that committed first is read instead).
-    The caller checks whose it is on this very row: a check before, under READ
-    COMMITTED, could miss another bank's setup committed since (both answered 0000)."""
+                       ) -> tuple[SupervisedAccount, bool]:
+    """The account an instruction's setup names, and whether it was made now, for the
+    instruction's bank (else it was there: read once, or a concurrent setup of the same
+    number committed first). The caller checks whose it is on this very row: a check
+    before, under READ COMMITTED, could miss another bank's setup committed since (both
+    answered 0000)."""
     found = select(SupervisedAccount).where(SupervisedAccount.account_no == account_no)
     account = s.scalar(found)
     if account is not None:
-        return account
+        return account, False
     try:
         with s.begin_nested():
             account = SupervisedAccount(account_no=account_no, bank_code=ins.bank_code,
@@ -430,7 +459,13 @@ def _account_to_set_up(s: Session, ins: FundInstruction, account_no: str
         account = s.scalar(found.execution_options(populate_existing=True))
         if account is None:
             raise
-    return account
+        return account, False
+    return account, True
+
+
+def _cited_instruction(s: Session, instruction_no: str) -> FundInstruction | None:
+    return s.scalar(select(FundInstruction).where(
+        FundInstruction.instruction_no == instruction_no))
 
 
 def _aware(value: Any) -> Any:

@@ -65,6 +65,16 @@ class RunAlone(Exception):
     """A grouped call (``SoapCall.grouped``) must run again in a transaction of its own."""
 
 
+class IfNotARepeat(Exception):
+    """Raised by ``record_once``'s ``work`` for a refusal that an exact repeat of a serial
+    recorded already must not get (a result for an instruction answered by this very
+    serial): the repeat answers as the first time, anything else gets ``refusal``."""
+
+    def __init__(self, refusal: Exception) -> None:
+        super().__init__(refusal)
+        self.refusal = refusal
+
+
 def account_view(account: Any) -> dict[str, Any]:
     """An account (entity or row) as the canonical event carries it."""
     return {
@@ -120,6 +130,12 @@ def record_once(hub: Hub, call: SoapCall, bank_code: str, fields: dict[str, Any]
             if answer is None:
                 raise
             return answer
+        except IfNotARepeat as maybe:
+            outer.rollback()
+            answer = prior(outer)
+            if answer is None:
+                raise maybe.refusal from None
+            return answer
         except Exception:
             outer.rollback()  # a refusal (2002) or a failure books nothing
             raise
@@ -129,6 +145,8 @@ def record_once(hub: Hub, call: SoapCall, bank_code: str, fields: dict[str, Any]
             if answer is not None:
                 return answer
             return work(s)
+    except IfNotARepeat as maybe:  # prior() found no repeat: the refusal stands
+        raise maybe.refusal from None
     except IntegrityError:
         with hub.transaction() as s:
             answer = prior(s)
