@@ -27,6 +27,7 @@ from adapters.signing import DEFAULT_WINDOW
 from mapping.items import ITEMS, ItemKind
 from mapping.validators import parse_iso_datetime, text_ok
 from store.cases import (
+    Seen,
     StageOutcome,
     advance_stages,
     decide_stage,
@@ -192,7 +193,7 @@ class _Known:
     """What the store holds about a case, updated as a batch is planned."""
 
     stage: str
-    last: tuple[str, datetime, str | None] | None = None  # last event: stage, at, operator
+    events: set[Seen] = field(default_factory=set)  # every event: stage, at, operator
     stages: set[str] = field(default_factory=set)  # every stage it has an event for
 
 
@@ -214,8 +215,8 @@ class PlannedStage:
 
 
 def _known_states(session: Session, cases: Iterable[Case]) -> dict[int, _Known]:
-    """Each case's stage (its row locked: ``lock_stages``), last event and recorded
-    stages, loaded in a few statements."""
+    """Each case's stage (its row locked: ``lock_stages``), events and recorded stages,
+    loaded in a few statements."""
     by_id = {case.id: case for case in cases}
     locked = lock_stages(session, by_id)
     for case_id, case in by_id.items():  # as committed, not as loaded before the lock
@@ -228,7 +229,7 @@ def _known_states(session: Session, cases: Iterable[Case]) -> dict[int, _Known]:
             .where(StageEvent.case_id.in_(ids[i:i + _BATCH])).order_by(StageEvent.id))
         for case_id, stage, at, operator in rows:
             state = known[case_id]
-            state.last = (stage, at, operator)
+            state.events.add((stage, at, operator))
             state.stages.add(stage)
     return known
 
@@ -248,12 +249,13 @@ def plan_stages(session: Session, reports: Sequence[tuple[Case, StageReport]]
         state = known[case.id]
         stage, at = report.stage, report.at or utcnow()
         seen = stage in state.stages
-        decided = decide_stage(state.stage, state.last, stage, at, report.operator)
+        decided = decide_stage(state.stage, state.events, stage, at, report.operator)
         if not decided.recorded:
             planned.append(PlannedStage(case, report, at, False, decided.duplicate,
                                         decided.reason, seen))
             continue
-        state.stage, state.last = stage, (stage, at, report.operator)
+        state.stage = stage
+        state.events.add((stage, at, report.operator))
         state.stages.add(stage)
         planned.append(PlannedStage(case, report, at, True, seen_before=seen))
     return planned

@@ -8,7 +8,7 @@ case, its sub-cases and the messages they cause are committed together or not at
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -152,17 +152,24 @@ def advance_stages(session: Session, moves: Sequence[tuple[int, str, str]],
         raise StageConflict(f"{len(moves) - result.rowcount} case(s) moved concurrently")
 
 
-def decide_stage(current: str, last: tuple[str, datetime, str | None] | None, stage: str,
-                 at: datetime, operator: str | None) -> StageOutcome:
-    """Whether ``stage`` may be recorded on a case at ``current`` whose last event is
-    ``last`` (stage, at, operator): the one rule for callbacks, marks and imports.
+#: A recorded event as the stage rule compares it: (stage, at, operator).
+Seen = tuple[str, datetime, str | None]
 
-    Stages move forward only. A repeat of the last event (``approved``: same time and
-    operator too) or any event after a closed stage is a duplicate: answered, and
-    changes nothing. ``approved`` may repeat when it is a new event.
+
+def decide_stage(current: str, recorded: Collection[Seen], stage: str, at: datetime,
+                 operator: str | None) -> StageOutcome:
+    """Whether ``stage`` may be recorded on a case at ``current`` holding the events
+    ``recorded`` of that stage (at least; others are ignored): the one rule for
+    callbacks, marks and imports.
+
+    Stages move forward only. A report of the stage the case is at (``approved``: one
+    with the time and operator of any recorded approval, not only the last: a county
+    re-sending its earlier approvals) or any report after a closed stage is a duplicate:
+    answered, and changes nothing. ``approved`` may repeat when it is a new event.
     """
-    if stage == current and last is not None and last[0] == stage and (
-            stage != "approved" or (last[1] == at and last[2] == operator)):
+    if stage == current and any(
+            seen[0] == stage and (stage != "approved" or seen[1:] == (at, operator))
+            for seen in recorded):
         return StageOutcome(False, True, None, "already recorded")
     previous = current if current != "received" else None
     if not can_follow(previous, stage):
@@ -171,11 +178,12 @@ def decide_stage(current: str, last: tuple[str, datetime, str | None] | None, st
     return StageOutcome(True, False)
 
 
-def last_event(session: Session, case: Case) -> StageEvent | None:
-    return session.scalars(
-        select(StageEvent).where(StageEvent.case_id == case.id)
-        .order_by(StageEvent.id.desc()).limit(1)
-    ).first()
+def events_of_stage(session: Session, case: Case, stage: str) -> list[Seen]:
+    """The case's recorded events of ``stage`` (stage, at, operator), oldest first."""
+    return [(s, at, op) for s, at, op in session.execute(
+        select(StageEvent.stage, StageEvent.at, StageEvent.operator)
+        .where(StageEvent.case_id == case.id, StageEvent.stage == stage)
+        .order_by(StageEvent.id))]
 
 
 def record_stage(
@@ -193,12 +201,10 @@ def record_stage(
     at = at or utcnow()
     current = lock_stages(session, [case.id])[case.id]
     set_committed_value(case, "stage", current)
-    last = last_event(session, case) if stage == current else None
-    decided = decide_stage(current, None if last is None else (last.stage, last.at, last.operator),
-                           stage, at, operator)
+    recorded = events_of_stage(session, case, stage) if stage == current else []
+    decided = decide_stage(current, recorded, stage, at, operator)
     if not decided.recorded:
-        return StageOutcome(False, decided.duplicate, last if decided.duplicate else None,
-                            decided.reason)
+        return decided
     now = utcnow()
     advance_stages(session, [(case.id, current, stage)], now)
     set_committed_value(case, "stage", stage)

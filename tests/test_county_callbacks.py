@@ -81,6 +81,29 @@ def test_duplicate_and_out_of_order_change_nothing(hub):
     assert [p["stage"] for p in province_messages(hub)] == ["accepted", "completed"]
 
 
+def test_an_earlier_approval_sent_again_is_a_duplicate(hub):
+    """Approvals may repeat (several levels), but a county re-sending its first approval
+    after its second (at-least-once delivery) had it recorded and pushed again: only
+    the last approval was compared."""
+    case_no = new_case(hub, "rental_filing", "511702")
+    first = event(case_no, "rental_filing", "511702", "approved", at="2026-11-23T10:00:00+08:00",
+                  operator="审批员甲")
+    second = event(case_no, "rental_filing", "511702", "approved",
+                   at="2026-11-23T11:00:00+08:00", operator="审批员乙")
+    with served(hub) as url:
+        accepted = event(case_no, "rental_filing", "511702", "accepted",
+                         at="2026-11-23T09:00:00+08:00")
+        assert post_signed(url, EVENTS, accepted, "county_511702").json()["data"]["recorded"]
+        for body in (first, second):
+            assert post_signed(url, EVENTS, body, "county_511702").json()["data"]["recorded"]
+        before = outbox_count(hub)
+        for body in (first, second, first):
+            again = post_signed(url, EVENTS, body, "county_511702").json()
+            assert again["code"] == "0000" and again["data"]["duplicate"] is True, again
+        assert outbox_count(hub) == before
+    assert stages_of(hub, case_no) == ["accepted", "approved", "approved"]
+
+
 def test_cross_county_callback_refused_with_1004(hub):
     case_no = new_case(hub, "rental_filing", "511702")
     before = outbox_count(hub)
