@@ -34,8 +34,8 @@ from adapters.province import review_url
 from adapters.web import ApiError, call_context, envelope, hub_of_app, inbound
 from mapping.canonical import Applicant, CanonicalCase
 from mapping.items import ITEMS, Item
-from mapping.province_in import ID_TYPES, ValidationFailure, parse_application
-from mapping.validators import apply_no_ok, resident_id_ok, text_ok
+from mapping.province_in import ValidationFailure, parse_applicant, parse_application
+from mapping.validators import apply_no_ok, text_ok
 from store.cases import record_stage
 from store.models import Case
 from store.resilience import retry_on_disconnect
@@ -156,24 +156,11 @@ def handle_event(hub: Hub) -> dict[str, Any]:
 
 
 def _applicant(raw: Any) -> tuple[Applicant | None, list[tuple[str, str]]]:
-    """The applicant of a county-opened status-only case (the province's rules apply)."""
-    if not isinstance(raw, dict):
-        return None, [("applicant", "required, an object")]
-    errors: list[tuple[str, str]] = []
-    name, id_type, id_no = raw.get("name"), raw.get("id_type"), raw.get("id_no")
-    id_type = str(id_type) if isinstance(id_type, int | str) else None
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        errors.append(("applicant.name", "required"))
-    if id_type not in ID_TYPES:
-        errors.append(("applicant.id_type", f"must be one of {', '.join(ID_TYPES)}"))
-    if not isinstance(id_no, str) or not id_no.strip() or len(id_no) > 64:
-        errors.append(("applicant.id_no", "required"))
-    elif id_type == "1" and not resident_id_ok(id_no):
-        errors.append(("applicant.id_no", "not a valid resident ID"))
-    if errors:
-        return None, errors
-    return Applicant(name=name, id_type=id_type, id_no=id_no,  # type: ignore[arg-type]
-                     uscc=raw.get("uscc") or None, phone=raw.get("phone") or None), []
+    """The applicant of a county-opened status-only case, by the province's rules
+    (``province_in.parse_applicant``: control and invisible characters, ID numbers by
+    their 证件种类, the USCC's check character, the phone)."""
+    applicant, errors = parse_applicant(raw)
+    return applicant, [(e.field, e.reason) for e in errors]
 
 
 def _county_case(hub: Hub, item: Item, body: dict[str, Any]) -> CanonicalCase:

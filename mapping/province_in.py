@@ -191,12 +191,19 @@ def _applicant(err: _Errors, raw: Any) -> Applicant | None:
     return Applicant(name=name, id_type=id_type, id_no=id_no, uscc=uscc, phone=phone)
 
 
-def applicant_errors(raw: Any) -> list[FieldError]:
-    """The field errors of an ``applicant`` object alone, as ``parse_application`` finds
-    them (the 一网通办 entry checks the province's handed-over applicant at once)."""
+def parse_applicant(raw: Any) -> tuple[Applicant | None, list[FieldError]]:
+    """An ``applicant`` object alone, checked as ``parse_application`` checks it: the
+    applicant, or None and every field error (the 一网通办 entry checks the province's
+    handed-over applicant at once; a county's 申请并受理 is held to the same rules)."""
     err = _Errors()
-    _applicant(err, raw)
-    return [e for _, e in err.items]
+    applicant = _applicant(err, raw)
+    errors = [e for _, e in err.items]
+    return (None if errors else applicant), errors
+
+
+def applicant_errors(raw: Any) -> list[FieldError]:
+    """The field errors of an ``applicant`` object alone (``parse_applicant``)."""
+    return parse_applicant(raw)[1]
 
 
 def _counties(err: _Errors, raw: Any, city: City) -> list[str]:

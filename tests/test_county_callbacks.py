@@ -201,6 +201,31 @@ def test_maintenance_fund_apply_and_accept_then_stages(hub):
     assert outbox_count(hub) == 3  # nothing was delivered back to the county that opened it
 
 
+def test_apply_and_accept_holds_the_applicant_to_the_provinces_rules(hub):
+    """A status-only case a county opens itself took an applicant the province intake
+    refuses (a NUL or an escape in the name, an invisible character in an ID number, a
+    USCC whose check character is wrong, a phone that is a list) and showed it in the
+    manual export. Each is 2002 naming the field now, and opens nothing."""
+    good = {"name": "张三", "id_type": "1", "id_no": "11010519491231002X"}
+    bad = [({**good, "name": "张\u0000三"}, "applicant.name"),
+           ({**good, "name": "张\u001b[2J三"}, "applicant.name"),
+           ({**good, "id_type": "3", "id_no": "E1234\u200b5678"}, "applicant.id_no"),
+           ({**good, "id_type": "7", "id_no": "91430223MA4L00000X"}, "applicant.id_no"),
+           ({**good, "uscc": {"a": 1}}, "applicant.uscc"),
+           ({**good, "phone": ["1"]}, "applicant.phone")]
+    with served(hub) as url:
+        for n, (applicant, field) in enumerate(bad):
+            body = {"item": "maintenance_fund_deposit", "county_code": "511722",
+                    "county_case_no": f"WX-BAD-{n}", "applicant": applicant, "data": {},
+                    "at": "2026-11-23T09:00:00+08:00"}
+            r = post_signed(url, "/api/county/v1/apply-and-accept", body, "county_511722")
+            got = r.json()
+            assert got["code"] == "2002", (applicant, got)
+            assert field in {e["field"] for e in got["errors"]}, (applicant, got)
+    with hub.transaction() as s:
+        assert s.scalars(select(Case).where(Case.apply_no.like("WX-BAD-%"))).all() == []
+
+
 def test_review_link_after_completed_only(make_hub, store_url):
     province = ProvinceSim(secret("province")).start()
     try:
