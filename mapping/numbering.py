@@ -14,19 +14,21 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from mapping.province_in import ID_TYPES
-from mapping.validators import parse_amount, resident_id_ok, text_ok, uscc_ok
+from mapping.province_in import parse_applicant
+from mapping.validators import parse_amount, text_ok, uscc_ok
 
 #: The profiles a config may name (``numbering.profile``); None: no unified numbering.
 PROFILES = ("hunan",)
 
-CONSTRUCTION_PERMIT = re.compile(r"\d{18}")
-PRESALE_PERMIT = re.compile(r"\d{18}-[YZ]\d{2}")
-CONTRACT_FILING = re.compile(r"\d{18}-[YZ]\d{2}-B\d{4}")
+#: ASCII digits only: Python's ``\d`` also matches full-width and Arabic-Indic digits,
+#: and 430223２０２４… had been issued, registered and accepted as a 办结's filing_no.
+CONSTRUCTION_PERMIT = re.compile(r"\d{18}", re.ASCII)
+PRESALE_PERMIT = re.compile(r"\d{18}-[YZ]\d{2}", re.ASCII)
+CONTRACT_FILING = re.compile(r"\d{18}-[YZ]\d{2}-B\d{4}", re.ASCII)
 #: 工改项目编码: the national investment project code (投资项目统一代码, 24 characters:
 #: year and month, the division code of the authority that filed it, industry, type,
 #: serial), e.g. ``2406-430223-70-01-000001`` — its division is the project's county.
-PROJECT_CODE = re.compile(r"\d{4}-(\d{6})-\d{2}-\d{2}-\d{6}")
+PROJECT_CODE = re.compile(r"\d{4}-(\d{6})-\d{2}-\d{2}-\d{6}", re.ASCII)
 
 PRESALE, CONTRACT = "presale_permit", "contract_filing"
 KIND_NAMES = {PRESALE: "预售许可证", CONTRACT: "网签合同备案"}
@@ -254,21 +256,12 @@ def _buyers(body: dict[str, Any], errors: list[tuple[str, str]]) -> tuple[dict[s
         if not isinstance(b, dict):
             errors.append((where, "must be an object"))
             continue
-        name, id_type, id_no = b.get("name"), b.get("id_type"), b.get("id_no")
-        id_type = str(id_type) if isinstance(id_type, int | str) and not isinstance(
-            id_type, bool) else None
-        bad = len(errors)
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_TEXT:
-            errors.append((f"{where}.name", "required"))
-        if id_type not in ID_TYPES:
-            errors.append((f"{where}.id_type", f"must be one of {', '.join(ID_TYPES)}"))
-        if not isinstance(id_no, str) or not id_no.strip() or len(id_no) > 64:
-            errors.append((f"{where}.id_no", "required"))
-        elif id_type == "1" and not resident_id_ok(id_no):
-            errors.append((f"{where}.id_no", "not a valid resident ID"))
-        if len(errors) == bad:
-            out.append({"name": name.strip(), "id_type": id_type,  # type: ignore[union-attr,dict-item]
-                        "id_no": id_no.strip()})  # type: ignore[union-attr]
+        buyer, problems = parse_applicant(  # a buyer is held to the applicant's rules
+            {"name": b.get("name"), "id_type": b.get("id_type"), "id_no": b.get("id_no")})
+        errors.extend((e.field.replace("applicant.", f"{where}.", 1), e.reason)
+                      for e in problems)
+        if buyer is not None:
+            out.append({"name": buyer.name, "id_type": buyer.id_type, "id_no": buyer.id_no})
     return tuple(out)
 
 

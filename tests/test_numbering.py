@@ -319,6 +319,33 @@ def test_control_characters_and_unprintable_chain_codes_are_never_a_5000(numberi
         assert "5000" not in set(s.scalars(select(CallLogEntry.code)))
 
 
+def test_numbers_and_codes_are_ascii_digits_and_buyers_are_checked_text(numbering_env):  # noqa: F811
+    """Python's ``\\d`` matches full-width and Arabic-Indic digits: a permit
+    430223２０２４０６２００１０２ was issued and registered, and a project code in
+    full-width digits stored as a project of its own. A buyer's name with a NUL and an
+    ID number with a zero-width space went to the province. Each is 2002 before the
+    province is asked."""
+    env = numbering_env
+    for field, body in (
+            ("construction_permits[0].no", presale_body(permit="430223２０２４０６２００１０２")),
+            ("construction_permits[0].no", presale_body(permit="430223٢٠٢٤٠٦٢٠٠١٠٢")),
+            ("project_code", presale_body(project="２４０６-430223-70-01-００００04"))):
+        r = env.post(f"{V1}/numbers/presale-permit", body)
+        assert (r.status_code, r.json()["code"]) == (400, "2002"), (field, r.text)
+        assert field in {e["field"] for e in r.json()["errors"]}, r.text
+    for buyer, field in (({"name": "张\x00三", "id_type": "1", "id_no": "11010519491231002X"},
+                          "buyers[0].name"),
+                         ({"name": "张三", "id_type": "2", "id_no": "E12\u200b345"},
+                          "buyers[0].id_no")):
+        r = env.post(f"{V1}/numbers/contract-filing",
+                     contract_body("430223202406200101-Y01", "f" * 32, buyers=[buyer]))
+        assert r.json()["code"] == "2002", r.text
+        assert field in {e["field"] for e in r.json()["errors"]}, r.text
+    assert env.province.state.received == [] and _register_count(env.hub) == 0
+    with env.hub.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(Project)) == 0
+
+
 def test_without_a_profile_the_endpoints_answer_4001(tmp_path, sqlite_url):
     hub = Hub(load_config(zhuzhou_config(tmp_path / "hub", sqlite_url, "http://127.0.0.1:9",
                                          profile=None)))
