@@ -92,12 +92,15 @@ def _own_case(session, partner: Partner, case_no: Any) -> Case:  # type: ignore[
 
 def _context(case: Case | None = None, item: str | None = None,
              division: Any = None) -> None:
+    """The call-log row's case, item and division. The division is the caller's own
+    county or its case's, never one a body claims: the admin's call-log pages are
+    scoped by it, and a refused claim on 511781 showed there to 511781's operators."""
     record = call_context()
     if case is not None:
         record.case_id, record.item, record.division = case.id, case.item, case.county_code
     if item:
         record.item = item
-    if isinstance(division, str) and division:  # the caller's, unchecked yet: only a code
+    if isinstance(division, str) and division:
         record.division = division[:6]
 
 
@@ -112,7 +115,7 @@ def _text_or_none(body: dict[str, Any], name: str) -> Any:
 def handle_event(hub: Hub) -> dict[str, Any]:
     partner, body = _authenticate(hub, "county.events")
     item = _item(body.get("item"))
-    _context(item=item.code, division=body.get("county_code"))
+    _context(item=item.code, division=partner.division)  # its own, never the one claimed
     _speaks_for(partner, body.get("county_code"), item.code)
     errors: list[tuple[str, str]] = []
     at = None
@@ -217,7 +220,7 @@ def handle_apply_and_accept(hub: Hub) -> dict[str, Any]:
     """
     partner, body = _authenticate(hub, "county.apply-and-accept")
     item = _item(body.get("item"))
-    _context(item=item.code, division=body.get("county_code"))
+    _context(item=item.code, division=partner.division)  # its own, never the one claimed
     _speaks_for(partner, body.get("county_code"), item.code)
     county = partner.division
     assert county is not None

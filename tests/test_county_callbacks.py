@@ -122,6 +122,13 @@ def test_cross_county_callback_refused_with_1004(hub):
         assert r.status_code == 403 and r.json()["code"] == "1004"
     assert stages_of(hub, case_no) == [] and case_of(hub, case_no).stage == "received"
     assert outbox_count(hub) == before
+    # logged under the caller's own county, never the one it claimed: the admin's
+    # call-log pages are scoped by division (511702's operators saw 511703's attempt)
+    with hub.transaction() as s:
+        logged = s.execute(select(CallLogEntry.party, CallLogEntry.division)
+                           .where(CallLogEntry.code == "1004").order_by(CallLogEntry.id)).all()
+    assert [tuple(r) for r in logged] == [("county_511703", "511703"),
+                                          ("county_511703", "511703"), ("province", None)]
 
 
 def test_bad_input_gets_its_code_and_changes_nothing(hub):
