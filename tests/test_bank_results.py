@@ -177,3 +177,25 @@ def test_head_is_answered_as_get_not_500(fund):
     assert http.request("HEAD", fund.url + "?wsdl").status == 200
     assert http.request("HEAD", fund.url).status == 405
     assert codes_logged(fund, "2001") == []
+
+
+def test_a_notice_from_the_future_is_2002(fund):
+    """A deposit said to occur in 9999 was booked on that day, the ledger's latest; the
+    tolerance is the contracts' 300 s for a caller's clock, as for a county's stages."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    tok = fund.token()
+    now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(microsecond=0)
+
+    def deposit(serial: str, at: str) -> tuple[str, str]:
+        return _call(fund, "DepositNotice", tok, (
+            f"<f:serial_no>{serial}</f:serial_no><f:account_no>{ACC_SMART}</f:account_no>"
+            f"<f:amount>1.00</f:amount><f:occurred_at>{at}</f:occurred_at>"))
+
+    for serial, at in (("FU-1", "9999-01-01T00:00:00+08:00"),
+                       ("FU-2", (now + timedelta(minutes=10)).isoformat())):
+        code, msg = deposit(serial, at)
+        assert code == "2002" and "occurred_at" in msg and "ahead" in msg, msg
+    assert fund.ledger() == []
+    assert deposit("FU-3", (now + timedelta(minutes=1)).isoformat())[0] == "0000"

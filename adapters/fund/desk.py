@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
@@ -45,6 +45,7 @@ from adapters.fund.ledger import (
 )
 from adapters.fund.reconcile import FIGURES, compare
 from adapters.fund.settings import BankSettings
+from adapters.signing import DEFAULT_WINDOW
 from mapping.fund import (
     ABNORMAL,
     ABNORMAL_REPORT_HOURS,
@@ -189,7 +190,7 @@ class FundDesk:
         op = call.operation
         in_fen = self.settings.in_fen(caller.bank_code)
         fen = amount_in(f["amount"], "amount", in_fen)
-        when = occurred_utc(f["occurred_at"])
+        when = _occurred(f["occurred_at"])
         if op == "DepositNotice" and f.get("pay_method") and f["pay_method"] not in PAY_METHODS:
             raise FieldError("pay_method", f"not in code table 4.3 ({', '.join(PAY_METHODS)})")
         f = {**f, "amount": fen_to_yuan(fen), "occurred_at": when.isoformat() + "Z"}
@@ -321,7 +322,7 @@ class FundDesk:
 
     def _pos_payment(self, call: SoapCall, caller: Caller, f: dict[str, Any]) -> Answer:
         fen = amount_in(f["amount"], "amount", self.settings.in_fen(caller.bank_code))
-        when = occurred_utc(f["occurred_at"])
+        when = _occurred(f["occurred_at"])
         f = {**f, "amount": fen_to_yuan(fen), "occurred_at": when.isoformat() + "Z",
              "pay_method": "03"}
 
@@ -355,7 +356,7 @@ class FundDesk:
         if op == "TransferResult":
             fen = amount_in(f["amount"], "amount", in_fen)
             f = {**f, "amount": fen_to_yuan(fen),
-                 "occurred_at": occurred_utc(f["occurred_at"]).isoformat() + "Z"}
+                 "occurred_at": _occurred(f["occurred_at"]).isoformat() + "Z"}
         ok = str(f.get("result") or "").strip() in RESULT_OK
 
         def work(s: Session) -> Answer:
@@ -461,6 +462,21 @@ def _account_to_set_up(s: Session, ins: FundInstruction, account_no: str
             raise
         return account, False
     return account, True
+
+
+#: A notice may say it happened at most this far ahead of the hub's clock: the
+#: contracts' tolerance for a caller's clock, as for a county's stage times. Later is a
+#: typing error (a year 9999) that would stand as the ledger's latest day.
+OCCURRED_AHEAD = timedelta(seconds=DEFAULT_WINDOW)
+
+
+def _occurred(value: Any) -> datetime:
+    when = occurred_utc(value)
+    if when > utcnow() + OCCURRED_AHEAD:
+        raise FieldError("occurred_at", f"must not be later than "
+                                        f"{int(OCCURRED_AHEAD.total_seconds())} s ahead of "
+                                        "the hub's clock (a notice follows what happened)")
+    return when
 
 
 def _cited_instruction(s: Session, instruction_no: str) -> FundInstruction | None:
