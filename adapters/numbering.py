@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, date
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
@@ -176,7 +176,7 @@ def handle_presale(hub: Hub) -> dict[str, Any]:
             raise ValueError(f"the province answered {number} for backfill={req.backfill}")
     except ValueError as exc:
         raise _unusable(hub, county, PRESALE, result.response, exc) from None
-    today = utcnow().replace(tzinfo=UTC).astimezone(hub.overrides.tz).date()
+    today = _today(hub)
 
     def record() -> None:
         with hub.transaction() as s:
@@ -316,12 +316,17 @@ def handle_qr(hub: Hub, number: str, kind: str) -> Response:
     return resp
 
 
+def _today(hub: Hub) -> date:
+    """Today in the city's time (Beijing)."""
+    return utcnow().replace(tzinfo=UTC).astimezone(hub.overrides.tz).date()
+
+
 def handle_acceptance(hub: Hub, project_code: str) -> dict[str, Any]:
     _enabled(hub)
     partner, raw = _county(hub, "county.projects.acceptance")
     body = parse_json(raw)
     try:
-        kind, day = check_acceptance(body if isinstance(body, dict) else {})
+        kind, day = check_acceptance(body if isinstance(body, dict) else {}, _today(hub))
     except NumberingInvalid as exc:
         raise _invalid(exc.errors) from None
     if not PROJECT_CODE.fullmatch(project_code):

@@ -310,8 +310,10 @@ def check_cancel(number: Any, body: dict[str, Any]) -> str:
     return reason
 
 
-def check_acceptance(body: dict[str, Any]) -> tuple[str, date]:
-    """A project's completion acceptance: its kind and (local) date."""
+def check_acceptance(body: dict[str, Any], today: date) -> tuple[str, date]:
+    """A project's completion acceptance: its kind and (local) date, no later than
+    ``today`` (local): an acceptance is reported once it happened, and a 9999-12-31
+    took the project off the 逾期未竣工验收 list for good."""
     errors: list[tuple[str, str]] = []
     kind = body.get("kind")
     if kind not in ACCEPTANCE_KINDS:
@@ -321,6 +323,10 @@ def check_acceptance(body: dict[str, Any]) -> tuple[str, date]:
         day = parse_date(body.get("date"))
     except ValueError as exc:
         errors.append(("date", str(exc)))
+    else:
+        if day > today:
+            errors.append(("date", f"must not be after today ({today.isoformat()}, "
+                                   "Beijing time): report an acceptance once it happened"))
     if errors:
         raise NumberingInvalid(errors)
     assert day is not None

@@ -76,6 +76,12 @@ def test_overdue_list_until_the_county_reports_acceptance(numbering_env):  # noq
     assert [r[0] for r in overdue_rows] == ["2406-430223-70-01-000101"]
     assert isinstance(overdue_rows[0][-1], int) and overdue_rows[0][-1] > 100  # working days
 
+    # an acceptance is reported once it happened: a 9999-12-31 had taken the project
+    # off the list for good
+    ahead = env.post(f"{V1}/projects/2406-430223-70-01-000101/acceptance",
+                     {"kind": "completion_filing", "date": "9999-12-31"})
+    assert ahead.json()["code"] == "2002" and "after today" in ahead.text, ahead.text
+    assert "2406-430223-70-01-000101" in _overdue_codes(city)
     r = env.post(f"{V1}/projects/2406-430223-70-01-000101/acceptance",
                  {"kind": "completion_filing", "date": "2025-08-01"})
     assert r.status_code == 200, r.text
