@@ -132,12 +132,40 @@ class StageRefused(ValueError):
 
 def store_errors(session: Session, hub: Hub, case: Case,
                  report: StageReport) -> list[tuple[str, str]]:
-    """Field errors only the store can tell (``check_stage`` cannot): under the numbering
-    profile a 办结's filing number must be the register's (contracts/numbering.md)."""
+    """Field errors only the store can tell (``check_stage`` cannot): a stage before the
+    case began (``before_the_case``); under the numbering profile a 办结's filing
+    number must be the register's (contracts/numbering.md)."""
     from adapters.numbering import filing_no_errors
 
-    return filing_no_errors(hub, session, case.item, case.county_code, report.stage,
-                            report.filing_no, case.id)
+    errors = []
+    if (early := before_the_case(hub, case, report.at)) is not None:
+        errors.append(("at", early))
+    return errors + filing_no_errors(hub, session, case.item, case.county_code,
+                                     report.stage, report.filing_no, case.id)
+
+
+def before_the_case(hub: Hub, case: Case, at: datetime | None) -> str | None:
+    """Why a stage time (naive UTC) cannot be taken — earlier, by more than ``AT_AHEAD``,
+    than the case began: its application's submission or the hub's receipt, whichever
+    came first (a province's clock may be off; the hub's receipt bounds it) — or None.
+    A 1900 or a 0001 (a typing error) stood as an on-time 受理 in every statistic."""
+    if at is None:
+        return None
+    began = case.created_at
+    submitted = (hub.cipher.open_json(case.payload_enc) or {}).get("submitted_at")
+    try:  # as CanonicalCase.to_dict wrote it: with an offset, or naive UTC (a county's)
+        when = datetime.fromisoformat(submitted) if isinstance(submitted, str) else None
+        if when is not None and when.tzinfo is not None:
+            when = when.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        when = None
+    if when is not None and when < began:
+        began = when
+    if at < began - AT_AHEAD:
+        local = began.replace(tzinfo=UTC).astimezone(hub.overrides.tz)
+        return (f"must not be earlier than the case began ({local:%Y-%m-%d %H:%M:%S} "
+                "Beijing time, its submission or the hub's receipt)")
+    return None
 
 
 def claim_number(session: Session, hub: Hub, case: Case, report: StageReport) -> None:

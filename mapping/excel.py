@@ -286,6 +286,9 @@ def explain(field_name: str, reason: str) -> str:
         return f"{column}：只有新环节为「办结」时才填写结果，请清空或改为「办结」"
     if reason.startswith("must not be later than"):  # adapters.county_stages.ahead_of_clock
         return f"{column}：晚于当前时间，请填写实际办理的时间（北京时间，如 2026-11-23 09:00:00）"
+    if reason.startswith("must not be earlier than the case began"):  # before_the_case
+        began = reason.partition("(")[2].partition(" Beijing")[0]
+        return f"{column}：早于本案申请时间（{began}），请填写实际办理的时间（北京时间）"
     if reason == "required":
         return f"{column}：必须填写，请勿删除导出的{column}"
     return f"{column}：{reason}"

@@ -152,6 +152,12 @@ def test_bad_input_gets_its_code_and_changes_nothing(hub):
             assert (r.status_code, r.json()["code"]) == (status, code), (body, r.text)
             if field:
                 assert field in [e["field"] for e in r.json()["errors"]]
+        # before the case began (submitted 2026-11-22 10:00 Beijing): a typing error
+        for at in ("1900-01-01T00:00:00+08:00", "2026-11-22T09:54:00+08:00"):
+            early = post_signed(url, EVENTS, event(case_no, "rental_filing", "511702",
+                                                   "approved", at=at), "county_511702")
+            assert early.json()["code"] == "2002", early.text
+            assert [e["field"] for e in early.json()["errors"]] == ["at"], early.text
         r = post_signed(url, EVENTS, [1, 2], "county_511702")
         assert (r.status_code, r.json()["code"]) == (400, "2001")
         wrong = post_signed(url, EVENTS, event(case_no, "rental_filing", "511702", "approved"),
@@ -162,7 +168,7 @@ def test_bad_input_gets_its_code_and_changes_nothing(hub):
     with hub.transaction() as s:
         logged = s.scalars(select(CallLogEntry).where(CallLogEntry.interface == "county.events")
                            .order_by(CallLogEntry.id)).all()
-        assert len(logged) == 9 and logged[1].outcome == "rejected" and logged[1].code == "2002"
+        assert len(logged) == 11 and logged[1].outcome == "rejected" and logged[1].code == "2002"
         assert logged[0].case_id == case_id and logged[0].party == "county_511702"
 
 

@@ -470,6 +470,20 @@ def test_a_stage_time_ahead_of_the_clock_is_a_row_error_in_chinese(hub):
     assert report.applied == 0 and stages_of(hub, case_no) == []
 
 
+def test_a_stage_time_before_the_case_is_a_row_error_in_chinese(hub):
+    """A clerk's 1026 for 2026: before the application was even submitted. It had been
+    recorded as an on-time 受理."""
+    case_no = new_case(hub, "rental_filing", MANUAL, apply_no="EARLY-X")
+    xlsx, _ = export_workbook(hub, MANUAL, with_materials=False)
+    wb, ws, header = sheet_rows(xlsx, "房屋租赁备案")
+    fill(ws, header, 2, new_stage="受理", at="1026-11-23 09:00:00", operator="王窗口")
+    report = import_workbook(hub, save(wb), "operator")
+    [(sheet, row, reason)] = report.errors
+    assert (sheet, row) == ("房屋租赁备案", 2)
+    assert reason.startswith("办理时间：早于本案申请时间（2026-11-22 10:00:00）"), reason
+    assert report.applied == 0 and stages_of(hub, case_no) == []
+
+
 def _rewrite(xlsx: bytes, name: str, change) -> bytes:  # type: ignore[no-untyped-def]
     with zipfile.ZipFile(io.BytesIO(xlsx)) as z:
         return _with_part(xlsx, name, change(z.read(name)))
