@@ -130,8 +130,9 @@ def check_role_editable(s: Session, actor: Principal, role: AdminRole) -> None:
     holders = s.scalars(select(AdminUser).join(AdminUserRole,
                                                AdminUserRole.user_id == AdminUser.id)
                         .where(AdminUserRole.role_id == role.id))
-    for user in holders:
-        if not _scope_inside(actor, load_principal(s, user)):
+    for user in holders:  # their scope and their other roles' functions (``may_act_on``):
+        # a county manager had added manage_users to a role a stronger clerk also held
+        if not may_act_on(s, actor, load_principal(s, user)):
             raise GrantRefused(f"角色 {role.name} 也授予了您权限范围以外的用户，不能修改或删除")
 
 

@@ -60,6 +60,7 @@ def _setup(hub) -> dict[str, int]:  # type: ignore[no-untyped-def]
         ids["r_viewer"] = _role(s, "查看员", ("view",))
         ids["r_mine"] = _role(s, "本县查看员", ("view",))
         ids["r_city_admin"] = _role(s, "市级用户管理员", ("view", "manage_users"))
+        ids["r_shared"] = _role(s, "共用查看员", ("view",))  # held by boss, beside r_big
         for key, name, division in (("u702", "通川区住建局", "511702"),
                                     ("u703", "达川区住建局", "511703"),
                                     ("ucity", "市住建局", None)):
@@ -72,7 +73,7 @@ def _setup(hub) -> dict[str, int]:  # type: ignore[no-untyped-def]
         ids["other"] = _user(s, hub, "other", [ids["r_viewer"]], ("511703",))
         ids["straddle"] = _user(s, hub, "straddle", [ids["r_mine"]], ("511702", "511703"))
         ids["city"] = _user(s, hub, "city", [ids["r_mine"]], None)
-        ids["boss"] = _user(s, hub, "boss", [ids["r_big"]], ("511702",))
+        ids["boss"] = _user(s, hub, "boss", [ids["r_big"], ids["r_shared"]], ("511702",))
         ids["cityadmin"] = _user(s, hub, "cityadmin", [ids["r_city_admin"]], None)
     return ids
 
@@ -185,6 +186,11 @@ def test_county_admin_cannot_grant_beyond_own_rights(people_hub):  # type: ignor
         ({"role_id": str(ids["r_viewer"]), "action": "delete"}, "权限范围以外的用户"),
         ({"role_id": str(ids["r_mine"]), "name": "本县查看员", "function": ["view"]},
          "权限范围以外的用户"),  # also held by the straddling and the city-wide user
+        # held in their county, but by a user with functions beyond theirs: adding
+        # manage_users to it had made boss a user manager over stronger clerks
+        ({"role_id": str(ids["r_shared"]), "name": "共用查看员",
+          "function": ["view", "manage_users"]}, "权限范围以外的用户"),
+        ({"role_id": str(ids["r_shared"]), "action": "delete"}, "权限范围以外的用户"),
         ({"role_id": "x1", "name": "新角色", "function": ["view"]}, "表单内容不正确"),
     ):
         _refused(c, hub, "/admin/roles", data, why)
