@@ -235,6 +235,23 @@ def portable_rollup_rows(session: Session, where):  # type: ignore[no-untyped-de
     return out
 
 
+#: Pieces of the call log read by one statement (one CASE arm and one OR term each).
+MAX_PIECES = 200
+
+
+def _within_the_log(session: Session, intervals: list[tuple[datetime, datetime]]
+                    ) -> list[tuple[datetime, datetime]]:
+    """The intervals cut to [the first call-log row, now]: no call lies outside (the
+    first row's time is one index lookup)."""
+    if not intervals:
+        return []
+    first = session.scalar(select(func.min(CallLogEntry.started_at)))
+    if first is None:
+        return []
+    last = utcnow() + timedelta(minutes=1)
+    return [(max(a, first), min(b, last)) for a, b in intervals if b > first and a < last]
+
+
 def _local_pieces(intervals: list[tuple[datetime, datetime]],
                   tz: tzinfo) -> list[tuple[date, datetime, datetime]]:
     """The intervals cut at local midnights: (local day, start, end) in naive UTC."""
@@ -306,15 +323,18 @@ def interface_stats(session: Session, principal: Principal, since: datetime,
                     [int(x or 0) for x in r[3 + n:]])
             else:
                 add_day(str(key)[:10], int(r[0] or 0), int(r[1] or 0))
-    # pieces cut at local midnights (a SQL date() would cut at UTC midnight)
-    pieces = _local_pieces(_raw_intervals(since, until, days, tz), tz)
-    if pieces:
+    # pieces cut at local midnights (a SQL date() would cut at UTC midnight), only where
+    # the call log can hold rows: a range from 1900 had made a piece of every day
+    pieces = _local_pieces(_within_the_log(session, _raw_intervals(since, until, days, tz)),
+                           tz)
+    for n in range(0, len(pieces), MAX_PIECES):  # SQLite's expression depth is 1000
+        chunk = pieces[n:n + MAX_PIECES]
         for i, interface, outcome, calls, total, mx, *hist in _raw_rows(
-                session, principal, pieces):
+                session, principal, chunk):
             counts = {outcome: int(calls)} if outcome in OUTCOMES else {}
             add(interface, counts, int(calls), float(total or 0), float(mx or 0),
                 [int(x or 0) for x in hist])
-            add_day(pieces[int(i)][0].isoformat(), int(calls),
+            add_day(chunk[int(i)][0].isoformat(), int(calls),
                     int(calls) if outcome == "ok" else 0)
     series = [(k, v[0], v[1]) for k, v in sorted(per_day.items())]
     return sorted(stats.values(), key=lambda s: s.interface), series

@@ -107,6 +107,9 @@ class BadInput(ValueError):
 
 
 BadDate = BadInput
+#: The years a form date may name: nothing the hub keeps is older, and the edges of
+#: Python's datetime (0001, 9999) overflowed in the conversion to UTC.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def parse_dt(text: str | None, end: bool = False, label: str = "日期") -> datetime | None:
@@ -122,6 +125,8 @@ def parse_dt(text: str | None, end: bool = False, label: str = "日期") -> date
     except ValueError:
         raise BadDate(f"{label}“{text[:32]}”不是有效日期，请按 年-月-日 填写，例如 "
                       f"{local_today().isoformat()}") from None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:  # 0001 and 9999 overflowed: a 500
+        raise BadDate(f"{label}“{text[:32]}”超出可查询的年份（{FIRST_YEAR}–{LAST_YEAR} 年）")
     if value.tzinfo is not None:
         return value.astimezone(UTC).replace(tzinfo=None)
     if len(text) == 10:

@@ -221,6 +221,32 @@ def test_search_partial_numbers_and_bad_dates(served):  # noqa: F811
     assert "不是有效日期" in root.get("/admin/messages", params={"since": "x"}).text
 
 
+def test_dates_at_the_edges_of_the_calendar_and_long_ranges_are_refused(served):  # noqa: F811
+    """``until=9999-12-31`` overflowed in the conversion to UTC: HTTP 500 on every page
+    with a date filter. A dashboard from 1900 made one SQL piece per day not rolled up:
+    500 on SQLite (its expression depth), minutes of one worker on either store."""
+    root = _signed_in(served)
+    for page in ("/admin/", "/admin/cases", "/admin/messages", "/admin/calls",
+                 "/admin/audit", "/admin/stats.csv"):
+        for params in ({"until": "9999-12-31"}, {"since": "0001-01-01"},
+                       {"until": "9999-12-31T23:59:59-10:00"}):
+            resp = root.get(page, params=params)
+            assert resp.status_code in (200, 400), (page, params, resp.status_code)
+            assert "超出可查询的年份（2000–2099 年）" in resp.text, (page, params)
+    long = root.get("/admin/", params={"since": "2000-01-01"})
+    assert "查询的时间范围最长 3660 天" in long.text
+    new_case(served.hub, ["511702"], "EDGE-1")  # a call-log row to read around
+    with served.hub.transaction() as s:
+        s.add(CallLogEntry(ref_id="edge-1", interface="county.rental_filing", direction="out",
+                           party="county_511702", division="511702", item="rental_filing",
+                           started_at=datetime.now(UTC).replace(tzinfo=None), duration_ms=5.0,
+                           outcome="ok"))
+    resp = root.get("/admin/", params={"since": "2017-01-01"})  # 3,600 days, none rolled up
+    assert resp.status_code == 200, resp.text[:300]
+    row = resp.text.split('title="county.rental_filing"')[1].split("</tr>")[0]
+    assert '<td class="num">1</td><td class="num">1</td>' in row  # the one call, counted
+
+
 def test_beijing_day_boundaries_with_the_process_in_utc(served, monkeypatch):  # noqa: F811
     monkeypatch.setenv("TZ", "UTC")
     root = _signed_in(served)
