@@ -195,7 +195,11 @@ def _module_disabled(exc: ModuleDisabled):  # type: ignore[no-untyped-def]
 
 def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     messages = {404: "没有找到，或不在您的数据权限范围内", 400: exc.description,
-                413: "上传的文件太大"}
+                403: "您没有使用此功能的权限，请联系系统管理员",
+                405: "不支持这种访问方式，请从页面上的链接或按钮进入",
+                413: "上传的文件太大", 429: "操作过于频繁，请稍后再试",
+                500: "系统内部错误，已记入日志；请稍后重试，仍不行请联系系统管理员",
+                503: "系统暂时不可用，请稍后再试"}
     headers = {"Allow": ", ".join(exc.valid_methods)} if isinstance(
         exc, MethodNotAllowed) and exc.valid_methods else {}
     return render("error.html", code=exc.code,

@@ -221,6 +221,15 @@ def test_search_partial_numbers_and_bad_dates(served):  # noqa: F811
     assert "不是有效日期" in root.get("/admin/messages", params={"since": "x"}).text
 
 
+def test_error_pages_speak_chinese(served):  # noqa: F811
+    """A clerk who follows an old bookmark to a form's address read 「Method Not Allowed」;
+    an internal error read 「Internal Server Error」."""
+    root = _signed_in(served)
+    resp = root.get("/admin/alerts/ack")
+    assert resp.status_code == 405 and "不支持这种访问方式" in resp.text
+    assert "Method Not Allowed" not in resp.text
+
+
 def test_dates_at_the_edges_of_the_calendar_and_long_ranges_are_refused(served):  # noqa: F811
     """``until=9999-12-31`` overflowed in the conversion to UTC: HTTP 500 on every page
     with a date filter. A dashboard from 1900 made one SQL piece per day not rolled up:
