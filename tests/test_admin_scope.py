@@ -110,3 +110,24 @@ def test_personal_data_masked_and_unmasked_view_audited(served):  # noqa: F811
     found = root.get("/admin/cases", params={"id_no": ID_NO}).text
     assert case_no in found
     assert case_no not in root.get("/admin/cases", params={"id_no": "110105194912310037"}).text
+
+
+def test_a_county_auditor_sees_what_its_own_people_did(served):  # noqa: F811
+    """The audit trail had no scope: a 通川区 auditor read the city administrator's
+    reveals of 渠县 cases and 渠县 clerks' sign-ins and exports."""
+    hub = served.hub
+    _setup(served)
+    add_operator(hub, "audit702", ("view", "view_audit"), ("511702",))
+    with hub.transaction() as s:
+        for actor, target in (("op702", "511702-case"), ("op725", "511725-case"),
+                              ("root", "5117252026-case")):
+            s.add(AuditEntry(actor=actor, action="view_personal_data", target=target))
+    auditor = Client(served.url)
+    auditor.login("audit702")
+    page = auditor.get("/admin/audit", params={"action": "view_personal_data"}).text
+    assert "511702-case" in page
+    assert "511725-case" not in page and "5117252026-case" not in page
+    root = Client(served.url)
+    root.login("root")  # the city-wide auditor sees every entry
+    page = root.get("/admin/audit", params={"action": "view_personal_data"}).text
+    assert all(t in page for t in ("511702-case", "511725-case", "5117252026-case"))
