@@ -183,7 +183,16 @@ def zh(code: Any, kind: str) -> str:
         county = names()["counties"].get(text[7:])
         if county:
             return f"{county}智慧平台"
+    if kind == "partners" and (bank := _bank_code_of(text)):  # a bank is config: its code
+        return catalogue_name("partners", bank)
     return catalogue_name(kind, text)
+
+
+def _bank_code_of(app_id: str) -> str | None:
+    """The ``bank_code`` of a configured bank partner (``bank_icbc_dazhou`` → ICBC)."""
+    partner = hub().partners.get(app_id)
+    code = partner.options.get("bank_code") if partner is not None else None
+    return code if isinstance(code, str) and code else None
 
 
 @bp.app_template_filter("coded")

@@ -130,3 +130,19 @@ def test_names_are_shown_and_audited_with_view_personal_data(admin_fund):
     assert "核对缴款人" in (rows[0].detail or "")
     # another county's account stays a 404 even when revealing
     assert pd.post(f"/admin/fund/{ACC_MANUAL}/reveal", {"reason": "x"}).status_code == 404
+
+
+def test_a_bank_partners_messages_are_named_by_the_bank(fund):
+    """A bank partner's app id (``bank_icbc_dazhou``, config) showed as is on the
+    message list: its ``bank_code`` names it (中国工商银行)."""
+    from adapters.bank_soap import fund_desk
+    from adapters.fund.instructions import issue
+
+    with fund.hub.transaction() as s:
+        issue(fund.hub, s, fund_desk(fund.hub).settings, "01", "ICBC",
+              {"account_no": ACC_SMART, "date": "2026-11-20"}, division="511702")
+    add_operator(fund.hub, "root", ALL_FUNCTIONS)
+    root = Client(fund.server.url)
+    root.login("root")
+    listing = root.get("/admin/messages").text.split('id="message-list"')[1]
+    assert "中国工商银行" in listing and ">bank_icbc_dazhou<" not in listing, listing[:2000]

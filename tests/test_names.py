@@ -63,3 +63,15 @@ def test_every_item_stage_and_operation_is_named_in_chinese():
     for kind in ("message_statuses", "alert_kinds", "audit_actions", "banks", "result_codes"):
         for code, label in names.known(kind).items():
             assert han.search(label), (kind, code)
+
+
+def test_every_interface_the_code_logs_has_its_own_chinese_name():
+    """``county.events`` was named by its prefix: 「events · 推送区县」, English and the
+    wrong direction (names.yaml had ``county.in.events``)."""
+    codes = _codes_in_source(r'@inbound\(\s*"([a-z._-]+)"') | \
+        _codes_in_source(r'_authenticate\(hub,\s*"([a-z._-]+)"') | \
+        _codes_in_source(r'_county\(hub,\s*"([a-z._-]+)"')
+    assert len(codes) > 8, codes
+    english = {c: names.name("interfaces", c) for c in codes
+               if re.search(r"[a-z]{3,}", names.name("interfaces", c))}
+    assert english == {}
