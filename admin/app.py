@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from admin import auth, masking, sso
@@ -15,6 +16,7 @@ from admin.modules import ModuleDisabled, catalogue, ensure_builtins_once, modul
 from admin.perms import FUNCTIONS, Forbidden
 from admin.settings import get_setting, item_names
 from admin.web import bp, hub, names, render, to_local
+from mapping import delivery_errors
 from mapping.validators import first_not_text
 from store.alerts import WORDED_BY_HUB
 
@@ -162,6 +164,17 @@ def _local(value):  # type: ignore[no-untyped-def]
 def _masked(value):  # type: ignore[no-untyped-def]
     """Free text (errors, reasons, titles) through the masker unless revealing."""
     return masking.show_text(value)
+
+
+@bp.app_template_filter("delivery_error")
+def _delivery_error(value, limit: int = 160):  # type: ignore[no-untyped-def]
+    """An outbox row's ``last_error`` in Chinese (mapping/delivery_errors.py), the raw
+    text (masked) in its tooltip for whoever asks the engineers."""
+    if not value:
+        return ""
+    shown = delivery_errors.explain(str(value), quoted=masking.show_text)
+    return Markup('<span title="{}">{}</span>').format(
+        masking.show_text(str(value))[:1000], shown[:limit])
 
 
 @bp.app_template_filter("masked_title")
