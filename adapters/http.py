@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from adapters.base import Adapter, DeliveryResult, OutgoingMessage, Partner
+from adapters.deadline import DeadlinePoolManager, deadline
 from adapters.lease import connect_timeout
 from adapters.signing import signed_headers
 from mapping import json_limits
@@ -31,7 +32,7 @@ class JsonClient:
 
     def __init__(self, app_id: str, pool_size: int = 8) -> None:
         self.app_id = app_id
-        self.pool = urllib3.PoolManager(maxsize=pool_size, block=False, retries=False)
+        self.pool = DeadlinePoolManager(maxsize=pool_size, block=False, retries=False)
 
     def post(
         self, partner: Partner, operation: str, payload: Any, timeout: float,
@@ -51,16 +52,28 @@ class JsonClient:
             )
         if message_id is not None:
             headers["X-Message-Id"] = str(message_id)
-        try:
-            resp = self.pool.request(
-                "POST", url, body=body, headers=headers,
-                timeout=urllib3.Timeout(connect=connect_timeout(timeout), read=timeout),
-                preload_content=False,
-            )
-            raw = resp.read(MAX_RESPONSE_BYTES + 1)
-            resp.release_conn()
-        except urllib3.exceptions.HTTPError as exc:
-            return DeliveryResult(ok=False, error=f"{type(exc).__name__}: {exc}", request=payload)
+        connect = connect_timeout(timeout)
+        with deadline(connect + timeout) as watch:  # the whole call, headers and body
+            try:
+                resp = self.pool.request(
+                    "POST", url, body=body, headers=headers,
+                    timeout=urllib3.Timeout(connect=connect, read=timeout),
+                    preload_content=False,
+                )
+                raw = resp.read(MAX_RESPONSE_BYTES + 1)
+                if watch.fired:
+                    resp.close()  # its socket is shut: not back into the pool
+                else:
+                    resp.release_conn()
+                failed = None
+            except urllib3.exceptions.HTTPError as exc:
+                failed = f"{type(exc).__name__}: {exc}"
+        if watch.fired:
+            return DeliveryResult(ok=False, request=payload, error=(
+                f"ReadTimeoutError: no whole answer within {connect + timeout:g} s "
+                "(connect + read timeout, headers and body together)"))
+        if failed is not None:
+            return DeliveryResult(ok=False, error=failed, request=payload)
         if len(raw) > MAX_RESPONSE_BYTES:
             return DeliveryResult(ok=False, error="response too large", request=payload)
         try:

@@ -131,3 +131,73 @@ def test_wrong_delivery_numbers_name_the_key(make_config, sqlite_url, setting):
     key = next(iter(setting))
     with pytest.raises(ConfigError, match=rf"config\.yaml: delivery: {key}: must be"):
         load_config(make_config(sqlite_url, delivery=setting))
+
+
+class _TricklingPeer:
+    """A raw-socket peer that answers at once, then sends its body (or, with
+    ``headers=True``, its header lines) one byte every ``gap`` seconds: each read is
+    within the read timeout, the whole answer is not."""
+
+    def __init__(self, gap: float, headers: bool = False) -> None:
+        import socket
+
+        self.gap, self.headers, self.requests = gap, headers, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn) -> None:  # type: ignore[no-untyped-def]
+        with conn:
+            conn.recv(65536)
+            self.requests += 1
+            body = b'{"code":"0000"}' + b" " * 100
+            if self.headers:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                slow = b"X-Slow: " + b"a" * 100 + b"\r\n"
+                tail = b"Content-Length: %d\r\n\r\n" % len(body) + body
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+                slow, tail = body, b""
+            try:
+                for ch in slow:
+                    if self.stopped.is_set():
+                        return
+                    conn.sendall(bytes([ch]))
+                    time.sleep(self.gap)
+                conn.sendall(tail)
+            except OSError:
+                return  # the hub shut its end: what this test is about
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("headers", [False, True], ids=["body", "header-lines"])
+def test_a_trickling_peer_cannot_hold_a_call_past_connect_and_read_timeout(
+        make_hub, store_url, headers):
+    """urllib3's read timeout bounds each read, not the call: a peer sending a byte
+    every 0.3 s under a 1 s timeout held the call as long as it liked, past the lease,
+    and the message went out again while its first attempt still ran. The call now ends
+    within connect + read timeout and is recorded as timed out; one request was sent."""
+    peer = _TricklingPeer(gap=0.3, headers=headers)
+    try:
+        hub = make_hub(store_url, partners={"peer0": {"base_url": peer.url}})
+        [mid] = put(hub, 1, timeout=1.0)
+        Dispatcher(hub, "w1").run_once()
+        with hub.db.session() as s:
+            row = s.get(OutboxMessage, mid)
+            assert (row.status, row.attempts) == ("pending", 1), (row.status, row.last_error)
+            assert "no whole answer within" in (row.last_error or ""), row.last_error
+        assert peer.requests == 1  # (the whole answer would have taken 35 s)
+    finally:
+        peer.stop()
