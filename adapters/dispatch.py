@@ -33,7 +33,7 @@ from store.outbox import (
     release,
     renew,
 )
-from store.resilience import retry_on_disconnect, retry_until_back
+from store.resilience import is_disconnect, retry_on_disconnect, retry_until_back
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -203,7 +203,19 @@ class Dispatcher:
         budget = max(0.0, min(RECORD_BUDGET, self._lease.remaining() - 10))
         try:
             return retry_until_back(transaction, budget, "delivery outcomes")
-        except Exception:
+        except Exception as exc:
+            if len(attempts) > 1 and not is_disconnect(exc):
+                # one outcome the store refuses must not keep the others unrecorded (and
+                # their messages going out again at every lease's end): each alone
+                log.warning("delivery outcomes of %d messages not recorded together (%s): "
+                            "recording each alone", len(attempts), type(exc).__name__)
+                alone: list[str | None] = []
+                for attempt in attempts:
+                    try:
+                        alone.append(self._record([attempt])[0])
+                    except Exception:  # logged there; this one is due when its lease ends
+                        alone.append(None)
+                return alone
             log.exception("delivery outcomes of %d message(s) not recorded: they are due "
                           "again when their lease ends", len(attempts))
             self.hub.call_log_buffer.add_rows(

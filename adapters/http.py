@@ -84,7 +84,7 @@ class JsonClient:
                 request=payload,
                 response=raw[:2000].decode("utf-8", "replace"),
             )
-        code = str(answer.get("code")) if isinstance(answer, dict) else None
+        code = str(answer.get("code"))[:16] if isinstance(answer, dict) else None
         if code == "0000":
             return DeliveryResult(ok=True, code=code, request=payload, response=answer)
         message = answer.get("message") if isinstance(answer, dict) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -60,6 +61,23 @@ def _loggable(body: Any) -> Any:
     return body
 
 
+def _cut(value: Any, size: int) -> Any:
+    """A text to its column's size (what a party sent may be longer)."""
+    return value[:size] if isinstance(value, str) else value
+
+
+def _bounded(body: Any) -> Any:
+    """A parsed body (dict, list) kept whole when its JSON is within ``MAX_LOGGED_BODY``,
+    else its JSON text cut to that size (a peer's 8 MB error message was stored whole,
+    for every attempt)."""
+    if not isinstance(body, dict | list):
+        return body
+    text = json.dumps(body, ensure_ascii=False)
+    if len(text) <= MAX_LOGGED_BODY:
+        return body
+    return {"truncated": True, "text": text[:MAX_LOGGED_BODY], "bytes": len(text.encode())}
+
+
 def sealed_body(cipher: DataCipher, body: Any) -> bytes:
     """``body`` as its call-log column holds it (cut to size, sealed): for a caller that
     seals the request before the transaction that writes the row
@@ -86,19 +104,23 @@ def call_row(cipher: DataCipher, record: CallRecord) -> dict[str, Any]:
         except Exception:  # counting never stops a call from being logged
             logging.getLogger("cityhub.calllog").exception("call-log observer failed")
     request, response = _loggable(record.request), _loggable(record.response)
+    if record.outcome != "ok":  # a failure's answer is read by people: kept to size
+        response = _bounded(response)
     return {
         "ref_id": record.ref_id,
-        "interface": record.interface,
+        "interface": _cut(record.interface, 64),
         "direction": record.direction,
-        "party": record.party,
-        "division": record.division,
-        "item": record.item,
+        "party": _cut(record.party, 64),
+        "division": _cut(record.division, 6),
+        "item": _cut(record.item, 64),
         "case_id": record.case_id,
         "message_id": record.message_id,
         "started_at": record.started_at,
         "duration_ms": record.duration_ms,
         "outcome": record.outcome,
-        "code": record.code,
+        # a peer's "code" of 17 characters did not fit PostgreSQL's column: the row, and
+        # the outcomes recorded with it, failed, and the messages went out again for ever
+        "code": _cut(record.code, 16),
         "error": (record.error or None) and record.error[:4000],
         "request_enc": record.request_sealed if request is None else cipher.seal_json(request),
         "response_enc": None if response is None else cipher.seal_json(response),

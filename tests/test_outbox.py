@@ -105,6 +105,28 @@ def test_exhausted_and_permanent_failures_are_parked(make_hub, store_url, peer):
     assert all(a.title.endswith("请检查对方系统后在办件页“重新提交”") for a in alerts)
 
 
+def test_an_odd_answer_is_recorded_bounded_and_retried_to_its_end(make_hub, store_url, peer):
+    """A peer's ``code`` of 17 characters did not fit PostgreSQL's call-log column: the
+    outcomes of the whole batch failed to record, the rows stayed in flight and went out
+    again at every lease's end, never parked. The row is recorded (code cut to 16, a
+    failure's answer kept to 256 KB) and the message parked after its attempts."""
+    from store.calllog import MAX_LOGGED_BODY
+    from store.models import CallLogEntry
+
+    hub = loopback_hub(make_hub, store_url, peer)
+    peer.state.mode = "odd"
+    [odd] = put(hub)
+    drain(hub)
+    row = status_of(hub, odd)
+    assert row.status == "dead" and row.attempts == 3, (row.status, row.attempts)
+    with hub.transaction() as s:
+        calls = s.scalars(select(CallLogEntry).where(CallLogEntry.message_id == odd)).all()
+    assert len(calls) == 3 and {c.code for c in calls} == {"5" * 16}
+    for c in calls:
+        kept = hub.cipher.open_json(c.response_enc)
+        assert kept["truncated"] is True and len(kept["text"]) == MAX_LOGGED_BODY
+
+
 def test_parked_message_does_not_block_others(make_hub, store_url, peer):
     hub = loopback_hub(make_hub, store_url, peer)
     peer.state.mode = "reject"

@@ -96,6 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "reject":
             self._answer(400, {"code": "2002", "message": "rejected by peer"})
             return
+        if mode == "odd":  # a peer's own idea of a code, and a long story
+            self._answer(200, {"code": "5" * 17, "message": "busy " * 80_000})
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
