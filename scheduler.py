@@ -187,9 +187,10 @@ def housekeeping(hub: Hub) -> dict[str, int]:
 
 def watch_calendar(hub: Hub) -> bool:
     """Alert from 15 November (Beijing time) when next year's calendar is missing; and
-    count again the due times the calendar could not count before (a year entered since:
-    by a newer package, or by an operator while another process took cases on the old
-    calendar). True when the alert is open."""
+    count again what the calendar could not count before: open sub-cases with no due time
+    (their year entered since, by a newer package or by an operator while another
+    process took cases on its older snapshot) and every waiting bank instruction. True
+    when the alert is open."""
     from admin.deadlines import recount_after_calendar_change
     from store.calendar import seed_from_package, watch_next_year
 

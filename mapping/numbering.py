@@ -261,7 +261,8 @@ def _buyers(body: dict[str, Any], errors: list[tuple[str, str]]) -> tuple[dict[s
         errors.extend((e.field.replace("applicant.", f"{where}.", 1), e.reason)
                       for e in problems)
         if buyer is not None:
-            out.append({"name": buyer.name, "id_type": buyer.id_type, "id_no": buyer.id_no})
+            out.append({"name": buyer.name.strip(), "id_type": buyer.id_type,
+                        "id_no": buyer.id_no.strip()})
     return tuple(out)
 
 

@@ -11,6 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 import urllib3
 from sqlalchemy import select
 
@@ -70,10 +71,13 @@ def test_a_second_result_of_one_instruction_is_2002_and_its_first_serial_repeats
     assert codes_logged(fund, "5000") == []
 
 
-def test_concurrent_setup_results_of_one_instruction_set_up_one_account(fund):
+def test_concurrent_setup_results_of_one_instruction_set_up_one_account(fund, store_url):
     """Eight results of one setup instruction at once, each with its own serial and
     account number: on PostgreSQL each had seen the instruction unanswered and every one
-    became an active supervised account. One is set up; the others are 2002."""
+    became an active supervised account. One is set up; the others are 2002. (SQLite's
+    one writer serialises them anyway: there the test would prove nothing.)"""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("READ COMMITTED races need PostgreSQL; SQLite has one writer")
     tok = fund.token()
     number = _issue(fund, "04", developer_name="甲开发商", project_name="甲花园",
                     permit_no="P-1", branch_name="达州分行")
@@ -117,6 +121,23 @@ def test_a_setup_result_may_not_take_over_an_existing_account(fund):
             FundInstruction.instruction_no == number)) == "queued"
 
 
+def test_a_setup_result_may_take_an_account_an_operator_registered_by_hand(fund):
+    """The bank phoned the setup in and an operator registered the account
+    (``hub.py fund-account add``, no project yet): the bank's late result takes it."""
+    tok = fund.token()
+    number = _issue(fund, "04", developer_name="乙开发商", project_name="乙花园",
+                    permit_no="P-7", branch_name="达州分行")
+    with fund.hub.transaction() as s:
+        s.add(SupervisedAccount(account_no="6217000000000777", bank_code=BANK,
+                                division="511702"))
+    assert _call(fund, "AccountSetupResult", tok,
+                 _setup("SU-H", number, "6217000000000777"))[0] == "0000"
+    with fund.hub.db.session() as s:
+        account = s.scalars(select(SupervisedAccount).where(
+            SupervisedAccount.account_no == "6217000000000777")).one()
+        assert (account.project_name, account.status) == ("乙花园", "active")
+
+
 def test_a_transfer_result_carries_the_instructions_amount(fund):
     tok = fund.token()
     number = _issue(fund, "03", account_no=ACC_SMART, amount="50.00", payee_account="1",
@@ -152,12 +173,17 @@ def test_a_withdrawal_cites_only_this_banks_instruction_for_this_account(two_ban
             f"<f:instruction_no>{instruction_no}</f:instruction_no>"))
 
     assert withdraw("W-1", icbc_transfer)[0] == "1004"
-    code, msg = withdraw("W-2", "NOPE")
-    assert code == "2002" and "instruction_no" in msg, msg
-    assert env.ledger() == []  # nothing booked of either
+    assert env.ledger() == []  # nothing booked
     assert len(alerts(env, "fund_other_bank")) == 1
+    # a number the hub never issued: the money has left the account all the same, so it
+    # is booked (a refusal let the ledger drift from the bank's) and an operator checks
+    assert withdraw("W-2", "NOPE")[0] == "0000"
+    [check] = alerts(env, "fund_citation_unknown")
+    assert "W-2" in check.title and "NOPE" in check.title and "不存在" in check.title
     assert withdraw("W-3", own_transfer)[0] == "0000"
-    assert [(r.serial_no, r.instruction_no) for r in env.ledger()] == [("W-3", own_transfer)]
+    assert [(r.serial_no, r.instruction_no) for r in env.ledger()] == [
+        ("W-2", "NOPE"), ("W-3", own_transfer)]
+    assert len(alerts(env, "fund_citation_unknown")) == 1
 
 
 def test_a_comment_inside_a_value_does_not_cut_it(fund):
@@ -180,8 +206,8 @@ def test_head_is_answered_as_get_not_500(fund):
 
 
 def test_a_notice_from_the_future_is_2002(fund):
-    """A deposit said to occur in 9999 was booked on that day, the ledger's latest; the
-    tolerance is the contracts' 300 s for a caller's clock, as for a county's stages."""
+    """A deposit said to occur in 9999 was booked on that day, the ledger's latest. Only
+    what cannot be a clock's drift is refused: more than a day ahead."""
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
@@ -194,8 +220,9 @@ def test_a_notice_from_the_future_is_2002(fund):
             f"<f:amount>1.00</f:amount><f:occurred_at>{at}</f:occurred_at>"))
 
     for serial, at in (("FU-1", "9999-01-01T00:00:00+08:00"),
-                       ("FU-2", (now + timedelta(minutes=10)).isoformat())):
+                       ("FU-2", (now + timedelta(days=2)).isoformat())):
         code, msg = deposit(serial, at)
         assert code == "2002" and "occurred_at" in msg and "ahead" in msg, msg
     assert fund.ledger() == []
-    assert deposit("FU-3", (now + timedelta(minutes=1)).isoformat())[0] == "0000"
+    # a terminal whose clock runs minutes fast has charged the card all the same: booked
+    assert deposit("FU-3", (now + timedelta(minutes=10)).isoformat())[0] == "0000"

@@ -100,3 +100,31 @@ def test_entering_the_year_counts_a_waiting_instructions_deadline_again(fund):
                          .where(FundInstruction.instruction_no == number))
     assert moved > first
     assert moved == deadline_of(hub, fund_desk(hub).settings, "03", row.created_at)
+
+
+def test_the_daily_job_counts_a_waiting_instructions_deadline_after_an_upgrade(fund):
+    """``hub.py migrate`` seeds a new package's year before any job runs: the daily job
+    saw no year added and left a weekdays-only deadline as it was (six days early over
+    National Day). It now counts every waiting instruction again."""
+    from adapters.fund.instructions import issue
+    from scheduler import watch_calendar
+    from store.fund_models import FundInstruction
+
+    hub = fund.hub
+    with hub.transaction() as s:  # no calendar in the store: weekdays only
+        row = issue(hub, s, fund_desk(hub).settings, "03", "ICBC", {
+            "account_no": ACC_SMART, "amount": "100.00", "payee_account": "5100009",
+            "payee_name": "达州建工", "approval_no": "HZ-2026-8"}, division="511702")
+        number = row.instruction_no
+        s.flush()
+        s.execute(FundInstruction.__table__.update()
+                  .where(FundInstruction.instruction_no == number)
+                  .values(created_at=_utc(2026, 9, 30, 10, 0),
+                          deadline_at=_utc(2026, 10, 8, 0, 0)))  # as counted on weekdays
+    seed_from_package(hub.db)  # what migrate does
+    hub.overrides.reload()
+    watch_calendar(hub)
+    with hub.db.session() as s:
+        deadline = s.scalar(select(FundInstruction.deadline_at)
+                            .where(FundInstruction.instruction_no == number))
+    assert deadline == _utc(2026, 10, 14, 0, 0)

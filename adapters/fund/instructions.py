@@ -78,14 +78,17 @@ def deadline_of(hub: Hub, settings: BankSettings, type_code: str, issued_at: dat
 def recount_deadlines(hub: Hub, s: Session, settings: BankSettings, calendar: WorkCalendar,
                       changed_years: list[int]) -> int:
     """Count again, on ``calendar``, the deadline of every instruction still waiting for
-    its result (not yet flagged overdue) whose count reached one of ``changed_years``: a
-    count made on weekdays only while the year was missing, or on a year an operator
-    corrected. Returns how many deadlines changed; in the caller's transaction."""
-    if not changed_years:
-        return 0
-    rows = s.scalars(select(FundInstruction).where(
-        FundInstruction.status.in_(("queued", "sent")), FundInstruction.overdue.is_(False),
-        FundInstruction.deadline_at > year_start(min(changed_years), hub.overrides.tz)))
+    its result (not yet flagged overdue) whose count reached one of ``changed_years``, or
+    of every waiting one when no year is named (the daily job: a count made on weekdays
+    only while a year was missing is not marked, and ``hub.py migrate`` seeds a new
+    package's year before any job sees it; the waiting instructions are a few). Returns
+    how many deadlines changed; in the caller's transaction."""
+    waiting = [FundInstruction.status.in_(("queued", "sent")),
+               FundInstruction.overdue.is_(False)]
+    if changed_years:
+        waiting.append(FundInstruction.deadline_at
+                       > year_start(min(changed_years), hub.overrides.tz))
+    rows = s.scalars(select(FundInstruction).where(*waiting))
     changed = 0
     for row in rows:
         if row.type_code not in settings.overdue_working_days:

@@ -162,7 +162,7 @@ class FundSoapEndpoint:
         app.wsgi_app = wsgi_app  # type: ignore[method-assign]
 
     def view(self) -> Response:
-        if request.method in ("GET", "HEAD"):  # HEAD: a load balancer's health check
+        if request.method in ("GET", "HEAD"):  # HEAD as GET: 200 with ?wsdl, else 405
             if request.query_string.split(b"=")[0].lower() != b"wsdl":
                 return fault_response(MALFORMED, "POST a SOAP 1.1 envelope, or GET ?wsdl", 405)
             return Response(self.wsdl, content_type="text/xml; charset=utf-8")
