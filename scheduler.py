@@ -193,11 +193,12 @@ def watch_calendar(hub: Hub) -> bool:
     when the alert is open."""
     from admin.deadlines import recount_after_calendar_change
     from store.calendar import seed_from_package, watch_next_year
+    from store.due_recount import year_span
 
     added = seed_from_package(hub.db)
     alerted = watch_next_year(hub.db, utcnow_aware().astimezone(BEIJING).date())
     with hub.db.session() as s:
-        recount_after_calendar_change(hub, s, added)
+        recount_after_calendar_change(hub, s, year_span(added), every_instruction=True)
     return alerted
 
 

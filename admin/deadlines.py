@@ -21,7 +21,7 @@ from admin.perms import Principal
 from mapping.items import FINAL_STAGES
 from mapping.workdays import CalendarMissing, WorkCalendar
 from store.calendar import load
-from store.due_recount import recount_due_times
+from store.due_recount import Span, recount_due_times
 from store.models import Case, StageEvent
 
 if TYPE_CHECKING:
@@ -156,19 +156,22 @@ def daily_digest(s: Session, calendar: WorkCalendar | None, now: datetime, days:
     return alerted
 
 
-def recount_after_calendar_change(h: Hub, s: Session, changed_years: list[int]) -> int:
+def recount_after_calendar_change(h: Hub, s: Session, span: Span | None,
+                                  every_instruction: bool = False) -> int:
     """The deadlines counted on the working-day calendar, counted again on the calendar
-    now in ``s`` (a year entered or corrected, in the same transaction): the open
-    sub-cases' due times (``store.due_recount``) and the bank instructions' deadlines.
-    Returns how many sub-cases' due times changed (what the operator is told)."""
+    now in ``s`` (days in ``span`` entered or corrected, in the same transaction): the
+    open sub-cases' due times (``store.due_recount``, with those that have none) and the
+    bank instructions' deadlines (every waiting one with ``every_instruction``). Returns
+    how many sub-cases' due times changed (what the operator is told)."""
     from adapters.bank_soap import fund_desk
     from adapters.fund.instructions import recount_deadlines
 
     calendar = load(s)
-    cases = recount_due_times(s, calendar, h.overrides.tz, changed_years)
-    instructions = recount_deadlines(h, s, fund_desk(h).settings, calendar, changed_years)
+    cases = recount_due_times(s, calendar, h.overrides.tz, span)
+    instructions = (recount_deadlines(h, s, fund_desk(h).settings, calendar,
+                                      None if every_instruction else span)
+                    if every_instruction or span is not None else 0)
     if cases or instructions:
         log.info("working-day calendar changed (%s): %d due time(s) and %d instruction "
-                 "deadline(s) counted again", changed_years or "no year", cases, instructions)
+                 "deadline(s) counted again", span or "no day", cases, instructions)
     return cases
-

@@ -13,8 +13,9 @@ from admin.auth import requires
 from admin.deadlines import recount_after_calendar_change
 from admin.web import audit, bp, hub, me, render
 from mapping.workdays import HOLIDAY, KIND_NAMES, WORKDAY, CalendarDay
-from store.calendar import CalendarError, save_year, year_days
+from store.calendar import CalendarError, check_year, save_year, year_days
 from store.calendar_models import CalendarYear
+from store.due_recount import changed_span
 from store.models import utcnow
 
 #: The words a line may use for a day's kind.
@@ -73,10 +74,12 @@ def settings_calendar_save():  # type: ignore[no-untyped-def]
     try:
         days = parse_lines(year, request.form.get("days", ""))
         with hub().transaction() as s:
+            before = year_days(s, year) if s.get(CalendarYear, year) is not None else None
             save_year(s, year, days, me().username)
             s.flush()
-            # cases whose count reached this year, or could not be counted without it
-            recounted = recount_after_calendar_change(hub(), s, [year])
+            # the counts that passed through a changed day, and those that had no year
+            span = changed_span(before, check_year(year, days), year)
+            recounted = recount_after_calendar_change(hub(), s, span)
             audit(s, "save_calendar_year", str(year),
                   {"days": len(days), "recounted": recounted})
     except CalendarError as exc:

@@ -11,18 +11,19 @@ that moment. Two things make such a time wrong later:
 ``recount_due_times`` counts those cases again from their receipt with the working days
 they were promised (the promise stays the one fixed at receipt). Only open sub-cases are
 touched: a closed case keeps the due time it was judged against. A count that passed
-through a year ``Y`` ended after the start of ``Y`` (Beijing time), so that is the test
-for "touched by a change to ``Y``".
+through changed days ended after the first of them began and began before the last
+ended (Beijing time): that is the test for "touched" (``touched``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from datetime import date as date_
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from mapping.items import FINAL_STAGES
@@ -33,25 +34,54 @@ from store.models import Case
 CHUNK = 1000
 
 
-def year_start(year: int, tz: ZoneInfo) -> datetime:
-    """Local midnight of 1 January of ``year``, as naive UTC (how times are stored)."""
-    start = datetime.combine(date_(year, 1, 1), time(0), tzinfo=tz)
+#: A span of changed calendar days (first, last), local dates.
+Span = tuple[date_, date_]
+
+
+def year_span(years: Iterable[int]) -> Span | None:
+    """The days of ``years`` (a newly entered year changes every count through it)."""
+    years = sorted(set(years))
+    return (date_(years[0], 1, 1), date_(years[-1], 12, 31)) if years else None
+
+
+def changed_span(before: Iterable[Any] | None, after: Iterable[Any], year: int) -> Span | None:
+    """The days between the first and the last whose arrangement differs (``before``
+    None: the year was not there, so all of it); None when nothing changed."""
+    if before is None:
+        return year_span([year])
+    old = {(d.day, d.kind) for d in before}
+    new = {(d.day, d.kind) for d in after}
+    days = sorted({day for day, _ in old ^ new})
+    return (days[0], days[-1]) if days else None
+
+
+def touched(due: Any, received: Any, span: Span | None, tz: ZoneInfo) -> Any:
+    """Where a count from ``received`` ending at ``due`` passed through ``span``: it ended
+    after the span began and began before it ended (a count outside it never read it)."""
+    if span is None:
+        return false()
+    first, last = span
+    return and_(due > day_start(first, tz), received < day_start(last + timedelta(days=1), tz))
+
+
+def day_start(day: date_, tz: ZoneInfo) -> datetime:
+    """Local midnight of ``day``, as naive UTC (how times are stored)."""
+    start = datetime.combine(day, time(0), tzinfo=tz)
     return start.astimezone(UTC).replace(tzinfo=None)
 
 
 def recount_due_times(s: Session, calendar: WorkCalendar, tz: ZoneInfo,
-                      changed_years: Iterable[int] = ()) -> int:
+                      span: Span | None = None) -> int:
     """Count again the due time of every open sub-case that has none, and of those whose
-    count reached one of ``changed_years``; returns how many due times changed. Runs in
-    the caller's transaction (the calendar's change and the new times commit together)."""
-    touched = [Case.due_at.is_(None)]
-    years = sorted(set(changed_years))
-    if years:
-        touched.append(Case.due_at > year_start(years[0], tz))
+    count passed through ``span`` (the days whose arrangement changed); returns how many
+    due times changed. Runs in the caller's transaction (the calendar's change and the
+    new times commit together). Saving a year unchanged reads only the cases with no due
+    time (a correction in December had read every open case of the year)."""
     rows = s.execute(
         select(Case.id, Case.created_at, Case.promised_days, Case.due_at)
         .where(Case.parent_id.is_not(None), Case.promised_days.is_not(None),
-               Case.stage.not_in(sorted(FINAL_STAGES)), or_(*touched))
+               Case.stage.not_in(sorted(FINAL_STAGES)),
+               or_(Case.due_at.is_(None), touched(Case.due_at, Case.created_at, span, tz)))
         .order_by(Case.id)).all()
     changes: list[dict[str, object]] = []
     for case_id, received_at, days, old in rows:

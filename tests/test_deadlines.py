@@ -191,3 +191,34 @@ def test_the_daily_calendar_job_counts_what_another_process_could_not(make_hub, 
         assert sub.due_at == expected_due(e.hub, sub.created_at, 5)
     finally:
         e.close()
+
+
+def test_saving_a_year_recounts_only_the_counts_through_its_changed_days(env):
+    """A correction read every open case of the year inside the save's transaction (on
+    SQLite, the one writer's lock): only counts through the changed days are read now,
+    and a year saved unchanged reads none but those with no due time."""
+    from tests.test_admin_fixtures import ALL_FUNCTIONS, Client, add_operator
+
+    env.client.submit("rental_filing", application(apply_no="D-10"))
+    sub = subs_of(env.hub, "D-10")["511702"]
+    marked = sub.due_at + timedelta(days=100)  # what a recount of it would put right
+    with env.hub.transaction() as s:
+        s.execute(update(Case).where(Case.id == sub.id).values(due_at=marked))
+    add_operator(env.hub, "admin", ALL_FUNCTIONS + ("manage_settings",))
+    c = Client(env.server.url)
+    c.login("admin")
+    year = utcnow().year + 1
+    far = datetime(year, 12, 1).date()
+    while far.weekday() >= 5:
+        far += timedelta(days=1)
+    for days in ("", f"{far.isoformat()} 休 测试"):  # unchanged; a day after its count
+        page = c.post("/admin/settings/calendar", {"year": str(year), "days": days}).text
+        assert "已保存" in page and "重新计算" not in page, page
+        assert subs_of(env.hub, "D-10")["511702"].due_at == marked  # not read
+    received = sub.created_at.replace(tzinfo=UTC).astimezone(BEIJING).date()
+    inside = received + timedelta(days=1)  # a day its count passes through
+    while inside.weekday() >= 5:
+        inside += timedelta(days=1)
+    c.post("/admin/settings/calendar", {"year": str(inside.year),
+                                        "days": f"{inside.isoformat()} 休 测试"})
+    assert subs_of(env.hub, "D-10")["511702"].due_at == expected_due(env.hub, sub.created_at, 5)

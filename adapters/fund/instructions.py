@@ -25,7 +25,7 @@ from mapping.fund import (
     weekdays_after,
 )
 from mapping.workdays import CalendarMissing, WorkCalendar, due_at
-from store.due_recount import year_start
+from store.due_recount import Span, touched
 from store.fund_models import FundInstruction, SupervisedAccount
 from store.models import utcnow
 from store.outbox import NewMessage
@@ -76,18 +76,18 @@ def deadline_of(hub: Hub, settings: BankSettings, type_code: str, issued_at: dat
 
 
 def recount_deadlines(hub: Hub, s: Session, settings: BankSettings, calendar: WorkCalendar,
-                      changed_years: list[int]) -> int:
+                      span: Span | None) -> int:
     """Count again, on ``calendar``, the deadline of every instruction still waiting for
-    its result (not yet flagged overdue) whose count reached one of ``changed_years``, or
-    of every waiting one when no year is named (the daily job: a count made on weekdays
-    only while a year was missing is not marked, and ``hub.py migrate`` seeds a new
-    package's year before any job sees it; the waiting instructions are a few). Returns
-    how many deadlines changed; in the caller's transaction."""
+    its result (not yet flagged overdue) whose count passed through ``span`` (the changed
+    days), or of every waiting one when ``span`` is None (the daily job: a count made on
+    weekdays only while a year was missing is not marked, and ``hub.py migrate`` seeds a
+    new package's year before any job sees it; the waiting instructions are a few).
+    Returns how many deadlines changed; in the caller's transaction."""
     waiting = [FundInstruction.status.in_(("queued", "sent")),
                FundInstruction.overdue.is_(False)]
-    if changed_years:
-        waiting.append(FundInstruction.deadline_at
-                       > year_start(min(changed_years), hub.overrides.tz))
+    if span is not None:
+        waiting.append(touched(FundInstruction.deadline_at, FundInstruction.created_at,
+                               span, hub.overrides.tz))
     rows = s.scalars(select(FundInstruction).where(*waiting))
     changed = 0
     for row in rows:
