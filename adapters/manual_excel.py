@@ -147,6 +147,10 @@ def mark_stage(hub: Hub, case_no: str, stage: str, operator: str, opinion: str |
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
+#: What a Windows file name may not hold (the clerks' PCs extract the export there).
+_WINDOWS_UNSAFE = re.compile(r'[<>:"|?*]')
+
+
 def display_name(name: str) -> str:
     """``name`` as the export shows it (see ``_HIDDEN``)."""
     return "".join(ch for ch in name if unicodedata.category(ch) not in _HIDDEN)
@@ -164,8 +168,10 @@ def _add_materials(hub: Hub, archive: zipfile.ZipFile, case_no: str,
     file is read in a read transaction of its own and converted after it has ended."""
     paths: list[str] = []
     for n, (file_id, name) in enumerate(materials, start=1):
-        # the name as shown (``display_name``), and no directory of it
-        stem = PurePosixPath(name.replace("\\", "/")).stem or file_id
+        # the name as shown (``display_name``), no directory of it, and nothing Windows'
+        # zip extractor refuses in a file name (it refused the whole archive)
+        stem = _WINDOWS_UNSAFE.sub("_", PurePosixPath(name.replace("\\", "/")).stem)
+        stem = stem.rstrip(" .") or file_id
         with hub.db.read_session() as s:
             loaded = files.load(s, hub.cipher, file_id)
         if loaded is None:

@@ -80,9 +80,12 @@ def test_material_names_in_the_zip_hold_no_control_or_format_character(hub):
     "合同exe.jpg" in a clerk's file manager; a line break would split the path."""
     spoof = upload(hub, image_bytes("PNG"), "../合同\u202egpj.exe.png")
     rare = upload(hub, image_bytes("PNG"), "\ue000\U00031350证明.png")  # 生僻字: kept
-    case_no = new_case(hub, "rental_filing", MANUAL, materials=[spoof, rare])
+    # what Windows' zip extractor refuses in a name: it refused the whole archive
+    windows = upload(hub, image_bytes("PNG"), 'x")<img src=x>:?*|. .png')
+    case_no = new_case(hub, "rental_filing", MANUAL, materials=[spoof, rare, windows])
     xlsx, archive = export_workbook(hub, MANUAL, "rental_filing")
-    names = [f"{case_no}/01-合同gpj.exe.jpg", f"{case_no}/02-\ue000\U00031350证明.jpg"]
+    names = [f"{case_no}/01-合同gpj.exe.jpg", f"{case_no}/02-\ue000\U00031350证明.jpg",
+             f"{case_no}/03-x_)_img src=x_____.jpg"]
     assert zipfile.ZipFile(io.BytesIO(archive)).namelist() == names
     _, ws, header = sheet_rows(xlsx, "房屋租赁备案")
     assert ws.cell(row=2, column=header.index("材料(JPG, 见压缩包)") + 1).value.split("\n") == names
