@@ -77,8 +77,8 @@ class _Watchdog:
                 if watch.done:
                     continue
                 watch.fired = True
-                # under the lock: a call that ends now waits here, so its connection is
-                # not back in the pool (another call's) when its socket is shut
+                # under the lock: a call settling now waits here, and a settled one has
+                # not given its connection back to the pool (``settle``) before this
                 _shut(watch.connection)
 
 
@@ -93,6 +93,15 @@ def _shut(connection: Any) -> None:
 _WATCHDOG = _Watchdog()
 
 
+def settle(watch: _Watch) -> bool:
+    """End ``watch`` (the watchdog will not shut its socket from now on); whether it had
+    fired. Call it before the connection goes back to the pool: once there, another
+    call may be using it."""
+    with _WATCHDOG._cond:
+        watch.done = True
+        return watch.fired
+
+
 @contextmanager
 def deadline(seconds: float) -> Iterator[_Watch]:
     """The calls made by this thread inside the block end within ``seconds`` in all:
@@ -104,8 +113,7 @@ def deadline(seconds: float) -> Iterator[_Watch]:
     try:
         yield watch
     finally:
-        with _WATCHDOG._cond:
-            watch.done = True
+        settle(watch)
         _local.watch = previous
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from adapters.base import Adapter, DeliveryResult, OutgoingMessage, Partner
-from adapters.deadline import DeadlinePoolManager, deadline
+from adapters.deadline import DeadlinePoolManager, deadline, settle
 from adapters.lease import connect_timeout
 from adapters.signing import signed_headers
 from mapping import json_limits
@@ -61,7 +61,7 @@ class JsonClient:
                     preload_content=False,
                 )
                 raw = resp.read(MAX_RESPONSE_BYTES + 1)
-                if watch.fired:
+                if settle(watch):  # before the pool has it: then it may be another call's
                     resp.close()  # its socket is shut: not back into the pool
                 else:
                     resp.release_conn()
