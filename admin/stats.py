@@ -12,7 +12,7 @@ Days are the operators' days (config ``timezone``, Asia/Shanghai by default): a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from admin.perms import Principal
 from mapping.names import interface_name
+from mapping.workdays import day_start
 from store.admin_models import CallDaily, CallDailyDone
 from store.models import ArchivedMessage, CallLogEntry, Case, OutboxMessage, utcnow
 from store.outbox import held_condition
@@ -52,11 +53,6 @@ OUTCOMES = ("ok", "error", "rejected")
 
 #: The operators' zone when a caller passes none (the hub passes config ``timezone``).
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
-
-
-def day_start(day: date, tz: tzinfo) -> datetime:
-    """The first instant of the local ``day`` as naive UTC (the store's times)."""
-    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
 
 
 def local_day(value: datetime, tz: tzinfo) -> date:

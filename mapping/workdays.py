@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 #: A day's kind in the calendar's rows.
@@ -86,13 +86,16 @@ class WorkCalendar:
         return n
 
 
+def day_start(day: date, tz: tzinfo) -> datetime:
+    """The first instant of the local ``day`` as naive UTC (the store's times)."""
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+
 def due_at(calendar: WorkCalendar, received_at: datetime, days: int, tz: ZoneInfo) -> datetime:
     """The end (24:00 local) of the ``days``-th working day after the local day of
     ``received_at`` (naive UTC, as stored), as naive UTC."""
     local_day = received_at.replace(tzinfo=UTC).astimezone(tz).date()
-    last = calendar.add(local_day, days)
-    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz)
-    return end.astimezone(UTC).replace(tzinfo=None)
+    return day_start(calendar.add(local_day, days) + timedelta(days=1), tz)
 
 
 def package_year(year: int) -> list[CalendarDay] | None:

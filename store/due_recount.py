@@ -18,8 +18,8 @@ ended (Beijing time): that is the test for "touched" (``touched``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, time, timedelta
 from datetime import date as date_
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,7 @@ from sqlalchemy import and_, bindparam, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from mapping.items import FINAL_STAGES
-from mapping.workdays import CalendarMissing, WorkCalendar, due_at
+from mapping.workdays import CalendarMissing, WorkCalendar, day_start, due_at
 from store.models import Case
 
 #: Rows read and written per round trip.
@@ -62,12 +62,6 @@ def touched(due: Any, received: Any, span: Span | None, tz: ZoneInfo) -> Any:
         return false()
     first, last = span
     return and_(due > day_start(first, tz), received < day_start(last + timedelta(days=1), tz))
-
-
-def day_start(day: date_, tz: ZoneInfo) -> datetime:
-    """Local midnight of ``day``, as naive UTC (how times are stored)."""
-    start = datetime.combine(day, time(0), tzinfo=tz)
-    return start.astimezone(UTC).replace(tzinfo=None)
 
 
 def recount_due_times(s: Session, calendar: WorkCalendar, tz: ZoneInfo,
