@@ -402,7 +402,7 @@ class FundDesk:
                     # is not taken over; one an operator registered by hand is
                     raise FieldError("account_no", f"{account.account_no} is a supervised "
                                                    "account already; name the new one")
-                self._complete_setup(ins, account, f)
+                _complete_setup(ins, account, f, asked)
             elif f.get("account_no") or ins.account_no:
                 account = s.scalar(select(SupervisedAccount).where(
                     SupervisedAccount.account_no == (f.get("account_no") or ins.account_no)))
@@ -433,18 +433,18 @@ class FundDesk:
         asked = (self.hub.cipher.open_json(ins.payload_enc) or {}).get("amount")
         return None if asked is None else amount_in(str(asked), "amount", False)
 
-    def _complete_setup(self, ins: FundInstruction, account: SupervisedAccount,
-                        f: dict[str, Any]) -> None:
-        asked = self.hub.cipher.open_json(ins.payload_enc)
-        account.account_name = f.get("account_name") or account.account_name
-        account.branch_name = f.get("branch_name") or asked.get("branch_name")
-        account.developer_name = asked.get("developer_name")
-        account.developer_uscc = asked.get("developer_uscc")
-        account.project_name = asked.get("project_name")
-        account.permit_no = asked.get("permit_no")
-        account.status = "active"
-        account.updated_by = f"bank:{ins.bank_code}"
-        ins.account_no = account.account_no
+def _complete_setup(ins: FundInstruction, account: SupervisedAccount, f: dict[str, Any],
+                    asked: dict[str, Any]) -> None:
+    """The account as the setup instruction asked for it (``asked``: its opened payload)."""
+    account.account_name = f.get("account_name") or account.account_name
+    account.branch_name = f.get("branch_name") or asked.get("branch_name")
+    account.developer_name = asked.get("developer_name")
+    account.developer_uscc = asked.get("developer_uscc")
+    account.project_name = asked.get("project_name")
+    account.permit_no = asked.get("permit_no")
+    account.status = "active"
+    account.updated_by = f"bank:{ins.bank_code}"
+    ins.account_no = account.account_no
 
 
 def _account_to_set_up(s: Session, ins: FundInstruction, account_no: str
