@@ -168,9 +168,10 @@ def recount_after_calendar_change(h: Hub, s: Session, span: Span | None,
 
     calendar = load(s)
     cases = recount_due_times(s, calendar, h.overrides.tz, span)
-    instructions = (recount_deadlines(h, s, fund_desk(h).settings, calendar,
-                                      None if every_instruction else span)
-                    if every_instruction or span is not None else 0)
+    instructions = 0
+    if every_instruction or span is not None:  # None there: every waiting instruction
+        instructions = recount_deadlines(h, s, fund_desk(h).settings, calendar,
+                                         None if every_instruction else span)
     if cases or instructions:
         log.info("working-day calendar changed (%s): %d due time(s) and %d instruction "
                  "deadline(s) counted again", span or "no day", cases, instructions)
